@@ -1,0 +1,9 @@
+"""piguard: know, govern and prove the personal information you hold."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from piguard.detect import Finding, Registry, scan_text  # noqa: E402  (version first, for the CLI)
+
+__all__ = ["Finding", "Registry", "__version__", "scan_text"]

@@ -1,0 +1,136 @@
+"""Discover personal information in text.
+
+Public API::
+
+    from piguard.detect import scan_text, Registry, Finding
+    findings = scan_text("手机 13812345678")
+
+``scan_text`` returns masked, located findings; the raw value is never stored in a Finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+from piguard import taxonomy
+from piguard.detect.findings import Finding
+from piguard.detect.masking import mask_value
+from piguard.detect.registry import (
+    STRUCTURED_ENTITIES,
+    Detector,
+    DetectorConfigError,
+    PatternDetector,
+    Registry,
+    entity_is_personal,
+    load_detector_file,
+)
+from piguard.detect.structured import RawHit, classify_values
+
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+@cache
+def default_registry() -> Registry:
+    return Registry.default()
+
+
+def resolve_overlaps(hits: Iterable[RawHit]) -> list[RawHit]:
+    """Keep one hit per overlapping cluster: the most confident, then the longest."""
+    ordered = sorted(hits, key=lambda h: (h.start, -h.confidence, -(h.end - h.start)))
+    kept: list[RawHit] = []
+    for h in ordered:
+        if kept and h.start < kept[-1].end:
+            prev = kept[-1]
+            if (h.confidence, h.end - h.start) > (prev.confidence, prev.end - prev.start):
+                kept[-1] = h
+            continue
+        kept.append(h)
+    return kept
+
+
+def findings_from_hits(
+    text: str,
+    hits: Iterable[RawHit],
+    *,
+    entities: set[str] | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    include_non_personal: bool = False,
+    base_offset: int = 0,
+    base_line: int = 1,
+) -> list[Finding]:
+    """Threshold, filter, mask and locate (line numbers) raw hits."""
+    tax = taxonomy.entities()
+    selected = []
+    for h in hits:
+        if h.confidence < min_confidence:
+            continue
+        if entities is not None and h.entity not in entities:
+            continue
+        if entities is None and not include_non_personal and not entity_is_personal(h.entity):
+            continue
+        selected.append(h)
+    out: list[Finding] = []
+    line = base_line
+    pos = 0
+    for h in resolve_overlaps(selected):
+        line += text.count("\n", pos, h.start)
+        pos = h.start
+        et = tax.get(h.entity)
+        out.append(
+            Finding(
+                entity=h.entity,
+                start=base_offset + h.start,
+                end=base_offset + h.end,
+                confidence=round(h.confidence, 3),
+                detector=h.detector,
+                masked=mask_value(h.entity, text[h.start : h.end]),
+                sensitive=bool(et and et.sensitive),
+                line=line,
+            )
+        )
+    return out
+
+
+def scan_text(
+    text: str,
+    *,
+    entities: Iterable[str] | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    registry: Registry | None = None,
+    include_non_personal: bool = False,
+) -> list[Finding]:
+    """Find personal information in ``text``.
+
+    ``entities`` restricts the search to those ids (naming ``CN_USCC`` there reports organisations too);
+    ``include_non_personal`` reports non-personal identifiers such as the unified social credit code.
+    """
+    ents = set(entities) if entities is not None else None
+    if ents is not None:
+        unknown = [e for e in ents if e not in taxonomy.entities() and e not in (registry or default_registry()).entities()]
+        if unknown:
+            raise taxonomy.UnknownEntity(unknown[0])
+    reg = registry or default_registry()
+    hits = reg.find(text, ents)
+    return findings_from_hits(
+        text, hits, entities=ents, min_confidence=min_confidence, include_non_personal=include_non_personal
+    )
+
+
+__all__ = [
+    "DEFAULT_MIN_CONFIDENCE",
+    "STRUCTURED_ENTITIES",
+    "Detector",
+    "DetectorConfigError",
+    "Finding",
+    "PatternDetector",
+    "RawHit",
+    "Registry",
+    "classify_values",
+    "default_registry",
+    "findings_from_hits",
+    "load_detector_file",
+    "mask_value",
+    "resolve_overlaps",
+    "scan_text",
+]

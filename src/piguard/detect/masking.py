@@ -1,0 +1,64 @@
+"""Masked evidence: what reports show instead of raw values."""
+
+from __future__ import annotations
+
+import re
+
+_KEEP = {
+    # entity: (keep first, keep last)
+    "CN_RESIDENT_ID": (4, 4),
+    "BANK_CARD": (4, 4),
+    "PHONE_NUMBER": (3, 4),
+    "CN_PASSPORT": (1, 2),
+    "CN_HK_MACAO_PERMIT": (1, 2),
+    "CN_TW_PERMIT": (1, 2),
+    "IMEI": (2, 2),
+    "MAC_ADDRESS": (2, 0),
+    "CN_LICENCE_PLATE": (2, 1),
+    "CN_USCC": (4, 2),
+}
+_SEPARATORS = re.compile(r"[\s\-－—.·•:：/()（）+＋]")
+
+
+def _mask_keep(value: str, first: int, last: int, star: str = "*") -> str:
+    """Mask every significant character except the first/last ones; separators are kept as written."""
+    positions = [i for i, ch in enumerate(value) if not _SEPARATORS.match(ch)]
+    n = len(positions)
+    if n <= first + last:
+        first, last = min(first, n // 3), min(last, n // 3)
+    hide = set(positions[first : n - last if last else n])
+    return "".join(star if i in hide else ch for i, ch in enumerate(value))
+
+
+def mask_value(entity: str, value: str) -> str:
+    """Return a masked form of ``value`` that keeps enough to recognise the kind, never enough to identify."""
+    if not value:
+        return value
+    if entity in _KEEP:
+        first, last = _KEEP[entity]
+        return _mask_keep(value, first, last)
+    if entity == "EMAIL_ADDRESS" and "@" in value:
+        local, _, domain = value.rpartition("@")
+        return (local[:1] + "***" if local else "***") + "@" + domain
+    if entity == "IP_ADDRESS":
+        if ":" in value:  # IPv6: keep the first group
+            head = value.split(":", 1)[0]
+            return head + ":****"
+        parts = value.split(".")
+        return ".".join(parts[:2] + ["*"] * (len(parts) - 2))
+    if entity == "PERSON":
+        # Keep the surname (first character for Chinese names, the first letter for others).
+        if value[:1].isascii():
+            return value[:1] + "***"
+        return value[:1] + "*" * max(1, len(value) - 1)
+    if entity == "ADDRESS":
+        keep = max(2, min(6, len(value) // 3))
+        return value[:keep] + "****"
+    if entity == "GPS_COORDINATE":
+        return re.sub(r"(\d+\.\d)\d+", r"\1***", value)
+    if entity == "DATE_OF_BIRTH":
+        # The year alone is a coarse quasi-identifier; month and day are hidden.
+        year = value[:4]
+        return year + "-**-**" if year.isdigit() else "****-**-**"
+    # Free-text categories and anything user-defined: show only length.
+    return "*" * min(len(value), 12) if len(value) <= 12 else value[:1] + "*" * 8 + f"({len(value)} chars)"
