@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -52,3 +53,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        # Last guard: a one-line message, never a traceback (PIGUARD_DEBUG=1 shows it for developers).
+        if os.environ.get("PIGUARD_DEBUG"):
+            raise
+        # The message itself is withheld: it may quote input data.
+        typer.echo(f"piguard: internal error ({type(exc).__name__}); rerun with PIGUARD_DEBUG=1 for details", err=True)
+        sys.exit(2)

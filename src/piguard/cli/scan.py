@@ -1,0 +1,217 @@
+"""``piguard scan``: find personal information in files, directories, tables and databases."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import IO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from piguard import taxonomy
+from piguard.detect import DEFAULT_MIN_CONFIDENCE, DetectorConfigError, load_detector_file
+from piguard.pipeline import FileEvent, ScanOptions, scan_paths
+from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
+from piguard.sources.files import Skip, iter_paths
+
+EXIT_OK, EXIT_MATCHED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    sarif = "sarif"
+    html = "html"
+
+
+class FailOn(str, Enum):
+    never = "never"
+    sensitive = "sensitive"
+    any = "any"
+
+
+def _table_api():  # type: ignore[no-untyped-def]
+    """The data-map part (tables and databases), when installed."""
+    import importlib
+
+    try:
+        return importlib.import_module("piguard.sources.tables")
+    except ModuleNotFoundError as exc:
+        if exc.name != "piguard.sources.tables":
+            raise
+        return None
+
+
+def _fail(msg: str) -> typer.Exit:
+    typer.echo(f"piguard scan: {msg}", err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def scan(
+    targets: list[str] = typer.Argument(..., help="Files, directories, or database URLs (sqlite:///x.db, postgresql+psycopg://...)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    entities: str | None = typer.Option(None, "--entities", "-e", help="Comma-separated entity ids to look for."),
+    min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0),
+    fail_on: FailOn = typer.Option(FailOn.never, "--fail-on", help="Exit 1 when sensitive (or any) personal information is found."),
+    detectors: list[Path] = typer.Option([], "--detectors", help="YAML file of extra detectors (repeatable)."),
+    include_non_personal: bool = typer.Option(False, "--include-non-personal", help="Also report organisation identifiers (CN_USCC)."),
+    unmasked: bool = typer.Option(False, "--unmasked", help="Include RAW values in json/jsonl output. Handle the output as personal data."),
+    full: bool = typer.Option(False, "--full", help="Tables: read every row instead of a sample."),
+    sample_rows: int = typer.Option(10000, "--sample-rows", min=1, help="Tables: rows sampled per table."),
+    engine: str = typer.Option("polars", "--engine", help="Tables: polars (one machine) or spark."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes for files (0: one per core)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on a terminal."),
+) -> None:
+    """Scan for personal information. Exit codes: 0 clean, 1 --fail-on matched, 2 usage or fatal error,
+    3 finished but some inputs were skipped."""
+    ents: frozenset[str] | None = None
+    if entities:
+        ents = frozenset(e.strip() for e in entities.split(",") if e.strip())
+        known = set(taxonomy.entities())
+        extra: set[str] = set()
+        for d in detectors:
+            try:
+                extra.update(det.entity for det in load_detector_file(d))
+            except DetectorConfigError as exc:
+                raise _fail(str(exc)) from None
+        bad = sorted(ents - known - extra)
+        if bad:
+            raise _fail(f"unknown entity {', '.join(bad)}; valid: {', '.join(sorted(known))}")
+    for d in detectors:
+        try:
+            load_detector_file(d)
+        except DetectorConfigError as exc:
+            raise _fail(str(exc)) from None
+
+    tables = _table_api()
+    table_targets: list[str] = []
+    file_targets: list[str] = []
+    for t in targets:
+        if tables is not None and tables.is_table_target(t):
+            table_targets.append(t)
+        elif "://" in t:
+            raise _fail(f"{t}: not a supported database URL")
+        else:
+            file_targets.append(t)
+
+    opts = ScanOptions(
+        entities=ents,
+        min_confidence=min_confidence,
+        include_non_personal=include_non_personal,
+        detector_files=tuple(str(d) for d in detectors),
+        with_values=unmasked,
+        workers=workers,
+    )
+    summary = ScanSummary()
+    walk_skips: list[Skip] = []
+    files = list(iter_paths(file_targets, walk_skips))
+    summary.skipped.extend(walk_skips)
+    text_files = files
+    if tables is not None:
+        # Binary table formats are mapped column by column, not read as text.
+        table_targets.extend(f for f in files if tables.is_table_target(f))
+        text_files = [f for f in files if not tables.is_table_target(f)]
+        table_targets.extend(f for f in text_files if tables.is_tabular_file(f))
+
+    out: IO[str]
+    try:
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    try:
+        writer: JsonlWriter | JsonWriter | SarifWriter | None = {
+            Format.jsonl: JsonlWriter,
+            Format.json: JsonWriter,
+            Format.sarif: SarifWriter,
+        }.get(fmt, lambda _o: None)(out)  # type: ignore[operator]
+        err = Console(stderr=True)
+        show_progress = progress and err.is_terminal and len(text_files) > 1
+        bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+        task = bar.add_task("scan", total=len(text_files))
+        with bar if show_progress else _Null():
+            for ev in scan_paths(text_files, opts):
+                if isinstance(ev, Skip):
+                    summary.skipped.append(ev)
+                    continue
+                _account(summary, ev)
+                if writer is not None and ev.findings:
+                    writer.write(ev.findings)
+                if ev.done:
+                    bar.advance(task)
+
+        datamap_rows: list[dict[str, object]] = []
+        combinations: list[object] = []
+        for t in dict.fromkeys(table_targets):
+            try:
+                dm = tables.scan_tables(t, full=full, sample_rows=sample_rows, engine=engine)  # type: ignore[union-attr]
+            except Exception as exc:  # the data map reports its own skips; this is the last guard
+                summary.skipped.append(Skip(_redact_url(t), f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}"))
+                continue
+            datamap_rows.extend(dm.rows)
+            combinations.extend(getattr(dm, "combinations", []))
+            for s in dm.skipped:
+                summary.skipped.append(Skip(f"{s.get('source')}:{s.get('table')}", str(s.get("reason"))))
+        extra_out: dict[str, object] = {"sources": datamap_rows}
+        if combinations:
+            extra_out["combinations"] = combinations
+
+        if writer is not None:
+            writer.close(summary, extra_out if fmt == Format.json else None)
+        elif fmt == Format.html:
+            from piguard.report.html import render_html
+
+            out.write(render_html(summary, datamap_rows))
+        else:
+            from piguard.report.table import render_table
+
+            render_table(summary, Console(file=out) if output else Console(), datamap_rows)
+    finally:
+        if output:
+            out.close()
+    if fmt != Format.table:
+        for s in summary.skipped:
+            typer.echo(f"skipped {s.path}: {s.reason}", err=True)
+
+    sensitive = summary.sensitive_findings + sum(1 for r in datamap_rows if r.get("sensitive"))
+    anything = summary.findings + len(datamap_rows)
+    if (fail_on == FailOn.sensitive and sensitive) or (fail_on == FailOn.any and anything):
+        raise typer.Exit(EXIT_MATCHED)
+    if summary.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+def _redact_url(text: str) -> str:
+    """Never echo a password from a database URL."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
+
+
+def _account(summary: ScanSummary, ev: FileEvent) -> None:
+    summary.add_findings(ev.findings)
+    if ev.done:
+        if ev.skip is not None:
+            summary.skipped.append(ev.skip)
+        else:
+            summary.files_scanned += 1
+            summary.bytes_scanned += ev.bytes
+            summary.encodings[ev.encoding] += 1
+        if ev.note:
+            summary.notes.append(Skip(ev.path, ev.note))
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)

@@ -1,0 +1,49 @@
+"""The terminal summary (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from piguard.report import ScanSummary
+
+
+def render_table(summary: ScanSummary, console: Console, datamap_rows: list[dict[str, object]] | None = None) -> None:
+    t = Table(title=f"Personal information found in {summary.files_scanned} file(s)", show_lines=False)
+    for col, kw in (
+        ("entity", {}),
+        ("类别 / kind", {}),
+        ("sensitive", {"justify": "center"}),
+        ("findings", {"justify": "right"}),
+        ("files", {"justify": "right"}),
+        ("examples (masked)", {}),
+    ):
+        t.add_column(col, **kw)  # type: ignore[arg-type]
+    for row in summary.entity_rows():
+        t.add_row(
+            str(row["entity"]),
+            f"{row['name_zh']} / {row['name_en']}",
+            "[bold red]yes[/]" if row["sensitive"] else "no",
+            str(row["count"]),
+            str(row["files"]),
+            ", ".join(row["examples_masked"]),  # type: ignore[arg-type]
+        )
+    if summary.findings == 0:
+        console.print(f"No personal information found in {summary.files_scanned} file(s).")
+    else:
+        console.print(t)
+    if datamap_rows:
+        dm = Table(title="Data map (tables and columns)")
+        for col in ("source", "table", "column", "entity", "share", "rows", "sensitive", "examples (masked)"):
+            dm.add_column(col)
+        for r in datamap_rows:
+            dm.add_row(
+                str(r["source"]), str(r["table"]), str(r["column"]), str(r["entity"]),
+                f"{float(r['share']):.0%}", str(r["rows_scanned"]),  # type: ignore[arg-type]
+                "[bold red]yes[/]" if r["sensitive"] else "no", ", ".join(map(str, r["examples_masked"])),  # type: ignore[call-overload]
+            )  # fmt: skip
+        console.print(dm)
+    for s in summary.skipped:
+        console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
+    for s in summary.notes:
+        console.print(f"[cyan]note[/] {s.path}: {s.reason}", highlight=False)
