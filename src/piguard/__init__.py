@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from piguard.detect import Finding, Registry, scan_text  # noqa: E402  (version first, for the CLI)
+from piguard.detect import Finding, Registry, scan_text
 
 __all__ = ["Finding", "Registry", "__version__", "scan_text"]

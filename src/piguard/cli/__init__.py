@@ -29,7 +29,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     """piguard: discover, record, decide, de-identify, crawl, prove."""
 
@@ -58,5 +60,8 @@ def main() -> None:
         if os.environ.get("PIGUARD_DEBUG"):
             raise
         # The message itself is withheld: it may quote input data.
-        typer.echo(f"piguard: internal error ({type(exc).__name__}); rerun with PIGUARD_DEBUG=1 for details", err=True)
+        typer.echo(
+            f"piguard: internal error ({type(exc).__name__}); rerun with PIGUARD_DEBUG=1 for details",
+            err=True,
+        )
         sys.exit(2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
@@ -20,7 +20,7 @@ from piguard.sources.files import Skip, iter_paths
 EXIT_OK, EXIT_MATCHED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     jsonl = "jsonl"
@@ -28,7 +28,7 @@ class Format(str, Enum):
     html = "html"
 
 
-class FailOn(str, Enum):
+class FailOn(StrEnum):
     never = "never"
     sensitive = "sensitive"
     any = "any"
@@ -52,15 +52,31 @@ def _fail(msg: str) -> typer.Exit:
 
 
 def scan(
-    targets: list[str] = typer.Argument(..., help="Files, directories, or database URLs (sqlite:///x.db, postgresql+psycopg://...)."),
+    targets: list[str] = typer.Argument(
+        ..., help="Files, directories, or database URLs (sqlite:///x.db, postgresql+psycopg://...)."
+    ),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
-    entities: str | None = typer.Option(None, "--entities", "-e", help="Comma-separated entity ids to look for."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the report here instead of stdout."
+    ),
+    entities: str | None = typer.Option(
+        None, "--entities", "-e", help="Comma-separated entity ids to look for."
+    ),
     min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0),
-    fail_on: FailOn = typer.Option(FailOn.never, "--fail-on", help="Exit 1 when sensitive (or any) personal information is found."),
-    detectors: list[Path] = typer.Option([], "--detectors", help="YAML file of extra detectors (repeatable)."),
-    include_non_personal: bool = typer.Option(False, "--include-non-personal", help="Also report organisation identifiers (CN_USCC)."),
-    unmasked: bool = typer.Option(False, "--unmasked", help="Include RAW values in json/jsonl output. Handle the output as personal data."),
+    fail_on: FailOn = typer.Option(
+        FailOn.never, "--fail-on", help="Exit 1 when sensitive (or any) personal information is found."
+    ),
+    detectors: list[Path] = typer.Option(
+        [], "--detectors", help="YAML file of extra detectors (repeatable)."
+    ),
+    include_non_personal: bool = typer.Option(
+        False, "--include-non-personal", help="Also report organisation identifiers (CN_USCC)."
+    ),
+    unmasked: bool = typer.Option(
+        False,
+        "--unmasked",
+        help="Include RAW values in json/jsonl output. Handle the output as personal data.",
+    ),
     full: bool = typer.Option(False, "--full", help="Tables: read every row instead of a sample."),
     sample_rows: int = typer.Option(10000, "--sample-rows", min=1, help="Tables: rows sampled per table."),
     engine: str = typer.Option("polars", "--engine", help="Tables: polars (one machine) or spark."),
@@ -131,7 +147,14 @@ def scan(
         }.get(fmt, lambda _o: None)(out)  # type: ignore[operator]
         err = Console(stderr=True)
         show_progress = progress and err.is_terminal and len(text_files) > 1
-        bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+        bar = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
         task = bar.add_task("scan", total=len(text_files))
         with bar if show_progress else _Null():
             for ev in scan_paths(text_files, opts):
@@ -150,7 +173,9 @@ def scan(
             try:
                 dm = tables.scan_tables(t, full=full, sample_rows=sample_rows, engine=engine)  # type: ignore[union-attr]
             except Exception as exc:  # the data map reports its own skips; this is the last guard
-                summary.skipped.append(Skip(_redact_url(t), f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}"))
+                summary.skipped.append(
+                    Skip(_redact_url(t), f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}")
+                )
                 continue
             datamap_rows.extend(dm.rows)
             combinations.extend(getattr(dm, "combinations", []))

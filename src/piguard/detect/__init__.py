@@ -107,7 +107,8 @@ def scan_text(
     """
     ents = set(entities) if entities is not None else None
     if ents is not None:
-        unknown = [e for e in ents if e not in taxonomy.entities() and e not in (registry or default_registry()).entities()]
+        known = set(taxonomy.entities()) | (registry or default_registry()).entities()
+        unknown = sorted(ents - known)
         if unknown:
             raise taxonomy.UnknownEntity(unknown[0])
     reg = registry or default_registry()

@@ -134,9 +134,10 @@ def load_detector_file(path: str | Path) -> list[PatternDetector]:
             raise DetectorConfigError(f"{p}: detector #{i} lacks {', '.join(missing)}")
         validator = item.get("validator", "none")
         if validator not in VALIDATORS:
-            raise DetectorConfigError(
-                f"{p}: detector {item['name']!r}: unknown validator {validator!r}; valid: {', '.join(VALIDATORS)}"
-            )
+            valid = ", ".join(VALIDATORS)
+            name = item["name"]
+            msg = f"{p}: detector {name!r}: unknown validator {validator!r}; valid: {valid}"
+            raise DetectorConfigError(msg)
         try:
             out.append(
                 PatternDetector(

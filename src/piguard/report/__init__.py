@@ -100,7 +100,7 @@ class JsonWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.first = True
-        self.out.write('{"tool": "piguard", "version": %s, "findings": [' % json.dumps(__version__))
+        self.out.write(f'{{"tool": "piguard", "version": {json.dumps(__version__)}, "findings": [')
 
     def write(self, rows: list[dict[str, object]]) -> None:
         for r in rows:
@@ -167,10 +167,16 @@ class SarifWriter:
             )
         tool = {"driver": {"name": "piguard", "version": __version__, "rules": rules}}
         notifications = [
-            {"level": "warning", "message": {"text": f"skipped {s.path}: {s.reason}"}} for s in summary.skipped
+            {"level": "warning", "message": {"text": f"skipped {s.path}: {s.reason}"}}
+            for s in summary.skipped
         ]
         invocation = {"executionSuccessful": True, "toolExecutionNotifications": notifications}
         self.out.write(
-            "\n], " + '"tool": ' + json.dumps(tool, ensure_ascii=False) + ', "invocations": [' + json.dumps(invocation, ensure_ascii=False) + "]}]}\n"
+            "\n], "
+            + '"tool": '
+            + json.dumps(tool, ensure_ascii=False)
+            + ', "invocations": ['
+            + json.dumps(invocation, ensure_ascii=False)
+            + "]}]}\n"
         )
         self.out.flush()

@@ -10,9 +10,13 @@ from piguard import __version__
 from piguard.report import ScanSummary
 
 
-def render_html(summary: ScanSummary, datamap_rows: list[dict[str, object]] | None = None, title: str = "piguard scan") -> str:
+def render_html(
+    summary: ScanSummary, datamap_rows: list[dict[str, object]] | None = None, title: str = "piguard scan"
+) -> str:
     env = Environment(autoescape=select_autoescape(["html"]))
-    tpl = env.from_string(resources.files("piguard.report").joinpath("templates/scan.html").read_text("utf-8"))
+    tpl = env.from_string(
+        resources.files("piguard.report").joinpath("templates/scan.html").read_text("utf-8")
+    )
     rows = summary.entity_rows()
     top = max([int(r["count"]) for r in rows], default=1)  # type: ignore[call-overload]
     files = summary.by_file.most_common(20)

@@ -8,7 +8,9 @@ from rich.table import Table
 from piguard.report import ScanSummary
 
 
-def render_table(summary: ScanSummary, console: Console, datamap_rows: list[dict[str, object]] | None = None) -> None:
+def render_table(
+    summary: ScanSummary, console: Console, datamap_rows: list[dict[str, object]] | None = None
+) -> None:
     t = Table(title=f"Personal information found in {summary.files_scanned} file(s)", show_lines=False)
     for col, kw in (
         ("entity", {}),

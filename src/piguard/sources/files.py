@@ -110,7 +110,7 @@ class UnreadableInput(Exception):
 def _open_binary(path: str) -> tuple[object, bool]:
     if path.endswith(".gz"):
         return gzip.open(path, "rb"), True
-    return open(path, "rb"), False  # noqa: SIM115 (returned to the caller, closed there)
+    return open(path, "rb"), False
 
 
 def _sniff(head: bytes) -> tuple[str, int]:
