@@ -49,3 +49,31 @@ def mariadb_url() -> str:
 @pytest.fixture
 def redis_url() -> str:
     return require_server(REDIS_URL, 6379, "Redis")
+
+
+@pytest.fixture
+def chromium(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Run Debian's headless Chromium: ``chromium(url_or_file, "--dump-dom")`` returns stdout."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        msg = "headless Chromium needed (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+    def run(target: str, *args: str, timeout: float = 60) -> str:
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        cmd = [
+            exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", *args, target,
+        ]  # fmt: skip
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if res.returncode != 0:
+            raise AssertionError(f"chromium failed ({res.returncode}): {res.stderr[-2000:]}")
+        return res.stdout
+
+    return run
