@@ -1,0 +1,1 @@
+"""De-identification: operators, hierarchies, privacy models, optimal lattice search, risk and utility."""

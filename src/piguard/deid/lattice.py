@@ -1,0 +1,356 @@
+"""Optimal full-domain generalization: search over the lattice of per-column hierarchy levels.
+
+The table is reduced once to its distinct quasi-identifier tuples (with counts) and every column is
+integer-encoded per hierarchy level once. Checking a lattice node then costs a few numpy passes over the
+distinct tuples: a combined integer key, ``np.bincount``/``np.unique`` for the class sizes, and one
+vectorized call per privacy model. No Python loop runs over rows.
+
+Search: both metrics are sums over columns of a per-record term that only depends on the column's level,
+plus a penalty for suppressed records (they count as fully generalized). So the metric without
+suppression is a lower bound that costs nothing per node. Nodes are visited best-first by that bound and
+the search stops when the bound reaches the best score found; when the privacy models are monotone a
+node that fails makes all its specializations fail, and a node that passes makes all its generalizations
+pass (the pruning of ARX's Flash). With a 0 % suppression limit the bound *is* the score, so the first
+node that passes is the optimum; before that, a top-down sweep marks the failing region cheaply.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from piguard.deid.errors import DeidError, mask_cell
+from piguard.deid.hierarchy import Hierarchy
+from piguard.deid.models import KAnonymity, LDiversity, TCloseness
+
+MAX_LATTICE = 2_000_000
+
+
+@dataclass
+class Models:
+    k: int = 1
+    l_diversity: list[LDiversity] = field(default_factory=list)
+    t_closeness: list[TCloseness] = field(default_factory=list)
+    suppression: float = 0.0  # share of records that may be suppressed
+
+    @property
+    def sensitive_columns(self) -> list[str]:
+        cols: list[str] = []
+        for m in [*self.l_diversity, *self.t_closeness]:
+            if m.column not in cols:
+                cols.append(m.column)
+        return cols
+
+    @property
+    def monotone(self) -> bool:
+        if self.suppression == 0:
+            return True
+        return all(m.monotone_with_suppression for m in [*self.l_diversity, *self.t_closeness])
+
+    def describe(self) -> dict[str, object]:
+        d: dict[str, object] = {"k_anonymity": KAnonymity(self.k).describe()}
+        if self.l_diversity:
+            d["l_diversity"] = [m.describe() for m in self.l_diversity]
+        if self.t_closeness:
+            d["t_closeness"] = [m.describe() for m in self.t_closeness]
+        d["suppression_limit"] = self.suppression
+        return d
+
+
+@dataclass
+class Result:
+    qis: list[str]
+    levels: tuple[int, ...]
+    outlier_rows: np.ndarray  # bool per input row: suppressed
+    class_of_row: np.ndarray  # equivalence class id per input row (-1 for suppressed)
+    class_sizes: np.ndarray  # size per class id
+    score: float
+    column_loss: dict[str, float]
+    metric: str
+    checked: int
+    lattice_size: int
+
+    @property
+    def suppressed_rows(self) -> int:
+        return int(self.outlier_rows.sum())
+
+    def levels_by_column(self) -> dict[str, int]:
+        return dict(zip(self.qis, self.levels, strict=True))
+
+
+class Lattice:
+    """Encoded problem: distinct QI tuples, per-level codes, sensitive histograms, metric terms."""
+
+    def __init__(self, columns: dict[str, np.ndarray], hierarchies: dict[str, Hierarchy], qis: list[str],
+                 models: Models, metric: str = "loss") -> None:
+        if not qis:
+            raise DeidError("no quasi-identifiers given")
+        for q in qis:
+            if q not in columns:
+                raise DeidError(f"quasi-identifier '{q}' is not a column of the table")
+            if q not in hierarchies:
+                raise DeidError(f"quasi-identifier '{q}' has no hierarchy")
+        if metric not in ("loss", "entropy"):
+            raise DeidError(f"unknown metric '{metric}' (use loss or entropy)")
+        if models.k < 1:
+            raise DeidError(f"k must be at least 1, got {models.k}")
+        if not 0 <= models.suppression < 1:
+            raise DeidError(f"suppression limit must be in [0, 1), got {models.suppression}")
+        self.qis = qis
+        self.models = models
+        self.metric = metric
+        self.hier = [hierarchies[q] for q in qis]
+        self.heights = [h.height for h in self.hier]
+        size = math.prod(self.heights)
+        if size > MAX_LATTICE:
+            raise DeidError(f"the lattice has {size:,} nodes (too many for an optimal search): use mondrian mode")
+        n = len(columns[qis[0]])
+        self.n = n
+        if models.k > n:
+            raise DeidError(f"impossible model: k={models.k} is larger than the table ({n} rows)")
+        self.max_outliers = math.floor(models.suppression * n + 1e-9)
+
+        leaf = np.stack([h.encode_column(columns[q]) for q, h in zip(qis, self.hier, strict=True)], axis=1)
+        # Distinct QI tuples with their counts; every check works on these, not on rows.
+        tup_key = _combine([leaf[:, j] for j in range(leaf.shape[1])], [h.domain_size for h in self.hier])
+        uk, first, self.row_tuple, cnt = np.unique(tup_key, return_index=True, return_inverse=True,
+                                                   return_counts=True)
+        self.row_tuple = self.row_tuple.reshape(-1)
+        self.leaf = leaf[first]
+        self.w = cnt.astype(np.float64)
+        self.n_tuples = len(uk)
+        # gen[d][lvl]: value id at level lvl for every distinct tuple; card[d][lvl]: number of ids.
+        self.gen = [[h.codes[lvl][self.leaf[:, d]].astype(np.int64) for lvl in range(h.height)]
+                    for d, h in enumerate(self.hier)]
+        self.card = [[len(h.labels[lvl]) for lvl in range(h.height)] for h in self.hier]
+
+        # Sensitive attributes: distinct (tuple, value) pairs with counts, global distributions.
+        self.sens: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int, Hierarchy | None]] = {}
+        for col in models.sensitive_columns:
+            if col not in columns:
+                raise DeidError(f"sensitive attribute '{col}' is not a column of the table")
+            if col in qis:
+                raise DeidError(f"sensitive attribute '{col}' is also a quasi-identifier")
+            sh = hierarchies.get(col)
+            needs_h = any(t.column == col and t.distance == "hierarchical" for t in models.t_closeness)
+            if needs_h and sh is None:
+                raise DeidError(f"hierarchical t-closeness on '{col}' needs a hierarchy for it")
+            if needs_h and sh is not None:
+                scode, n_s = sh.encode_column(columns[col]).astype(np.int64), sh.domain_size
+            else:
+                _, scode = np.unique(np.asarray(columns[col]).astype(str), return_inverse=True)
+                scode = scode.reshape(-1).astype(np.int64)
+                n_s = int(scode.max()) + 1 if n else 0
+            pair = self.row_tuple.astype(np.int64) * n_s + scode
+            up, pc = np.unique(pair, return_counts=True)
+            global_p = np.bincount(scode, minlength=n_s) / n
+            self.sens[col] = (up // n_s, up % n_s, pc.astype(np.float64), n_s, sh if needs_h else None)
+            self.sens[col] = (*self.sens[col][:4], sh if needs_h else None)
+            self._global = getattr(self, "_global", {})
+            self._global[col] = global_p
+
+        self._hist_cache: tuple[object, dict[str, np.ndarray]] = (None, {})
+        self._metric_terms()
+
+    # ------------------------------------------------------------------ metric
+    def _metric_terms(self) -> None:
+        """Per column and level: term per distinct tuple (for the non-suppressed part), and the total."""
+        self.term: list[list[np.ndarray]] = []
+        self.penalty: list[np.ndarray] = []  # what a suppressed tuple costs per record, per column
+        self.total: list[np.ndarray] = []
+        for d, h in enumerate(self.hier):
+            per_level, totals = [], []
+            if self.metric == "loss":
+                for lvl in range(h.height):
+                    t = h.shares(lvl)[self.gen[d][lvl]]
+                    per_level.append(t)
+                    totals.append(float((t * self.w).sum()))
+                self.penalty.append(np.ones(self.n_tuples))
+            else:
+                # Non-uniform entropy: -log2 P(original value | generalized value), frequencies from the input.
+                f0 = np.bincount(self.gen[d][0], weights=self.w, minlength=self.card[d][0])
+                for lvl in range(h.height):
+                    fl = np.bincount(self.gen[d][lvl], weights=self.w, minlength=self.card[d][lvl])
+                    t = -np.log2(f0[self.gen[d][0]] / fl[self.gen[d][lvl]])
+                    per_level.append(t)
+                    totals.append(float((t * self.w).sum()))
+                self.penalty.append(-np.log2(f0[self.gen[d][0]] / self.n))
+            self.term.append(per_level)
+            self.total.append(np.array(totals))
+
+    def _normalize(self, d: int, agg: float) -> float:
+        if self.metric == "loss":
+            # ARX MetricMDNMLoss.normalizeGeneralized: (x - N/|domain|) / (N - N/|domain|), at least 0.
+            lo = self.n / self.hier[d].domain_size
+            return max(0.0, (agg - lo) / (self.n - lo)) if self.n > lo else 0.0
+        return agg
+
+    def _aggregate(self, per_col: np.ndarray) -> np.ndarray | float:
+        if self.metric == "loss":
+            # ARX's default aggregate for Loss: geometric mean of (x + 1), minus 1.
+            return np.exp(np.log1p(per_col).mean(axis=-1)) - 1.0
+        return per_col.sum(axis=-1)
+
+    def column_scores(self, levels: tuple[int, ...], outlier_tuple: np.ndarray | None) -> np.ndarray:
+        out = np.empty(len(levels))
+        for d, lvl in enumerate(levels):
+            agg = self.total[d][lvl]
+            if outlier_tuple is not None and outlier_tuple.any():
+                wo = self.w[outlier_tuple]
+                agg += float((wo * (self.penalty[d][outlier_tuple] - self.term[d][lvl][outlier_tuple])).sum())
+            out[d] = self._normalize(d, agg)
+        return out
+
+    # ------------------------------------------------------------------ checks
+    def classes(self, levels: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(class id per distinct tuple, records per class) for a node."""
+        codes = [self.gen[d][lvl] for d, lvl in enumerate(levels)]
+        cards = [self.card[d][lvl] for d, lvl in enumerate(levels)]
+        key, space = _combine_space(codes, cards)
+        if space <= max(1 << 16, 8 * self.n_tuples):
+            counts = np.bincount(key, weights=self.w, minlength=space)
+            nz = np.flatnonzero(counts)
+            remap = np.empty(space, dtype=np.int64)
+            remap[nz] = np.arange(len(nz))
+            return remap[key], counts[nz]
+        _, inv = np.unique(key, return_inverse=True)
+        inv = inv.reshape(-1)
+        return inv, np.bincount(inv, weights=self.w)
+
+    # ------------------------------------------------------------------ search
+    def search(self) -> Result:
+        nodes = np.array(list(itertools.product(*[range(h) for h in self.heights])), dtype=np.int64)
+        level_norm = [np.array([self._normalize(d, x) for x in self.total[d]]) for d in range(len(self.qis))]
+        per_col = np.stack([level_norm[d][nodes[:, d]] for d in range(len(self.qis))], axis=1)
+        bound = np.asarray(self._aggregate(per_col))
+        strides = np.array([math.prod(self.heights[d + 1:]) for d in range(len(self.heights))], dtype=np.int64)
+        heights = nodes.sum(axis=1)
+        # 0 unknown, 1 passes the monotone part, 2 fails it (and so do all specializations).
+        status = np.zeros(len(nodes), dtype=np.int8)
+        best_score, best, checked = math.inf, None, 0
+        # Top-down by lattice height: a node with a failing generalization fails without a check. Within a
+        # height, lower bound first so a good score is found early. Ties: lower levels lexicographically.
+        for h in range(int(heights.max()), -1, -1):
+            layer = np.flatnonzero(heights == h)
+            inherited = np.zeros(len(layer), dtype=bool)
+            for d, st in enumerate(strides):
+                can = nodes[layer, d] < self.heights[d] - 1
+                succ = layer[can] + st
+                inherited[can] |= status[succ] == 2
+            status[layer[inherited]] = 2
+            todo = layer[~inherited]
+            todo = todo[np.lexsort((*(nodes[todo, d] for d in reversed(range(nodes.shape[1]))), bound[todo]))]
+            for idx in todo:
+                levels = tuple(int(x) for x in nodes[idx])
+                promising = bound[idx] < best_score - 1e-12
+                mono_ok, full_ok, outlier = self.check_parts(levels, full=promising)
+                checked += 1
+                status[idx] = 1 if mono_ok else 2
+                if not (promising and full_ok):
+                    continue
+                score = float(self._aggregate(self.column_scores(levels, outlier if outlier.any() else None)))
+                if score < best_score - 1e-12 or (abs(score - best_score) <= 1e-12 and best is not None
+                                                  and (sum(levels), levels) < (sum(best), best)):
+                    best_score, best = score, levels
+        if best is None:
+            raise DeidError("no transformation satisfies the privacy models within the suppression limit")
+        return self._result(best, best_score, checked, len(nodes))
+
+    def check_parts(self, levels: tuple[int, ...], full: bool = True) -> tuple[bool, bool, np.ndarray]:
+        """(passes the monotone models, passes all models, outlier flag per distinct tuple).
+
+        The monotone part (k-anonymity, distinct l-diversity; every model when nothing may be
+        suppressed) decides pruning; the full check is skipped when ``full`` is false.
+        """
+        cls, sizes = self.classes(levels)
+        ok = sizes >= self.models.k
+        mono = ok
+        non_mono: list[tuple[str, object]] = []
+        for col in self.models.sensitive_columns:
+            for m in [*self.models.l_diversity, *self.models.t_closeness]:
+                if m.column != col:
+                    continue
+                if self.models.suppression == 0 or m.monotone_with_suppression:
+                    mono = mono & self._model_ok(m, cls, sizes)
+                else:
+                    non_mono.append((col, m))
+        mono_out = ~mono[cls]
+        mono_ok = float(self.w[mono_out].sum()) <= self.max_outliers
+        if not mono_ok or not full or not non_mono:
+            return mono_ok, mono_ok and not non_mono, mono_out
+        full_ok = mono.copy()
+        for _, m in non_mono:
+            full_ok &= self._model_ok(m, cls, sizes)
+        out = ~full_ok[cls]
+        return mono_ok, float(self.w[out].sum()) <= self.max_outliers, out
+
+    def _hist(self, col: str, cls: np.ndarray, n_cls: int) -> np.ndarray:
+        cache = self._hist_cache
+        if cache[0] is cls and col in cache[1]:
+            return cache[1][col]
+        if cache[0] is not cls:
+            self._hist_cache = (cls, {})
+        tup, scode, pc, n_s, _ = self.sens[col]
+        hist = np.bincount(cls[tup] * n_s + scode, weights=pc, minlength=n_cls * n_s).reshape(n_cls, n_s)
+        self._hist_cache[1][col] = hist
+        return hist
+
+    def _model_ok(self, m: object, cls: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        hist = self._hist(m.column, cls, len(sizes))  # type: ignore[attr-defined]
+        if isinstance(m, LDiversity):
+            return m.fulfilled(hist)
+        assert isinstance(m, TCloseness)
+        return m.fulfilled(hist, self._global[m.column], self.sens[m.column][4])
+
+    def check(self, levels: tuple[int, ...]) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+        """(passes all models, outlier flag per distinct tuple, class id per tuple, class sizes)."""
+        _, full_ok, outlier = self.check_parts(levels, full=True)
+        cls, sizes = self.classes(levels)
+        return full_ok, outlier, cls, sizes
+
+    def _result(self, levels: tuple[int, ...], score: float, checked: int, size: int) -> Result:
+        passes, outlier, cls, sizes = self.check(levels)
+        assert passes
+        row_out = outlier[self.row_tuple]
+        # Class ids over kept records only, renumbered densely.
+        kept_cls = np.where(row_out, -1, cls[self.row_tuple])
+        uniq, inv = np.unique(kept_cls[~row_out], return_inverse=True)
+        class_of_row = np.full(self.n, -1, dtype=np.int64)
+        class_of_row[~row_out] = inv.reshape(-1)
+        class_sizes = np.bincount(inv.reshape(-1), minlength=len(uniq))
+        cols = self.column_scores(levels, outlier if outlier.any() else None)
+        return Result(qis=list(self.qis), levels=levels, outlier_rows=row_out, class_of_row=class_of_row,
+                      class_sizes=class_sizes, score=score, column_loss=dict(zip(self.qis, map(float, cols),
+                                                                                 strict=True)),
+                      metric=self.metric, checked=checked, lattice_size=size)
+
+    def labels(self, d: int, levels: tuple[int, ...]) -> np.ndarray:
+        """Generalized text per input row for QI ``d`` at ``levels[d]``."""
+        h = self.hier[d]
+        lab = np.asarray(h.labels[levels[d]], dtype=object)
+        return lab[self.gen[d][levels[d]]][self.row_tuple]
+
+
+def _combine(codes: list[np.ndarray], cards: list[int]) -> np.ndarray:
+    return _combine_space(codes, cards)[0]
+
+
+def _combine_space(codes: list[np.ndarray], cards: list[int]) -> tuple[np.ndarray, int]:
+    """One int64 key per position from several code arrays; re-factorizes when the space grows large."""
+    key = codes[0].astype(np.int64, copy=True)
+    space = int(cards[0])
+    for c, card in zip(codes[1:], cards[1:], strict=True):
+        if space * card >= (1 << 62):
+            uniq, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1).astype(np.int64)
+            space = len(uniq)
+        key *= card
+        key += c
+        space *= int(card)
+    return key, space
+
+
+__all__ = ["Lattice", "Models", "Result", "mask_cell"]
