@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import pytest
 
-POSTGRES_URL = os.environ.get("PIGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "PIGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 MARIADB_URL = os.environ.get("PIGUARD_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("PIGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -52,7 +55,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def chromium(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
     """Run Debian's headless Chromium: ``chromium(url_or_file, "--dump-dom")`` returns stdout."""
     import shutil
     import subprocess

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -11,7 +12,7 @@ from piguard.cli import app
 ID = "110101199003071233"
 
 
-def test_html_report_renders_in_chromium(tmp_path: Path, chromium) -> None:  # type: ignore[no-untyped-def]
+def test_html_report_renders_in_chromium(tmp_path: Path, chromium: Callable[..., str]) -> None:
     src = tmp_path / "data"
     src.mkdir()
     (src / "a.txt").write_text(f"身份证号 {ID}\n手机 13812345678\n", encoding="utf-8")

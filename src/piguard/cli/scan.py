@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from types import ModuleType
+from typing import IO, Any
 
 import typer
 from rich.console import Console
@@ -34,7 +36,7 @@ class FailOn(StrEnum):
     any = "any"
 
 
-def _table_api():  # type: ignore[no-untyped-def]
+def _table_api() -> ModuleType | None:
     """The data-map part (tables and databases), when installed."""
     import importlib
 
@@ -134,70 +136,19 @@ def scan(
         text_files = [f for f in files if not tables.is_table_target(f)]
         table_targets.extend(f for f in text_files if tables.is_tabular_file(f))
 
-    out: IO[str]
-    try:
-        out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-    except OSError as exc:
-        raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
-    try:
-        writer: JsonlWriter | JsonWriter | SarifWriter | None = {
-            Format.jsonl: JsonlWriter,
-            Format.json: JsonWriter,
-            Format.sarif: SarifWriter,
-        }.get(fmt, lambda _o: None)(out)  # type: ignore[operator]
-        err = Console(stderr=True)
-        show_progress = progress and err.is_terminal and len(text_files) > 1
-        bar = Progress(
-            TextColumn("scanning"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        )
-        task = bar.add_task("scan", total=len(text_files))
-        with bar if show_progress else _Null():
-            for ev in scan_paths(text_files, opts):
-                if isinstance(ev, Skip):
-                    summary.skipped.append(ev)
-                    continue
-                _account(summary, ev)
-                if writer is not None and ev.findings:
-                    writer.write(ev.findings)
-                if ev.done:
-                    bar.advance(task)
-
-        datamap_rows: list[dict[str, object]] = []
-        combinations: list[object] = []
-        for t in dict.fromkeys(table_targets):
-            try:
-                dm = tables.scan_tables(t, full=full, sample_rows=sample_rows, engine=engine)  # type: ignore[union-attr]
-            except Exception as exc:  # the data map reports its own skips; this is the last guard
-                summary.skipped.append(
-                    Skip(_redact_url(t), f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}")
-                )
-                continue
-            datamap_rows.extend(dm.rows)
-            combinations.extend(getattr(dm, "combinations", []))
-            for s in dm.skipped:
-                summary.skipped.append(Skip(f"{s.get('source')}:{s.get('table')}", str(s.get("reason"))))
-        extra_out: dict[str, object] = {"sources": datamap_rows}
-        if combinations:
-            extra_out["combinations"] = combinations
-
-        if writer is not None:
-            writer.close(summary, extra_out if fmt == Format.json else None)
-        elif fmt == Format.html:
-            from piguard.report.html import render_html
-
-            out.write(render_html(summary, datamap_rows))
-        else:
-            from piguard.report.table import render_table
-
-            render_table(summary, Console(file=out) if output else Console(), datamap_rows)
-    finally:
+    with contextlib.ExitStack() as stack:
+        out: IO[str] = sys.stdout
         if output:
-            out.close()
+            try:
+                out = stack.enter_context(output.open("w", encoding="utf-8"))
+            except OSError as exc:
+                raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+        writer = _writer(fmt, out)
+        _scan_text_files(writer, text_files, opts, summary, progress)
+        datamap_rows, combinations = _scan_table_targets(
+            tables, table_targets, summary, full=full, sample_rows=sample_rows, engine=engine
+        )
+        _render(out, fmt, output, writer, summary, datamap_rows, combinations)
     if fmt != Format.table:
         for s in summary.skipped:
             typer.echo(f"skipped {s.path}: {s.reason}", err=True)
@@ -208,6 +159,97 @@ def scan(
         raise typer.Exit(EXIT_MATCHED)
     if summary.skipped:
         raise typer.Exit(EXIT_SKIPPED)
+
+
+def _writer(fmt: Format, out: IO[str]) -> JsonlWriter | JsonWriter | SarifWriter | None:
+    """Streaming writers; the table and HTML renderers work from the summary at the end."""
+    if fmt == Format.jsonl:
+        return JsonlWriter(out)
+    if fmt == Format.json:
+        return JsonWriter(out)
+    if fmt == Format.sarif:
+        return SarifWriter(out)
+    return None
+
+
+Writer = JsonlWriter | JsonWriter | SarifWriter
+
+
+def _scan_text_files(
+    writer: Writer | None, text_files: list[str], opts: ScanOptions, summary: ScanSummary, progress: bool
+) -> None:
+    err = Console(stderr=True)
+    show_progress = progress and err.is_terminal and len(text_files) > 1
+    bar = Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task("scan", total=len(text_files))
+    with bar if show_progress else contextlib.nullcontext():
+        for ev in scan_paths(text_files, opts):
+            if isinstance(ev, Skip):
+                summary.skipped.append(ev)
+                continue
+            _account(summary, ev)
+            if writer is not None and ev.findings:
+                writer.write(ev.findings)
+            if ev.done:
+                bar.advance(task)
+
+
+def _scan_table_targets(
+    tables: ModuleType | None,
+    targets: list[str],
+    summary: ScanSummary,
+    *,
+    full: bool,
+    sample_rows: int,
+    engine: str,
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    rows: list[dict[str, Any]] = []
+    combinations: list[Any] = []
+    if tables is None:
+        return rows, combinations
+    for t in dict.fromkeys(targets):
+        try:
+            dm = tables.scan_tables(t, full=full, sample_rows=sample_rows, engine=engine)
+        except Exception as exc:  # the data map reports its own skips; this is the last guard
+            reason = f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}"
+            summary.skipped.append(Skip(_redact_url(t), reason))
+            continue
+        rows.extend(dm.rows)
+        combinations.extend(getattr(dm, "combinations", []))
+        for s in dm.skipped:
+            summary.skipped.append(Skip(f"{s.get('source')}:{s.get('table')}", str(s.get("reason"))))
+    return rows, combinations
+
+
+def _render(
+    out: IO[str],
+    fmt: Format,
+    output: Path | None,
+    writer: Writer | None,
+    summary: ScanSummary,
+    datamap_rows: list[dict[str, Any]],
+    combinations: list[Any],
+) -> None:
+    if writer is not None:
+        extra: dict[str, Any] = {"sources": datamap_rows}
+        if combinations:
+            extra["combinations"] = combinations
+        writer.close(summary, extra if fmt == Format.json else None)
+    elif fmt == Format.html:
+        from piguard.report.html import render_html
+
+        out.write(render_html(summary, datamap_rows))
+    else:
+        from piguard.report.table import render_table
+
+        render_table(summary, Console(file=out) if output else Console(), datamap_rows)
 
 
 def _redact_url(text: str) -> str:
@@ -228,14 +270,6 @@ def _account(summary: ScanSummary, ev: FileEvent) -> None:
             summary.encodings[ev.encoding] += 1
         if ev.note:
             summary.notes.append(Skip(ev.path, ev.note))
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from piguard import __version__, taxonomy
 from piguard.sources.files import Skip
 
+# A finding as reports see it: the JSONL contract keys (plus "value" only with --unmasked).
+FindingRow = dict[str, Any]
 JSONL_KEYS = ("path", "line", "start", "end", "entity", "confidence", "sensitive", "masked", "detector")
 MAX_EXAMPLES = 3
 
@@ -31,7 +33,7 @@ class ScanSummary:
     notes: list[Skip] = field(default_factory=list)
     encodings: Counter[str] = field(default_factory=Counter)
 
-    def add_findings(self, rows: list[dict[str, object]]) -> None:
+    def add_findings(self, rows: list[FindingRow]) -> None:
         for r in rows:
             ent = str(r["entity"])
             self.findings += 1
@@ -46,7 +48,7 @@ class ScanSummary:
     def sensitive_findings(self) -> int:
         return sum(n for e, n in self.by_entity.items() if taxonomy.is_sensitive(e))
 
-    def entity_rows(self) -> list[dict[str, object]]:
+    def entity_rows(self) -> list[dict[str, Any]]:
         tax = taxonomy.entities()
         rows = []
         for ent, n in self.by_entity.most_common():
@@ -65,7 +67,7 @@ class ScanSummary:
             )
         return rows
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "files_scanned": self.files_scanned,
             "bytes_scanned": self.bytes_scanned,
@@ -77,7 +79,7 @@ class ScanSummary:
         }
 
 
-def finding_line(row: dict[str, object]) -> str:
+def finding_line(row: FindingRow) -> str:
     keys = (*JSONL_KEYS, "value") if "value" in row else JSONL_KEYS
     return json.dumps({k: row[k] for k in keys}, ensure_ascii=False)
 
@@ -86,7 +88,7 @@ class JsonlWriter:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
-    def write(self, rows: list[dict[str, object]]) -> None:
+    def write(self, rows: list[FindingRow]) -> None:
         for r in rows:
             self.out.write(finding_line(r) + "\n")
 
@@ -102,7 +104,7 @@ class JsonWriter:
         self.first = True
         self.out.write(f'{{"tool": "piguard", "version": {json.dumps(__version__)}, "findings": [')
 
-    def write(self, rows: list[dict[str, object]]) -> None:
+    def write(self, rows: list[FindingRow]) -> None:
         for r in rows:
             self.out.write(("\n  " if self.first else ",\n  ") + finding_line(r))
             self.first = False
@@ -127,7 +129,7 @@ class SarifWriter:
             '"results": ['
         )
 
-    def write(self, rows: list[dict[str, object]]) -> None:
+    def write(self, rows: list[FindingRow]) -> None:
         for r in rows:
             ent = str(r["entity"])
             self.rules_seen.add(ent)
@@ -142,7 +144,7 @@ class SarifWriter:
                             "region": {
                                 "startLine": r["line"],
                                 "charOffset": r["start"],
-                                "charLength": int(r["end"]) - int(r["start"]),  # type: ignore[call-overload]
+                                "charLength": r["end"] - r["start"],
                             },
                         }
                     }

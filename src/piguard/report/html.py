@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
@@ -11,14 +12,14 @@ from piguard.report import ScanSummary
 
 
 def render_html(
-    summary: ScanSummary, datamap_rows: list[dict[str, object]] | None = None, title: str = "piguard scan"
+    summary: ScanSummary, datamap_rows: list[dict[str, Any]] | None = None, title: str = "piguard scan"
 ) -> str:
     env = Environment(autoescape=select_autoescape(["html"]))
     tpl = env.from_string(
         resources.files("piguard.report").joinpath("templates/scan.html").read_text("utf-8")
     )
     rows = summary.entity_rows()
-    top = max([int(r["count"]) for r in rows], default=1)  # type: ignore[call-overload]
+    top = max([r["count"] for r in rows], default=1)
     files = summary.by_file.most_common(20)
     return tpl.render(
         title=title,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
@@ -9,18 +11,15 @@ from piguard.report import ScanSummary
 
 
 def render_table(
-    summary: ScanSummary, console: Console, datamap_rows: list[dict[str, object]] | None = None
+    summary: ScanSummary, console: Console, datamap_rows: list[dict[str, Any]] | None = None
 ) -> None:
     t = Table(title=f"Personal information found in {summary.files_scanned} file(s)", show_lines=False)
-    for col, kw in (
-        ("entity", {}),
-        ("类别 / kind", {}),
-        ("sensitive", {"justify": "center"}),
-        ("findings", {"justify": "right"}),
-        ("files", {"justify": "right"}),
-        ("examples (masked)", {}),
-    ):
-        t.add_column(col, **kw)  # type: ignore[arg-type]
+    t.add_column("entity")
+    t.add_column("类别 / kind")
+    t.add_column("sensitive", justify="center")
+    t.add_column("findings", justify="right")
+    t.add_column("files", justify="right")
+    t.add_column("examples (masked)")
     for row in summary.entity_rows():
         t.add_row(
             str(row["entity"]),
@@ -28,7 +27,7 @@ def render_table(
             "[bold red]yes[/]" if row["sensitive"] else "no",
             str(row["count"]),
             str(row["files"]),
-            ", ".join(row["examples_masked"]),  # type: ignore[arg-type]
+            ", ".join(row["examples_masked"]),
         )
     if summary.findings == 0:
         console.print(f"No personal information found in {summary.files_scanned} file(s).")
@@ -41,8 +40,8 @@ def render_table(
         for r in datamap_rows:
             dm.add_row(
                 str(r["source"]), str(r["table"]), str(r["column"]), str(r["entity"]),
-                f"{float(r['share']):.0%}", str(r["rows_scanned"]),  # type: ignore[arg-type]
-                "[bold red]yes[/]" if r["sensitive"] else "no", ", ".join(map(str, r["examples_masked"])),  # type: ignore[call-overload]
+                f"{float(r['share']):.0%}", str(r["rows_scanned"]),
+                "[bold red]yes[/]" if r["sensitive"] else "no", ", ".join(map(str, r["examples_masked"])),
             )  # fmt: skip
         console.print(dm)
     for s in summary.skipped:

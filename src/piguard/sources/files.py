@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import charset_normalizer
 
@@ -107,10 +108,11 @@ class UnreadableInput(Exception):
     """Raised by ``open_text`` with a message fit for the user (the path is added by the caller)."""
 
 
-def _open_binary(path: str) -> tuple[object, bool]:
+def _open_binary(path: str) -> tuple[BinaryIO, bool]:
+    """The caller closes the returned file."""
     if path.endswith(".gz"):
-        return gzip.open(path, "rb"), True
-    return open(path, "rb"), False
+        return gzip.GzipFile(path, "rb"), True
+    return Path(path).open("rb"), False
 
 
 def _sniff(head: bytes) -> tuple[str, int]:
@@ -155,9 +157,9 @@ def read_chunks(path: str, info: TextFile | None = None) -> Iterator[Chunk]:
         fh, compressed = _open_binary(path)
     except OSError as exc:
         raise UnreadableInput(f"cannot open: {exc.strerror or exc}") from None
-    with fh:  # type: ignore[attr-defined]
+    with fh:
         try:
-            head = fh.read(SNIFF_BYTES)  # type: ignore[attr-defined]
+            head = fh.read(SNIFF_BYTES)
         except (OSError, EOFError, zlib.error) as exc:
             raise UnreadableInput(f"cannot read: {exc}") from None
         codec, bom = _sniff(head)
@@ -188,7 +190,7 @@ def read_chunks(path: str, info: TextFile | None = None) -> Iterator[Chunk]:
             else:
                 pending = text
             try:
-                data = fh.read(BLOCK_BYTES)  # type: ignore[attr-defined]
+                data = fh.read(BLOCK_BYTES)
             except (OSError, EOFError, zlib.error) as exc:
                 raise UnreadableInput(f"read failed after {offset} characters: {exc}") from None
 
