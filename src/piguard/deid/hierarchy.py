@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from piguard.deid.errors import DeidError, mask_cell
 
@@ -32,6 +33,7 @@ class Hierarchy:
     codes: list[np.ndarray] = field(default_factory=list, repr=False)
     labels: list[list[str]] = field(default_factory=list, repr=False)
     leaf_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _keys: pl.Series | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -91,18 +93,22 @@ class Hierarchy:
         counts = np.bincount(self.codes[level], minlength=len(self.labels[level]))
         return counts / float(self.domain_size)
 
-    def encode_column(self, values: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Leaf index of every cell; a value missing from the hierarchy is a DeidError naming it (masked)."""
-        uniq, inv = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
-        lookup = np.empty(len(uniq), dtype=np.int32)
-        for j, v in enumerate(uniq):
-            idx = self.leaf_index.get(v)
-            if idx is None:
-                raise DeidError(
-                    f"column '{self.column}': value {mask_cell(v)} is missing from its hierarchy ({self.source})"
-                )
-            lookup[j] = idx
-        return lookup[inv.reshape(-1)]
+    def encode_column(self, values: Sequence[str] | np.ndarray | pl.Series) -> np.ndarray:
+        """Leaf index of every cell; a value missing from the hierarchy is a DeidError naming it (masked).
+        Missing cells (null) are looked up as the empty string."""
+        s = values if isinstance(values, pl.Series) else pl.Series(np.asarray(values, dtype=object).astype(str))
+        s = s.cast(pl.String).fill_null("")
+        if self._keys is None:
+            self._keys = pl.Series(list(self.leaf_index), dtype=pl.String)
+        out = s.replace_strict(self._keys, pl.Series(np.arange(len(self._keys), dtype=np.int32)),
+                               default=None, return_dtype=pl.Int32)
+        if out.null_count():
+            bad = s.filter(out.is_null())[0]
+            raise DeidError(
+                f"column '{self.column}': value {mask_cell(bad)} is missing from its hierarchy "
+                f"({self.source})"
+            )
+        return out.to_numpy()
 
     def to_csv(self) -> str:
         buf = io.StringIO()

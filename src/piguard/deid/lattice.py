@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 
 from piguard.deid.errors import DeidError, mask_cell
 from piguard.deid.hierarchy import Hierarchy
@@ -141,8 +142,7 @@ class Lattice:
             if needs_h and sh is not None:
                 scode, n_s = sh.encode_column(columns[col]).astype(np.int64), sh.domain_size
             else:
-                _, scode = np.unique(np.asarray(columns[col]).astype(str), return_inverse=True)
-                scode = scode.reshape(-1).astype(np.int64)
+                scode = _dense_codes(columns[col])
                 n_s = int(scode.max()) + 1 if n else 0
             pair = self.row_tuple.astype(np.int64) * n_s + scode
             up, pc = np.unique(pair, return_counts=True)
@@ -185,7 +185,7 @@ class Lattice:
         if self.metric == "loss":
             # ARX MetricMDNMLoss.normalizeGeneralized: (x - N/|domain|) / (N - N/|domain|), at least 0.
             lo = self.n / self.hier[d].domain_size
-            return max(0.0, (agg - lo) / (self.n - lo)) if self.n > lo else 0.0
+            return round(max(0.0, (agg - lo) / (self.n - lo)), 12) if self.n > lo else 0.0
         return agg
 
     def _aggregate(self, per_col: np.ndarray) -> np.ndarray | float:
@@ -332,6 +332,13 @@ class Lattice:
         h = self.hier[d]
         lab = np.asarray(h.labels[levels[d]], dtype=object)
         return lab[self.gen[d][levels[d]]][self.row_tuple]
+
+
+def _dense_codes(values: np.ndarray | pl.Series) -> np.ndarray:
+    """0..m-1 codes of a column's distinct values (as text; null as the empty string)."""
+    s = values if isinstance(values, pl.Series) else pl.Series(np.asarray(values, dtype=object).astype(str))
+    s = s.cast(pl.String).fill_null("")
+    return (s.rank("dense").to_numpy().astype(np.int64) - 1) if len(s) else np.zeros(0, dtype=np.int64)
 
 
 def _combine(codes: list[np.ndarray], cards: list[int]) -> np.ndarray:

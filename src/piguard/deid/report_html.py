@@ -1,0 +1,44 @@
+"""HTML rendering of the de-identification report (self-contained, autoescaped)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>piguard de-identification report</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
+th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
+</style></head><body>
+<h1>De-identification report</h1>
+<p>{{ r.utility.search.mode }} search; {{ r.equivalence_classes }} equivalence classes, smallest
+{{ r.min_class_size }}; {{ r.suppressed_rows }} records suppressed of {{ r.risk.records_total }}.</p>
+<h2>Privacy models</h2><pre>{{ models }}</pre>
+<h2>Re-identification risk</h2>
+<table><tr><th>attacker</th><th>highest</th><th>average</th><th>records above {{ r.risk.threshold }}</th></tr>
+{% for m in ["prosecutor", "journalist", "marketer"] %}<tr><td>{{ m }}</td>
+<td class="num">{{ "%.4f"|format(r.risk[m].highest) }}</td><td class="num">{{ "%.6f"|format(r.risk[m].average) }}</td>
+<td class="num">{{ r.risk[m].records_at_risk }}</td></tr>{% endfor %}
+</table>
+<p>Sample uniques: {{ r.risk.sample_uniques.records }}. Population uniqueness ({{ r.risk.population_uniqueness.method }},
+population {{ "{:,}".format(r.risk.population_uniqueness.population) }}):
+{{ "%.6f"|format(r.risk.population_uniqueness.share_of_records) }} of released records.</p>
+<h2>Columns</h2>
+<table><tr><th>column</th><th>operator</th><th>level</th><th>loss</th></tr>
+{% for c, info in r.utility.columns.items() %}<tr><td>{{ c }}</td><td>{{ info.operator }}</td>
+<td class="num">{{ info.level if info.level is not none else "" }}</td>
+<td class="num">{{ "%.4f"|format(info.loss) if info.loss is defined else "" }}</td></tr>{% endfor %}
+</table>
+</body></html>
+"""
+
+_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def render_html(report: dict[str, Any]) -> str:
+    return _env.from_string(_TEMPLATE).render(r=report, models=json.dumps(report["models"], indent=2,
+                                                                          ensure_ascii=False))

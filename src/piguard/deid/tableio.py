@@ -1,0 +1,100 @@
+"""Read CSV/TSV (delimiter sniffed, UTF-8 or GB18030) and Parquet as all-text tables; write atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from piguard.deid.errors import DeidError
+
+DELIMITERS = ",;\t|"
+
+
+@dataclass
+class TableFormat:
+    kind: str  # csv | parquet
+    delimiter: str = ","
+
+
+def sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        first = sample.splitlines()[0] if sample else ""
+        counts = {d: first.count(d) for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
+    """All columns as strings (hierarchies and operators work on text); nulls for empty cells."""
+    p = Path(path)
+    if not p.is_file():
+        raise DeidError(f"{p}: input table not found")
+    suffix = p.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            df = pl.read_parquet(p)
+        except Exception as exc:  # polars raises several kinds for corrupt files
+            raise DeidError(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
+        return df.select(pl.all().cast(pl.String)), TableFormat("parquet")
+    raw = p.read_bytes()
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes nearly anything
+        raise DeidError(f"{p}: cannot decode as UTF-8 or GB18030")
+    if not text.strip():
+        raise DeidError(f"{p}: empty table")
+    delim = "\t" if suffix == ".tsv" else sniff_delimiter(text[:65536])
+    try:
+        df = pl.read_csv(io.BytesIO(text.encode("utf-8")), separator=delim, infer_schema=False,
+                         truncate_ragged_lines=False)
+    except Exception as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DeidError(f"{p}: malformed table: {msg}") from None
+    dup = [c for c in df.columns if c.endswith("_duplicated_0")]
+    if dup:
+        raise DeidError(f"{p}: duplicate column name '{dup[0].removesuffix('_duplicated_0')}'")
+    return df, TableFormat("csv", delim)
+
+
+def write_table_atomic(df: pl.DataFrame, path: str | Path, fmt: TableFormat | None = None) -> None:
+    """Write next to the target and rename, so a failure never leaves a half-written output."""
+    p = Path(path)
+    kind = "parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv"
+    delim = fmt.delimiter if fmt and fmt.kind == "csv" else ("\t" if p.suffix.lower() == ".tsv" else ",")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        if kind == "parquet":
+            df.write_parquet(tmp)
+        else:
+            df.write_csv(tmp, separator=delim)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
