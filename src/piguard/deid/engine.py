@@ -160,15 +160,19 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         mon._sens_h = {c: hierarchies[c] for c in cfg.models.sensitive_columns if c in hierarchies}
         ts = time.perf_counter()
         parts = mon.partition()
-        labels, class_of_row = mon.labels(parts)
-        class_sizes = np.array([len(p) for p in parts])
+        labels, part_of_row = mon.labels(parts)
+        # Partitions that publish the same generalized tuple form one class in the output.
+        keys = pl.DataFrame({q: labels[d] for d, q in enumerate(cfg.quasi)}).hash_rows().to_numpy()
+        _, class_of_row = np.unique(keys, return_inverse=True)
+        class_of_row = class_of_row.reshape(-1)
+        class_sizes = np.bincount(class_of_row)
         suppressed = np.zeros(n, dtype=bool)
         search = {"mode": "mondrian", "partitions": len(parts),
                   "search_ms": round((time.perf_counter() - ts) * 1000, 2)}
         out = out.with_columns([pl.Series(q, labels[d].tolist(), dtype=pl.String) for d, q in enumerate(cfg.quasi)])
         for d, q in enumerate(cfg.quasi):
             report_levels[q] = None
-            columns_info[q] = {"operator": "mondrian", "loss": _mondrian_loss(leaf[:, d], class_of_row, hs[d])}
+            columns_info[q] = {"operator": "mondrian", "loss": _mondrian_loss(leaf[:, d], part_of_row, hs[d])}
 
     risk = risk_report(class_sizes, np.where(suppressed, -1, class_of_row), n, cfg.risk)
     report = {

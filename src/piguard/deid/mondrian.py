@@ -45,33 +45,59 @@ class Mondrian:
     def hier_of(self, m: TCloseness) -> Hierarchy | None:
         return getattr(self, "_sens_h", {}).get(m.column)
 
+    def _lca_level(self, d: int, leaves: np.ndarray) -> int:
+        h = self.hier[d]
+        for lvl in range(h.height):
+            if np.all(h.codes[lvl][leaves] == h.codes[lvl][leaves[0]]):
+                return lvl
+        return h.height - 1
+
     def partition(self) -> list[np.ndarray]:
+        """Split top-down. A partition is cut along the attribute whose published value (lowest common
+        ancestor) is widest: into the children of that ancestor when all of them satisfy the models,
+        else in two at the child boundary nearest the median. Labels therefore stay tight."""
         n = len(self.leaf)
         if not self._ok(np.arange(n)):
             raise DeidError("the whole table does not satisfy the privacy models: nothing can be released")
-        spans = np.array([max(h.domain_size - 1, 1) for h in self.hier], dtype=float)
+        shares = [[h.shares(lvl) for lvl in range(h.height)] for h in self.hier]
         done: list[np.ndarray] = []
         stack = [np.arange(n)]
         while stack:
             rows = stack.pop()
-            sub = self.leaf[rows]
-            lo, hi = sub.min(axis=0), sub.max(axis=0)
-            order = np.argsort(-(hi - lo) / spans, kind="stable")
+            widths = []
+            for d in range(len(self.hier)):
+                col = self.leaf[rows, d]
+                lvl = self._lca_level(d, col)
+                widths.append((shares[d][lvl][self.hier[d].codes[lvl][col[0]]] if lvl else 0.0, lvl))
+            order = sorted(range(len(widths)), key=lambda d: -widths[d][0])
             split = False
             for d in order:
-                if hi[d] == lo[d]:
-                    break  # widths are sorted: the rest are single-valued too
-                col = sub[:, d]
-                med = np.median(col)
-                left = col <= med
-                if left.all():
-                    left = col < med
-                if left.all() or not left.any():
-                    continue
-                a, b = rows[left], rows[~left]
-                if self._ok(a) and self._ok(b):
-                    stack.extend((a, b))
+                w, lvl = widths[d]
+                if lvl == 0:
+                    break
+                child = self.hier[d].codes[lvl - 1][self.leaf[rows, d]]
+                ids, inv, cnt = np.unique(child, return_inverse=True, return_counts=True)
+                inv = inv.reshape(-1)
+                groups = [rows[inv == g] for g in range(len(ids))]
+                if all(self._ok(g) for g in groups):
+                    stack.extend(groups)
                     split = True
+                    break
+                # Two-way: children ordered by leaf position, cut where the cumulative count passes half.
+                first_leaf = np.array([self.leaf[g, d].min() for g in groups])
+                order_c = np.argsort(first_leaf)
+                cum = np.cumsum(cnt[order_c])
+                cut = int(np.searchsorted(cum, len(rows) / 2))
+                for c in sorted({cut, cut + 1, cut - 1}, key=lambda c: abs(c - cut)):
+                    if not 1 <= c < len(ids):
+                        continue
+                    left = np.isin(inv, order_c[:c])
+                    a_, b_ = rows[left], rows[~left]
+                    if self._ok(a_) and self._ok(b_):
+                        stack.extend((a_, b_))
+                        split = True
+                        break
+                if split:
                     break
             if not split:
                 done.append(rows)
