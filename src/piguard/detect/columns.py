@@ -1,0 +1,568 @@
+"""Column classification for the data map: which personal information a table column holds.
+
+Two kinds of evidence meet here:
+
+* the **header** (English and Chinese synonyms, abbreviations and pinyin such as ``sfzh`` or ``shouji``,
+  data in ``data/headers.yaml``), and
+* the **values**: the share of non-empty values that the validators in ``piguard.detect.classify_values``
+  accept (check digits, Luhn, region codes, mobile prefixes...), computed column-wise with polars.
+
+Free-text columns (long values) are cut into candidate tokens with the structured detector's own candidate
+pattern and every token is validated in one vectorized pass; the share is then the share of rows holding the
+entity. Python touches only aggregates, a bounded number of masked examples, and (for names, addresses and
+sensitive categories that need the text detectors) a small subsample of values.
+
+The verdict rules are documented in docs/datamap.md; in short: values decide for entities a validator can
+check, the header lowers the share they need, and a header alone decides only entities no validator can check.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import polars as pl
+import yaml
+
+from piguard import taxonomy
+from piguard.detect.masking import mask_value
+from piguard.detect.structured import CANDIDATE_PATTERN, classify_values, normalize_expr
+
+# Values longer than this are cut for classification (a 100 MB cell must not stall the scan).
+MAX_CELL_CHARS = 1 << 20
+# Whole-value classification looks at values up to this length (a full IPv6 address is 39 characters);
+# values from MIN_TEXT_CHARS on that hold spaces, Chinese or punctuation are also cut into tokens.
+MAX_WHOLE_CHARS = 64
+MIN_TEXT_CHARS = 12
+TEXT_MARK_RE = r"[\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef,;=|]"
+# Validated values inside text count when the detector is this sure (no context words are read here).
+TEXT_MIN_CONFIDENCE = 0.8
+# The shortest structured value ("1.2.3.4" or a plate): shorter cells cannot hold one and are not classified.
+MIN_STRUCTURED_CHARS = 7
+# Share of non-empty values that must validate, without / with a header naming the entity.
+SHARE_NO_HEADER = 0.8
+SHARE_WITH_HEADER = 0.3
+SHARE_NEGATIVE_HEADER = 0.98
+# Per-value text detectors (names, addresses, sensitive context) look at this many values per column.
+TEXT_DETECTOR_SAMPLE = 200
+MAX_EXAMPLES = 3
+# Numbers kept per column to tell counters (order numbers 13800000001, 13800000002...) from phone numbers.
+SEQUENCE_SAMPLE = 4000
+SEQUENCE_MAX_MEDIAN_GAP = 100
+SEQUENCE_ENTITIES = frozenset({"PHONE_NUMBER", "BANK_CARD", "IMEI"})
+
+# Common Chinese surnames (the 100 most frequent in the 2020 household registration statistics of the
+# Ministry of Public Security, plus the usual compound surnames).
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马胡朱郭何罗高林郑梁谢唐许冯宋韩邓彭曹曾田于肖潘袁董叶杜丁蒋程余吕魏蔡苏任卢沈姜"
+    "姚钟崔陆谭汪石付贾范金方韦夏廖侯白孟邹秦尹江熊薛邱阎段雷季史陶毛贺龙万顾关郝孔向龚邵钱武扈戴严欧文"
+)
+_COMPOUND = (
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "令狐",
+    "长孙",
+    "宇文",
+    "司徒",
+    "夏侯",
+)
+CN_NAME_RE = rf"^(?:{'|'.join(_COMPOUND)}|[{_SURNAMES}])[\u4e00-\u9fff]{{1,2}}$"
+EN_NAME_RE = r"^[A-Z][a-z]+(?:[ .'\-][A-Z][a-z]+){1,3}$"
+# Address grammar: an administrative unit followed by a street-level unit.
+ADDRESS_RE = r"[\u4e00-\u9fff]{2,}(?:省|市|自治区|区|县|镇|乡).*(?:路|街|道|巷|弄|号|室|栋|幢|楼|村|组|小区)"
+EN_ADDRESS_RE = (
+    r"^\d+[A-Za-z]? [A-Za-z0-9 .'\-]+ (?:St|Street|Ave|Avenue|Rd|Road|Blvd|Lane|Ln|Dr|Drive|Way)\b"
+)
+_HEADER_ONLY_CONFIDENCE = 0.6
+
+
+# --- headers -------------------------------------------------------------------------------------------
+@cache
+def header_rules() -> dict[str, object]:
+    raw = yaml.safe_load(resources.files("piguard.detect").joinpath("data/headers.yaml").read_text("utf-8"))
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderHint:
+    entity: str | None  # the entity the header names, if any
+    synonym: str | None  # the synonym that matched
+    negative: bool  # the header names something else (order number, amount, product...)
+
+
+def _tokens(header: str) -> tuple[list[str], str]:
+    h = unicodedata.normalize("NFKC", header)
+    h = re.sub(r"([a-z])([A-Z])", r"\1_\2", h).lower()
+    toks = [t for t in re.split(r"[^0-9a-z\u4e00-\u9fff]+|(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])", h) if t]
+    toks = [t for t in toks if not t.isdigit()]
+    return toks, h
+
+
+def _synonym_matches(syn: str, toks: list[str], lowered: str) -> bool:
+    s = unicodedata.normalize("NFKC", syn).lower()
+    if re.search(r"[\u4e00-\u9fff]", s):
+        return s in lowered
+    key = s.replace("_", "")
+    if key in toks:
+        return True
+    joined_all = "".join(t for t in toks if t.isascii())
+    if key == joined_all:
+        return True
+    # consecutive tokens joined: "phone_no" written as "phone_no", "phoneNo" or "phone-no"
+    for i in range(len(toks)):
+        acc = ""
+        for t in toks[i:]:
+            acc += t
+            if acc == key:
+                return True
+            if len(acc) >= len(key):
+                break
+    return False
+
+
+@cache
+def header_hint(header: str) -> HeaderHint:
+    """What the column name says. The longest matching synonym wins ('身份证号码' is an ID, not a phone)."""
+    rules = header_rules()
+    toks, lowered = _tokens(header)
+    best: tuple[int, str, str] | None = None
+    for entity, syns in rules["entities"].items():  # type: ignore[union-attr]
+        for syn in syns:
+            if _synonym_matches(str(syn), toks, lowered) and (best is None or len(str(syn)) > best[0]):
+                best = (len(str(syn)), entity, str(syn))
+    negative = any(_synonym_matches(str(w), toks, lowered) for w in rules["negative"])  # type: ignore[union-attr]
+    if best is None:
+        return HeaderHint(None, None, negative)
+    return HeaderHint(best[1], best[2], negative)
+
+
+# --- per-column accumulation ---------------------------------------------------------------------------
+@dataclass
+class ColumnStats:
+    """Aggregates for one column across batches. Only masked examples are kept, never raw values."""
+
+    name: str
+    dtype: str = ""
+    non_null: int = 0
+    free_text_rows: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    conf_sum: Counter[str] = field(default_factory=Counter)
+    # Entities found by the per-value text detectors on a subsample: hits and values looked at.
+    sub_counts: Counter[str] = field(default_factory=Counter)
+    sub_seen: int = 0
+    shape_counts: Counter[str] = field(default_factory=Counter)  # name / address / vocabulary shapes
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    numbers: dict[str, list[int]] = field(default_factory=dict)
+    truncated: int = 0
+    skipped_reason: str | None = None
+
+    def add_example(self, entity: str, masked: str) -> None:
+        ex = self.examples.setdefault(entity, [])
+        if len(ex) < MAX_EXAMPLES and masked not in ex:
+            ex.append(masked)
+
+
+def _is_texty(dtype: pl.DataType) -> bool:
+    return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
+
+
+def _as_strings(series: pl.Series) -> pl.Series | None:
+    """The column as strings for value classification, or None when its type cannot hold a structured
+    value (floats, booleans, dates are judged by header alone)."""
+    dt = series.dtype
+    if _is_texty(dt):
+        return series.cast(pl.String)
+    if dt.is_integer():
+        return series.cast(pl.String)
+    if isinstance(dt, pl.Decimal):
+        return series.cast(pl.String)
+    if isinstance(dt, pl.List | pl.Array):
+        inner = series.explode()
+        return _as_strings(inner) if not isinstance(inner.dtype, pl.List | pl.Struct) else None
+    return None
+
+
+class TableClassifier:
+    """Feed a table's batches (polars DataFrames) and get column verdicts."""
+
+    def __init__(self, *, text_detectors: bool = True) -> None:
+        self.columns: dict[str, ColumnStats] = {}
+        self.rows = 0
+        self._text_detectors = text_detectors
+
+    def add(self, df: pl.DataFrame) -> None:
+        self.rows += df.height
+        for name in df.columns:
+            st = self.columns.get(name)
+            if st is None:
+                st = self.columns[name] = ColumnStats(name=name, dtype=str(df.schema[name]))
+            if st.skipped_reason is None:
+                self._add_column(st, df.get_column(name))
+
+    # The per-column pass. Every step is a polars expression over the whole batch.
+    def _add_column(self, st: ColumnStats, series: pl.Series) -> None:
+        dt = series.dtype
+        if dt == pl.Binary:
+            st.skipped_reason = "binary column, not scanned"
+            return
+        if isinstance(dt, pl.Struct | pl.Object | pl.Null):
+            if isinstance(dt, pl.Null):
+                return
+            st.skipped_reason = f"column of type {dt} not scanned"
+            return
+        values = series.drop_nulls()
+        if values.len() == 0:
+            return
+        strings = _as_strings(values)
+        hint = header_hint(st.name)
+        if strings is None:
+            st.non_null += values.len()
+            self._typed_shapes(st, values, hint)
+            return
+        strings = strings.str.strip_chars()
+        strings = strings.filter(strings.str.len_bytes() > 0)
+        n = strings.len()
+        if n == 0:
+            return
+        st.non_null += n
+        long = strings.str.len_bytes() > MAX_CELL_CHARS
+        if long.any():
+            st.truncated += int(long.sum())
+            strings = strings.str.slice(0, MAX_CELL_CHARS)
+        lengths = strings.str.len_chars()
+        self._whole_values(
+            st, strings.filter(lengths <= MAX_WHOLE_CHARS), lengths.filter(lengths <= MAX_WHOLE_CHARS)
+        )
+        # Values made of several words (Chinese text, spaces, punctuation) are cut into tokens.
+        texty = (lengths >= MIN_TEXT_CHARS) & strings.str.contains(TEXT_MARK_RE)
+        n_text = int(texty.sum())
+        if n_text:
+            st.free_text_rows += n_text
+            self._free_text(st, strings.filter(texty))
+        self._shapes(st, strings.filter(lengths <= MAX_WHOLE_CHARS), hint)
+        if self._text_detectors and st.sub_seen < TEXT_DETECTOR_SAMPLE and _is_texty(series.dtype):
+            self._text_subsample(st, strings)
+
+    def _whole_values(self, st: ColumnStats, strings: pl.Series, lengths: pl.Series) -> None:
+        cand = strings.filter(lengths >= MIN_STRUCTURED_CHARS)
+        if cand.len() == 0:
+            return
+        # Repeated values are classified once (status codes, cities); unique columns pay one hash pass.
+        vc = cand.value_counts(name="_n")
+        vals = vc.get_column(cand.name)
+        cls = classify_values(vals)
+        found = (
+            pl.DataFrame({"v": vals, "_n": vc.get_column("_n")})
+            .with_columns(cls)
+            .filter(pl.col("entity").is_not_null())
+        )
+        if found.height == 0:
+            return
+        agg = found.group_by("entity").agg(
+            pl.col("_n").sum().alias("rows"),
+            (pl.col("confidence") * pl.col("_n")).sum().alias("conf"),
+            pl.col("needs_context").all().alias("ctx"),
+            pl.col("v").head(MAX_EXAMPLES).alias("ex"),
+        )
+        for ent, rows, conf, ctx, ex in agg.iter_rows():
+            key = f"{ent}?" if ctx else ent  # entities that need context are kept apart
+            st.counts[key] += int(rows)
+            st.conf_sum[key] += float(conf)
+            for v in ex:
+                st.add_example(ent, mask_value(ent, v))
+            if ent in SEQUENCE_ENTITIES:
+                nums = st.numbers.setdefault(ent, [])
+                if len(nums) < SEQUENCE_SAMPLE:
+                    digits = (
+                        found.filter(pl.col("entity") == ent)
+                        .get_column("v")
+                        .head(SEQUENCE_SAMPLE - len(nums))
+                        .str.replace_all(r"[^0-9]", "")
+                        .str.slice(-18)
+                        .cast(pl.Int64, strict=False)
+                        .drop_nulls()
+                    )
+                    nums.extend(digits.to_list())
+
+    def _free_text(self, st: ColumnStats, strings: pl.Series) -> None:
+        toks = (
+            pl.DataFrame({"t": strings})
+            .with_row_index("row")
+            .select("row", tok=normalize_expr(pl.col("t")).str.extract_all(CANDIDATE_PATTERN))
+            .explode("tok")
+            .drop_nulls("tok")
+        )
+        if toks.height == 0:
+            return
+        cls = toks.with_columns(classify_values(toks.get_column("tok"))).filter(
+            pl.col("entity").is_not_null() & ~pl.col("needs_context")
+        )
+        if cls.height == 0:
+            return
+        agg = cls.group_by("entity").agg(
+            pl.col("row").n_unique().alias("rows"),
+            pl.col("confidence").mean().alias("conf"),
+            pl.col("tok").head(MAX_EXAMPLES).alias("ex"),
+        )
+        for ent, rows, conf, ex in agg.iter_rows():
+            st.counts[f"{ent}#text"] += int(rows)
+            st.conf_sum[f"{ent}#text"] += float(conf) * int(rows)
+            for v in ex:
+                st.add_example(ent, mask_value(ent, v))
+
+    def _shapes(self, st: ColumnStats, strings: pl.Series, hint: HeaderHint) -> None:
+        frame = pl.DataFrame({"v": strings})
+        shapes = frame.select(
+            cn_name=pl.col("v").str.contains(CN_NAME_RE).sum(),
+            en_name=pl.col("v").str.contains(EN_NAME_RE).sum(),
+            address=(pl.col("v").str.contains(ADDRESS_RE) | pl.col("v").str.contains(EN_ADDRESS_RE)).sum(),
+        ).row(0, named=True)
+        for k, v in shapes.items():
+            st.shape_counts[k] += int(v)
+        for kind, ent, rx in (("cn_name", "PERSON", CN_NAME_RE), ("address", "ADDRESS", ADDRESS_RE)):
+            if shapes[kind] and len(st.examples.get(ent, [])) < MAX_EXAMPLES:
+                for v in strings.filter(strings.str.contains(rx)).head(MAX_EXAMPLES).to_list():
+                    st.add_example(ent, mask_value(ent, v))
+        if shapes["en_name"] and hint.entity == "PERSON":
+            for v in strings.filter(strings.str.contains(EN_NAME_RE)).head(MAX_EXAMPLES).to_list():
+                st.add_example("PERSON", mask_value("PERSON", v))
+        vocab = header_rules().get("vocabulary", {})
+        if hint.entity in vocab:  # type: ignore[operator]
+            words = [str(w).lower() for w in vocab[hint.entity]]  # type: ignore[index]
+            st.shape_counts["vocab"] += int(strings.str.to_lowercase().is_in(words).sum())
+
+    def _typed_shapes(self, st: ColumnStats, values: pl.Series, hint: HeaderHint) -> None:
+        dt = values.dtype
+        if hint.entity == "DATE_OF_BIRTH" and (dt.is_temporal()):
+            st.shape_counts["date"] += values.len()
+        elif hint.entity == "GPS_COORDINATE" and dt.is_float():
+            st.shape_counts["coordinate"] += int(values.is_between(-180, 180).sum())
+        elif hint.entity == "AGE" and dt.is_numeric():
+            st.shape_counts["age"] += int(values.is_between(0, 130).sum())
+        elif hint.entity == "GENDER" and dt.is_integer():
+            st.shape_counts["vocab"] += int(values.is_in([0, 1, 2]).sum())
+
+    def _text_subsample(self, st: ColumnStats, strings: pl.Series) -> None:
+        """Names, addresses and sensitive categories from the per-value text detectors, on a bounded
+        subsample (these detectors read context and are not vectorized)."""
+        from piguard.detect import default_registry, scan_text
+
+        reg = default_registry()
+        if not any(d.name != "structured" for d in reg.detectors):
+            return
+        take = strings.head(TEXT_DETECTOR_SAMPLE - st.sub_seen).to_list()
+        st.sub_seen += len(take)
+        structured = set(reg.detectors[0].entities)
+        for v in take:
+            seen: set[str] = set()
+            for f in scan_text(v[:4096], registry=reg):
+                if f.entity in structured or f.entity in seen:
+                    continue
+                seen.add(f.entity)
+                st.sub_counts[f.entity] += 1
+                st.add_example(f.entity, f.masked)
+
+    # --- verdicts --------------------------------------------------------------------------------------
+    def verdicts(self) -> list[ColumnVerdict]:
+        out: list[ColumnVerdict] = []
+        for st in self.columns.values():
+            out.extend(column_verdicts(st))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnVerdict:
+    column: str
+    entity: str
+    share: float
+    confidence: float
+    evidence: str  # why, in words (header, validated share)
+    examples_masked: tuple[str, ...]
+
+
+def _is_sequence(nums: list[int]) -> bool:
+    """Dense, nearly consecutive numbers are a counter (order or serial numbers), not phones or cards."""
+    if len(nums) < 20:
+        return False
+    s = pl.Series(nums, dtype=pl.Int64).unique().sort()
+    if s.len() < 20:
+        return False
+    gap = s.diff().drop_nulls().median()
+    return gap is not None and float(gap) <= SEQUENCE_MAX_MEDIAN_GAP  # type: ignore[arg-type]
+
+
+def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
+    """Decide which entities a column holds (rules in docs/datamap.md)."""
+    if st.non_null == 0 or st.skipped_reason:
+        return []
+    hint = header_hint(st.name)
+    tax = taxonomy.entities()
+    out: list[ColumnVerdict] = []
+    n = st.non_null
+    free_text = st.free_text_rows >= n / 2
+    header_ev = f"header {st.name!r} matches {hint.synonym!r}" if hint.entity else ""
+    decided: set[str] = set()
+
+    # Whole-value evidence first, then values found inside text.
+    for key, rows in sorted(st.counts.items(), key=lambda kv: (kv[0].endswith("#text"), -kv[1])):
+        in_text = key.endswith("#text")
+        needs_ctx = key.endswith("?")
+        ent = key.removesuffix("#text").rstrip("?")
+        if ent in decided or not (tax.get(ent) is None or tax[ent].personal):
+            continue
+        share = rows / n
+        conf = st.conf_sum[key] / rows if rows else 0.0
+        named = hint.entity == ent
+        if in_text:
+            ok = conf >= TEXT_MIN_CONFIDENCE
+            why = f"{rows} of {n} values contain a validated {ent} in text"
+        elif named:
+            ok = share >= SHARE_WITH_HEADER
+            why = f"{header_ev}; {share:.0%} of values validate"
+        elif needs_ctx:
+            ok = False  # a bare date or digit run says nothing without a header naming it
+            why = ""
+        elif hint.negative or hint.entity is not None:
+            ok = share >= SHARE_NEGATIVE_HEADER
+            why = f"{share:.0%} of values validate although the header says otherwise"
+        else:
+            ok = share >= SHARE_NO_HEADER
+            why = f"{share:.0%} of values validate"
+        if ok and not named and ent in st.numbers and _is_sequence(st.numbers[ent]):
+            ok = False  # consecutive numbers: a counter that happens to pass the check
+        if not ok:
+            continue
+        if named:
+            conf = min(0.99, max(conf, 0.6) + 0.1)
+        confidence = round(
+            conf * (min(1.0, share / SHARE_NO_HEADER) if not in_text and not named else 1.0), 3
+        )
+        decided.add(ent)
+        out.append(
+            ColumnVerdict(st.name, ent, round(share, 4), confidence, why, tuple(st.examples.get(ent, ())))
+        )
+
+    # Names and addresses: vectorized shapes, then the text detectors' subsample.
+    for ent, shape_key in (("PERSON", "cn_name"), ("ADDRESS", "address")):
+        if ent in decided:
+            continue
+        shape = st.shape_counts[shape_key] + (
+            st.shape_counts["en_name"] if ent == "PERSON" and hint.entity == ent else 0
+        )
+        share = shape / n
+        named = hint.entity == ent
+        if (named and share >= SHARE_WITH_HEADER) or (not hint.negative and share >= SHARE_NO_HEADER):
+            why = (
+                f"{header_ev}; " if named else ""
+            ) + f"{share:.0%} of values have the shape of a {ent.lower()}"
+            conf = round(min(0.95, 0.55 + 0.4 * share + (0.1 if named else 0.0)), 3)
+            decided.add(ent)
+            out.append(
+                ColumnVerdict(st.name, ent, round(share, 4), conf, why, tuple(st.examples.get(ent, ())))
+            )
+    if st.sub_seen:
+        for ent, hits in st.sub_counts.most_common():
+            if ent in decided:
+                continue
+            share = hits / st.sub_seen
+            if (free_text and hits >= 1) or share >= (
+                SHARE_WITH_HEADER if hint.entity == ent else SHARE_NO_HEADER
+            ):
+                decided.add(ent)
+                why = f"text detectors found {ent} in {hits} of {st.sub_seen} sampled values"
+                out.append(
+                    ColumnVerdict(st.name, ent, round(share, 4), 0.7, why, tuple(st.examples.get(ent, ())))
+                )
+
+    # Entities only a header can name (no validator exists for gender, ethnicity, income...).
+    ent = hint.entity
+    if ent and ent not in decided and not _validatable(ent):
+        shape_key = {"DATE_OF_BIRTH": "date", "GPS_COORDINATE": "coordinate", "AGE": "age"}.get(ent)
+        vocab = ent in header_rules().get("vocabulary", {})  # type: ignore[operator]
+        if vocab:
+            share = st.shape_counts["vocab"] / n
+            ok = share >= SHARE_NO_HEADER
+        elif shape_key:
+            share = st.shape_counts[shape_key] / n
+            ok = share >= SHARE_NO_HEADER
+        else:
+            share, ok = 1.0, ent not in ("PERSON", "ADDRESS")
+        if ok:
+            out.append(
+                ColumnVerdict(
+                    st.name,
+                    ent,
+                    round(share, 4),
+                    _HEADER_ONLY_CONFIDENCE,
+                    header_ev,
+                    tuple(st.examples.get(ent, ())),
+                )
+            )
+    return out
+
+
+def _validatable(entity: str) -> bool:
+    """Entities whose values the validators check; for them the header alone is not enough."""
+    from piguard.detect.registry import STRUCTURED_ENTITIES
+
+    return entity in STRUCTURED_ENTITIES and entity not in ("DATE_OF_BIRTH", "GPS_COORDINATE")
+
+
+def header_only_note(st: ColumnStats) -> str | None:
+    """A header naming a validatable entity whose values do not validate: worth telling the reader."""
+    hint = header_hint(st.name)
+    if hint.entity and _validatable(hint.entity) and st.non_null:
+        share = st.counts.get(hint.entity, 0) / st.non_null
+        if share < SHARE_WITH_HEADER:
+            return (
+                f"header suggests {hint.entity} but only {share:.0%} of {st.non_null} values validate; "
+                "not reported"
+            )
+    return None
+
+
+def combinations(table_entities: dict[str, list[str]]) -> dict[str, object] | None:
+    """Does this table's set of PI columns identify people? ``table_entities`` maps column -> entities."""
+    tax = taxonomy.entities()
+    rules = header_rules()["combinations"]  # type: ignore[index]
+    direct = {
+        c: e
+        for c, ents in table_entities.items()
+        for e in ents
+        if tax.get(e) and tax[e].identifier == "direct"
+    }
+    quasi = {
+        c: e
+        for c, ents in table_entities.items()
+        for e in ents
+        if tax.get(e) and tax[e].identifier == "quasi"
+    }
+    others = {c: e for c, ents in table_entities.items() for e in ents}
+    if direct and len(others) >= 2:
+        r = rules["direct_plus"]  # type: ignore[index]
+        kind = "direct"
+    elif len({e for e in quasi.values()}) >= int(rules["quasi"]["min_quasi"]):  # type: ignore[index]
+        r = rules["quasi"]  # type: ignore[index]
+        kind = "quasi"
+    else:
+        return None
+    cols = sorted(table_entities)
+    return {
+        "kind": kind,
+        "columns": cols,
+        "entities": sorted({e for ents in table_entities.values() for e in ents}),
+        "reason": r["reason_en"],
+        "reason_zh": r["reason_zh"],
+        "basis": r["basis"],
+    }
