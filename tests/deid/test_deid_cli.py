@@ -1,0 +1,174 @@
+"""``piguard deid`` end to end: report contract, formats, config with operators, bad input, atomic output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from deid_checker import check_output
+from typer.testing import CliRunner
+
+from piguard.cli import app
+from piguard.deid.risk import RiskOptions, risk_report, zayatz
+
+ADULT = Path(__file__).resolve().parents[3] / "shared" / "data" / "anon" / "adult"
+QIS = "sex,age,race,marital-status,education,native-country,workclass,occupation"
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, ["deid", *map(str, args)])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_cli_adult_report_contract_and_html(tmp_path: Path) -> None:
+    out, rep, html = tmp_path / "out.csv", tmp_path / "r.json", tmp_path / "r.html"
+    code, stdout, stderr = run(ADULT / "adult.csv", "--out", out, "--quasi", QIS, "--hierarchies", ADULT,
+                               "--k", 5, "--l-diversity", "salary-class:2", "--t-closeness", "salary-class:0.2",
+                               "--suppression", 0.01, "--report", rep, "--html", html)
+    assert code == 0, stderr
+    r = json.loads(rep.read_text(encoding="utf-8"))
+    assert set(r) == {"models", "levels", "suppressed_rows", "equivalence_classes", "min_class_size", "risk",
+                      "utility"}
+    assert set(r["risk"]["prosecutor"]) == {"highest", "average", "records_at_risk"}
+    assert set(r["risk"]) >= {"prosecutor", "journalist", "marketer"}
+    assert list(r["levels"]) == QIS.split(",")
+    df = pl.read_csv(out, separator=";", infer_schema=False)  # ARX's delimiter kept
+    qis = QIS.split(",")
+    assert check_output(df, qis, k=5, suppression=0.01, l_div=[("salary-class", 2, "distinct", 1.0)],
+                        t_close=[("salary-class", 0.2)]) == []
+    sizes = df.filter(~pl.all_horizontal([pl.col(q) == "*" for q in qis])).group_by(qis).len()["len"]
+    assert r["risk"]["prosecutor"]["highest"] == pytest.approx(1 / r["min_class_size"])
+    assert r["min_class_size"] <= sizes.min()
+    assert "<table>" in html.read_text(encoding="utf-8") and "prosecutor" in html.read_text(encoding="utf-8")
+    assert "levels" in stdout
+
+
+def test_cli_config_with_operators_tsv_and_parquet(tmp_path: Path) -> None:
+    src = pl.DataFrame({
+        "name": ["张三", "李四", "欧阳娜娜", "王五", "赵六", "钱七"] * 5,
+        "phone": [f"1380013{i:04d}" for i in range(30)],
+        "id": [f"1101051949123{i:04d}X"[:18] for i in range(30)],
+        "age": [str(20 + i % 40) for i in range(30)],
+        "city": ["杭州", "宁波", "南京"] * 10,
+        "diagnosis": ["flu", "cold", "asthma"] * 10,
+        "visit": ["2024-01-10", "2024-02-11"] * 15,
+    })
+    tsv = tmp_path / "in.tsv"
+    src.write_csv(tsv, separator="\t")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "phone.key").write_text("ab" * 32)
+    (tmp_path / "keys" / "id.key").write_text("cd" * 32)
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "city.csv").write_text("杭州;浙江;*\n宁波;浙江;*\n南京;江苏;*\n", encoding="utf-8")
+    cfg = tmp_path / "deid.yaml"
+    cfg.write_text(
+        "quasi: [age, city]\n"
+        "hierarchy_dir: h\n"
+        "hierarchies:\n  age: {auto: intervals, widths: [5, 10, 20]}\n"
+        "models: {k: 3, l_diversity: [{column: diagnosis, l: 2}]}\n"
+        "columns:\n"
+        "  name: {op: mask, keep_surname: true}\n"
+        "  phone: {op: pseudonym, key_file: keys/phone.key}\n"
+        "  id: {op: ff1, key_file: keys/id.key}\n"
+        "  visit: {op: drop}\n",
+        encoding="utf-8",
+    )
+    for out in (tmp_path / "out.tsv", tmp_path / "out.parquet"):
+        code, _, stderr = run(tsv, "--out", out, "--config", cfg, "--report", tmp_path / "r.json")
+        assert code == 0, stderr
+        df = pl.read_parquet(out) if out.suffix == ".parquet" else pl.read_csv(out, separator="\t",
+                                                                                 infer_schema=False)
+        assert "visit" not in df.columns
+        assert df["name"][2] == "欧阳**"
+        assert df["phone"].n_unique() == 30 and not df["phone"].str.starts_with("138").any()
+        assert df["id"].str.len_chars().to_list() == [18] * 30 and df["id"][0] != src["id"][0]
+        assert check_output(df, ["age", "city"], k=3, l_div=[("diagnosis", 2, "distinct", 1.0)]) == []
+    rep = (tmp_path / "r.json").read_text(encoding="utf-8")
+    assert "cd" * 32 not in rep and "ab" * 32 not in rep  # keys never reach the report
+    # Parquet input works too.
+    src.write_parquet(tmp_path / "in.parquet")
+    code, _, stderr = run(tmp_path / "in.parquet", "--out", tmp_path / "again.csv", "--quasi", "city",
+                          "--hierarchies", tmp_path / "h", "--k", 10)
+    assert code == 0, stderr
+    assert pl.read_csv(tmp_path / "again.csv")["city"].unique().sort().to_list() == ["江苏", "浙江"]
+
+
+def test_init_config_drafts_from_taxonomy(tmp_path: Path) -> None:
+    src = pl.DataFrame({
+        "姓名": ["张三", "李四"] * 10,
+        "手机": [f"1380013{i:04d}" for i in range(20)],
+        "年龄": [str(30 + i) for i in range(20)],
+        "性别": ["男", "女"] * 10,
+        "诊断": ["flu", "cold"] * 10,
+    })
+    p = tmp_path / "in.csv"
+    src.write_csv(p)
+    draft = tmp_path / "deid.yaml"
+    code, _, stderr = run(p, "--init-config", draft)
+    assert code == 0, stderr
+    import yaml
+
+    cfg = yaml.safe_load(draft.read_text(encoding="utf-8"))
+    assert cfg["columns"]["手机"]["op"] == "pseudonym"
+    assert cfg["columns"]["姓名"]["op"] == "drop"
+    assert set(cfg["quasi"]) == {"年龄", "性别"}
+    assert cfg["hierarchies"]["年龄"]["auto"] == "intervals"
+    assert cfg["models"]["l_diversity"][0]["column"] == "诊断"
+    # The draft runs once the key file exists.
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "手机.key").write_text("ef" * 32)
+    code, _, stderr = run(p, "--out", tmp_path / "o.csv", "--config", draft, "--k", 2)
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize("case", ["k_too_big", "missing_value", "bad_csv", "bad_key", "no_input", "bad_l"])
+def test_cli_bad_input_exit_2_and_no_output(tmp_path: Path, case: str) -> None:
+    out = tmp_path / "out.csv"
+    src = tmp_path / "in.csv"
+    src.write_text("sex;age;salary-class\nMale;39;<=50K\nFemale;41;>50K\n", encoding="utf-8")
+    args: list[object] = [src, "--out", out, "--quasi", "sex,age", "--hierarchies", ADULT]
+    if case == "k_too_big":
+        args += ["--k", 3]
+        expect = "k=3 is larger than the table (2 rows)"
+    elif case == "missing_value":
+        src.write_text("sex;age\nMale;39\nAlien;41\n", encoding="utf-8")
+        expect = "column 'sex': value A**** is missing from its hierarchy"
+    elif case == "bad_csv":
+        src.write_bytes(b"sex;age\nMale;39;extra;fields\n")
+        expect = "malformed table"
+    elif case == "bad_key":
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("columns:\n  salary-class: {op: pseudonym, key_file: nokey.key}\n")
+        args += ["--config", cfg]
+        expect = "key file"
+    elif case == "no_input":
+        args[0] = tmp_path / "nope.csv"
+        expect = "input table not found"
+    else:
+        args += ["--l-diversity", "salary-class"]
+        expect = "expected COLUMN:L"
+    code, _, stderr = run(*args)
+    assert code == 2
+    assert expect in stderr and "Traceback" not in stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+def test_risk_figures_from_class_sizes() -> None:
+    sizes = pl.Series([1, 2, 5]).to_numpy()
+    cls = pl.Series([0, 1, 1, 2, 2, 2, 2, 2, -1]).to_numpy()
+    r = risk_report(sizes, cls, 9)
+    p = r["prosecutor"]
+    assert p["highest"] == 1.0 and p["records_at_risk"] == 3  # 1/1 and 1/2 exceed 0.2; 1/5 does not
+    assert p["average"] == pytest.approx((1 + 0.5 * 2 + 0.2 * 5) / 8)
+    assert r["sample_uniques"]["records"] == 1 and r["records_released"] == 8
+    # With the whole population released (pi = 1), journalist equals prosecutor and every sample unique is
+    # a population unique.
+    whole = risk_report(sizes, cls, 9, RiskOptions(population=8))
+    assert whole["journalist"]["highest"] == 1.0
+    assert whole["marketer"]["average"] == pytest.approx(3 / 8)
+    assert zayatz(sizes, 8, 8) == 1.0
+    # A tiny sample of a huge population: sample uniques are rarely population uniques.
+    assert 0 < zayatz(sizes, 8, 1_000_000) < 1.0
