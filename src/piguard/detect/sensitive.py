@@ -1,0 +1,88 @@
+"""Sensitive personal information in free text by context: health, religion, biometrics, minors, money, trails.
+
+These categories (PIPL Art. 28) have no fixed format, so the detector looks for the terms that name them
+(``data/sensitive.yaml``: 确诊, 糖尿病, 基督徒, 指纹, 不满十四周岁, 银行流水, 行程轨迹 ...) and reports the
+term. A term alone is a weak signal, reported below the default threshold; a person cue nearby (我, 患者,
+她, my, patient ...) makes it a finding. Users tune terms and cues in the YAML, not the code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from piguard.detect.structured import RawHit
+
+
+@dataclass(frozen=True)
+class _Rules:
+    window: int
+    confidence: float
+    confidence_with_cue: float
+    rx_terms: re.Pattern[str]
+    term_entity: dict[str, str]
+    rx_cue: re.Pattern[str]
+    entities: tuple[str, ...]
+
+
+def _alternation(words: list[str]) -> str:
+    parts = []
+    for w in sorted(set(words), key=len, reverse=True):
+        esc = re.escape(w.lower())
+        # English terms need word boundaries ('hiv' must not match inside 'archive').
+        parts.append(rf"(?<![a-z]){esc}(?![a-z])" if w[:1].isascii() and w[:1].isalpha() else esc)
+    return "|".join(parts)
+
+
+def load_rules(text: str | None = None) -> _Rules:
+    """Rules from YAML text (the packaged ``sensitive.yaml`` when ``text`` is None)."""
+    if text is None:
+        text = resources.files("piguard.detect").joinpath("data", "sensitive.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text)
+    term_entity: dict[str, str] = {}
+    for entity, spec in raw["categories"].items():
+        for t in spec["terms"]:
+            term_entity.setdefault(str(t).lower(), entity)
+    return _Rules(
+        window=int(raw["window"]),
+        confidence=float(raw["confidence"]),
+        confidence_with_cue=float(raw["confidence_with_cue"]),
+        rx_terms=re.compile(_alternation(list(term_entity))),
+        term_entity=term_entity,
+        rx_cue=re.compile(_alternation([str(c) for c in raw["person_cues"]])),
+        entities=tuple(raw["categories"]),
+    )
+
+
+@cache
+def _rules() -> _Rules:
+    return load_rules()
+
+
+class SensitiveContextDetector:
+    """HEALTH_INFO, RELIGIOUS_BELIEF, BIOMETRIC, MINOR_INFO, FINANCIAL_INFO, WHEREABOUTS by terms and cues."""
+
+    name = "sensitive_context"
+    entities = (
+        "HEALTH_INFO", "RELIGIOUS_BELIEF", "BIOMETRIC", "MINOR_INFO", "FINANCIAL_INFO", "WHEREABOUTS",
+    )  # fmt: skip
+
+    def find(self, text: str) -> list[RawHit]:
+        r = _rules()
+        low = text.lower()  # same length as text for CJK and ASCII; offsets stay valid
+        if len(low) != len(text):
+            low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+        hits: list[RawHit] = []
+        for m in r.rx_terms.finditer(low):
+            s, e = m.span()
+            entity = r.term_entity[m.group(0)]
+            before = low[max(0, s - r.window) : s]
+            after = low[e : e + r.window]
+            cue = r.rx_cue.search(before) or r.rx_cue.search(after)
+            conf = r.confidence_with_cue if cue else r.confidence
+            hits.append(RawHit(entity, s, e, conf, self.name))
+        return hits
