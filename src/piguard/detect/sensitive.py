@@ -1,4 +1,4 @@
-"""Sensitive personal information in free text by context: health, religion, biometrics, minors, money, trails.
+"""Sensitive personal information in free text by context: health, religion, biometrics, minors, money, trail.
 
 These categories (PIPL Art. 28) have no fixed format, so the detector looks for the terms that name them
 (``data/sensitive.yaml``: 确诊, 糖尿病, 基督徒, 指纹, 不满十四周岁, 银行流水, 行程轨迹 ...) and reports the
