@@ -41,8 +41,12 @@ ARX_MS = {"k5": "59-72", "k5_supp1": "373", "k5_l2_t0.2_supp1": "531"}
 CONFIGS = {
     "k5": Models(k=5),
     "k5_supp1": Models(k=5, suppression=0.01),
-    "k5_l2_t0.2_supp1": Models(k=5, l_diversity=[LDiversity("salary-class", 2)],
-                               t_closeness=[TCloseness("salary-class", 0.2)], suppression=0.01),
+    "k5_l2_t0.2_supp1": Models(
+        k=5,
+        l_diversity=[LDiversity("salary-class", 2)],
+        t_closeness=[TCloseness("salary-class", 0.2)],
+        suppression=0.01,
+    ),
 }
 
 PYCANON_SNIPPET = """
@@ -66,13 +70,20 @@ def pycanon_check(released: pl.DataFrame, python: str | None) -> dict[str, int] 
             from pycanon import anonymity
 
             df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
-            return {"k": int(anonymity.k_anonymity(df, QIS)),
-                    "l": int(anonymity.l_diversity(df, QIS, ["salary-class"]))}
+            return {
+                "k": int(anonymity.k_anonymity(df, QIS)),
+                "l": int(anonymity.l_diversity(df, QIS, ["salary-class"])),
+            }
         except ImportError:
             if not python:
                 return None
-        res = subprocess.run([python, "-c", PYCANON_SNIPPET, str(path), json.dumps(QIS)], capture_output=True,
-                             text=True, timeout=600, check=False)
+        res = subprocess.run(
+            [python, "-c", PYCANON_SNIPPET, str(path), json.dumps(QIS)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if res.returncode != 0:
             print(f"  pycanon failed: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             return None
@@ -134,15 +145,21 @@ def main() -> int:
             if "l2" in name:
                 ok &= canon["l"] >= 2
         results[name] = entry
-        print(f"{name:18s} levels {levels} suppressed {res.suppressed_rows:4d} loss {res.score:.4f} "
-              f"checked {res.checked:4d}/{res.lattice_size} | encode {min(enc):6.1f} ms  search "
-              f"{min(search):6.1f} ms  total {min(total):6.1f} ms (median {statistics.median(total):6.1f}) "
-              f"| ARX {ARX_MS[name]} ms | pycanon {canon}")
+        print(
+            f"{name:18s} levels {levels} suppressed {res.suppressed_rows:4d} loss {res.score:.4f} "
+            f"checked {res.checked:4d}/{res.lattice_size} | encode {min(enc):6.1f} ms  search "
+            f"{min(search):6.1f} ms  total {min(total):6.1f} ms (median {statistics.median(total):6.1f}) "
+            f"| ARX {ARX_MS[name]} ms | pycanon {canon}"
+        )
 
     payload = {
         "benchmark": "deid_adult",
         "command": "python benchmarks/deid_adult.py",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "rows": df.height,
         "quasi_identifiers": QIS,
         "repeat": args.repeat,

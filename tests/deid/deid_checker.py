@@ -13,9 +13,16 @@ from collections import Counter
 import polars as pl
 
 
-def check_output(df: pl.DataFrame, qis: list[str], *, k: int = 1, suppression: float = 0.0,
-                 l_div: list[tuple[str, int, str, float]] = (), t_close: list[tuple[str, float]] = (),
-                 t_hier: list[tuple[str, float, dict[str, list[str]]]] = ()) -> list[str]:
+def check_output(
+    df: pl.DataFrame,
+    qis: list[str],
+    *,
+    k: int = 1,
+    suppression: float = 0.0,
+    l_div: list[tuple[str, int, str, float]] = (),
+    t_close: list[tuple[str, float]] = (),
+    t_hier: list[tuple[str, float, dict[str, list[str]]]] = (),
+) -> list[str]:
     """Violations found (empty when the output satisfies everything claimed).
 
     l_div: (column, l, variant, c); t_close: (column, t) with equal ground distance; t_hier: (column, t,
@@ -42,7 +49,7 @@ def check_output(df: pl.DataFrame, qis: list[str], *, k: int = 1, suppression: f
                     bad.append(f"entropy of {col} {ent:.4f} < log {l_val}")
             elif variant == "recursive":
                 r = sorted(cnt.values(), reverse=True)
-                if len(r) < l_val or not r[0] < c * sum(r[l_val - 1:]):
+                if len(r) < l_val or not r[0] < c * sum(r[l_val - 1 :]):
                     bad.append(f"recursive ({c},{l_val}) fails on {col}")
         for col, t in t_close:
             cnt = Counter(row[f"_s_{col}"])
@@ -66,7 +73,7 @@ def _hier_emd(cnt: Counter, size: int, glob: Counter, n: int, tree: dict[str, li
     """Li et al. 2007: sum over internal nodes of height(N)/H * min(positive, negative extra)."""
     height = len(next(iter(tree.values()))) - 1
     extra: dict[tuple[int, str], float] = {}
-    for leaf, path in tree.items():
+    for leaf in tree:
         e = cnt.get(leaf, 0) / size - glob.get(leaf, 0) / n
         extra[(0, leaf)] = e
     total = 0.0
@@ -88,8 +95,14 @@ def _hier_emd(cnt: Counter, size: int, glob: Counter, n: int, tree: dict[str, li
     return total
 
 
-def arx_loss(df_in: pl.DataFrame, df_out: pl.DataFrame, qis: list[str], trees: dict[str, dict[str, list[str]]],
-             levels: dict[str, int], suppressed: int) -> float:
+def arx_loss(
+    df_in: pl.DataFrame,
+    df_out: pl.DataFrame,
+    qis: list[str],
+    trees: dict[str, dict[str, list[str]]],
+    levels: dict[str, int],
+    suppressed: int,
+) -> float:
     """ARX's Loss (geometric mean over columns of normalized generalized information loss), recomputed from
     the hierarchy trees and the levels, with suppressed records counted as fully generalized."""
     n = df_in.height

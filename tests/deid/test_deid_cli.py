@@ -25,20 +25,54 @@ def run(*args: str) -> tuple[int, str, str]:
 
 def test_cli_adult_report_contract_and_html(tmp_path: Path) -> None:
     out, rep, html = tmp_path / "out.csv", tmp_path / "r.json", tmp_path / "r.html"
-    code, stdout, stderr = run(ADULT / "adult.csv", "--out", out, "--quasi", QIS, "--hierarchies", ADULT,
-                               "--k", 5, "--l-diversity", "salary-class:2", "--t-closeness", "salary-class:0.2",
-                               "--suppression", 0.01, "--report", rep, "--html", html)
+    code, stdout, stderr = run(
+        ADULT / "adult.csv",
+        "--out",
+        out,
+        "--quasi",
+        QIS,
+        "--hierarchies",
+        ADULT,
+        "--k",
+        5,
+        "--l-diversity",
+        "salary-class:2",
+        "--t-closeness",
+        "salary-class:0.2",
+        "--suppression",
+        0.01,
+        "--report",
+        rep,
+        "--html",
+        html,
+    )
     assert code == 0, stderr
     r = json.loads(rep.read_text(encoding="utf-8"))
-    assert set(r) == {"models", "levels", "suppressed_rows", "equivalence_classes", "min_class_size", "risk",
-                      "utility"}
+    assert set(r) == {
+        "models",
+        "levels",
+        "suppressed_rows",
+        "equivalence_classes",
+        "min_class_size",
+        "risk",
+        "utility",
+    }
     assert set(r["risk"]["prosecutor"]) == {"highest", "average", "records_at_risk"}
     assert set(r["risk"]) >= {"prosecutor", "journalist", "marketer"}
     assert list(r["levels"]) == QIS.split(",")
     df = pl.read_csv(out, separator=";", infer_schema=False)  # ARX's delimiter kept
     qis = QIS.split(",")
-    assert check_output(df, qis, k=5, suppression=0.01, l_div=[("salary-class", 2, "distinct", 1.0)],
-                        t_close=[("salary-class", 0.2)]) == []
+    assert (
+        check_output(
+            df,
+            qis,
+            k=5,
+            suppression=0.01,
+            l_div=[("salary-class", 2, "distinct", 1.0)],
+            t_close=[("salary-class", 0.2)],
+        )
+        == []
+    )
     sizes = df.filter(~pl.all_horizontal([pl.col(q) == "*" for q in qis])).group_by(qis).len()["len"]
     assert r["risk"]["prosecutor"]["highest"] == pytest.approx(1 / r["min_class_size"])
     assert r["min_class_size"] <= sizes.min()
@@ -47,15 +81,17 @@ def test_cli_adult_report_contract_and_html(tmp_path: Path) -> None:
 
 
 def test_cli_config_with_operators_tsv_and_parquet(tmp_path: Path) -> None:
-    src = pl.DataFrame({
-        "name": ["张三", "李四", "欧阳娜娜", "王五", "赵六", "钱七"] * 5,
-        "phone": [f"1380013{i:04d}" for i in range(30)],
-        "id": [f"1101051949123{i:04d}X"[:18] for i in range(30)],
-        "age": [str(20 + i % 40) for i in range(30)],
-        "city": ["杭州", "宁波", "南京"] * 10,
-        "diagnosis": ["flu", "cold", "asthma"] * 10,
-        "visit": ["2024-01-10", "2024-02-11"] * 15,
-    })
+    src = pl.DataFrame(
+        {
+            "name": ["张三", "李四", "欧阳娜娜", "王五", "赵六", "钱七"] * 5,
+            "phone": [f"1380013{i:04d}" for i in range(30)],
+            "id": [f"1101051949123{i:04d}X"[:18] for i in range(30)],
+            "age": [str(20 + i % 40) for i in range(30)],
+            "city": ["杭州", "宁波", "南京"] * 10,
+            "diagnosis": ["flu", "cold", "asthma"] * 10,
+            "visit": ["2024-01-10", "2024-02-11"] * 15,
+        }
+    )
     tsv = tmp_path / "in.tsv"
     src.write_csv(tsv, separator="\t")
     (tmp_path / "keys").mkdir()
@@ -79,8 +115,11 @@ def test_cli_config_with_operators_tsv_and_parquet(tmp_path: Path) -> None:
     for out in (tmp_path / "out.tsv", tmp_path / "out.parquet"):
         code, _, stderr = run(tsv, "--out", out, "--config", cfg, "--report", tmp_path / "r.json")
         assert code == 0, stderr
-        df = pl.read_parquet(out) if out.suffix == ".parquet" else pl.read_csv(out, separator="\t",
-                                                                                 infer_schema=False)
+        df = (
+            pl.read_parquet(out)
+            if out.suffix == ".parquet"
+            else pl.read_csv(out, separator="\t", infer_schema=False)
+        )
         assert "visit" not in df.columns
         assert df["name"][2] == "欧阳**"
         assert df["phone"].n_unique() == 30 and not df["phone"].str.starts_with("138").any()
@@ -90,20 +129,36 @@ def test_cli_config_with_operators_tsv_and_parquet(tmp_path: Path) -> None:
     assert "cd" * 32 not in rep and "ab" * 32 not in rep  # keys never reach the report
     # Parquet input works too.
     src.write_parquet(tmp_path / "in.parquet")
-    code, _, stderr = run(tmp_path / "in.parquet", "--out", tmp_path / "again.csv", "--quasi", "city",
-                          "--hierarchies", tmp_path / "h", "--k", 11, "--suppression", 0.34)
+    code, _, stderr = run(
+        tmp_path / "in.parquet",
+        "--out",
+        tmp_path / "again.csv",
+        "--quasi",
+        "city",
+        "--hierarchies",
+        tmp_path / "h",
+        "--k",
+        11,
+        "--suppression",
+        0.34,
+    )
     assert code == 0, stderr
-    assert pl.read_csv(tmp_path / "again.csv")["city"].value_counts(sort=True).rows() == [("浙江", 20), ("*", 10)]
+    assert pl.read_csv(tmp_path / "again.csv")["city"].value_counts(sort=True).rows() == [
+        ("浙江", 20),
+        ("*", 10),
+    ]
 
 
 def test_init_config_drafts_from_taxonomy(tmp_path: Path) -> None:
-    src = pl.DataFrame({
-        "姓名": ["张三", "李四"] * 10,
-        "手机": [f"1380013{i:04d}" for i in range(20)],
-        "年龄": [str(30 + i) for i in range(20)],
-        "性别": ["男", "女"] * 10,
-        "诊断": ["flu", "cold"] * 10,
-    })
+    src = pl.DataFrame(
+        {
+            "姓名": ["张三", "李四"] * 10,
+            "手机": [f"1380013{i:04d}" for i in range(20)],
+            "年龄": [str(30 + i) for i in range(20)],
+            "性别": ["男", "女"] * 10,
+            "诊断": ["flu", "cold"] * 10,
+        }
+    )
     p = tmp_path / "in.csv"
     src.write_csv(p)
     draft = tmp_path / "deid.yaml"

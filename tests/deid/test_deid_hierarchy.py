@@ -71,7 +71,7 @@ def test_auto_age_intervals_nest() -> None:
     assert row["17"][1:3] == ["[15, 20)", "[10, 20)"]
     with pytest.raises(DeidError, match="do not nest"):
         hm.numeric_intervals("age", ["1"], widths=(5, 7))
-    with pytest.raises(DeidError, match="column 'age': value x\\*+ is not a number"):
+    with pytest.raises(DeidError, match=r"column 'age': value x\*+ is not a number"):
         hm.numeric_intervals("age", ["1", "xyz"])
 
 
@@ -84,8 +84,10 @@ def test_auto_dates_resident_id_address_phone_postcode() -> None:
     assert {r[0][:2]: r[3] for r in rid.rows} == {"11": "北京市", "33": "浙江省"}
     assert rid.rows[1][1] == "330106************" and rid.rows[1][2] == "3301**"
 
-    a = hm.chinese_address("addr", ["浙江省杭州市西湖区文三路90号", "北京市海淀区中关村大街1号",
-                                    "广西壮族自治区南宁市青秀区民族大道"])
+    a = hm.chinese_address(
+        "addr",
+        ["浙江省杭州市西湖区文三路90号", "北京市海淀区中关村大街1号", "广西壮族自治区南宁市青秀区民族大道"],
+    )
     by = {r[0][:2]: r for r in a.rows}
     assert by["浙江"][1:] == ["浙江省杭州市西湖区", "浙江省杭州市", "浙江省", "*"]
     assert by["北京"][1:] == ["北京市海淀区", "北京市", "北京市", "*"]

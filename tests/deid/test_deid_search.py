@@ -47,7 +47,8 @@ def test_adult_k5_optimum_is_arx_transformation(adult: pl.DataFrame, trees: dict
     assert out.report["equivalence_classes"] == out.table.group_by(QIS).len().height
     # The score the search minimized is ARX's Loss, recomputed independently from the hierarchy files.
     assert out.report["utility"]["search"]["score"] == pytest.approx(
-        arx_loss(adult, out.table, QIS, trees, out.report["levels"], 0), abs=1e-9)
+        arx_loss(adult, out.table, QIS, trees, out.report["levels"], 0), abs=1e-9
+    )
 
 
 def test_adult_k5_one_percent_suppression(adult: pl.DataFrame, trees: dict) -> None:
@@ -58,24 +59,42 @@ def test_adult_k5_one_percent_suppression(adult: pl.DataFrame, trees: dict) -> N
     # Suppression lets the optimum generalize less than without it.
     assert sum(rep["levels"].values()) < 14
     assert rep["utility"]["search"]["score"] == pytest.approx(
-        arx_loss(adult, out.table, QIS, trees, rep["levels"], rep["suppressed_rows"]), abs=1e-9)
+        arx_loss(adult, out.table, QIS, trees, rep["levels"], rep["suppressed_rows"]), abs=1e-9
+    )
 
 
 def test_adult_l_diversity_and_t_closeness(adult: pl.DataFrame) -> None:
-    m = Models(k=5, l_diversity=[LDiversity("salary-class", 2)], t_closeness=[TCloseness("salary-class", 0.2)],
-               suppression=0.01)
+    m = Models(
+        k=5,
+        l_diversity=[LDiversity("salary-class", 2)],
+        t_closeness=[TCloseness("salary-class", 0.2)],
+        suppression=0.01,
+    )
     out = _run(adult, m)
     assert out.report["suppressed_rows"] <= int(0.01 * adult.height)
-    assert check_output(out.table, QIS, k=5, suppression=0.01, l_div=[("salary-class", 2, "distinct", 1.0)],
-                        t_close=[("salary-class", 0.2)]) == []
+    assert (
+        check_output(
+            out.table,
+            QIS,
+            k=5,
+            suppression=0.01,
+            l_div=[("salary-class", 2, "distinct", 1.0)],
+            t_close=[("salary-class", 0.2)],
+        )
+        == []
+    )
     # Sensitive values are published unchanged.
     assert out.table["salary-class"].to_list() == adult["salary-class"].to_list()
 
 
 def test_hierarchical_t_closeness_rechecked(adult: pl.DataFrame, trees: dict) -> None:
     qis = ["sex", "age", "race", "education"]
-    cfg = DeidConfig(quasi=qis, hierarchy_dir=str(ADULT), metric="loss",
-                     models=Models(k=3, t_closeness=[TCloseness("occupation", 0.15, "hierarchical")]))
+    cfg = DeidConfig(
+        quasi=qis,
+        hierarchy_dir=str(ADULT),
+        metric="loss",
+        models=Models(k=3, t_closeness=[TCloseness("occupation", 0.15, "hierarchical")]),
+    )
     out = deidentify(adult, cfg)
     assert check_output(out.table, qis, k=3, t_hier=[("occupation", 0.15, trees["occupation"])]) == []
 
@@ -90,15 +109,20 @@ def test_entropy_metric_and_entropy_l_diversity(adult: pl.DataFrame) -> None:
     assert check_output(out.table, qis, k=2, l_div=[("occupation", 2, "recursive", 3.0)]) == []
 
 
-def _independent_best(df: pl.DataFrame, qis: list[str], trees: dict, k: int, suppression: float
-                      ) -> tuple[tuple[int, ...], float]:
+def _independent_best(
+    df: pl.DataFrame, qis: list[str], trees: dict, k: int, suppression: float
+) -> tuple[tuple[int, ...], float]:
     """Exhaustive search with polars: every lattice node, suppress small classes, ARX Loss."""
     n = df.height
     heights = [len(next(iter(trees[q].values()))) for q in qis]
     best: tuple[float, tuple[int, ...]] | None = None
     for levels in itertools.product(*[range(h) for h in heights]):
-        gen = df.select([pl.col(q).replace_strict({v: p[lv] for v, p in trees[q].items()}).alias(q)
-                         for q, lv in zip(qis, levels, strict=True)])
+        gen = df.select(
+            [
+                pl.col(q).replace_strict({v: p[lv] for v, p in trees[q].items()}).alias(q)
+                for q, lv in zip(qis, levels, strict=True)
+            ]
+        )
         sizes = gen.group_by(qis).len()
         small = sizes.filter(pl.col("len") < k)["len"].sum()
         if small > int(suppression * n + 1e-9):
@@ -111,8 +135,10 @@ def _independent_best(df: pl.DataFrame, qis: list[str], trees: dict, k: int, sup
             share: dict[str, int] = {}
             for p in tree.values():
                 share[p[lv]] = share.get(p[lv], 0) + 1
-            tot = sum(1.0 if o else share[tree[v][lv]] / len(tree)
-                      for v, o in zip(df[q].to_list(), out_rows, strict=True))
+            tot = sum(
+                1.0 if o else share[tree[v][lv]] / len(tree)
+                for v, o in zip(df[q].to_list(), out_rows, strict=True)
+            )
             lo = n / len(tree)
             per_col.append(max(0.0, (tot - lo) / (n - lo)))
         score = float(np.prod([x + 1 for x in per_col]) ** (1 / len(per_col)) - 1)
@@ -138,22 +164,38 @@ def test_impossible_models_are_clear_errors(adult: pl.DataFrame) -> None:
     with pytest.raises(DeidError, match="k=11 is larger than the table"):
         deidentify(small, DeidConfig(quasi=["sex"], hierarchy_dir=str(ADULT), models=Models(k=11)))
     with pytest.raises(DeidError, match="no transformation satisfies"):
-        deidentify(adult, DeidConfig(quasi=["sex", "age"], hierarchy_dir=str(ADULT),
-                                     models=Models(k=2, l_diversity=[LDiversity("salary-class", 3)])))
-    with pytest.raises(DeidError, match="'nope' .* not in the table"):
+        deidentify(
+            adult,
+            DeidConfig(
+                quasi=["sex", "age"],
+                hierarchy_dir=str(ADULT),
+                models=Models(k=2, l_diversity=[LDiversity("salary-class", 3)]),
+            ),
+        )
+    with pytest.raises(DeidError, match=r"'nope' .* not in the table"):
         deidentify(adult, DeidConfig(quasi=["nope"], hierarchy_dir=str(ADULT), models=Models(k=2)))
-    with pytest.raises(DeidError, match="quasi-identifier 'salary-class' has no hierarchy|sensitive"):
+    with pytest.raises(DeidError, match=r"quasi-identifier 'salary-class' has no hierarchy|sensitive"):
         deidentify(adult.drop("sex"), DeidConfig(quasi=["salary-class"], models=Models(k=2)))
 
 
 def test_mondrian_outputs_satisfy_models(adult: pl.DataFrame) -> None:
     qis = ["sex", "age", "race", "education"]
-    cfg = DeidConfig(quasi=qis, hierarchy_dir=str(ADULT), mode="mondrian",
-                     models=Models(k=5, l_diversity=[LDiversity("salary-class", 2)]))
+    cfg = DeidConfig(
+        quasi=qis,
+        hierarchy_dir=str(ADULT),
+        mode="mondrian",
+        models=Models(k=5, l_diversity=[LDiversity("salary-class", 2)]),
+    )
     out = deidentify(adult, cfg)
     assert check_output(out.table, qis, k=5, l_div=[("salary-class", 2, "distinct", 1.0)]) == []
     assert out.report["equivalence_classes"] == out.table.group_by(qis).len().height
     # Mondrian keeps more detail than the full-domain optimum on the same models.
-    opt = deidentify(adult, DeidConfig(quasi=qis, hierarchy_dir=str(ADULT),
-                                       models=Models(k=5, l_diversity=[LDiversity("salary-class", 2)])))
+    opt = deidentify(
+        adult,
+        DeidConfig(
+            quasi=qis,
+            hierarchy_dir=str(ADULT),
+            models=Models(k=5, l_diversity=[LDiversity("salary-class", 2)]),
+        ),
+    )
     assert out.report["equivalence_classes"] > opt.report["equivalence_classes"]

@@ -25,8 +25,12 @@ def deid(
     l_diversity: list[str] = typer.Option(
         [], "--l-diversity", help="COL:L[:distinct|entropy|recursive[:C]] (repeatable)."
     ),
-    t_closeness: list[str] = typer.Option([], "--t-closeness", help="COL:T[:equal|hierarchical] (repeatable)."),
-    suppression: float | None = typer.Option(None, "--suppression", help="Share of records that may be suppressed."),
+    t_closeness: list[str] = typer.Option(
+        [], "--t-closeness", help="COL:T[:equal|hierarchical] (repeatable)."
+    ),
+    suppression: float | None = typer.Option(
+        None, "--suppression", help="Share of records that may be suppressed."
+    ),
     metric: str | None = typer.Option(None, "--metric", help="loss | entropy."),
     mode: str | None = typer.Option(None, "--mode", help="optimal | mondrian."),
     population: int | None = typer.Option(None, "--population", help="Population size for journalist risk."),
@@ -94,7 +98,8 @@ def deid(
     typer.echo(
         f"{out}: {df.height} rows, {rep['suppressed_rows']} suppressed, {rep['equivalence_classes']} classes "
         f"(smallest {rep['min_class_size']}); levels {levels or '-'}; prosecutor risk highest "
-        f"{rep['risk']['prosecutor']['highest']:.4f}; search {rep['utility']['search'].get('search_ms', 0)} ms"
+        f"{rep['risk']['prosecutor']['highest']:.4f}; "
+        f"search {rep['utility']['search'].get('search_ms', 0)} ms"
     )
 
 

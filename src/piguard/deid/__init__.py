@@ -17,7 +17,20 @@ from piguard.deid.models import KAnonymity, LDiversity, TCloseness
 from piguard.deid.tableio import read_table, write_table_atomic
 
 __all__ = [
-    "DeidConfig", "DeidError", "Hierarchy", "KAnonymity", "LDiversity", "Lattice", "Models", "Outcome",
-    "Result", "TCloseness", "deidentify", "load_config", "load_hierarchy_dir", "read_arx_csv", "read_table",
+    "DeidConfig",
+    "DeidError",
+    "Hierarchy",
+    "KAnonymity",
+    "LDiversity",
+    "Lattice",
+    "Models",
+    "Outcome",
+    "Result",
+    "TCloseness",
+    "deidentify",
+    "load_config",
+    "load_hierarchy_dir",
+    "read_arx_csv",
+    "read_table",
     "write_table_atomic",
 ]

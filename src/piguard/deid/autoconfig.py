@@ -39,11 +39,25 @@ NAME_HINTS: list[tuple[str, str]] = [
     (r"邮编|邮政编码|post_?code|zip", "POSTCODE"),
 ]
 
-PSEUDONYMIZE = {"CN_RESIDENT_ID", "CN_PASSPORT", "CN_HK_MACAO_PERMIT", "CN_TW_PERMIT", "PHONE_NUMBER",
-                "EMAIL_ADDRESS", "BANK_CARD", "MAC_ADDRESS", "IMEI", "CN_LICENCE_PLATE", "ACCOUNT_ID",
-                "DEVICE_ID"}
-AUTO_HIERARCHY = {"AGE": {"auto": "intervals", "widths": [5, 10, 20]}, "DATE_OF_BIRTH": {"auto": "date"},
-                  "POSTCODE": {"auto": "postcode"}}
+PSEUDONYMIZE = {
+    "CN_RESIDENT_ID",
+    "CN_PASSPORT",
+    "CN_HK_MACAO_PERMIT",
+    "CN_TW_PERMIT",
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "BANK_CARD",
+    "MAC_ADDRESS",
+    "IMEI",
+    "CN_LICENCE_PLATE",
+    "ACCOUNT_ID",
+    "DEVICE_ID",
+}
+AUTO_HIERARCHY = {
+    "AGE": {"auto": "intervals", "widths": [5, 10, 20]},
+    "DATE_OF_BIRTH": {"auto": "date"},
+    "POSTCODE": {"auto": "postcode"},
+}
 
 
 def detect_column(name: str, values: pl.Series) -> str | None:
@@ -78,7 +92,9 @@ def draft_config(df: pl.DataFrame, *, k: int = 5) -> tuple[DeidConfig, dict[str,
         try:
             meta = taxonomy.get(ent)
             ident, sensitive = meta.identifier, meta.sensitive
-        except taxonomy.UnknownEntity:  # an entity id unknown to the taxonomy (e.g. POSTCODE): a quasi-identifier
+        except (
+            taxonomy.UnknownEntity
+        ):  # an entity id unknown to the taxonomy (e.g. POSTCODE): a quasi-identifier
             ident, sensitive = "quasi", False
         spec: dict[str, Any]
         if ident == "direct":
@@ -102,9 +118,14 @@ def _safe(col: str) -> str:
 
 def draft_yaml(df: pl.DataFrame, source: str, *, k: int = 5) -> str:
     cfg, found = draft_config(df, k=k)
-    lines = [f"# piguard deid: draft configuration for {source}. Review before use.",
-             "# Detected columns (entity id from piguard's taxonomy):"]
+    lines = [
+        f"# piguard deid: draft configuration for {source}. Review before use.",
+        "# Detected columns (entity id from piguard's taxonomy):",
+    ]
     lines += [f"#   {c}: {e}" for c, e in found.items()] or ["#   (none)"]
-    lines += ["# Key files: create one per column, e.g. `openssl rand -hex 32 > keys/<column>.key`;",
-              "# keep them out of the delivered data. Hierarchies marked auto are built from the values.", ""]
+    lines += [
+        "# Key files: create one per column, e.g. `openssl rand -hex 32 > keys/<column>.key`;",
+        "# keep them out of the delivered data. Hierarchies marked auto are built from the values.",
+        "",
+    ]
     return config_to_yaml(cfg, "\n".join(lines) + "\n")

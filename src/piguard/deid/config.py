@@ -66,7 +66,9 @@ def parse_l(spec: str) -> LDiversity:
         variant = bits[1] if len(bits) > 1 else "distinct"
         c = float(bits[2]) if len(bits) > 2 else 1.0
     except (ValueError, IndexError):
-        raise DeidError(f"--l-diversity '{spec}': expected COLUMN:L[:distinct|entropy|recursive[:C]]") from None
+        raise DeidError(
+            f"--l-diversity '{spec}': expected COLUMN:L[:distinct|entropy|recursive[:C]]"
+        ) from None
     return _ldiv({"column": col, "l": l_val, "variant": variant, "c": c}, "--l-diversity")
 
 
@@ -80,7 +82,9 @@ def parse_t(spec: str) -> TCloseness:
         t = float(bits[0])
     except ValueError:
         raise DeidError(f"--t-closeness '{spec}': T must be a number") from None
-    return _tclose({"column": col, "t": t, "distance": bits[1] if len(bits) > 1 else "equal"}, "--t-closeness")
+    return _tclose(
+        {"column": col, "t": t, "distance": bits[1] if len(bits) > 1 else "equal"}, "--t-closeness"
+    )
 
 
 def _ldiv(d: dict[str, Any], where: str) -> LDiversity:
@@ -110,7 +114,16 @@ def _tclose(d: dict[str, Any], where: str) -> TCloseness:
 def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config") -> DeidConfig:
     if not isinstance(data, dict):
         raise DeidError(f"{where}: expected a mapping at the top level")
-    unknown = set(data) - {"quasi", "hierarchies", "hierarchy_dir", "models", "metric", "mode", "columns", "risk"}
+    unknown = set(data) - {
+        "quasi",
+        "hierarchies",
+        "hierarchy_dir",
+        "models",
+        "metric",
+        "mode",
+        "columns",
+        "risk",
+    }
     if unknown:
         raise DeidError(f"{where}: unknown key(s) {sorted(unknown)}")
     m = data.get("models") or {}
@@ -136,8 +149,10 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
         metric=str(data.get("metric", "loss")),
         mode=str(data.get("mode", "optimal")),
         columns={str(k): dict(v) for k, v in cols.items()},
-        risk=RiskOptions(population=int(r.get("population", RiskOptions.population)),
-                         threshold=float(r.get("threshold", RiskOptions.threshold))),
+        risk=RiskOptions(
+            population=int(r.get("population", RiskOptions.population)),
+            threshold=float(r.get("threshold", RiskOptions.threshold)),
+        ),
         base_dir=base_dir,
     )
     if cfg.metric not in ("loss", "entropy"):

@@ -32,8 +32,15 @@ class Outcome:
 def build_hierarchies(df: pl.DataFrame, cfg: DeidConfig) -> dict[str, Hierarchy]:
     """Hierarchies for the quasi-identifiers and sensitive attributes, from the directory, explicit files
     and automatic builders (explicit entries win over the directory)."""
-    wanted = list(dict.fromkeys([*cfg.quasi, *cfg.models.sensitive_columns,
-                                 *[c for c, s in cfg.columns.items() if s.get("op") == "generalize"]]))
+    wanted = list(
+        dict.fromkeys(
+            [
+                *cfg.quasi,
+                *cfg.models.sensitive_columns,
+                *[c for c, s in cfg.columns.items() if s.get("op") == "generalize"],
+            ]
+        )
+    )
     out: dict[str, Hierarchy] = {}
     if cfg.hierarchy_dir:
         out.update(load_hierarchy_dir(cfg.resolve(cfg.hierarchy_dir), wanted))
@@ -51,13 +58,15 @@ def build_hierarchies(df: pl.DataFrame, cfg: DeidConfig) -> dict[str, Hierarchy]
             else:
                 out[col] = hmod.AUTO_BUILDERS[kind](col, values)
         else:
-            raise DeidError(f"hierarchy for '{col}': give a CSV path or {{auto: one of "
-                            f"{sorted(hmod.AUTO_BUILDERS)}}}")
+            raise DeidError(
+                f"hierarchy for '{col}': give a CSV path or {{auto: one of {sorted(hmod.AUTO_BUILDERS)}}}"
+            )
     return out
 
 
-def _apply_operator(df: pl.DataFrame, col: str, spec: dict[str, Any], cfg: DeidConfig,
-                    hierarchies: dict[str, Hierarchy]) -> tuple[pl.DataFrame, dict[str, Any]]:
+def _apply_operator(
+    df: pl.DataFrame, col: str, spec: dict[str, Any], cfg: DeidConfig, hierarchies: dict[str, Hierarchy]
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     op = spec["op"]
     s = df[col]
     info: dict[str, Any] = {"operator": op}
@@ -66,15 +75,25 @@ def _apply_operator(df: pl.DataFrame, col: str, spec: dict[str, Any], cfg: DeidC
     if op == "drop":
         return df.drop(col), {"operator": "drop", "loss": 1.0}
     if op == "mask":
-        new = ops.mask(s, keep_first=int(spec.get("keep_first", 0)), keep_last=int(spec.get("keep_last", 0)),
-                       char=str(spec.get("char", "*")), keep_surname=bool(spec.get("keep_surname", False)))
+        new = ops.mask(
+            s,
+            keep_first=int(spec.get("keep_first", 0)),
+            keep_last=int(spec.get("keep_last", 0)),
+            char=str(spec.get("char", "*")),
+            keep_surname=bool(spec.get("keep_surname", False)),
+        )
     elif op == "pseudonym":
         key = ops.read_key(cfg.resolve(_need(spec, "key_file", col)), col)
         new = ops.pseudonym(s, key, length=int(spec.get("length", 16)), prefix=str(spec.get("prefix", "")))
     elif op == "ff1":
         key = ops.read_key(cfg.resolve(_need(spec, "key_file", col)), col, sizes=(16, 24, 32))
-        new = ops.ff1_encrypt(s, key, alphabet=str(spec.get("alphabet", "digits")),
-                              tweak=str(spec.get("tweak", col)), column=col)
+        new = ops.ff1_encrypt(
+            s,
+            key,
+            alphabet=str(spec.get("alphabet", "digits")),
+            tweak=str(spec.get("tweak", col)),
+            column=col,
+        )
     elif op == "date_shift":
         key = ops.read_key(cfg.resolve(_need(spec, "key_file", col)), col)
         subject = _need(spec, "subject", col)
@@ -108,12 +127,16 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
             raise DeidError(f"column '{c}' (named in the configuration) is not in the table")
     for c in cfg.quasi:
         if c in cfg.columns and cfg.columns[c].get("op") not in ("keep", None):
-            raise DeidError(f"column '{c}' is a quasi-identifier and also has operator {cfg.columns[c]['op']}")
+            raise DeidError(
+                f"column '{c}' is a quasi-identifier and also has operator {cfg.columns[c]['op']}"
+            )
     hierarchies = build_hierarchies(df, cfg)
     for q in cfg.quasi:
         if q not in hierarchies:
-            raise DeidError(f"quasi-identifier '{q}' has no hierarchy (give --hierarchies DIR or an auto "
-                            f"hierarchy in the config)")
+            raise DeidError(
+                f"quasi-identifier '{q}' has no hierarchy (give --hierarchies DIR or an auto "
+                f"hierarchy in the config)"
+            )
     columns_info: dict[str, Any] = {}
     out = df
     for col, spec in cfg.columns.items():
@@ -132,8 +155,13 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         lat = Lattice({c: df[c] for c in df.columns}, hierarchies, cfg.quasi, cfg.models, cfg.metric)
         ts = time.perf_counter()
         res = lat.search()
-        search = {"mode": "optimal", "nodes_checked": res.checked, "lattice_size": res.lattice_size,
-                  "search_ms": round((time.perf_counter() - ts) * 1000, 2), "score": res.score}
+        search = {
+            "mode": "optimal",
+            "nodes_checked": res.checked,
+            "lattice_size": res.lattice_size,
+            "search_ms": round((time.perf_counter() - ts) * 1000, 2),
+            "score": res.score,
+        }
         suppressed, class_of_row, class_sizes = res.outlier_rows, res.class_of_row, res.class_sizes
         new_cols = []
         for d, q in enumerate(cfg.quasi):
@@ -141,8 +169,7 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
             vals[suppressed] = SUPPRESSED
             new_cols.append(pl.Series(q, vals.tolist(), dtype=pl.String))
             report_levels[q] = res.levels[d]
-            columns_info[q] = {"operator": "generalize", "level": res.levels[d],
-                               "loss": res.column_loss[q]}
+            columns_info[q] = {"operator": "generalize", "level": res.levels[d], "loss": res.column_loss[q]}
         out = out.with_columns(new_cols)
     else:
         if cfg.models.suppression:
@@ -167,9 +194,14 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         class_of_row = class_of_row.reshape(-1)
         class_sizes = np.bincount(class_of_row)
         suppressed = np.zeros(n, dtype=bool)
-        search = {"mode": "mondrian", "partitions": len(parts),
-                  "search_ms": round((time.perf_counter() - ts) * 1000, 2)}
-        out = out.with_columns([pl.Series(q, labels[d].tolist(), dtype=pl.String) for d, q in enumerate(cfg.quasi)])
+        search = {
+            "mode": "mondrian",
+            "partitions": len(parts),
+            "search_ms": round((time.perf_counter() - ts) * 1000, 2),
+        }
+        out = out.with_columns(
+            [pl.Series(q, labels[d].tolist(), dtype=pl.String) for d, q in enumerate(cfg.quasi)]
+        )
         for d, q in enumerate(cfg.quasi):
             report_levels[q] = None
             columns_info[q] = {"operator": "mondrian", "loss": _mondrian_loss(leaf[:, d], part_of_row, hs[d])}

@@ -39,7 +39,7 @@ class FF1:
         enc = self._ecb.encryptor()
         y = bytes(16)
         for i in range(0, len(data), 16):
-            y = enc.update(bytes(a ^ b for a, b in zip(y, data[i:i + 16], strict=True)))
+            y = enc.update(bytes(a ^ b for a, b in zip(y, data[i : i + 16], strict=True)))
         return y
 
     def _num(self, xs: list[int]) -> int:
@@ -57,13 +57,20 @@ class FF1:
     def _rounds(self, x: list[int], tweak: bytes, decrypt: bool) -> list[int]:
         n, t, radix = len(x), len(tweak), self.radix
         if n < self.minlen:
-            raise DeidError(f"FF1 input of {n} characters is shorter than the minimum {self.minlen} for radix {radix}")
+            raise DeidError(
+                f"FF1 input of {n} characters is shorter than the minimum {self.minlen} for radix {radix}"
+            )
         u, v = n // 2, n - n // 2
         a, b = x[:u], x[u:]
         bb = math.ceil(math.ceil(v * math.log2(radix)) / 8)
         d = 4 * math.ceil(bb / 4) + 4
-        p = bytes([1, 2, 1]) + radix.to_bytes(3, "big") + bytes([10, u % 256]) + n.to_bytes(4, "big") + \
-            t.to_bytes(4, "big")
+        p = (
+            bytes([1, 2, 1])
+            + radix.to_bytes(3, "big")
+            + bytes([10, u % 256])
+            + n.to_bytes(4, "big")
+            + t.to_bytes(4, "big")
+        )
         enc = self._ecb.encryptor()
         pad = bytes((-t - bb - 1) % 16)
         steps = range(ROUNDS - 1, -1, -1) if decrypt else range(ROUNDS)

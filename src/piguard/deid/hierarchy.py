@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ class Hierarchy:
         seen: dict[str, int] = {}
         for i, row in enumerate(self.rows, 1):
             if row[0] in seen:
-                raise DeidError(f"{where}: value {mask_cell(row[0])} appears twice (rows {seen[row[0]]}, {i})")
+                raise DeidError(
+                    f"{where}: value {mask_cell(row[0])} appears twice (rows {seen[row[0]]}, {i})"
+                )
             seen[row[0]] = i
         # Tree check: a value at level l must always generalize to the same value at level l+1.
         for lvl in range(1, width - 1):
@@ -96,12 +99,20 @@ class Hierarchy:
     def encode_column(self, values: Sequence[str] | np.ndarray | pl.Series) -> np.ndarray:
         """Leaf index of every cell; a value missing from the hierarchy is a DeidError naming it (masked).
         Missing cells (null) are looked up as the empty string."""
-        s = values if isinstance(values, pl.Series) else pl.Series(np.asarray(values, dtype=object).astype(str))
+        s = (
+            values
+            if isinstance(values, pl.Series)
+            else pl.Series(np.asarray(values, dtype=object).astype(str))
+        )
         s = s.cast(pl.String).fill_null("")
         if self._keys is None:
             self._keys = pl.Series(list(self.leaf_index), dtype=pl.String)
-        out = s.replace_strict(self._keys, pl.Series(np.arange(len(self._keys), dtype=np.int32)),
-                               default=None, return_dtype=pl.Int32)
+        out = s.replace_strict(
+            self._keys,
+            pl.Series(np.arange(len(self._keys), dtype=np.int32)),
+            default=None,
+            return_dtype=pl.Int32,
+        )
         if out.null_count():
             bad = s.filter(out.is_null())[0]
             raise DeidError(
@@ -160,11 +171,12 @@ def load_hierarchy_dir(directory: str | Path, columns: Iterable[str]) -> dict[st
 # ---------------------------------------------------------------- automatic hierarchies
 
 
-def numeric_intervals(column: str, values: Iterable[object], widths: Sequence[int] = (5, 10, 20),
-                      origin: float | None = None) -> Hierarchy:
+def numeric_intervals(
+    column: str, values: Iterable[object], widths: Sequence[int] = (5, 10, 20), origin: float | None = None
+) -> Hierarchy:
     """Intervals of growing width (age bands by default), then ``*``. Widths must nest (each a multiple
     of the previous) so the result is a tree."""
-    for a, b in zip(widths, widths[1:], strict=False):
+    for a, b in itertools.pairwise(widths):
         if b % a:
             raise DeidError(f"column '{column}': interval widths {list(widths)} do not nest")
     distinct: dict[str, float] = {}
@@ -261,13 +273,13 @@ def split_address(addr: str) -> tuple[str, str, str]:
     if not m:
         return "", "", ""
     prov = m[1]
-    rest = s[len(prov):]
+    rest = s[len(prov) :]
     if prov in ("北京市", "天津市", "上海市", "重庆市"):
         city = prov
     else:
         mc = _ADDR_CITY.match(rest)
         city = prov + mc[1] if mc else ""
-        rest = rest[len(mc[1]):] if mc else rest
+        rest = rest[len(mc[1]) :] if mc else rest
     md = _ADDR_DIST.match(rest)
     dist = (city or prov) + md[1] if md else ""
     return prov, city, dist
@@ -314,7 +326,9 @@ def postcode(column: str, values: Iterable[object]) -> Hierarchy:
 
 def flat(column: str, values: Iterable[object]) -> Hierarchy:
     """Value -> ``*`` (suppress the attribute when generalized)."""
-    return Hierarchy(column=column, rows=[[s, "*"] for s in sorted({str(v) for v in values})], source="auto:flat")
+    return Hierarchy(
+        column=column, rows=[[s, "*"] for s in sorted({str(v) for v in values})], source="auto:flat"
+    )
 
 
 AUTO_BUILDERS = {

@@ -85,8 +85,14 @@ class Result:
 class Lattice:
     """Encoded problem: distinct QI tuples, per-level codes, sensitive histograms, metric terms."""
 
-    def __init__(self, columns: dict[str, np.ndarray], hierarchies: dict[str, Hierarchy], qis: list[str],
-                 models: Models, metric: str = "loss") -> None:
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        hierarchies: dict[str, Hierarchy],
+        qis: list[str],
+        models: Models,
+        metric: str = "loss",
+    ) -> None:
         if not qis:
             raise DeidError("no quasi-identifiers given")
         for q in qis:
@@ -107,7 +113,9 @@ class Lattice:
         self.heights = [h.height for h in self.hier]
         size = math.prod(self.heights)
         if size > MAX_LATTICE:
-            raise DeidError(f"the lattice has {size:,} nodes (too many for an optimal search): use mondrian mode")
+            raise DeidError(
+                f"the lattice has {size:,} nodes (too many for an optimal search): use mondrian mode"
+            )
         n = len(columns[qis[0]])
         self.n = n
         if models.k > n:
@@ -117,15 +125,18 @@ class Lattice:
         leaf = np.stack([h.encode_column(columns[q]) for q, h in zip(qis, self.hier, strict=True)], axis=1)
         # Distinct QI tuples with their counts; every check works on these, not on rows.
         tup_key = _combine([leaf[:, j] for j in range(leaf.shape[1])], [h.domain_size for h in self.hier])
-        uk, first, self.row_tuple, cnt = np.unique(tup_key, return_index=True, return_inverse=True,
-                                                   return_counts=True)
+        uk, first, self.row_tuple, cnt = np.unique(
+            tup_key, return_index=True, return_inverse=True, return_counts=True
+        )
         self.row_tuple = self.row_tuple.reshape(-1)
         self.leaf = leaf[first]
         self.w = cnt.astype(np.float64)
         self.n_tuples = len(uk)
         # gen[d][lvl]: value id at level lvl for every distinct tuple; card[d][lvl]: number of ids.
-        self.gen = [[h.codes[lvl][self.leaf[:, d]].astype(np.int64) for lvl in range(h.height)]
-                    for d, h in enumerate(self.hier)]
+        self.gen = [
+            [h.codes[lvl][self.leaf[:, d]].astype(np.int64) for lvl in range(h.height)]
+            for d, h in enumerate(self.hier)
+        ]
         self.card = [[len(h.labels[lvl]) for lvl in range(h.height)] for h in self.hier]
 
         # Sensitive attributes: distinct (tuple, value) pairs with counts, global distributions.
@@ -170,7 +181,7 @@ class Lattice:
                     totals.append(float((t * self.w).sum()))
                 self.penalty.append(np.ones(self.n_tuples))
             else:
-                # Non-uniform entropy: -log2 P(original value | generalized value), frequencies from the input.
+                # Non-uniform entropy: -log2 P(original | generalized value), frequencies from the input.
                 f0 = np.bincount(self.gen[d][0], weights=self.w, minlength=self.card[d][0])
                 for lvl in range(h.height):
                     fl = np.bincount(self.gen[d][lvl], weights=self.w, minlength=self.card[d][lvl])
@@ -226,7 +237,9 @@ class Lattice:
         level_norm = [np.array([self._normalize(d, x) for x in self.total[d]]) for d in range(len(self.qis))]
         per_col = np.stack([level_norm[d][nodes[:, d]] for d in range(len(self.qis))], axis=1)
         bound = np.asarray(self._aggregate(per_col))
-        strides = np.array([math.prod(self.heights[d + 1:]) for d in range(len(self.heights))], dtype=np.int64)
+        strides = np.array(
+            [math.prod(self.heights[d + 1 :]) for d in range(len(self.heights))], dtype=np.int64
+        )
         heights = nodes.sum(axis=1)
         # 0 unknown, 1 passes the monotone part, 2 fails it (and so do all specializations).
         status = np.zeros(len(nodes), dtype=np.int8)
@@ -252,8 +265,11 @@ class Lattice:
                 if not (promising and full_ok):
                     continue
                 score = float(self._aggregate(self.column_scores(levels, outlier if outlier.any() else None)))
-                if score < best_score - 1e-12 or (abs(score - best_score) <= 1e-12 and best is not None
-                                                  and (sum(levels), levels) < (sum(best), best)):
+                if score < best_score - 1e-12 or (
+                    abs(score - best_score) <= 1e-12
+                    and best is not None
+                    and (sum(levels), levels) < (sum(best), best)
+                ):
                     best_score, best = score, levels
         if best is None:
             raise DeidError("no transformation satisfies the privacy models within the suppression limit")
@@ -312,7 +328,7 @@ class Lattice:
         return full_ok, outlier, cls, sizes
 
     def _result(self, levels: tuple[int, ...], score: float, checked: int, size: int) -> Result:
-        passes, outlier, cls, sizes = self.check(levels)
+        passes, outlier, cls, _ = self.check(levels)
         assert passes
         row_out = outlier[self.row_tuple]
         # Class ids over kept records only, renumbered densely.
@@ -322,10 +338,18 @@ class Lattice:
         class_of_row[~row_out] = inv.reshape(-1)
         class_sizes = np.bincount(inv.reshape(-1), minlength=len(uniq))
         cols = self.column_scores(levels, outlier if outlier.any() else None)
-        return Result(qis=list(self.qis), levels=levels, outlier_rows=row_out, class_of_row=class_of_row,
-                      class_sizes=class_sizes, score=score, column_loss=dict(zip(self.qis, map(float, cols),
-                                                                                 strict=True)),
-                      metric=self.metric, checked=checked, lattice_size=size)
+        return Result(
+            qis=list(self.qis),
+            levels=levels,
+            outlier_rows=row_out,
+            class_of_row=class_of_row,
+            class_sizes=class_sizes,
+            score=score,
+            column_loss=dict(zip(self.qis, map(float, cols), strict=True)),
+            metric=self.metric,
+            checked=checked,
+            lattice_size=size,
+        )
 
     def labels(self, d: int, levels: tuple[int, ...]) -> np.ndarray:
         """Generalized text per input row for QI ``d`` at ``levels[d]``."""

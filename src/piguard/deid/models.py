@@ -51,7 +51,7 @@ class LDiversity:
             r = -np.sort(-hist, axis=1)
             if r.shape[1] < self.l:
                 return np.zeros(len(hist), dtype=bool)
-            tail = r[:, self.l - 1:].sum(axis=1)
+            tail = r[:, self.l - 1 :].sum(axis=1)
             return r[:, 0] < self.c * tail
         raise ValueError(f"unknown l-diversity variant {self.variant!r}")
 
@@ -73,8 +73,9 @@ class TCloseness:
     distance: str = "equal"
     monotone_with_suppression = False
 
-    def distances(self, hist: np.ndarray, global_p: np.ndarray, hierarchy: Hierarchy | None = None
-                  ) -> np.ndarray:
+    def distances(
+        self, hist: np.ndarray, global_p: np.ndarray, hierarchy: Hierarchy | None = None
+    ) -> np.ndarray:
         """Distance per class; for ``hierarchical`` the histogram columns are the hierarchy's leaves."""
         size = hist.sum(axis=1, keepdims=True)
         p = np.divide(hist, size, out=np.zeros_like(hist, dtype=float), where=size > 0)
@@ -92,7 +93,9 @@ class TCloseness:
         child_extra = diff  # level 0: one column per sensitive value
         child_ids = np.arange(diff.shape[1])
         for lvl in range(1, hierarchy.height):
-            parent_of_child = hierarchy.codes[1][child_ids] if lvl == 1 else _parent_ids(hierarchy, lvl, child_ids)
+            parent_of_child = (
+                hierarchy.codes[1][child_ids] if lvl == 1 else _parent_ids(hierarchy, lvl, child_ids)
+            )
             n_par = len(hierarchy.labels[lvl])
             pos = np.zeros((len(hist), n_par))
             neg = np.zeros((len(hist), n_par))
@@ -103,8 +106,9 @@ class TCloseness:
             child_ids = np.arange(n_par)
         return total
 
-    def fulfilled(self, hist: np.ndarray, global_p: np.ndarray, hierarchy: Hierarchy | None = None
-                  ) -> np.ndarray:
+    def fulfilled(
+        self, hist: np.ndarray, global_p: np.ndarray, hierarchy: Hierarchy | None = None
+    ) -> np.ndarray:
         return self.distances(hist, global_p, hierarchy) <= self.t + 1e-12
 
     def describe(self) -> dict[str, object]:

@@ -19,8 +19,14 @@ from piguard.deid.models import LDiversity, TCloseness
 
 
 class Mondrian:
-    def __init__(self, leaf: np.ndarray, hierarchies: list[Hierarchy], models: Models,
-                 sensitive: dict[str, tuple[np.ndarray, int]], global_p: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        leaf: np.ndarray,
+        hierarchies: list[Hierarchy],
+        models: Models,
+        sensitive: dict[str, tuple[np.ndarray, int]],
+        global_p: dict[str, np.ndarray],
+    ) -> None:
         self.leaf = leaf
         self.hier = hierarchies
         self.models = models
@@ -38,7 +44,10 @@ class Mondrian:
             hist = np.bincount(codes[rows], minlength=n_s)[None, :].astype(float)
             if isinstance(m, LDiversity) and not m.fulfilled(hist)[0]:
                 return False
-            if isinstance(m, TCloseness) and not m.fulfilled(hist, self.global_p[m.column], self.hier_of(m))[0]:
+            if (
+                isinstance(m, TCloseness)
+                and not m.fulfilled(hist, self.global_p[m.column], self.hier_of(m))[0]
+            ):
                 return False
         return True
 
@@ -72,7 +81,7 @@ class Mondrian:
             order = sorted(range(len(widths)), key=lambda d: -widths[d][0])
             split = False
             for d in order:
-                w, lvl = widths[d]
+                lvl = widths[d][1]
                 if lvl == 0:
                     break
                 child = self.hier[d].codes[lvl - 1][self.leaf[rows, d]]

@@ -23,10 +23,11 @@ from piguard.deid.hierarchy import Hierarchy, parse_date
 MIN_HMAC_KEY = 32  # bytes: HMAC-SHA-256 keys shorter than the hash output weaken it (RFC 2104 section 3)
 
 # Two-character surnames (复姓) most often met; a name starting with one keeps both characters.
-COMPOUND_SURNAMES = frozenset(
+_COMPOUND = (
     "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 令狐 长孙 宇文 司徒 夏侯 轩辕 端木 独孤 南宫 西门 百里 "
-    "呼延 申屠 太史 闻人 万俟 澹台 公冶 宗政 濮阳 淳于 单于 太叔 仲孙 钟离 赫连 拓跋 第五 东郭 北堂 左丘".split()
+    "呼延 申屠 太史 闻人 万俟 澹台 公冶 宗政 濮阳 淳于 单于 太叔 仲孙 钟离 赫连 拓跋 第五 东郭 北堂 左丘"
 )
+COMPOUND_SURNAMES = frozenset(_COMPOUND.split())
 
 ALPHABETS = {
     "digits": "0123456789",
@@ -36,8 +37,9 @@ ALPHABETS = {
 }
 
 
-def read_key(path: str | Path, column: str, *, sizes: tuple[int, ...] | None = None,
-             min_len: int = MIN_HMAC_KEY) -> bytes:
+def read_key(
+    path: str | Path, column: str, *, sizes: tuple[int, ...] | None = None, min_len: int = MIN_HMAC_KEY
+) -> bytes:
     """Key bytes from a key file: hex text (e.g. ``openssl rand -hex 32``) or raw bytes."""
     p = Path(path)
     try:
@@ -69,8 +71,9 @@ def _map_distinct(s: pl.Series, fn) -> pl.Series:  # type: ignore[no-untyped-def
     return s.replace_strict(uniq, new, default=None, return_dtype=pl.String)
 
 
-def mask(s: pl.Series, *, keep_first: int = 0, keep_last: int = 0, char: str = "*",
-         keep_surname: bool = False) -> pl.Series:
+def mask(
+    s: pl.Series, *, keep_first: int = 0, keep_last: int = 0, char: str = "*", keep_surname: bool = False
+) -> pl.Series:
     """Replace characters by ``char`` except the first/last ones kept. ``keep_surname`` keeps a Chinese
     name's surname (two characters for a compound surname) and masks the given name."""
 
@@ -80,7 +83,7 @@ def mask(s: pl.Series, *, keep_first: int = 0, keep_last: int = 0, char: str = "
             return v[:n] + char * max(len(v) - n, 1 if len(v) <= n else 0)
         if keep_first + keep_last >= len(v):
             return char * len(v)
-        tail = v[len(v) - keep_last:] if keep_last else ""
+        tail = v[len(v) - keep_last :] if keep_last else ""
         return v[:keep_first] + char * (len(v) - keep_first - keep_last) + tail
 
     return _map_distinct(s, one)
@@ -90,11 +93,20 @@ def pseudonym(s: pl.Series, key: bytes, *, length: int = 16, prefix: str = "") -
     """Deterministic keyed pseudonym: hex of HMAC-SHA-256(key, value), cut to ``length`` characters."""
     if not 8 <= length <= 64:
         raise DeidError(f"pseudonym length must be 8..64 hex characters, got {length}")
-    return _map_distinct(s, lambda v: prefix + hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:length])
+    return _map_distinct(
+        s, lambda v: prefix + hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:length]
+    )
 
 
-def ff1_encrypt(s: pl.Series, key: bytes, *, alphabet: str = "digits", tweak: str = "", column: str = "",
-                decrypt: bool = False) -> pl.Series:
+def ff1_encrypt(
+    s: pl.Series,
+    key: bytes,
+    *,
+    alphabet: str = "digits",
+    tweak: str = "",
+    column: str = "",
+    decrypt: bool = False,
+) -> pl.Series:
     """FF1-encrypt the characters of each value that are in ``alphabet``; other characters (dashes,
     spaces, a trailing ID check letter outside the alphabet) stay in place. Reversible with the key."""
     alpha = ALPHABETS.get(alphabet, alphabet)
@@ -106,8 +118,10 @@ def ff1_encrypt(s: pl.Series, key: bytes, *, alphabet: str = "digits", tweak: st
         src = v.lower() if fold else v
         pos = [i for i, ch in enumerate(src) if ch in cipher._index]
         if len(pos) < cipher.minlen:
-            raise DeidError(f"column '{column}': value {mask_cell(v)} has fewer than {cipher.minlen} characters "
-                            f"to encrypt")
+            raise DeidError(
+                f"column '{column}': value {mask_cell(v)} has fewer than {cipher.minlen} characters "
+                f"to encrypt"
+            )
         body = "".join(src[i] for i in pos)
         out = cipher.decrypt(body, t) if decrypt else cipher.encrypt(body, t)
         chars = list(v)
@@ -118,7 +132,9 @@ def ff1_encrypt(s: pl.Series, key: bytes, *, alphabet: str = "digits", tweak: st
     return _map_distinct(s, one)
 
 
-def date_shift(s: pl.Series, subjects: pl.Series, key: bytes, *, max_days: int = 30, column: str = "") -> pl.Series:
+def date_shift(
+    s: pl.Series, subjects: pl.Series, key: bytes, *, max_days: int = 30, column: str = ""
+) -> pl.Series:
     """Shift every date of a subject by the same keyed offset in [-max_days, max_days] (never 0), so
     intervals within a subject are kept and dates across subjects do not line up."""
     if max_days < 1:
@@ -153,15 +169,18 @@ def generalize(s: pl.Series, hierarchy: Hierarchy, level: int) -> pl.Series:
     return pl.Series(s.name, lab[hierarchy.codes[level][leaf]].tolist(), dtype=pl.String)
 
 
-def top_bottom(s: pl.Series, *, top: float | None = None, bottom: float | None = None,
-               column: str = "") -> pl.Series:
+def top_bottom(
+    s: pl.Series, *, top: float | None = None, bottom: float | None = None, column: str = ""
+) -> pl.Series:
     """Top/bottom coding: values above ``top`` become ``>=top``, below ``bottom`` become ``<=bottom``."""
     txt = s.cast(pl.String)
     num = txt.str.strip_chars().cast(pl.Float64, strict=False)
     bad = num.is_null() & txt.is_not_null() & (txt.str.strip_chars() != "")
     if bad.any():
-        raise DeidError(f"column '{column}': value {mask_cell(txt.filter(bad)[0])} is not a number "
-                        f"(mixed types in a column cannot be top/bottom coded)")
+        raise DeidError(
+            f"column '{column}': value {mask_cell(txt.filter(bad)[0])} is not a number "
+            f"(mixed types in a column cannot be top/bottom coded)"
+        )
 
     def fmt(x: float) -> str:
         return str(int(x)) if float(x).is_integer() else f"{x:g}"

@@ -21,10 +21,12 @@ th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
 <h2>Re-identification risk</h2>
 <table><tr><th>attacker</th><th>highest</th><th>average</th><th>records above {{ r.risk.threshold }}</th></tr>
 {% for m in ["prosecutor", "journalist", "marketer"] %}<tr><td>{{ m }}</td>
-<td class="num">{{ "%.4f"|format(r.risk[m].highest) }}</td><td class="num">{{ "%.6f"|format(r.risk[m].average) }}</td>
+<td class="num">{{ "%.4f"|format(r.risk[m].highest) }}</td>
+<td class="num">{{ "%.6f"|format(r.risk[m].average) }}</td>
 <td class="num">{{ r.risk[m].records_at_risk }}</td></tr>{% endfor %}
 </table>
-<p>Sample uniques: {{ r.risk.sample_uniques.records }}. Population uniqueness ({{ r.risk.population_uniqueness.method }},
+<p>Sample uniques: {{ r.risk.sample_uniques.records }}.
+Population uniqueness ({{ r.risk.population_uniqueness.method }},
 population {{ "{:,}".format(r.risk.population_uniqueness.population) }}):
 {{ "%.6f"|format(r.risk.population_uniqueness.share_of_records) }} of released records.</p>
 <h2>Columns</h2>
@@ -40,5 +42,6 @@ _env = Environment(autoescape=select_autoescape(default=True, default_for_string
 
 
 def render_html(report: dict[str, Any]) -> str:
-    return _env.from_string(_TEMPLATE).render(r=report, models=json.dumps(report["models"], indent=2,
-                                                                          ensure_ascii=False))
+    return _env.from_string(_TEMPLATE).render(
+        r=report, models=json.dumps(report["models"], indent=2, ensure_ascii=False)
+    )

@@ -63,8 +63,9 @@ def zayatz(class_sizes: np.ndarray, n: int, population: int) -> float:
     return float(u1 * (p[sizes == 1].sum() * u1) / denom) if denom > 0 else 0.0
 
 
-def risk_report(class_sizes: np.ndarray, class_of_row: np.ndarray, n_total: int,
-                options: RiskOptions | None = None) -> dict[str, object]:
+def risk_report(
+    class_sizes: np.ndarray, class_of_row: np.ndarray, n_total: int, options: RiskOptions | None = None
+) -> dict[str, object]:
     """Risk figures over the released (non-suppressed) records; ``class_of_row`` is -1 for suppressed."""
     opt = options or RiskOptions()
     kept = class_of_row >= 0
@@ -81,8 +82,11 @@ def risk_report(class_sizes: np.ndarray, class_of_row: np.ndarray, n_total: int,
     return {
         "prosecutor": _model(prosecutor, opt.threshold),
         "journalist": _model(journalist, opt.threshold),
-        "marketer": {"highest": marketer_value, "average": marketer_value,
-                     "records_at_risk": int((journalist > opt.threshold + 1e-12).sum())},
+        "marketer": {
+            "highest": marketer_value,
+            "average": marketer_value,
+            "records_at_risk": int((journalist > opt.threshold + 1e-12).sum()),
+        },
         "threshold": opt.threshold,
         "sample_uniques": {"records": uniques, "share": uniques / n if n else 0.0},
         "population_uniqueness": {

@@ -57,8 +57,9 @@ def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
         raise DeidError(f"{p}: empty table")
     delim = "\t" if suffix == ".tsv" else sniff_delimiter(text[:65536])
     try:
-        df = pl.read_csv(io.BytesIO(text.encode("utf-8")), separator=delim, infer_schema=False,
-                         truncate_ragged_lines=False)
+        df = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")), separator=delim, infer_schema=False, truncate_ragged_lines=False
+        )
     except Exception as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DeidError(f"{p}: malformed table: {msg}") from None
