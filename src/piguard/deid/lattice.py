@@ -5,13 +5,18 @@ integer-encoded per hierarchy level once. Checking a lattice node then costs a f
 distinct tuples: a combined integer key, ``np.bincount``/``np.unique`` for the class sizes, and one
 vectorized call per privacy model. No Python loop runs over rows.
 
-Search: both metrics are sums over columns of a per-record term that only depends on the column's level,
-plus a penalty for suppressed records (they count as fully generalized). So the metric without
-suppression is a lower bound that costs nothing per node. Nodes are visited best-first by that bound and
-the search stops when the bound reaches the best score found; when the privacy models are monotone a
-node that fails makes all its specializations fail, and a node that passes makes all its generalizations
-pass (the pruning of ARX's Flash). With a 0 % suppression limit the bound *is* the score, so the first
-node that passes is the optimum; before that, a top-down sweep marks the failing region cheaply.
+Search (exact, in the spirit of ARX's Flash): both metrics are sums over columns of a per-record term that
+depends only on the column's level, plus a penalty for suppressed records (counted as fully generalized,
+as ARX does). The metric without suppression is therefore a lower bound that costs nothing per node, and
+with a 0 % suppression limit it is the score itself.
+
+Nodes are visited top-down by lattice height. The monotone part of the models (k-anonymity and distinct
+l-diversity with any suppression limit; every model when nothing may be suppressed) prunes: a node with a
+failing direct generalization fails without a check, as do all of its specializations. A node whose bound
+cannot beat the best score so far is only checked for the monotone part (to keep pruning); otherwise the
+non-monotone models (entropy/recursive l-diversity, t-closeness under suppression) are checked too and
+the score is computed from the suppressed tuples. The result is the global optimum; ties go to the lower
+lattice height, then to lexicographically smaller levels.
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ class Lattice:
         self.card = [[len(h.labels[lvl]) for lvl in range(h.height)] for h in self.hier]
 
         # Sensitive attributes: distinct (tuple, value) pairs with counts, global distributions.
+        self._global: dict[str, np.ndarray] = {}
         self.sens: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int, Hierarchy | None]] = {}
         for col in models.sensitive_columns:
             if col not in columns:
@@ -159,8 +165,6 @@ class Lattice:
             up, pc = np.unique(pair, return_counts=True)
             global_p = np.bincount(scode, minlength=n_s) / n
             self.sens[col] = (up // n_s, up % n_s, pc.astype(np.float64), n_s, sh if needs_h else None)
-            self.sens[col] = (*self.sens[col][:4], sh if needs_h else None)
-            self._global = getattr(self, "_global", {})
             self._global[col] = global_p
 
         self._hist_cache: tuple[object, dict[str, np.ndarray]] = (None, {})
