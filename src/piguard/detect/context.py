@@ -1,12 +1,23 @@
-"""Context words that raise or lower confidence (data in ``context.yaml``)."""
+"""Context words that raise or lower confidence (data in ``context.yaml``).
+
+The rule: look at the text just before a candidate, on the same line, within ``window`` characters.
+A positive word for the candidate's entity raises confidence (and is required for entities that need
+context, such as bare 8-digit dates); a negative word (order no., tracking no., ISBN...) lowers it.
+When both occur, the word nearer to the value speaks for it.
+
+Two implementations of the same rule: ``adjust`` for one candidate, ``adjust_frame`` for a polars frame
+of candidates (used by the text scanner). The frame version reverses the windows so that "the nearest
+word" is simply the first match of a reversed pattern.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+import polars as pl
 import yaml
 
 
@@ -19,6 +30,23 @@ def _alternation(words: list[str]) -> re.Pattern[str]:
     return re.compile("|".join(parts))
 
 
+_RUST_META = set(r"\.+*?()|[]{}^$#&-~")
+
+
+def _rust_escape(s: str) -> str:
+    return "".join("\\" + c if c in _RUST_META else c for c in s)
+
+
+def _reversed_alternation(words: list[str]) -> str:
+    """A Rust-regex alternation matching the *reversed* words; the left word boundary of ASCII words
+    becomes a right one (no look-around in Rust's regex, so the boundary character is consumed)."""
+    parts = []
+    for w in sorted(set(words), key=len, reverse=True):
+        esc = _rust_escape(w.lower()[::-1])
+        parts.append(f"{esc}(?:[^a-z]|$)" if w[:1].isascii() and w[:1].isalpha() else esc)
+    return "|".join(parts)
+
+
 @dataclass(frozen=True)
 class ContextRules:
     window: int
@@ -26,6 +54,8 @@ class ContextRules:
     penalty: float
     negative: re.Pattern[str]
     positive: dict[str, re.Pattern[str]]
+    negative_rev: str = ""
+    positive_rev: dict[str, str] = field(default_factory=dict)
 
     def adjust(self, text: str, start: int, entity: str, confidence: float, needs_context: bool) -> float | None:
         """Confidence after context, or None when the entity needs context and has none."""
@@ -54,6 +84,38 @@ class ContextRules:
             return max(0.0, confidence - self.penalty)
         return confidence
 
+    def adjust_expr_frame(self, hits: pl.DataFrame) -> pl.Series:
+        """``adjust`` for every row of ``hits`` (columns ``l`` line text, ``cil`` char offset in the line,
+        ``entity``, ``confidence``, ``needs_context``): a Float64 series, null where the row is dropped."""
+        if hits.height == 0:
+            return pl.Series("confidence", [], dtype=pl.Float64)
+        lo = (pl.col("cil") - self.window).clip(lower_bound=0)
+        rev = pl.col("l").str.slice(lo, pl.col("cil") - lo).str.to_lowercase().str.reverse()
+        frame = hits.select("entity", "confidence", "needs_context", rev=rev).with_row_index("_i")
+        frame = frame.with_columns(neg=pl.col("rev").str.find(self.negative_rev))
+        parts = []
+        for (ent,), part in frame.partition_by("entity", as_dict=True).items():
+            pat = self.positive_rev.get(str(ent))
+            pos = pl.col("rev").str.find(pat) if pat else pl.lit(None, dtype=pl.UInt32)
+            parts.append(part.with_columns(pos=pos))
+        frame = pl.concat(parts).sort("_i")
+        # Reversed windows: a smaller find position is a nearer word; ties go to the positive word.
+        has_pos = pl.col("pos").is_not_null() & (pl.col("neg").is_null() | (pl.col("pos") <= pl.col("neg")))
+        has_neg = pl.col("neg").is_not_null() & ~has_pos
+        c, need = pl.col("confidence"), pl.col("needs_context")
+        out = (
+            pl.when(has_pos & ~need)
+            .then((c + self.boost).clip(upper_bound=1.0))
+            .when(has_pos)
+            .then(c.clip(lower_bound=0.85))
+            .when(need)
+            .then(pl.lit(None, dtype=pl.Float64))
+            .when(has_neg)
+            .then((c - self.penalty).clip(lower_bound=0.0))
+            .otherwise(c)
+        )
+        return frame.select(confidence=out).to_series()
+
 
 @cache
 def context_rules() -> ContextRules:
@@ -64,4 +126,6 @@ def context_rules() -> ContextRules:
         penalty=float(raw["penalty"]),
         negative=_alternation(raw["negative"]),
         positive={k: _alternation(v) for k, v in raw["positive"].items()},
+        negative_rev=_reversed_alternation(raw["negative"]),
+        positive_rev={k: _reversed_alternation(v) for k, v in raw["positive"].items()},
     )

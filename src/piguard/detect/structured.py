@@ -12,11 +12,11 @@ whole alternation at roughly 200 MB/s, which is why the candidate pass goes thro
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
+import numpy as np
 import polars as pl
 
 from piguard.detect.context import ContextRules, context_rules
@@ -46,7 +46,7 @@ CANDIDATE_PATTERN = "|".join(
         r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}",
         r"(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}",
         # the generic number token: digits with single separators, optional letter prefix and '+'
-        rf"[+＋]?(?:[A-Za-z]{{1,2}})?{_D}(?:{_D}|[ \-－.．/:：]{_D}|[A-Za-z])*",
+        rf"[+＋]?(?:[A-Za-z]{{1,2}})?{_D}(?:{_D}|[ \-－.．/:：]{_D}|[A-Za-z]){{3,}}",
     ]
 )
 
@@ -65,7 +65,8 @@ _MOBILE_PREFIXES = [
 _AREA3 = ["010", *(f"02{i}" for i in range(10))]
 
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-_ID_CHECK = {i: c for i, c in enumerate("10X98765432")}
+_ID_CHECK_BYTES = np.frombuffer(b"10X98765432", dtype=np.uint8)
+_ID_W = np.array(_ID_WEIGHTS, dtype=np.int32)
 # Issuer reporting bodies that start real IMEI type allocation codes (GSMA).
 _IMEI_RB = ["01", "10", "30", "33", "35", "44", "45", "49", "50", "51", "52", "53", "54", "86", "91", "98", "99"]
 
@@ -92,22 +93,44 @@ class Candidate:
 
 
 # --- vectorized helpers ---------------------------------------------------------------------------------
-def _digit(hi: pl.Expr, lo: pl.Expr, k: int) -> pl.Expr:
-    """k-th digit from the right of a 19-digit number stored as hi (9 digits) and lo (10 digits)."""
-    if k < 10:
-        return (lo // (10**k)) % 10
-    return (hi // (10 ** (k - 10))) % 10
+_LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int32)
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
+_USCC_VALUE = np.full(256, -1, dtype=np.int64)
+for _i, _c in enumerate(_USCC_ALPHABET):
+    _USCC_VALUE[ord(_c)] = _i
 
 
-def _luhn_ok(hi: pl.Expr, lo: pl.Expr) -> pl.Expr:
-    total = pl.lit(0, dtype=pl.Int64)
-    for k in range(19):
-        d = _digit(hi, lo, k)
-        if k % 2 == 1:
-            d2 = d * 2
-            d = pl.when(d2 > 9).then(d2 - 9).otherwise(d2)
-        total = total + d
-    return (total % 10) == 0
+def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Luhn, resident-ID (ISO 7064 MOD 11-2) and USCC (GB 32100 MOD 31) checks of the compact values ``d``,
+    as numpy matrix arithmetic over the rows where each can apply (others are False)."""
+    n = d.len()
+    luhn = np.zeros(n, dtype=bool)
+    id_ok = np.zeros(n, dtype=bool)
+    uscc_ok = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(alld & (dlen >= 13) & (dlen <= 19))
+    if rows.size:
+        sub = d.gather(rows).str.pad_start(19, "0")
+        m = np.frombuffer(sub.str.join("").item().encode("ascii"), dtype=np.uint8).reshape(-1, 19) - 48
+        # From the right, every second digit doubled; zero padding on the left changes nothing.
+        luhn[rows] = (m[:, 18::-2].sum(axis=1, dtype=np.int32) + _LUHN_DOUBLE[m[:, 17::-2]].sum(axis=1)) % 10 == 0
+    rows = np.flatnonzero(dlen == 18)
+    if rows.size:
+        sub = d.gather(rows)
+        ascii_ok = (sub.str.len_chars() == 18).to_numpy()
+        rows, sub = rows[ascii_ok], sub.filter(pl.Series(ascii_ok))
+    if rows.size:
+        m = np.frombuffer(sub.str.join("").item().encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+        # Resident ID: 17 digits weighted, the 18th a digit or 'X'.
+        body = m[:, :17].astype(np.int32) - 48
+        digits17 = ((body >= 0) & (body <= 9)).all(axis=1)
+        expected = _ID_CHECK_BYTES[(body * _ID_W).sum(axis=1) % 11]
+        id_ok[rows] = digits17 & (expected == m[:, 17])
+        # USCC: 18 characters of the GB 32100 alphabet (2 + 6 digits + 10), MOD 31 check character.
+        um = _USCC_VALUE[m]
+        shape = (um >= 0).all(axis=1) & ((m[:, 2:8] >= 48) & (m[:, 2:8] <= 57)).all(axis=1)
+        uscc_ok[rows] = shape & ((31 - (um[:, :17] * _USCC_WEIGHTS).sum(axis=1) % 31) % 31 == um[:, 17])
+    return luhn, id_ok, uscc_ok
 
 
 def _valid_date(expr: pl.Expr, fmt: str) -> pl.Expr:
@@ -115,84 +138,54 @@ def _valid_date(expr: pl.Expr, fmt: str) -> pl.Expr:
     return parsed.is_not_null() & (parsed.dt.year() >= 1900) & (parsed <= pl.lit(date.today()))
 
 
-def _classify_frame(df: pl.DataFrame) -> pl.DataFrame:
-    """Add ``entity``, ``confidence`` and ``needs_context`` to a frame with a string column ``n``
-    (the normalized candidate). Rows that are nothing get a null entity."""
-    n = pl.col("n")
-    d = pl.col("d")
-    length = d.str.len_bytes()
-    all_digits = d.str.contains(r"^[0-9]+$")
-    region6 = d.str.slice(0, 6).is_in(list(region_codes()))
+_IPV4 = r"^(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
+_PLATE = (
+    rf"^[{_PROVINCES}][A-HJ-NP-Z][·•・ ]?(?:[A-HJ-NP-Z0-9]{{5}}|[DF][A-HJ-NP-Z0-9][0-9]{{4}}|[0-9]{{5}}[DF])"
+    r"[挂学警港澳]?$"
+)
+def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
+    """(gate, condition, entity, confidence, needs_context) in priority order; the first rule whose gate
+    and condition hold names the value. Gates are cheap tests on precomputed columns; a condition is
+    only evaluated on the rows its gate lets through and no earlier rule has claimed."""
+    n, d = pl.col("n"), pl.col("d")
+    length, alld, p2 = pl.col("dlen"), pl.col("alld"), pl.col("d").str.slice(0, 2)
+    region6 = d.str.slice(0, 6).is_in(_region_series().implode())
+    has = n.str.contains
 
-    # Pad to 19 digits ('X' counted as 0 for arithmetic; the check character is compared separately).
-    d19 = d.str.replace("X$", "0").str.zfill(19)
-    hi = d19.str.slice(0, 9).cast(pl.Int64, strict=False)
-    lo = d19.str.slice(9, 10).cast(pl.Int64, strict=False)
-
-    id_sum = pl.lit(0, dtype=pl.Int64)
-    for i, w in enumerate(_ID_WEIGHTS):  # position i from the left of 18 digits is digit 17-i from the right
-        id_sum = id_sum + _digit(hi, lo, 17 - i) * w
-    id_check_ok = (id_sum % 11).replace_strict(_ID_CHECK, return_dtype=pl.String) == d.str.slice(17, 1)
-    id18 = (
-        n.str.contains(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$")
-        & region6
-        & _valid_date(d.str.slice(6, 8), "%Y%m%d")
-        & id_check_ok
-    )
-    id15 = n.str.contains(r"^[0-9]{15}$") & region6 & _valid_date(pl.lit("19") + d.str.slice(6, 6), "%Y%m%d")
-
-    luhn = _luhn_ok(hi, lo) & all_digits
-    card_shape = n.str.contains(r"^[0-9]{13,19}$") | n.str.contains(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")
-    p2 = d.str.slice(0, 2)
-    card_len_ok = (
+    id18 = has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$") & region6 & _valid_date(d.str.slice(6, 8), "%Y%m%d")
+    id15 = has(r"^[0-9]{15}$") & region6 & _valid_date(pl.lit("19") + d.str.slice(6, 6), "%Y%m%d")
+    card = (has(r"^[0-9]{13,19}$") | has(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")) & (
         (d.str.starts_with("4") & length.is_in([13, 16, 19]))
-        | ((p2.is_in(["51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"])) & (length == 16))
-        | ((p2.is_in(["34", "37"])) & (length == 15))
-        | ((p2.is_in(["62", "60", "65", "35", "94", "95", "68", "69", "81"])) & length.is_in([16, 17, 18, 19]))
-        | ((p2.is_in(["30", "36", "38"])) & (length == 14))
+        | (p2.is_in(["51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"]) & (length == 16))
+        | (p2.is_in(["34", "37"]) & (length == 15))
+        | (p2.is_in(["62", "60", "65", "35", "94", "95", "68", "69", "81"]) & length.is_in([16, 17, 18, 19]))
+        | (p2.is_in(["30", "36", "38"]) & (length == 14))
     )
-    bank_card = card_shape & luhn & card_len_ok
-
-    imei = (
-        (n.str.contains(r"^[0-9]{15}$") | n.str.contains(r"^[0-9]{2}[ \-][0-9]{6}[ \-][0-9]{6}[ \-][0-9]$"))
-        & luhn
-        & ~p2.is_in(["34", "37"])
+    imei_shape = (has(r"^[0-9]{15}$") | has(r"^[0-9]{2}[ \-][0-9]{6}[ \-][0-9]{6}[ \-][0-9]$")) & ~p2.is_in(
+        ["34", "37"]
     )
-    imei_rb = p2.is_in(_IMEI_RB)
-
-    mobile_shape = n.str.contains(r"^(?:(?:\+|00)?86[ \-]?)?1[0-9]{2}[ \-]?[0-9]{4}[ \-]?[0-9]{4}$")
-    mobile_digits = d.str.slice(-11)
-    mobile = mobile_shape & mobile_digits.str.slice(0, 3).is_in(_MOBILE_PREFIXES)
-    land_core = n.str.replace(r"^(?:\+|00)?86[ \-]?", "")
-    land_sep = land_core.str.contains(r"^\(?0[0-9]{2,3}\)?[ \-]?[0-9]{7,8}(?:[ \-][0-9]{1,5})?$")
+    mobile = has(r"^(?:(?:\+|00)?86[ \-]?)?1[0-9]{2}[ \-]?[0-9]{4}[ \-]?[0-9]{4}$") & d.str.slice(-11, 3).is_in(
+        _MOBILE_PREFIXES
+    )
+    # '+86 20 ...' drops the trunk 0 of the area code; put it back before testing the national form.
+    land_core = (
+        pl.when(has(r"^(?:\+|00)86[ \-]?[1-9]"))
+        .then(pl.lit("0") + n.str.replace(r"^(?:\+|00)86[ \-]?", ""))
+        .otherwise(n.str.replace(r"^(?:\+|00)?86[ \-]?", ""))
+    )
     land_digits = land_core.str.replace_all(r"[^0-9]", "")
     area_ok = land_digits.str.slice(0, 3).is_in(_AREA3) | land_digits.str.contains(r"^0[3-9][0-9]{2}")
-    land_len_ok = land_digits.str.len_bytes().is_between(10, 12) | (
-        land_core.str.contains(r"[ \-][0-9]{1,5}$") & land_digits.str.len_bytes().is_between(11, 17)
+    landline = (
+        land_core.str.contains(r"^\(?0[0-9]{2,3}\)?[ \-]?[0-9]{7,8}(?:[ \-][0-9]{1,5})?$")
+        & area_ok
+        & (
+            land_digits.str.len_bytes().is_between(10, 12)
+            | (land_core.str.contains(r"[ \-][0-9]{1,5}$") & land_digits.str.len_bytes().is_between(11, 17))
+        )
     )
-    landline = land_sep & area_ok & land_len_ok
-    # Without a separator between area code and number, an 11/12-digit run is weak evidence.
-    landline_bare = n.str.contains(r"^0[0-9]{10,11}$")
-
-    ipv4 = n.str.contains(r"^(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
-    mac = n.str.contains(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$") | n.str.contains(r"^[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}$")
-    mac_digits_only = n.str.contains(r"^[0-9\-]+$")
-    maybe_ipv6 = n.str.contains(r"^[0-9A-Fa-f:]+$") & (n.str.count_matches(":") >= 2)
-
-    passport = n.str.contains(r"^(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7})$")
-    hk_macao = n.str.contains(r"^(?:[CW][0-9]{8}|C[A-HJ-NP-Z][0-9]{7}|[HM][0-9]{8}(?:[0-9]{2})?)$")
-    tw_permit = n.str.contains(r"^L[0-9]{8}$")
-    tw_digits = n.str.contains(r"^[0-9]{8}$")
-    plate = n.str.contains(
-        rf"^[{_PROVINCES}][A-HJ-NP-Z][·•・ ]?(?:[A-HJ-NP-Z0-9]{{5}}|[DF][A-HJ-NP-Z0-9][0-9]{{4}}|[0-9]{{5}}[DF])[挂学警港澳]?$"
-    )
-    uscc_shape = n.str.contains(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{9}[0-9A-HJ-NPQRTUWXY]$")
-
     gps_parts = n.str.extract_groups(r"^([+\-]?[0-9]{1,3}\.[0-9]{4,}) ?[,，] ?([+\-]?[0-9]{1,3}\.[0-9]{4,})$")
     a = gps_parts.struct.field("1").cast(pl.Float64, strict=False).abs()
     b = gps_parts.struct.field("2").cast(pl.Float64, strict=False).abs()
-    gps = ((a <= 90) & (b <= 180)) | ((a <= 180) & (b <= 90))
-
     date_parts = n.str.extract_groups(r"^([0-9]{4}) ?[\-/.年] ?([0-9]{1,2}) ?[\-/.月] ?([0-9]{1,2}) ?[日号]?$")
     ymd = (
         date_parts.struct.field("1")
@@ -201,50 +194,141 @@ def _classify_frame(df: pl.DataFrame) -> pl.DataFrame:
         + pl.lit("-")
         + date_parts.struct.field("3").str.zfill(2)
     )
-    dob = _valid_date(ymd, "%Y-%m-%d")
-    dob_compact = n.str.contains(r"^(?:19|20)[0-9]{6}$") & _valid_date(n, "%Y%m%d")
-
-    def rule(cond: pl.Expr, entity: str, conf: float, needs_context: bool = False) -> tuple[pl.Expr, str, float, bool]:
-        return cond.fill_null(False), entity, conf, needs_context
-
-    rules = [
-        rule(n.str.contains("@"), "EMAIL_ADDRESS", 0.95),
-        rule(id18, "CN_RESIDENT_ID", 0.95),
-        rule(mobile, "PHONE_NUMBER", 0.9),
-        rule(bank_card, "BANK_CARD", 0.85),
-        rule(imei & imei_rb, "IMEI", 0.6),
-        rule(imei, "IMEI", 0.5, True),
-        rule(id15, "CN_RESIDENT_ID", 0.6),
-        rule(landline, "PHONE_NUMBER", 0.8),
-        rule(landline_bare & area_ok, "PHONE_NUMBER", 0.5, True),
-        rule(uscc_shape & ~all_digits, "CN_USCC", 0.7),  # check character verified below, per value
-        rule(ipv4, "IP_ADDRESS", 0.75),
-        rule(mac & ~mac_digits_only, "MAC_ADDRESS", 0.85),
-        rule(mac, "MAC_ADDRESS", 0.5, True),
-        rule(maybe_ipv6, "IP_ADDRESS", 0.8),  # verified below with the ipaddress module
-        rule(passport, "CN_PASSPORT", 0.6),
-        rule(hk_macao, "CN_HK_MACAO_PERMIT", 0.6),
-        rule(tw_permit, "CN_TW_PERMIT", 0.6),
-        rule(tw_digits, "CN_TW_PERMIT", 0.6, True),
-        rule(plate, "CN_LICENCE_PLATE", 0.85),
-        rule(gps, "GPS_COORDINATE", 0.8),
-        rule(dob | dob_compact, "DATE_OF_BIRTH", 0.85, True),
-        rule(uscc_shape & all_digits, "CN_USCC", 0.7),
-    ]
-    entity = pl.when(rules[0][0]).then(pl.lit(rules[0][1]))
-    conf = pl.when(rules[0][0]).then(pl.lit(rules[0][2]))
-    need = pl.when(rules[0][0]).then(pl.lit(rules[0][3]))
-    for cond, ent, c, nc in rules[1:]:
-        entity = entity.when(cond).then(pl.lit(ent))
-        conf = conf.when(cond).then(pl.lit(c))
-        need = need.when(cond).then(pl.lit(nc))
-    return df.with_columns(
-        d=n.str.replace_all(r"[\s\-.()/:+·•・]", "").str.to_uppercase(),
-    ).with_columns(
-        entity=entity.otherwise(pl.lit(None, dtype=pl.String)),
-        confidence=conf.otherwise(pl.lit(0.0)),
-        needs_context=need.otherwise(pl.lit(False)),
+    dob = _valid_date(ymd, "%Y-%m-%d") | (
+        has(r"^(?:19|20)[0-9]{6}$") & _valid_date(n, "%Y%m%d")
     )
+    mac = has(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}$")
+    true = n.is_not_null()  # a column-length "always"
+    return [
+        (pl.col("at"), true, "EMAIL_ADDRESS", 0.95, False),
+        (pl.col("id_ck"), id18, "CN_RESIDENT_ID", 0.95, False),
+        (alld & length.is_between(11, 15) & ~pl.col("plus_cc"), mobile, "PHONE_NUMBER", 0.9, False),
+        (alld & pl.col("luhn") & length.is_between(13, 19), card, "BANK_CARD", 0.85, False),
+        (alld & pl.col("luhn") & (length == 15), imei_shape & p2.is_in(_IMEI_RB), "IMEI", 0.6, False),
+        (alld & pl.col("luhn") & (length == 15), imei_shape, "IMEI", 0.5, True),
+        (alld & (length == 15), id15, "CN_RESIDENT_ID", 0.6, False),
+        (alld & length.is_between(10, 19) & ~pl.col("plus_cc"), landline, "PHONE_NUMBER", 0.8, False),
+        (alld & length.is_between(11, 12) & d.str.starts_with("0"), has(r"^0[0-9]{10,11}$") & area_ok,
+         "PHONE_NUMBER", 0.5, True),
+        (pl.col("uscc_ck") & ~alld, true, "CN_USCC", 0.7, False),
+        # International numbers written '+CC ...': a country calling code and a length possible there.
+        (pl.col("plus_cc"), has(r"^\+[1-9][0-9]{0,2}[ \-][0-9][0-9 \-]{5,16}[0-9]$") & _intl_possible(d, length),
+         "PHONE_NUMBER", 0.75, False),
+        (alld & length.is_between(4, 12), has(_IPV4), "IP_ADDRESS", 0.75, False),
+        (length == 12, mac & ~has(r"^[0-9\-]+$"), "MAC_ADDRESS", 0.85, False),
+        (length == 12, mac, "MAC_ADDRESS", 0.5, True),
+        # IPv6: eight groups, or fewer around one '::' (then checked with the ipaddress module).
+        (pl.col("colon2"), has(r"^[0-9A-Fa-f:]+$") & (n.str.contains("::", literal=True) | (
+            n.str.count_matches(":", literal=True) == 7)), "IP_ADDRESS", 0.8, False),
+        (~alld & (length == 9), has(r"^(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7})$"), "CN_PASSPORT", 0.6, False),
+        (~alld & length.is_in([9, 11]), has(r"^(?:[CW][0-9]{8}|C[A-HJ-NP-Z][0-9]{7}|[HM][0-9]{8}(?:[0-9]{2})?)$"),
+         "CN_HK_MACAO_PERMIT", 0.6, False),
+        (~alld & (length == 9), has(r"^L[0-9]{8}$"), "CN_TW_PERMIT", 0.6, False),
+        (alld & (length == 8), has(r"^[0-9]{8}$"), "CN_TW_PERMIT", 0.6, True),
+        (~alld & length.is_between(8, 13), has(_PLATE), "CN_LICENCE_PLATE", 0.85, False),
+        (pl.col("comma"), ((a <= 90) & (b <= 180)) | ((a <= 180) & (b <= 90)), "GPS_COORDINATE", 0.8, False),
+        (length.is_between(6, 20), dob, "DATE_OF_BIRTH", 0.85, True),
+        # An all-digit USCC is rare and reads like many other 18-digit numbers: it needs its context.
+        (pl.col("uscc_ck") & alld, true, "CN_USCC", 0.7, True),
+    ]  # fmt: skip
+
+
+@cache
+def _intl_keys() -> pl.Series:
+    """'CC:length' for every country calling code and each possible national number length, from the
+    metadata phonenumbers ships (the same data its ``is_possible_number`` uses)."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+
+    keys: set[str] = set()
+    for cc, regions in COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            md = (
+                PhoneMetadata.metadata_for_nongeo_region(cc)
+                if region == "001"
+                else PhoneMetadata.metadata_for_region(region)
+            )
+            for n in (md.general_desc.possible_length or ()) if md else ():
+                keys.add(f"{cc}:{n}")
+    return pl.Series(sorted(keys), dtype=pl.String)
+
+
+def _intl_possible(d: pl.Expr, length: pl.Expr) -> pl.Expr:
+    # Calling codes are prefix-free, so at most one of the 1-, 2- or 3-digit readings is a real code.
+    keys = _intl_keys().implode()
+    return pl.any_horizontal(
+        *[(d.str.slice(0, k) + pl.lit(":") + (length - k).cast(pl.String)).is_in(keys) for k in (1, 2, 3)]
+    )
+
+
+@cache
+def _compiled_rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
+    return _rules()
+
+
+def _classify_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """Add ``d`` (compact form), ``entity``, ``confidence`` and ``needs_context`` to a frame with a string
+    column ``n`` (the normalized candidate). Rows that are nothing get a null entity.
+
+    Cheap features are computed once for all rows (compact form, its length, digits-only, checksums as
+    numpy matrix arithmetic); each rule's expensive condition then runs only on rows its gate admits."""
+    n = pl.col("n")
+    df = df.with_columns(d=n.str.replace_all(r"[\s\-.()/:+·•・]", "").str.to_uppercase())
+    df = df.with_columns(
+        dlen=pl.col("d").str.len_bytes(),
+        alld=pl.col("d").str.contains(r"^[0-9]+$"),
+        at=n.str.contains("@", literal=True),
+        plus_cc=n.str.starts_with("+") & ~n.str.starts_with("+86"),
+        colon2=n.str.count_matches(":", literal=True) >= 2,
+        comma=n.str.contains(r"[,，]"),
+    )
+    dlen = df["dlen"].to_numpy()
+    alld = df["alld"].fill_null(False).to_numpy()
+    luhn, id_ck, uscc_ck = _checksums(df["d"], dlen, alld)
+    df = df.with_columns(luhn=pl.Series(luhn), id_ck=pl.Series(id_ck), uscc_ck=pl.Series(uscc_ck))
+    rules = _compiled_rules()
+    # A rule that needs context does not settle a value: a later rule may still claim it (a 15-digit
+    # legacy ID is also Luhn-valid one time in ten, i.e. an IMEI shape). Up to two context-needing readings
+    # are kept beside the settled one and the context words choose (see _judge).
+    rule_of = np.full(df.height, -1, dtype=np.int16)
+    ctx1 = np.full(df.height, -1, dtype=np.int16)
+    ctx2 = np.full(df.height, -1, dtype=np.int16)
+    gates = df.select(*[g.fill_null(False).alias(f"g{i}") for i, (g, *_rest) in enumerate(rules)])
+    for i, (_, cond, _e, _c, needs) in enumerate(rules):
+        open_rows = rule_of < 0
+        if needs:
+            open_rows &= ctx2 < 0
+        rows = np.flatnonzero(gates[f"g{i}"].to_numpy() & open_rows)
+        if rows.size == 0:
+            continue
+        ok = df[rows].select(cond.fill_null(False)).to_series().to_numpy()
+        hit = rows[ok]
+        if not needs:
+            rule_of[hit] = i
+        else:
+            first = ctx1[hit] < 0
+            ctx1[hit[first]] = i
+            ctx2[hit[~first]] = i
+    # The value's own reading: the settled rule, else the first context-needing one.
+    main = np.where(rule_of >= 0, rule_of, ctx1)
+    alt = np.where(rule_of >= 0, ctx1, ctx2)
+    none = len(rules)  # the index of the "nothing" entry below
+    main = np.where(main < 0, none, main)
+    alt = np.where(alt < 0, none, alt)
+    ent_names = pl.Series([r[2] for r in rules] + [None], dtype=pl.String)
+    confs = np.array([r[3] for r in rules] + [0.0])
+    needs_a = np.array([r[4] for r in rules] + [False])
+    return df.drop("dlen", "alld", "at", "plus_cc", "colon2", "comma", "luhn", "id_ck", "uscc_ck").with_columns(
+        entity=ent_names.gather(main),
+        confidence=pl.Series(confs[main]),
+        needs_context=pl.Series(needs_a[main]),
+        alt_entity=ent_names.gather(alt),
+        alt_confidence=pl.Series(confs[alt]),
+    )
+
+
+@cache
+def _region_series() -> pl.Series:
+    return pl.Series(sorted(region_codes()), dtype=pl.String)
 
 
 def normalize_expr(col: pl.Expr) -> pl.Expr:
@@ -256,15 +340,9 @@ def classify_values(values: pl.Series) -> pl.DataFrame:
     """Classify whole values (e.g. table cells): returns ``entity`` (null when nothing), ``confidence``,
     ``needs_context``. Each value is judged as one token; use the text scanner for free text."""
     frame = pl.DataFrame({"v": values.cast(pl.String)}).select(n=normalize_expr(pl.col("v")).str.strip_chars())
-    out = _classify_frame(frame)
+    out = _classify_frame(frame.with_columns(n=pl.col("n").fill_null("")))
     out = _verify_scalar(out)
     return out.select("entity", "confidence", "needs_context")
-
-
-def _uscc_ok(value: str) -> bool:
-    from stdnum.cn import uscc
-
-    return uscc.is_valid(value)
 
 
 def _ipv6_ok(value: str) -> bool:
@@ -276,23 +354,18 @@ def _ipv6_ok(value: str) -> bool:
 
 
 def _verify_scalar(df: pl.DataFrame) -> pl.DataFrame:
-    """The few rare kinds whose validation is not worth vectorizing (USCC check character, IPv6 syntax)
-    are verified per value with python-stdnum / ipaddress; only rows that reached those kinds are touched."""
-    mask = df["entity"].is_in(["CN_USCC", "IP_ADDRESS"]).fill_null(False) & df["n"].str.contains(r"[:A-Z]|^[0-9]{18}$")
+    """IPv6 syntax (rare, and not worth vectorizing) is verified per value with ``ipaddress``; only rows
+    that reached it are touched."""
+    mask = ((df["entity"] == "IP_ADDRESS") & df["n"].str.contains(":", literal=True)).fill_null(False)
     if not mask.any():
         return df
-    idx = mask.arg_true().to_list()
-    ents = df["entity"].to_list()
-    ns = df["n"].to_list()
-    for i in idx:
-        value = ns[i]
-        if ents[i] == "CN_USCC":
-            ok = _uscc_ok(value)
-        else:
-            ok = ":" not in value or _ipv6_ok(value)
-        if not ok:
-            ents[i] = None
-    return df.with_columns(entity=pl.Series(ents, dtype=pl.String))
+    rows = mask.arg_true()
+    bad = [i for i, v in zip(rows.to_list(), df["n"].gather(rows).to_list(), strict=True) if not _ipv6_ok(v)]
+    if not bad:
+        return df
+    drop = np.zeros(df.height, dtype=bool)
+    drop[bad] = True
+    return df.with_columns(entity=pl.when(pl.Series(drop)).then(None).otherwise(pl.col("entity")))
 
 
 # --- the text scanner -----------------------------------------------------------------------------------
@@ -307,77 +380,149 @@ class RawHit:
     detector: str = "structured"
 
 
-_SPLIT = re.compile(r"[ \u3000]+")
-_LEAD_LETTERS = re.compile(r"^[+＋]?[A-Za-z]{1,2}(?=[0-9０-９])")
+_HIT_SCHEMA = {"entity": pl.String, "start": pl.Int64, "end": pl.Int64, "confidence": pl.Float64}
+_MIN_CANDIDATE_CHARS = 6  # the shortest thing we detect: an e-mail like a@b.cn
+
+
+def _locate(text: str) -> pl.DataFrame:
+    """Candidate tokens with their line (``l``, ``li``), char offset in the line (``cil``) and in the text
+    (``start``). Tokens never span a newline, so the candidate pass runs per line, and each token is found
+    in its line with a vectorized literal search. A search can only land early when the token text also
+    occurs before its true place; then it lands before the previous token's end (the regex is leftmost-first
+    and has no look-around), so such lines are detected and located again exactly in Python."""
+    lines = pl.Series("l", [text]).str.split("\n").explode()
+    frame = pl.DataFrame({"l": lines}).with_row_index("li")
+    frame = frame.with_columns(
+        lcs=(pl.col("l").str.len_chars() + 1).cum_sum() - (pl.col("l").str.len_chars() + 1),
+        lbs=(pl.col("l").str.len_bytes() + 1).cum_sum() - (pl.col("l").str.len_bytes() + 1),
+        t=pl.col("l").str.extract_all(CANDIDATE_PATTERN),
+    )
+    toks = frame.filter(pl.col("t").list.len() > 0).explode("t")
+    if toks.height == 0:
+        return toks.with_columns(cil=pl.lit(0, dtype=pl.Int64), start=pl.lit(0, dtype=pl.Int64)).drop("lbs")
+    toks = toks.with_columns(bpos=pl.col("l").str.find(pl.col("t"), literal=True).cast(pl.Int64))
+    prev_end = (pl.col("bpos") + pl.col("t").str.len_bytes()).shift(1)
+    toks = toks.with_columns(
+        bad=pl.col("bpos").is_null() | ((pl.col("li") == pl.col("li").shift(1)) & (pl.col("bpos") < prev_end))
+    )
+    # Byte offsets -> char offsets: a character starts at every byte that is not a UTF-8 continuation
+    # byte (0b10xxxxxx), so char offset = byte offset - continuation bytes before it.
+    raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    cont = np.flatnonzero((raw & 0xC0) == 0x80)
+    gb = (toks["lbs"] + toks["bpos"]).to_numpy()
+    toks = toks.with_columns(start=pl.Series(gb - np.searchsorted(cont, gb), dtype=pl.Int64))
+    if toks["bad"].any():
+        toks = _relocate(toks)
+    return toks.with_columns(cil=pl.col("start") - pl.col("lcs")).drop("bpos", "bad", "lbs")
+
+
+def _relocate(toks: pl.DataFrame) -> pl.DataFrame:
+    """Exact offsets for the (rare) lines where a token's text also occurs before its place."""
+    bad_lines = toks.filter(pl.col("bad"))["li"].unique()
+    redo = toks.with_row_index("_r").filter(pl.col("li").is_in(bad_lines.implode()))
+    rows, starts = [], []
+    pos, cur = 0, -1
+    for r, line_no, tok, line, lcs in redo.select("_r", "li", "t", "l", "lcs").iter_rows():
+        if line_no != cur:
+            cur, pos = line_no, 0
+        s = line.find(tok, pos)
+        rows.append(r)
+        starts.append(lcs + s)
+        pos = s + len(tok)
+    fixed = pl.DataFrame({"_r": rows, "_s": starts}, schema={"_r": pl.UInt32, "_s": pl.Int64})
+    return (
+        toks.with_row_index("_r")
+        .join(fixed, on="_r", how="left")
+        .with_columns(start=pl.coalesce("_s", "start"))
+        .sort("_r")
+        .drop("_r", "_s")
+    )
+
+
+_SUB_SPLIT = r"^[+＋]?[A-Za-z]{1,2}[0-9]"
+
+
+def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
+    """Second chance for whole tokens that were nothing: numbers joined by single spaces ("13812345678
+    12345", "2024-03-05 12:34:56") are tried one by one, and a glued letter prefix ("ID1101...") is cut off."""
+    n = pl.col("n")
+    parts = miss.with_columns(parts=n.str.split(" "))
+    parts = parts.with_columns(
+        off=pl.col("parts").list.eval(
+            (pl.element().str.len_chars() + 1).cum_sum() - pl.element().str.len_chars() - 1
+        )
+    )
+    parts = parts.explode("parts", "off").with_columns(n=pl.col("parts")).drop("parts")
+    rest = n.str.replace(r"^[+＋]?[A-Za-z]{1,2}", "")
+    parts = parts.with_columns(
+        off=pl.when(n.str.contains(_SUB_SPLIT))
+        .then(pl.col("off") + n.str.len_chars() - rest.str.len_chars())
+        .otherwise(pl.col("off")),
+        n=pl.when(n.str.contains(_SUB_SPLIT)).then(rest).otherwise(n),
+    )
+    # Every row here had a space or a glued prefix, so each piece differs from its whole token.
+    parts = parts.filter(pl.col("n").str.len_chars() >= _MIN_CANDIDATE_CHARS)
+    return parts.with_columns(start=pl.col("start") + pl.col("off"), cil=pl.col("cil") + pl.col("off")).drop(
+        "off"
+    )
+
+
+def _judge(cands: pl.DataFrame, rules: ContextRules) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Classify, verify and weigh context for candidates; return (hits, rows that were nothing)."""
+    out = _verify_scalar(_classify_frame(cands))
+    miss = out.filter(pl.col("entity").is_null()).drop(
+        "entity", "confidence", "needs_context", "d", "alt_entity", "alt_confidence"
+    )
+    # Context-needing second readings become rows of their own; overlap resolution keeps the likelier.
+    alt = out.filter(pl.col("alt_entity").is_not_null()).with_columns(
+        entity=pl.col("alt_entity"), confidence=pl.col("alt_confidence"), needs_context=pl.lit(True)
+    )
+    hit = pl.concat([out.filter(pl.col("entity").is_not_null()), alt]).drop("alt_entity", "alt_confidence")
+    hit = hit.with_columns(
+        end=pl.col("start") + pl.col("n").str.len_chars(),
+        confidence=rules.adjust_expr_frame(hit),
+    ).filter(pl.col("confidence").is_not_null())
+    # A plate glued to more letters or digits is part of a longer code, not a plate.
+    after = pl.col("l").str.slice(pl.col("cil") + pl.col("n").str.len_chars(), 1)
+    hit = hit.filter(~((pl.col("entity") == "CN_LICENCE_PLATE") & after.str.contains(r"^[A-Za-z0-9]$")))
+    return hit.select(list(_HIT_SCHEMA)), miss
+
+
+def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.DataFrame:
+    """All structured entities in ``text`` as a frame (entity, start, end, confidence); offsets are character
+    offsets into ``text`` (end exclusive), confidence is context-adjusted but not thresholded."""
+    empty = pl.DataFrame(schema=_HIT_SCHEMA)
+    if not text:
+        return empty
+    rules = rules or context_rules()
+    toks = _locate(text)
+    if toks.height == 0:
+        return empty
+    cands = toks.with_columns(n=normalize_expr(pl.col("t"))).filter(
+        pl.col("n").str.len_chars() >= _MIN_CANDIDATE_CHARS
+    )
+    hits, miss = _judge(cands.drop("t"), rules)
+    retry = miss.filter(pl.col("n").str.contains(" ") | pl.col("n").str.contains(_SUB_SPLIT))
+    parts = [hits]
+    if retry.height:
+        sub = _subtokens(retry)
+        if sub.height:
+            parts.append(_judge(sub, rules)[0])
+    return pl.concat(parts).sort("start")
 
 
 def find_structured(text: str, rules: ContextRules | None = None) -> list[RawHit]:
     """All structured entities in ``text`` with context-adjusted confidence (not yet thresholded)."""
-    if not text:
+    frame = find_structured_frame(text, rules)
+    if frame.height == 0:
         return []
-    rules = rules or context_rules()
-    tokens = pl.Series("t", [text]).str.extract_all(CANDIDATE_PATTERN).explode().drop_nulls()
-    if tokens.len() == 0:
-        return []
-    toks = tokens.to_list()
-    # Locate tokens: they come in order and do not overlap, so a running find is exact.
-    starts: list[int] = []
-    pos = 0
-    find = text.find
-    for t in toks:
-        s = find(t, pos)
-        starts.append(s)
-        pos = s + len(t)
-    hits: list[RawHit] = []
-    retry: list[tuple[str, int]] = []
-    _classify_tokens(text, toks, starts, rules, hits, retry)
-    if retry:
-        # Whole tokens that failed: glued letter prefixes ("ID1101...") and several numbers joined by
-        # spaces ("13812345678 12345") get a second chance part by part.
-        sub_t: list[str] = []
-        sub_s: list[int] = []
-        for tok, start in retry:
-            m = _LEAD_LETTERS.match(tok)
-            if m and " " not in tok:
-                sub_t.append(tok[m.end() :])
-                sub_s.append(start + m.end())
-                continue
-            offset = 0
-            for piece in _SPLIT.split(tok):
-                if piece:
-                    k = tok.find(piece, offset)
-                    sub_t.append(piece)
-                    sub_s.append(start + k)
-                    offset = k + len(piece)
-        if sub_t:
-            _classify_tokens(text, sub_t, sub_s, rules, hits, None)
-    return hits
-
-
-def _classify_tokens(
-    text: str,
-    toks: list[str],
-    starts: list[int],
-    rules: ContextRules,
-    hits: list[RawHit],
-    retry: list[tuple[str, int]] | None,
-) -> None:
-    frame = pl.DataFrame({"t": toks}).select(n=normalize_expr(pl.col("t")))
-    out = _verify_scalar(_classify_frame(frame))
-    ents = out["entity"].to_list()
-    confs = out["confidence"].to_list()
-    needs = out["needs_context"].to_list()
-    for i, ent in enumerate(ents):
-        tok = toks[i]
-        start = starts[i]
-        if ent is None:
-            if retry is not None and (" " in tok or _LEAD_LETTERS.match(tok)):
-                retry.append((tok, start))
-            continue
-        end = start + len(tok)
-        conf = rules.adjust(text, start, ent, confs[i], needs[i])
-        if conf is None:
-            continue
-        if ent == "CN_LICENCE_PLATE" and end < len(text) and text[end].isascii() and text[end].isalnum():
-            continue
-        hits.append(RawHit(ent, start, end, conf))
+    return [
+        RawHit(e, s, t, c)
+        for e, s, t, c in zip(
+            frame["entity"].to_list(),
+            frame["start"].to_list(),
+            frame["end"].to_list(),
+            frame["confidence"].to_list(),
+            strict=True,
+        )
+    ]
