@@ -61,7 +61,8 @@ def test_ledger_reference_without_ledger_is_a_usage_error() -> None:
 def test_invalid_file_exits_2_with_line(tmp_path: Path) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text(
-        "controller: c\nflows:\n  - id: a\n    activity: sell\n    data: [PHONE_NUMBER]\n    purpose: payment\n"
+        "controller: c\nflows:\n  - id: a\n    activity: sell\n"
+        "    data: [PHONE_NUMBER]\n    purpose: payment\n"
     )
     res = runner.invoke(app, ["check", str(p)])
     assert res.exit_code == 2

@@ -1,4 +1,4 @@
-"""Flows files: the contract spellings are accepted; bad input gets file:line messages with the valid values."""
+"""Flows files: contract spellings accepted; bad input gets file:line messages with the valid values."""
 
 from __future__ import annotations
 
