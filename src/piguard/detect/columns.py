@@ -48,7 +48,7 @@ SHARE_NO_HEADER = 0.8
 SHARE_WITH_HEADER = 0.3
 SHARE_NEGATIVE_HEADER = 0.98
 # Per-value text detectors (names, addresses, sensitive context) look at this many values per column.
-TEXT_DETECTOR_SAMPLE = 200
+TEXT_DETECTOR_SAMPLE = 100
 MAX_EXAMPLES = 3
 # Numbers kept per column to tell counters (order numbers 13800000001, 13800000002...) from phone numbers.
 SEQUENCE_SAMPLE = 4000
@@ -161,6 +161,7 @@ class ColumnStats:
     # Entities found by the per-value text detectors on a subsample: hits and values looked at.
     sub_counts: Counter[str] = field(default_factory=Counter)
     sub_seen: int = 0
+    sub_distinct: dict[str, set[int]] = field(default_factory=dict)
     shape_counts: Counter[str] = field(default_factory=Counter)  # name / address / vocabulary shapes
     examples: dict[str, list[str]] = field(default_factory=dict)
     numbers: dict[str, list[int]] = field(default_factory=dict)
@@ -224,8 +225,9 @@ class TableClassifier:
         values = series.drop_nulls()
         if values.len() == 0:
             return
-        strings = _as_strings(values)
         hint = header_hint(st.name)
+        coded = hint.entity in ("AGE", "GENDER") and values.dtype.is_numeric()  # 30, or 1 = male
+        strings = None if coded else _as_strings(values)
         if strings is None:
             st.non_null += values.len()
             self._typed_shapes(st, values, hint)
@@ -355,23 +357,32 @@ class TableClassifier:
 
     def _text_subsample(self, st: ColumnStats, strings: pl.Series) -> None:
         """Names, addresses and sensitive categories from the per-value text detectors, on a bounded
-        subsample (these detectors read context and are not vectorized)."""
+        subsample (these detectors read context and are not vectorized). The values go through the
+        detectors as one text, one value a line, so the cost is one call per column, not one per value."""
         from piguard.detect import default_registry, scan_text
 
         reg = default_registry()
         if not any(d.name != "structured" for d in reg.detectors):
             return
-        take = strings.head(TEXT_DETECTOR_SAMPLE - st.sub_seen).to_list()
-        st.sub_seen += len(take)
+        wordy = strings.filter(strings.str.contains(r"[\u4e00-\u9fff]|[A-Za-z]{2,}"))
+        take = wordy.head(TEXT_DETECTOR_SAMPLE - st.sub_seen).str.slice(0, 2000)
+        take = take.str.replace_all(r"[\r\n]", " ")
+        if take.len() == 0:
+            return
+        st.sub_seen += take.len()
         structured = set(reg.detectors[0].entities)
-        for v in take:
-            seen: set[str] = set()
-            for f in scan_text(v[:4096], registry=reg):
-                if f.entity in structured or f.entity in seen:
-                    continue
-                seen.add(f.entity)
-                st.sub_counts[f.entity] += 1
-                st.add_example(f.entity, f.masked)
+        text = "\n".join(take.to_list())
+        lines: dict[str, set[int]] = {}
+        for f in scan_text(text, registry=reg):
+            if f.entity in structured:
+                continue
+            lines.setdefault(f.entity, set()).add(f.line)
+            # Hashes of the found strings, kept in memory only: a phrase repeated by a template is not
+            # many people.
+            st.sub_distinct.setdefault(f.entity, set()).add(hash(text[f.start : f.end]))
+            st.add_example(f.entity, f.masked)
+        for ent, ls in lines.items():
+            st.sub_counts[ent] += len(ls)
 
     # --- verdicts --------------------------------------------------------------------------------------
     def verdicts(self) -> list[ColumnVerdict]:
@@ -476,9 +487,11 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
             if ent in decided:
                 continue
             share = hits / st.sub_seen
-            if (free_text and hits >= 1) or share >= (
-                SHARE_WITH_HEADER if hint.entity == ent else SHARE_NO_HEADER
-            ):
+            distinct = len(st.sub_distinct.get(ent, ()))
+            if distinct < 2 or distinct < 0.1 * hits:
+                continue  # one phrase repeated row after row is a template, not many people
+            needed = SHARE_WITH_HEADER if hint.entity == ent else SHARE_NO_HEADER
+            if (free_text and hits >= 1) or share >= needed:
                 decided.add(ent)
                 why = f"text detectors found {ent} in {hits} of {st.sub_seen} sampled values"
                 out.append(

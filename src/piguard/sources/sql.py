@@ -88,12 +88,9 @@ def iter_sql_tables(url: str, *, full: bool, sample_rows: int) -> Iterator[Table
             return
         for schema, name, kind in tables:
             qualified = f"{schema}.{name}" if schema else name
-            yield TableScan(
-                source,
-                qualified,
-                "full" if full else "sample",
-                _batches(eng, schema, name, kind, full=full, sample_rows=sample_rows),
-            )
+            ts = TableScan(source, qualified, "full" if full else "sample", lambda: iter(()))
+            ts.batches = _batches(eng, schema, name, kind, full=full, sample_rows=sample_rows, scan=ts)
+            yield ts
     finally:
         # The generator is drained by the caller before this runs.
         eng.dispose()
@@ -132,7 +129,9 @@ def _keep_type(col_type: sa.types.TypeEngine[Any]) -> bool:
     return isinstance(col_type, sa.Integer | sa.Numeric | sa.Float | sa.Date | sa.DateTime | sa.Boolean)
 
 
-def _batches(eng: Engine, schema: str | None, name: str, kind: str, *, full: bool, sample_rows: int):  # type: ignore[no-untyped-def]
+def _batches(  # type: ignore[no-untyped-def]
+    eng: Engine, schema: str | None, name: str, kind: str, *, full: bool, sample_rows: int, scan: TableScan
+):
     def run() -> Iterator[pl.DataFrame]:
         with eng.connect() as conn:
             table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
@@ -142,7 +141,8 @@ def _batches(eng: Engine, schema: str | None, name: str, kind: str, *, full: boo
             names = [c.name for c in table.columns if c.name not in binary]
             if not names:
                 return
-            for stmt in _statements(conn, table, names, kind, full=full, sample_rows=sample_rows):
+            for stmt, method in _statements(conn, table, names, kind, full=full, sample_rows=sample_rows):
+                scan.method = method
                 res = conn.execution_options(stream_results=True, yield_per=SQL_BATCH_ROWS).execute(stmt)
                 for part in res.partitions(SQL_BATCH_ROWS):
                     yield _frame(names, part)
@@ -176,40 +176,42 @@ def _columns(src: Any, names: list[str]) -> list[Any]:
 
 def _statements(
     conn: Connection, table: sa.Table, names: list[str], kind: str, *, full: bool, sample_rows: int
-) -> Iterator[sa.Select[Any]]:
+) -> Iterator[tuple[sa.Select[Any], str]]:
     backend = conn.dialect.name
     cols = _columns(table, names)
     if full:
-        yield sa.select(*cols)
+        yield sa.select(*cols), "full (server-side cursor, batches)"
         return
     if kind != "table":
-        yield sa.select(*cols).limit(sample_rows)
+        yield sa.select(*cols).limit(sample_rows), f"{kind}: first {sample_rows} rows"
         return
     if backend == "postgresql":
         est = _pg_estimate(conn, table)
         if est <= sample_rows * 2:
-            yield sa.select(*cols).limit(sample_rows)
+            yield sa.select(*cols).limit(sample_rows), f"up to {sample_rows} rows (about {est} in the table)"
             return
         # SYSTEM samples whole pages: fast on huge tables. Ask for three times the rows, then cut.
         pct = min(100.0, 300.0 * sample_rows / est)
         sampled = sa.tablesample(table, sa.func.system(pct), name="piguard_sample")
-        yield sa.select(*_columns(sampled, names)).limit(sample_rows)
+        method = f"TABLESAMPLE SYSTEM ({pct:.3g}%) of about {est} rows, at most {sample_rows}"
+        yield sa.select(*_columns(sampled, names)).limit(sample_rows), method
         return
     # MySQL/MariaDB and SQLite: random key ranges when there is an integer key, else a bounded scan.
     key = _int_key(table, backend)
     if key is None:
-        yield sa.select(*cols).limit(sample_rows)
+        yield sa.select(*cols).limit(sample_rows), f"first {sample_rows} rows (no integer key to sample by)"
         return
     lo, hi = conn.execute(sa.select(sa.func.min(key), sa.func.max(key)).select_from(table)).one()
     if lo is None:
         return
     if hi - lo + 1 <= sample_rows * 2:
-        yield sa.select(*cols).limit(sample_rows)
+        yield sa.select(*cols).limit(sample_rows), f"up to {sample_rows} rows"
         return
     rng = random.Random(0)
     per = max(1, sample_rows // SAMPLE_RANGES)
+    method = f"{SAMPLE_RANGES} random ranges of {per} rows by {key.name} in [{lo}, {hi}]"
     for start in sorted(rng.randint(lo, hi) for _ in range(SAMPLE_RANGES)):
-        yield sa.select(*cols).where(key >= start).order_by(key).limit(per)
+        yield sa.select(*cols).where(key >= start).order_by(key).limit(per), method
 
 
 def _pg_estimate(conn: Connection, table: sa.Table) -> int:

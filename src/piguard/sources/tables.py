@@ -15,11 +15,12 @@ Readers hand the classifier bounded batches (polars DataFrames); no reader loads
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import json
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,11 +127,17 @@ def is_tabular_file(path: str) -> bool:
 
 # --- the scan ------------------------------------------------------------------------------------------
 def scan_tables(
-    target: str, *, full: bool = False, sample_rows: int = 10000, engine: str = "polars"
+    target: str,
+    *,
+    full: bool = False,
+    sample_rows: int = 10000,
+    engine: str = "polars",
+    include: Sequence[str] | None = None,
 ) -> DataMap:
     """Map the personal information in ``target`` (a database URL, a tabular file, or a directory).
 
-    Never raises for bad input: every problem becomes an entry in ``DataMap.skipped``.
+    ``include``: shell patterns on the table name (``schema.table`` for databases); tables that match none
+    are not read. Never raises for bad input: every problem becomes an entry in ``DataMap.skipped``.
     """
     dm = DataMap()
     if engine not in ("polars", "spark"):
@@ -143,6 +150,8 @@ def scan_tables(
     for item in iter_table_scans(target, full=full, sample_rows=sample_rows):
         if isinstance(item, dict):
             dm.skipped.append(item)
+            continue
+        if include and not any(fnmatch.fnmatchcase(item.table, pat) for pat in include):
             continue
         map_table(item, dm)
     return dm
