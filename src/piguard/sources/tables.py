@@ -58,6 +58,7 @@ class TableScan:
     method: str  # e.g. "TABLESAMPLE SYSTEM (0.3%)", "every 100th row", "full"
     batches: Callable[[], Iterator[pl.DataFrame]]
     notes: list[str] = field(default_factory=list)
+    skips: list[dict[str, str]] = field(default_factory=list)  # parts of the table that could not be read
 
 
 @dataclass
@@ -176,6 +177,7 @@ def iter_table_scans(target: str, *, full: bool, sample_rows: int) -> Iterator[T
 def map_table(ts: TableScan, dm: DataMap) -> None:
     """Classify one table batch by batch; a failure in mid-table skips the table, not the scan."""
     clf = TableClassifier()
+    dm.skipped.extend(ts.skips)
     try:
         for batch in ts.batches():
             clf.add(batch)
@@ -301,7 +303,7 @@ def _parquet_table(source: str, table: str, files: list[Path], *, full: bool, sa
         try:
             opened.append((f, pq.ParquetFile(f)))
         except Exception as exc:  # ArrowInvalid, OSError: not Parquet, truncated footer...
-            bad.append(f"{f}: {describe_error(exc)}")
+            bad.append(f"{f.name}: {describe_error(exc)}")
     if not opened:
         raise ValueError(f"no readable Parquet file ({'; '.join(bad)[:300]})")
     total = sum(pf.metadata.num_rows for _, pf in opened)
@@ -327,8 +329,8 @@ def _parquet_table(source: str, table: str, files: list[Path], *, full: bool, sa
             except Exception as exc:
                 raise ValueError(f"{f}: {describe_error(exc)}") from None
 
-    notes = [f"skipped unreadable Parquet file {b}" for b in bad]
-    return TableScan(source, table, method, batches, notes)
+    skips = [{"source": source, "table": table, "reason": f"unreadable Parquet file {b}"} for b in bad]
+    return TableScan(source, table, method, batches, skips=skips)
 
 
 # CSV / TSV
