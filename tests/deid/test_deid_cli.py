@@ -227,3 +227,48 @@ def test_risk_figures_from_class_sizes() -> None:
     assert zayatz(sizes, 8, 8) == 1.0
     # A tiny sample of a huge population: sample uniques are rarely population uniques.
     assert 0 < zayatz(sizes, 8, 1_000_000) < 1.0
+
+
+def test_gb18030_xlsx_and_jsonl_inputs(tmp_path: Path) -> None:
+    text = "城市,诊断\n杭州,flu\n宁波,cold\n南京,flu\n南京,cold\n"
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "城市.csv").write_text("杭州;浙江;*\n宁波;浙江;*\n南京;江苏;*\n", encoding="utf-8")
+    gb = tmp_path / "gb.csv"
+    gb.write_bytes(text.encode("gb18030"))
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for line in text.strip().splitlines():
+        ws.append(line.split(","))
+    wb.save(tmp_path / "in.xlsx")
+    pl.read_csv(gb, encoding="gb18030").write_ndjson(tmp_path / "in.jsonl")
+    for src in (gb, tmp_path / "in.xlsx", tmp_path / "in.jsonl"):
+        out = tmp_path / f"out_{src.suffix[1:]}.csv"
+        code, _, stderr = run(src, "--out", out, "--quasi", "城市", "--hierarchies", tmp_path / "h", "--k", 2)
+        assert code == 0, (src, stderr)
+        assert sorted(pl.read_csv(out)["城市"].to_list()) == ["江苏", "江苏", "浙江", "浙江"]
+
+
+def test_html_report_escapes_column_names(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("<img onerror=alert(1)>,v\na,1\na,2\n", encoding="utf-8")
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "<img onerror=alert(1)>.csv").write_text("a;*\n", encoding="utf-8")
+    html = tmp_path / "r.html"
+    code, _, stderr = run(
+        src,
+        "--out",
+        tmp_path / "o.csv",
+        "--quasi",
+        "<img onerror=alert(1)>",
+        "--hierarchies",
+        tmp_path / "h",
+        "--k",
+        2,
+        "--html",
+        html,
+    )
+    assert code == 0, stderr
+    page = html.read_text(encoding="utf-8")
+    assert "<img" not in page and "&lt;img onerror=alert(1)&gt;" in page

@@ -183,8 +183,8 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
             n_s = hierarchies[col].domain_size if needs_h else int(codes.max()) + 1
             sens[col] = (codes, n_s)
             gp[col] = np.bincount(codes, minlength=n_s) / n
-        mon = Mondrian(leaf, hs, cfg.models, sens, gp)
-        mon._sens_h = {c: hierarchies[c] for c in cfg.models.sensitive_columns if c in hierarchies}
+        sens_h = {c: hierarchies[c] for c in cfg.models.sensitive_columns if c in hierarchies}
+        mon = Mondrian(leaf, hs, cfg.models, sens, gp, sens_h)
         ts = time.perf_counter()
         parts = mon.partition()
         labels, part_of_row = mon.labels(parts)

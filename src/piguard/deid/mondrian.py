@@ -26,12 +26,14 @@ class Mondrian:
         models: Models,
         sensitive: dict[str, tuple[np.ndarray, int]],
         global_p: dict[str, np.ndarray],
+        sensitive_hierarchies: dict[str, Hierarchy] | None = None,
     ) -> None:
         self.leaf = leaf
         self.hier = hierarchies
         self.models = models
         self.sensitive = sensitive
         self.global_p = global_p
+        self.sens_h = sensitive_hierarchies or {}
         n = len(leaf)
         if models.k > n:
             raise DeidError(f"impossible model: k={models.k} is larger than the table ({n} rows)")
@@ -52,7 +54,7 @@ class Mondrian:
         return True
 
     def hier_of(self, m: TCloseness) -> Hierarchy | None:
-        return getattr(self, "_sens_h", {}).get(m.column)
+        return self.sens_h.get(m.column)
 
     def _lca_level(self, d: int, leaves: np.ndarray) -> int:
         h = self.hier[d]

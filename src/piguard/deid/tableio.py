@@ -18,7 +18,7 @@ DELIMITERS = ",;\t|"
 
 @dataclass
 class TableFormat:
-    kind: str  # csv | parquet
+    kind: str  # csv | parquet | jsonl | json | xlsx (outputs: csv, parquet or jsonl by extension)
     delimiter: str = ","
 
 
@@ -44,6 +44,14 @@ def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
         except Exception as exc:  # polars raises several kinds for corrupt files
             raise DeidError(f"{p}: not a readable Parquet file ({type(exc).__name__})") from None
         return df.select(pl.all().cast(pl.String)), TableFormat("parquet")
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        try:
+            df = pl.read_ndjson(p) if suffix != ".json" else pl.read_json(p)
+        except Exception as exc:
+            raise DeidError(f"{p}: not a readable JSON table ({type(exc).__name__})") from None
+        return df.select(pl.all().cast(pl.String)), TableFormat("jsonl" if suffix != ".json" else "json")
+    if suffix == ".xlsx":
+        return _read_xlsx(p), TableFormat("xlsx")
     raw = p.read_bytes()
     for enc in ("utf-8-sig", "gb18030"):
         try:
@@ -69,10 +77,37 @@ def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
     return df, TableFormat("csv", delim)
 
 
+def _read_xlsx(p: Path) -> pl.DataFrame:
+    """First sheet, first row as header, every cell as text (openpyxl, read-only streaming)."""
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+    except Exception as exc:
+        raise DeidError(f"{p}: not a readable .xlsx workbook ({type(exc).__name__})") from None
+    try:
+        rows = wb.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if not header:
+            raise DeidError(f"{p}: empty worksheet")
+        names = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+        if len(set(names)) != len(names):
+            raise DeidError(f"{p}: duplicate column names in the header row")
+        data: list[list[str | None]] = [[] for _ in names]
+        for r in rows:
+            for i in range(len(names)):
+                v = r[i] if i < len(r) else None
+                data[i].append(None if v is None else str(v))
+    finally:
+        wb.close()
+    return pl.DataFrame({n: pl.Series(n, col, dtype=pl.String) for n, col in zip(names, data, strict=True)})
+
+
 def write_table_atomic(df: pl.DataFrame, path: str | Path, fmt: TableFormat | None = None) -> None:
     """Write next to the target and rename, so a failure never leaves a half-written output."""
     p = Path(path)
-    kind = "parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv"
+    suffix = p.suffix.lower()
+    kind = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "csv")
     delim = fmt.delimiter if fmt and fmt.kind == "csv" else ("\t" if p.suffix.lower() == ".tsv" else ",")
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
@@ -80,6 +115,8 @@ def write_table_atomic(df: pl.DataFrame, path: str | Path, fmt: TableFormat | No
     try:
         if kind == "parquet":
             df.write_parquet(tmp)
+        elif kind == "jsonl":
+            df.write_ndjson(tmp)
         else:
             df.write_csv(tmp, separator=delim)
         os.replace(tmp, p)
