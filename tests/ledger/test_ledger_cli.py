@@ -1,0 +1,144 @@
+"""``piguard consent`` and ``piguard ledger`` verbs on a SQLite ledger file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from piguard.cli import app
+from piguard.ledger import Ledger
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flows"
+RAW = "110101199003074578"
+
+
+def _run(*args: str, stdin: str | None = None, env: dict | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), input=stdin, env={"PIGUARD_LEDGER_KEY": "", **(env or {})})
+
+
+def test_consent_verbs_and_example_delivery(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    assert _run("ledger", "init", "--ledger", db).exit_code == 0
+    assert Path(db + ".key").exists() is False  # created only when a raw identifier is pseudonymised
+    res = _run(
+        "ledger",
+        "provenance",
+        "dataset-credit-2026q3",
+        "--dataset",
+        "credit.parquet",
+        "--method",
+        "collected_from_subject",
+        "--legal-basis",
+        "consent",
+        "--source",
+        "app",
+        "--ledger",
+        db,
+    )
+    assert res.exit_code == 0, res.stderr
+    common = [
+        "--purpose",
+        "data_supply",
+        "--data",
+        "PERSON",
+        "--data",
+        "CN_RESIDENT_ID",
+        "--data",
+        "CREDIT_RECORD",
+        "--data",
+        "INCOME",
+        "--recipient",
+        "某商业银行股份有限公司",
+        "--ledger",
+        db,
+    ]
+    res = _run(
+        "consent",
+        "record",
+        "--subject-id",
+        "-",
+        "--kind",
+        "separate",
+        "--id",
+        "consent-bank-001",
+        *common,
+        stdin=RAW + "\n",
+    )
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["consent"] == "consent-bank-001" and out["subject"].startswith("s_") and RAW not in res.stdout
+    assert (Path(db + ".key").stat().st_mode & 0o777) == 0o600
+    res = _run(
+        "consent",
+        "record",
+        "--subject-id",
+        "-",
+        "--kind",
+        "separate",
+        "--id",
+        "consent-bank-002",
+        *common,
+        stdin="110101199003079999\n",
+    )
+    assert res.exit_code == 0
+
+    res = _run("check", str(EXAMPLES / "data_provider_to_bank.yaml"), "--ledger", db, "-f", "json")
+    verdicts = {f["id"]: f["verdict"] for f in json.loads(res.stdout)["flows"]}
+    assert verdicts == {
+        "deliver-applicant-001": "allow",
+        "deliver-applicant-002": "allow",
+        "resale-bought-list": "deny",
+    }
+    assert res.exit_code == 1
+
+    assert _run("consent", "withdraw", "consent-bank-001", "--ledger", db).exit_code == 0
+    res = _run("check", str(EXAMPLES / "data_provider_to_bank.yaml"), "--ledger", db, "-f", "json")
+    flows = {f["id"]: f for f in json.loads(res.stdout)["flows"]}
+    assert flows["deliver-applicant-001"]["verdict"] == "deny"
+    assert ("PIPL", "15") in {(r["source"], r["article"]) for r in flows["deliver-applicant-001"]["reasons"]}
+    assert flows["deliver-applicant-002"]["verdict"] == "allow"
+
+    res = _run("consent", "show", "--subject-id", "-", "--history", "--ledger", db, stdin=RAW + "\n")
+    shown = json.loads(res.stdout)
+    assert [c["id"] for c in shown] == ["consent-bank-001"] and shown[0]["withdrawn_at"]
+    assert [h["action"] for h in shown[0]["history"]] == ["consent.record", "consent.withdraw"]
+    assert RAW not in res.stdout
+
+    res = _run("ledger", "verify", "--ledger", db)
+    assert res.exit_code == 0 and res.stdout.startswith("ok: 4 audit entries")
+    led = Ledger.open(db)
+    with led.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER ledger_audit_no_update"))
+        conn.execute(text("UPDATE ledger_audit SET actor = 'mallory' WHERE seq = 2"))
+    led.close()
+    res = _run("ledger", "verify", "--ledger", db)
+    assert res.exit_code == 1 and "entry 2 was altered" in res.stderr
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    res = _run("consent", "withdraw", "nope", "--ledger", db)
+    assert res.exit_code == 2 and res.stderr.strip() == "piguard consent: consent 'nope' is not in the ledger"
+    res = _run(
+        "consent",
+        "record",
+        "--subject",
+        "s_x",
+        "--kind",
+        "implied",
+        "--purpose",
+        "payment",
+        "--data",
+        "PERSON",
+        "--ledger",
+        db,
+    )
+    assert res.exit_code == 2 and "valid: none, bundled, explicit, separate, guardian" in res.stderr
+    res = _run("consent", "show", "--subject", "s_missing", "--ledger", db)
+    assert res.exit_code == 2 and "subject 's_missing' is not in the ledger" in res.stderr
+    res = _run("ledger", "status", "--ledger", str(tmp_path / "no" / "l.db"))
+    assert res.exit_code == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
