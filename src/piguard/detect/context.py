@@ -6,8 +6,7 @@ context, such as bare 8-digit dates); a negative word (order no., tracking no., 
 When both occur, the word nearer to the value speaks for it.
 
 Two implementations of the same rule: ``adjust`` for one candidate, ``adjust_frame`` for a polars frame
-of candidates (used by the text scanner). The frame version reverses the windows so that "the nearest
-word" is simply the first match of a reversed pattern.
+of candidates (used by the text scanner).
 """
 
 from __future__ import annotations
@@ -37,14 +36,14 @@ def _rust_escape(s: str) -> str:
     return "".join("\\" + c if c in _RUST_META else c for c in s)
 
 
-def _reversed_alternation(words: list[str]) -> str:
-    """A Rust-regex alternation matching the *reversed* words; the left word boundary of ASCII words
-    becomes a right one (no look-around in Rust's regex, so the boundary character is consumed)."""
+def _last_match_pattern(words: list[str]) -> str:
+    """A Rust regex that matches from the start of a window through the end of the LAST context word in
+    it (greedy prefix), case-insensitively; ASCII words need a non-letter (or the start) on their left."""
     parts = []
     for w in sorted(set(words), key=len, reverse=True):
-        esc = _rust_escape(w.lower()[::-1])
-        parts.append(f"{esc}(?:[^a-z]|$)" if w[:1].isascii() and w[:1].isalpha() else esc)
-    return "|".join(parts)
+        esc = _rust_escape(w.lower())
+        parts.append(f"(?:^|[^a-z]){esc}" if w[:1].isascii() and w[:1].isalpha() else esc)
+    return "(?is)^.*(?:" + "|".join(parts) + ")"
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,8 @@ class ContextRules:
     penalty: float
     negative: re.Pattern[str]
     positive: dict[str, re.Pattern[str]]
-    negative_rev: str = ""
-    positive_rev: dict[str, str] = field(default_factory=dict)
+    negative_last: str = ""
+    positive_last: dict[str, str] = field(default_factory=dict)
 
     def adjust(self, text: str, start: int, entity: str, confidence: float, needs_context: bool) -> float | None:
         """Confidence after context, or None when the entity needs context and has none."""
@@ -86,20 +85,28 @@ class ContextRules:
 
     def adjust_expr_frame(self, hits: pl.DataFrame) -> pl.Series:
         """``adjust`` for every row of ``hits`` (columns ``l`` line text, ``cil`` char offset in the line,
-        ``entity``, ``confidence``, ``needs_context``): a Float64 series, null where the row is dropped."""
+        ``entity``, ``confidence``, ``needs_context``): a Float64 series, null where the row is dropped.
+
+        Removing "everything up to the last context word" from a window leaves a remainder whose length
+        is the distance from that word to the value: a shorter remainder is a nearer word."""
         if hits.height == 0:
             return pl.Series("confidence", [], dtype=pl.Float64)
         lo = (pl.col("cil") - self.window).clip(lower_bound=0)
-        rev = pl.col("l").str.slice(lo, pl.col("cil") - lo).str.to_lowercase().str.reverse()
-        frame = hits.select("entity", "confidence", "needs_context", rev=rev).with_row_index("_i")
-        frame = frame.with_columns(neg=pl.col("rev").str.find(self.negative_rev))
+        win = pl.col("l").str.slice(lo, pl.col("cil") - lo)
+        frame = hits.select("entity", "confidence", "needs_context", w=win).with_row_index("_i")
+        frame = frame.with_columns(wlen=pl.col("w").str.len_bytes())
+        rest_len = pl.col("w").str.replace(self.negative_last, "").str.len_bytes()
+        frame = frame.with_columns(neg=pl.when(rest_len < pl.col("wlen")).then(rest_len))
         parts = []
         for (ent,), part in frame.partition_by("entity", as_dict=True).items():
-            pat = self.positive_rev.get(str(ent))
-            pos = pl.col("rev").str.find(pat) if pat else pl.lit(None, dtype=pl.UInt32)
-            parts.append(part.with_columns(pos=pos))
+            pat = self.positive_last.get(str(ent))
+            if pat:
+                rest = pl.col("w").str.replace(pat, "").str.len_bytes()
+                parts.append(part.with_columns(pos=pl.when(rest < pl.col("wlen")).then(rest)))
+            else:
+                parts.append(part.with_columns(pos=pl.lit(None, dtype=pl.UInt32)))
         frame = pl.concat(parts).sort("_i")
-        # Reversed windows: a smaller find position is a nearer word; ties go to the positive word.
+        # A smaller remainder is a nearer word; ties go to the positive word.
         has_pos = pl.col("pos").is_not_null() & (pl.col("neg").is_null() | (pl.col("pos") <= pl.col("neg")))
         has_neg = pl.col("neg").is_not_null() & ~has_pos
         c, need = pl.col("confidence"), pl.col("needs_context")
@@ -126,6 +133,6 @@ def context_rules() -> ContextRules:
         penalty=float(raw["penalty"]),
         negative=_alternation(raw["negative"]),
         positive={k: _alternation(v) for k, v in raw["positive"].items()},
-        negative_rev=_reversed_alternation(raw["negative"]),
-        positive_rev={k: _reversed_alternation(v) for k, v in raw["positive"].items()},
+        negative_last=_last_match_pattern(raw["negative"]),
+        positive_last={k: _last_match_pattern(v) for k, v in raw["positive"].items()},
     )

@@ -133,6 +133,11 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
     return luhn, id_ok, uscc_ok
 
 
+_SEPARATORS = [" ", "\t", "-", ".", "(", ")", "/", ":", "+", "·", "•", "・"]
+_LOWER = list("abcdefghijklmnopqrstuvwxyz")
+_UPPER = [c.upper() for c in _LOWER]
+
+
 def _valid_date(expr: pl.Expr, fmt: str) -> pl.Expr:
     parsed = expr.str.to_date(fmt, strict=False)
     return parsed.is_not_null() & (parsed.dt.year() >= 1900) & (parsed <= pl.lit(date.today()))
@@ -207,7 +212,8 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         (alld & pl.col("luhn") & (length == 15), imei_shape & p2.is_in(_IMEI_RB), "IMEI", 0.6, False),
         (alld & pl.col("luhn") & (length == 15), imei_shape, "IMEI", 0.5, True),
         (alld & (length == 15), id15, "CN_RESIDENT_ID", 0.6, False),
-        (alld & length.is_between(10, 19) & ~pl.col("plus_cc"), landline, "PHONE_NUMBER", 0.8, False),
+        (alld & length.is_between(10, 19) & ~pl.col("plus_cc") & (d.str.starts_with("0") | d.str.starts_with("86")),
+         landline, "PHONE_NUMBER", 0.8, False),
         (alld & length.is_between(11, 12) & d.str.starts_with("0"), has(r"^0[0-9]{10,11}$") & area_ok,
          "PHONE_NUMBER", 0.5, True),
         (pl.col("uscc_ck") & ~alld, true, "CN_USCC", 0.7, False),
@@ -227,7 +233,8 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         (alld & (length == 8), has(r"^[0-9]{8}$"), "CN_TW_PERMIT", 0.6, True),
         (~alld & length.is_between(8, 13), has(_PLATE), "CN_LICENCE_PLATE", 0.85, False),
         (pl.col("comma"), ((a <= 90) & (b <= 180)) | ((a <= 180) & (b <= 90)), "GPS_COORDINATE", 0.8, False),
-        (length.is_between(6, 20), dob, "DATE_OF_BIRTH", 0.85, True),
+        (length.is_between(6, 20) & (d.str.starts_with("19") | d.str.starts_with("20")), dob, "DATE_OF_BIRTH",
+         0.85, True),
         # An all-digit USCC is rare and reads like many other 18-digit numbers: it needs its context.
         (pl.col("uscc_ck") & alld, true, "CN_USCC", 0.7, True),
     ]  # fmt: skip
@@ -272,7 +279,12 @@ def _classify_frame(df: pl.DataFrame) -> pl.DataFrame:
     Cheap features are computed once for all rows (compact form, its length, digits-only, checksums as
     numpy matrix arithmetic); each rule's expensive condition then runs only on rows its gate admits."""
     n = pl.col("n")
-    df = df.with_columns(d=n.str.replace_all(r"[\s\-.()/:+·•・]", "").str.to_uppercase())
+    full = df
+    # Only the columns the rules read travel through the per-rule gathers (never the line text).
+    df = df.select(
+        "n",
+        d=n.str.replace_many(_SEPARATORS, [""] * len(_SEPARATORS)).str.replace_many(_LOWER, _UPPER),
+    )
     df = df.with_columns(
         dlen=pl.col("d").str.len_bytes(),
         alld=pl.col("d").str.contains(r"^[0-9]+$"),
@@ -317,7 +329,8 @@ def _classify_frame(df: pl.DataFrame) -> pl.DataFrame:
     ent_names = pl.Series([r[2] for r in rules] + [None], dtype=pl.String)
     confs = np.array([r[3] for r in rules] + [0.0])
     needs_a = np.array([r[4] for r in rules] + [False])
-    return df.drop("dlen", "alld", "at", "plus_cc", "colon2", "comma", "luhn", "id_ck", "uscc_ck").with_columns(
+    return full.with_columns(
+        d=df["d"],
         entity=ent_names.gather(main),
         confidence=pl.Series(confs[main]),
         needs_context=pl.Series(needs_a[main]),
