@@ -1,0 +1,77 @@
+"""``piguard crawl URL... --out DIR --user-agent "bot/1.0 (+https://...)"``: a lawful crawl without a Scrapy
+project. Pages land in DIR/pages, provenance in DIR/provenance.jsonl, the summary in DIR/summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from piguard.crawl.pifilter import PolicyError
+from piguard.crawl.state import CrawlConfigError
+
+
+def crawl(
+    urls: list[str] = typer.Argument(..., help="Start URLs (http or https)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (pages/, provenance.jsonl, summary.json)."),
+    user_agent: str = typer.Option(
+        ...,
+        "--user-agent",
+        help="Your crawler's honest user agent with a contact URL: 'bot/1.0 (+https://...)'.",
+    ),
+    max_pages: int = typer.Option(0, "--max-pages", help="Stop after this many responses (0: no limit)."),
+    max_depth: int = typer.Option(3, "--max-depth", help="Link depth to follow from the start URLs."),
+    no_follow: bool = typer.Option(False, "--no-follow", help="Fetch only the given URLs."),
+    min_delay: float = typer.Option(1.0, "--min-delay", help="Minimum seconds between requests to one host."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request is abandoned."),
+    max_bytes: int = typer.Option(16 * 1024 * 1024, "--max-bytes", help="Size cap per response."),
+    tdm_licence: str | None = typer.Option(
+        None,
+        "--tdm-licence",
+        help="Licence that covers pages reserved for text and data mining (stored then).",
+    ),
+    pi_policy: str | None = typer.Option(
+        None,
+        "--pi-policy",
+        help="Per-entity action, e.g. 'PHONE_NUMBER=drop,IP_ADDRESS=mask' (drop|mask|keep).",
+    ),
+    pi_entities: str | None = typer.Option(
+        None, "--pi-entities", help="Which detectors run: 'all' (default), 'structured', or 'A,B,...'."
+    ),
+    redis_url: str | None = typer.Option(
+        None, "--redis", help="Distributed mode: shared queue (scrapy-redis) and per-host rate in Redis."
+    ),
+    worker: str | None = typer.Option(None, "--worker", help="Worker id (distributed mode: file suffix)."),
+    log_level: str = typer.Option("WARNING", "--log-level", help="Scrapy log level."),
+) -> None:
+    """Crawl lawfully: RFC 9309 robots.txt, opt-out signals, no bypass, PI filtered before anything is stored."""
+    from piguard.crawl.runner import crawl_settings, run_crawl
+
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad:
+        typer.echo(f"piguard crawl: not an http(s) URL: {bad[0]}", err=True)
+        raise typer.Exit(2)
+    try:
+        settings = crawl_settings(
+            out, user_agent, max_pages=max_pages, min_delay=min_delay, timeout=timeout, max_bytes=max_bytes,
+            licence=tdm_licence, pi_policy=pi_policy, pi_entities=pi_entities, redis_url=redis_url,
+            worker=worker, max_depth=max_depth, log_level=log_level,
+        )  # fmt: skip
+    except (CrawlConfigError, PolicyError) as exc:
+        typer.echo(f"piguard crawl: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"piguard crawl: cannot create {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    summary = run_crawl(urls, settings, follow=not no_follow)
+    summary.pop("robots", None)
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=1))
+    if "error" in summary:
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("crawl")(crawl)

@@ -1,0 +1,359 @@
+"""Scrapy downloader middlewares that keep a crawl lawful.
+
+``PiguardMiddleware`` (order 590, after UserAgentMiddleware, before RedirectMiddleware's responses):
+
+* requires an honest user agent with a contact URL and sends it on every request; refuses proxies;
+* fetches robots.txt itself (RFC 9309): redirects followed up to 5 hops, the first 500 KiB parsed,
+  4xx -> allow all, 5xx / unreachable -> disallow all (fetched again later), cached at most 24 hours;
+  a disallowed request is recorded and never sent;
+* paces each host: max(minimum delay, Crawl-delay, Request-rate), doubled per consecutive 5xx, and held
+  for Retry-After on 429/503 -- locally, or shared by all workers through Redis (distributed mode);
+* records protection (401/403/429/503, login wall, CAPTCHA, paywall markup) and drops the response: it is
+  never retried, re-requested with other headers, cookies, agents or proxies;
+* records opt-out signals (TDMRep file/header/meta, X-Robots-Tag, meta robots) and drops pages reserved for
+  text and data mining unless ``PIGUARD_TDM_LICENCE`` declares a licence.
+
+``PiguardOutcomeMiddleware`` (order 540, below RetryMiddleware) records what finally happened to requests
+that did not produce a page: HTTP errors after retries, timeouts, size caps, connection failures.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest, StopDownload
+from scrapy.http import Request, Response, TextResponse
+from scrapy.http.request import NO_CALLBACK
+from twisted.internet.task import deferLater
+
+from piguard.crawl.robots import RobotsTxt, product_token
+from piguard.crawl.signals import (
+    TdmRep,
+    apply_tdmrep,
+    page_signals,
+    protection_from_markup,
+    protection_from_status,
+    retry_after_seconds,
+    rules,
+)
+from piguard.crawl.state import CrawlConfigError, CrawlState, state_for
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_URL_RX = re.compile(r"https?://\S+|mailto:\S+|\S+@\S+\.\S+")
+
+
+def check_user_agent(ua: str | None) -> str:
+    """An honest user agent: our own product token (not a browser's) and a way to reach the operator."""
+    from scrapy.settings.default_settings import USER_AGENT as SCRAPY_DEFAULT
+
+    if not ua or not ua.strip():
+        raise CrawlConfigError("a user agent with a contact URL is required (PIGUARD_USER_AGENT)")
+    if ua == SCRAPY_DEFAULT:
+        raise CrawlConfigError("set your own user agent with a contact URL; Scrapy's default names nobody")
+    token = product_token(ua)
+    if not token or token.lower() in ("mozilla", "opera"):
+        raise CrawlConfigError(f"user agent must start with the crawler's own product token, not {ua[:40]!r}")
+    if not _URL_RX.search(ua):
+        raise CrawlConfigError(
+            f"user agent must carry a contact URL or e-mail, e.g. '{token}/1.0 (+https://...)'"
+        )
+    return ua
+
+
+def _origin(url: str) -> str:
+    p = urlsplit(url)
+    return f"{p.scheme}://{p.netloc}"
+
+
+@dataclass
+class RobotsEntry:
+    parser: RobotsTxt
+    verdict_kind: str  # 'parsed' | 'unavailable' (4xx: allow all) | 'unreachable' (5xx/network: disallow all)
+    status: int | None
+    fetched_at: float
+    expires_at: float
+    final_url: str
+    error: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.verdict_kind, "status": self.status, "sha256": self.parser.sha256,
+            "fetched_at": self.fetched_at, "final_url": self.final_url, "error": self.error,
+            "truncated": self.parser.truncated,
+        }  # fmt: skip
+
+
+class PiguardMiddleware:
+    INTERNAL_PRIORITY = 1000
+
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        self.crawler = crawler
+        self.user_agent = check_user_agent(s.get("PIGUARD_USER_AGENT") or s.get("USER_AGENT"))
+        self.token = product_token(self.user_agent)
+        self.state: CrawlState = state_for(crawler)
+        r = rules()["robots"]
+        self.max_redirects = int(r["max_redirects"])
+        self.parse_limit = int(r["parse_limit_bytes"])
+        self.cache_ttl = min(float(s.getfloat("PIGUARD_ROBOTS_CACHE_SECONDS", r["cache_max_seconds"])),
+                             float(r["cache_max_seconds"]))  # fmt: skip
+        self.error_ttl = float(s.getfloat("PIGUARD_ROBOTS_RETRY_SECONDS", r["error_retry_seconds"]))
+        self.internal_timeout = s.getfloat("PIGUARD_ROBOTS_TIMEOUT", s.getfloat("DOWNLOAD_TIMEOUT", 30))
+        self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
+        self.max_backoff = s.getfloat("PIGUARD_MAX_BACKOFF", 60.0)
+        self.max_retry_after = float(rules()["protection"]["max_retry_after_seconds"])
+        self.licence = s.get("PIGUARD_TDM_LICENCE") or None
+        self.check_tdmrep = s.getbool("PIGUARD_TDMREP", True)
+        self._robots: dict[str, RobotsEntry] = {}
+        self._tdmrep: dict[str, tuple[TdmRep | None, float, str | None]] = {}
+        self._pending: dict[str, Any] = {}
+        self._received: dict[int, int] = {}
+        self._fails: dict[str, int] = {}
+        crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PiguardMiddleware:
+        return cls(crawler)
+
+    # --- robots.txt and tdmrep.json ------------------------------------------------------------------
+    def _bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:
+        if not request.meta.get("piguard_limit"):
+            return
+        n = self._received.get(id(request), 0) + len(data)
+        self._received[id(request)] = n
+        if n > self.parse_limit:
+            raise StopDownload(fail=False)  # keep what arrived: the first 500 KiB are parsed
+
+    async def _fetch(self, url: str) -> tuple[int | None, bytes, str, str | None]:
+        """GET an internal resource, following up to 5 redirects ourselves. (status, body, final url, error)"""
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        for _hop in range(self.max_redirects + 1):
+            req = Request(
+                url, callback=NO_CALLBACK, priority=self.INTERNAL_PRIORITY, dont_filter=True,
+                headers={"User-Agent": self.user_agent},
+                meta={
+                    "piguard_internal": True, "piguard_limit": True, "dont_redirect": True, "dont_retry": True,
+                    "handle_httpstatus_all": True, "download_maxsize": 0, "download_timeout": self.internal_timeout,
+                },
+            )  # fmt: skip
+            host = urlsplit(url).hostname or ""
+            wait = self.state.pacer.reserve(host, self.min_delay)
+            if wait > 0:
+                await maybe_deferred_to_future(deferLater(_reactor(), wait, lambda: None))
+            try:
+                resp = await self.crawler.engine.download_async(req)
+            except Exception as exc:  # network failure, timeout: the caller decides what it means
+                return None, b"", url, type(exc).__name__
+            finally:
+                self._received.pop(id(req), None)
+            loc = resp.headers.get(b"Location")
+            if resp.status in _REDIRECTS and loc:
+                url = urljoin(url, loc.decode("latin-1"))
+                continue
+            return resp.status, resp.body, resp.url, None
+        return None, b"", url, "too_many_redirects"
+
+    async def _robots_for(self, origin: str) -> RobotsEntry:
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet.defer import Deferred
+
+        now = time.time()
+        entry = self._robots.get(origin)
+        if entry is not None and entry.expires_at > now:
+            return entry
+        pending = self._pending.get(origin)
+        if pending is not None:
+            return await maybe_deferred_to_future(_chain(pending))
+        d: Deferred[RobotsEntry] = Deferred()
+        self._pending[origin] = d
+        try:
+            status, body, final, err = await self._fetch(origin + "/robots.txt")
+            fetched = time.time()
+            if status is not None and 200 <= status < 300:
+                entry = RobotsEntry(RobotsTxt(body, limit=self.parse_limit), "parsed", status, fetched,
+                                    fetched + self.cache_ttl, final)  # fmt: skip
+            elif status is not None and 400 <= status < 500:
+                entry = RobotsEntry(
+                    RobotsTxt(b""), "unavailable", status, fetched, fetched + self.cache_ttl, final
+                )
+            else:
+                # 5xx, network failure, redirect loop, other statuses: complete disallow, try again later.
+                entry = RobotsEntry(RobotsTxt(b"User-agent: *\nDisallow: /\n"), "unreachable", status, fetched,
+                                    fetched + self.error_ttl, final, err or f"status {status}")  # fmt: skip
+            self._robots[origin] = entry
+            self.state.robots_seen(origin, entry.describe())
+            if self.check_tdmrep and entry.verdict_kind != "unreachable":
+                await self._load_tdmrep(origin, entry)
+        finally:
+            self._pending.pop(origin, None)
+        d.callback(entry)
+        return entry
+
+    async def _load_tdmrep(self, origin: str, robots: RobotsEntry) -> None:
+        path = rules()["signals"]["well_known_tdmrep"]
+        if not robots.parser.allowed(self.token, origin + path):
+            self._tdmrep[origin] = (None, time.time(), "disallowed by robots.txt")
+            return
+        status, body, _final, err = await self._fetch(origin + path)
+        rep, note = None, err
+        if status is not None and 200 <= status < 300:
+            try:
+                rep = TdmRep(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                note = f"malformed tdmrep.json ({type(exc).__name__})"
+        elif status is not None:
+            note = f"status {status}"
+        self._tdmrep[origin] = (rep, time.time(), note)
+
+    # --- requests ------------------------------------------------------------------------------------
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        if request.meta.get("piguard_internal"):
+            return None
+        request.headers[b"User-Agent"] = self.user_agent  # one honest agent, never rotated
+        request.headers.pop(b"Cookie", None)
+        base = {"url": request.url, "requested_at": time.time()}
+        if request.meta.get("proxy"):
+            self.state.store.record({**base, "outcome": "refused", "reason": "proxy not allowed"})
+            raise IgnoreRequest("piguard: proxies are not used")
+        scheme = urlsplit(request.url).scheme
+        if scheme not in ("http", "https"):
+            self.state.store.record({**base, "outcome": "refused", "reason": f"scheme {scheme}"})
+            raise IgnoreRequest(f"piguard: scheme {scheme} not crawled")
+        origin = _origin(request.url)
+        entry = await self._robots_for(origin)
+        verdict = entry.parser.verdict(self.token, request.url)
+        robots = {**entry.describe(), "allowed": verdict.allowed,
+                  "rule": None if verdict.rule is None else
+                  {"line": verdict.rule.line, "allow": verdict.rule.allow, "pattern": verdict.rule.pattern}}  # fmt: skip
+        request.meta["piguard_robots"] = robots
+        if urlsplit(request.url).path != "/robots.txt" and not verdict.allowed:
+            outcome = "refused_robots"
+            self.state.store.record({**base, "outcome": outcome, "robots": robots})
+            raise IgnoreRequest("piguard: disallowed by robots.txt")
+        host = urlsplit(request.url).hostname or ""
+        cd, rr = entry.parser.delays(self.token)
+        interval = max(self.min_delay, cd or 0.0, rr or 0.0)
+        fails = self._fails.get(host, 0)
+        if fails:
+            interval = min(max(interval, 0.5) * (2**fails), self.max_backoff)
+        wait = self.state.pacer.reserve(host, interval)
+        if wait > 0:
+            await maybe_deferred_to_future(deferLater(_reactor(), wait, lambda: None))
+        request.meta["piguard_fetched_at"] = time.time()
+        return None
+
+    # --- responses -----------------------------------------------------------------------------------
+    def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
+        if request.meta.get("piguard_internal"):
+            return response
+        host = urlsplit(request.url).hostname or ""
+        status = response.status
+        prot_rules = rules()["protection"]
+        if 500 <= status < 600:
+            self._fails[host] = self._fails.get(host, 0) + 1  # exponential back-off for this host
+        elif 200 <= status < 400:
+            self._fails.pop(host, None)
+        retry_after = None
+        if status in prot_rules["retry_after_statuses"]:
+            retry_after = retry_after_seconds(response.headers.get(b"Retry-After"), time.time())
+            hold = min(retry_after if retry_after is not None else self.min_delay * 4, self.max_retry_after)
+            self.state.pacer.hold(host, hold)
+        html = response.text if isinstance(response, TextResponse) and _is_html(response) else None
+        protection = protection_from_status(status)
+        if protection is None and html is not None and 200 <= status < 300:
+            protection = protection_from_markup(html)
+        headers = {k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
+                   for k, vs in response.headers.items()}  # fmt: skip
+        sig = page_signals(headers, html, self.token)
+        tdm = self._tdmrep.get(_origin(request.url))
+        apply_tdmrep(sig, tdm[0] if tdm else None, request.url)
+        meta: dict[str, Any] = {
+            "url": request.meta.get("redirect_urls", [request.url])[0], "final_url": response.url,
+            "status": status, "fetched_at": request.meta.get("piguard_fetched_at"),
+            "robots": request.meta.get("piguard_robots"), "signals": sig.as_dict(),
+            "tdmrep_file": None if tdm is None else {"found": tdm[0] is not None, "note": tdm[2]},
+            "protection": protection, "retry_after": retry_after, "tdm_licence": self.licence,
+        }  # fmt: skip
+        request.meta["piguard"] = meta
+        if protection is not None:
+            self.state.store.record({**meta, "outcome": "protected", "stored": False})
+            raise IgnoreRequest(f"piguard: protected ({protection}); not retried")
+        if sig.reserved and not self.licence:
+            self.state.store.record({**meta, "outcome": "reserved", "stored": False})
+            raise IgnoreRequest("piguard: reserved for text and data mining; no licence declared")
+        return response
+
+
+def _chain(d: Any) -> Any:
+    """A new Deferred that fires with ``d``'s result, leaving ``d`` itself untouched for other waiters."""
+    from twisted.internet.defer import Deferred
+
+    out: Deferred[Any] = Deferred()
+
+    def _fire(result: Any) -> Any:
+        out.callback(result)
+        return result
+
+    d.addBoth(_fire)
+    return out
+
+
+def _is_html(response: Response) -> bool:
+    ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+    return "html" in ctype or (not ctype and response.body.lstrip()[:1] == b"<")
+
+
+class PiguardOutcomeMiddleware:
+    """Records the final fate of requests that produced no page: HTTP errors after retries and failures."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.state = state_for(crawler)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PiguardOutcomeMiddleware:
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
+        if request.meta.get("piguard_internal") or response.status < 400:
+            return response
+        allowed = request.meta.get("handle_httpstatus_all") or response.status in request.meta.get(
+            "handle_httpstatus_list", ()
+        )
+        if not allowed:
+            meta = request.meta.get("piguard") or {"url": request.url, "status": response.status}
+            self.state.store.record({**meta, "outcome": "http_error", "stored": False})
+        return response
+
+    def process_exception(self, request: Request, exception: BaseException, spider: Any = None) -> None:
+        if request.meta.get("piguard_internal") or isinstance(exception, IgnoreRequest):
+            return None
+        kind = type(exception).__name__
+        text = str(exception)
+        if kind in ("DownloadCancelledError", "CancelledError") or "max size" in text.lower():
+            kind = "size_cap_exceeded"
+        self.state.store.record(
+            {
+                "url": request.url, "outcome": "error", "error": kind, "stored": False,
+                "robots": request.meta.get("piguard_robots"), "fetched_at": request.meta.get("piguard_fetched_at"),
+            }
+        )  # fmt: skip
+        return None
+
+
+def _reactor() -> Any:
+    # Imported on use: importing twisted.internet.reactor at module level would install the default
+    # reactor before Scrapy installs the one its settings ask for.
+    from twisted.internet import reactor
+
+    return reactor

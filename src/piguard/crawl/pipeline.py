@@ -1,0 +1,152 @@
+"""Item pipeline: personal information filtered at ingest, pages stored with provenance.
+
+* Page items (made by :func:`page_item` from a response) have their visible text filtered by the PI policy
+  and are written to ``PIGUARD_OUT/pages`` with a provenance record; the item passed on carries the filtered
+  text only.
+* Any other item (your spider's own fields) has every string field filtered the same way, and gains a
+  ``piguard_pi`` field with the counts per entity.
+
+Filtering runs in batches (``PIGUARD_PI_BATCH`` pages, or whatever arrived within ``PIGUARD_PI_BATCH_WAIT``
+seconds) in a worker thread, because the detector's cost is mostly per call, not per byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy.http import Response, TextResponse
+from twisted.internet.defer import Deferred
+
+from piguard.crawl.pifilter import PiPolicy, filter_texts
+from piguard.crawl.signals import html_text
+from piguard.crawl.state import state_for
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+
+def page_item(response: Response) -> dict[str, Any]:
+    """The page record for ``response``: provenance gathered by the middleware plus the visible text."""
+    meta = dict(response.meta.get("piguard") or {})
+    meta.setdefault("url", response.url)
+    meta.setdefault("final_url", response.url)
+    meta.setdefault("status", response.status)
+    body = response.body
+    text: str | None = None
+    if isinstance(response, TextResponse):
+        ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        text = response.text if ("text/plain" in ctype) else html_text(response.text)
+        meta["encoding"] = response.encoding
+    meta["content_sha256"] = hashlib.sha256(body).hexdigest()
+    meta["content_bytes"] = len(body)
+    return {"piguard_page": True, **meta, "text": text}
+
+
+class PiguardPipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        self.state = state_for(crawler)
+        self.policy = PiPolicy.parse(s.get("PIGUARD_PI_POLICY"), s.get("PIGUARD_PI_ENTITIES"))
+        self.batch_size = s.getint("PIGUARD_PI_BATCH", 64)
+        self.batch_wait = s.getfloat("PIGUARD_PI_BATCH_WAIT", 0.05)
+        self._queue: list[tuple[dict[str, Any], Deferred[Any]]] = []
+        self._timer: Any = None
+        self._inflight: list[Deferred[Any]] = []
+        self.state.store.extra["pi_policy"] = self.policy.describe()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PiguardPipeline:
+        return cls(crawler)
+
+    async def process_item(self, item: Any, spider: Any = None) -> Any:
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        adapter = ItemAdapter(item)
+        if not adapter.get("piguard_page"):
+            return self._filter_fields(adapter, item)
+        record = dict(adapter.items())
+        if record.get("text") is None:
+            record.pop("text", None)
+            self.state.store.record({**record, "outcome": "not_text", "stored": False})
+            return item
+        d: Deferred[Any] = Deferred()
+        self._queue.append((record, d))
+        if len(self._queue) >= self.batch_size:
+            self._flush()
+        elif self._timer is None:
+            self._timer = _reactor().callLater(self.batch_wait, self._flush)
+        return await maybe_deferred_to_future(d)
+
+    def _filter_fields(self, adapter: ItemAdapter, item: Any) -> Any:
+        keys = [k for k, v in adapter.items() if isinstance(v, str)]
+        if not keys:
+            return item
+        results = filter_texts([adapter[k] for k in keys], self.policy)
+        removed: dict[str, int] = {}
+        for k, (text, res) in zip(keys, results, strict=True):
+            adapter[k] = text
+            for e, n in res.removed.items():
+                removed[e] = removed.get(e, 0) + n
+        if "piguard_pi" in adapter.field_names() or isinstance(item, dict):
+            adapter["piguard_pi"] = removed
+        return item
+
+    def _flush(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        d = _threads().deferToThread(self._process_batch, [r for r, _ in batch])
+
+        def _done(records: list[dict[str, Any]]) -> None:
+            for (_, waiter), rec in zip(batch, records, strict=True):
+                waiter.callback(rec)
+
+        def _fail(failure: Any) -> None:
+            for _, waiter in batch:
+                waiter.errback(failure)
+
+        d.addCallbacks(_done, _fail)
+        self._inflight.append(d)
+        d.addBoth(lambda r: (self._inflight.remove(d), r)[1])
+
+    def _process_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        results = filter_texts([r["text"] for r in records], self.policy)
+        per_page = (time.perf_counter() - t0) / len(records)
+        out = []
+        for rec, (text, res) in zip(records, results, strict=True):
+            rec = {k: v for k, v in rec.items() if k != "text"}
+            rec["pi"] = {**res.as_dict(), "filter_seconds": round(per_page, 6)}
+            rec["outcome"] = "stored"
+            self.state.store.store_page(rec, text)
+            out.append({**rec, "text": text})
+        return out
+
+    async def close_spider(self, spider: Any = None) -> None:
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet.defer import DeferredList
+
+        self._flush()
+        if self._inflight:
+            await maybe_deferred_to_future(DeferredList(list(self._inflight)))
+        self.state.store.close()
+
+
+def _reactor() -> Any:
+    # Imported on use: importing twisted.internet.reactor at module level would install the default
+    # reactor before Scrapy installs the one its settings ask for.
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _threads() -> Any:
+    from twisted.internet import threads
+
+    return threads

@@ -1,0 +1,210 @@
+"""What a page says about itself: protection (login walls, CAPTCHAs, paywalls, refusing statuses), opt-out
+signals for text and data mining (TDMRep, X-Robots-Tag, meta robots), and its visible text.
+
+All markers and statuses come from ``rules.yaml``; nothing here fetches anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from piguard.crawl.robots import escape_pattern, matches, path_params_query
+
+MARKUP_SCAN_BYTES = 256 * 1024
+
+
+@cache
+def rules() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("piguard.crawl").joinpath("rules.yaml").read_text("utf-8"))
+
+
+@cache
+def _markup_rx() -> dict[str, re.Pattern[str]]:
+    return {
+        kind: re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE)
+        for kind, pats in rules()["protection"]["markup"].items()
+    }
+
+
+def protection_from_status(status: int) -> str | None:
+    return rules()["protection"]["status"].get(status)
+
+
+def protection_from_markup(html: str) -> str | None:
+    """'login_wall' | 'captcha' | 'paywall' when the page's markup shows a barrier, else None."""
+    head = html[:MARKUP_SCAN_BYTES]
+    for kind, rx in _markup_rx().items():
+        if rx.search(head):
+            return kind
+    return None
+
+
+def retry_after_seconds(value: bytes | str | None, now: float) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    v = value.decode("latin-1") if isinstance(value, bytes) else value
+    v = v.strip()
+    if v.isdigit():
+        return float(v)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(v).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+@dataclass
+class Signals:
+    """Opt-out signals seen for one page."""
+
+    tdm_reservation: int | None = None  # 1 reserved, 0 not reserved, None not said
+    tdm_policy: str | None = None
+    tdm_source: str | None = None  # 'header' | 'meta' | 'tdmrep.json'
+    robots_directives: list[str] = field(default_factory=list)  # from X-Robots-Tag and meta robots
+    directive_sources: list[str] = field(default_factory=list)
+
+    @property
+    def reserved(self) -> bool:
+        when = rules()["signals"]["reserved_when"]
+        if self.tdm_reservation == when["tdm_reservation"]:
+            return True
+        return any(d in self.robots_directives for d in when["robots_directives"])
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reserved"] = self.reserved
+        return d
+
+
+_META = re.compile(r"<meta\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(r"""([a-zA-Z_:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+
+
+def _meta_tags(html: str) -> list[dict[str, str]]:
+    out = []
+    for m in _META.finditer(html[:MARKUP_SCAN_BYTES]):
+        attrs = {
+            a.group(1).lower(): (a.group(2) or a.group(3) or a.group(4) or "")
+            for a in _ATTR.finditer(m.group(0))
+        }
+        out.append(attrs)
+    return out
+
+
+def _directives(value: str, agent: str) -> list[str]:
+    # X-Robots-Tag may be scoped: "googlebot: noindex"; keep unscoped ones and ones for our token.
+    out: list[str] = []
+    scope: str | None = None
+    for part in value.split(","):
+        p = part.strip().lower()
+        if ":" in p and not p.startswith(("unavailable_after", "max-")):
+            scope, p = (s.strip() for s in p.split(":", 1))
+        if scope not in (None, agent.lower()):
+            continue
+        if p in rules()["signals"]["robots_directives"]:
+            out.append(p)
+    return out
+
+
+def page_signals(headers: dict[str, list[str]], html: str | None, agent: str) -> Signals:
+    """Signals from response headers (lower-case names) and, for HTML, meta tags. Header beats meta."""
+    s = Signals()
+    for v in headers.get("x-robots-tag", []):
+        for d in _directives(v, agent):
+            if d not in s.robots_directives:
+                s.robots_directives.append(d)
+                s.directive_sources.append("x-robots-tag")
+    res = headers.get("tdm-reservation")
+    if res and res[0].strip() in ("0", "1"):
+        s.tdm_reservation, s.tdm_source = int(res[0].strip()), "header"
+    pol = headers.get("tdm-policy")
+    if pol:
+        s.tdm_policy = pol[0].strip()
+    if html is None:
+        return s
+    for attrs in _meta_tags(html):
+        name, content = attrs.get("name", "").lower(), attrs.get("content", "")
+        if name in ("robots", agent.lower()):
+            for d in _directives(content, agent):
+                if d not in s.robots_directives:
+                    s.robots_directives.append(d)
+                    s.directive_sources.append(f"meta:{name}")
+        elif name == "tdm-reservation" and s.tdm_reservation is None and content.strip() in ("0", "1"):
+            s.tdm_reservation, s.tdm_source = int(content.strip()), "meta"
+        elif name == "tdm-policy" and s.tdm_policy is None:
+            s.tdm_policy = content.strip()
+    return s
+
+
+class TdmRep:
+    """A parsed /.well-known/tdmrep.json: an array of {location, tdm-reservation, tdm-policy}; first match wins.
+
+    ``location`` is a path pattern with ``*`` and a trailing ``$``, matched like robots.txt patterns."""
+
+    def __init__(self, body: bytes) -> None:
+        data = json.loads(body.decode("utf-8-sig"))
+        if not isinstance(data, list):
+            raise ValueError("tdmrep.json is not a JSON array")
+        self.rules: list[tuple[str, int, str | None]] = []
+        for entry in data:
+            if not isinstance(entry, dict) or "location" not in entry:
+                continue
+            try:
+                res = int(entry.get("tdm-reservation", 0))
+            except (TypeError, ValueError):
+                continue
+            loc = str(entry["location"])
+            self.rules.append(
+                (escape_pattern(loc if loc.startswith("/") else "/" + loc), res, entry.get("tdm-policy"))
+            )
+
+    def lookup(self, url: str) -> tuple[int, str | None] | None:
+        path = path_params_query(url)
+        for loc, res, pol in self.rules:
+            if matches(path, loc):
+                return res, pol
+        return None
+
+
+def apply_tdmrep(sig: Signals, rep: TdmRep | None, url: str) -> None:
+    """The well-known file applies when neither header nor meta said anything."""
+    if rep is None or sig.tdm_reservation is not None:
+        return
+    hit = rep.lookup(url)
+    if hit is not None:
+        sig.tdm_reservation, sig.tdm_source = hit[0], "tdmrep.json"
+        if sig.tdm_policy is None and hit[1]:
+            sig.tdm_policy = str(hit[1])
+
+
+_SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head"}
+_BLOCK_TAGS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "td"}
+
+
+def html_text(html: str) -> str:
+    """Visible text of an HTML page, one block per line; tolerant of broken markup."""
+    import lxml.etree
+    import lxml.html
+
+    if not html.strip():
+        return ""
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return ""
+    lxml.etree.strip_elements(root, *_SKIP_TAGS, with_tail=False)
+    lxml.etree.strip_tags(root, lxml.etree.Comment, lxml.etree.ProcessingInstruction)
+    for el in root.iter(*_BLOCK_TAGS):
+        el.tail = "\n" + (el.tail or "")
+    text = root.text_content()
+    lines = (" ".join(ln.split()) for ln in text.splitlines())
+    return "\n".join(ln for ln in lines if ln)
