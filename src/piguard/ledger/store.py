@@ -18,11 +18,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
+from sqlalchemy import Connection, Engine, Text, cast, create_engine, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
@@ -538,24 +539,19 @@ class Ledger:
     def _views(self, rows: Iterable[Any]):  # type: ignore[no-untyped-def]
         from piguard.rules.engine import ConsentView
 
+        fs = _json_set
         for r in rows:
-            yield ConsentView(
-                r.id,
-                r.subject_id,
-                r.kind,
-                frozenset(r.purposes),
-                frozenset(r.recipients),
-                frozenset(r.categories),
-                r.withdrawn_at is not None,
-            )
+            yield ConsentView(r[0], r[1], r[2], fs(r[3]), fs(r[4]), fs(r[5]), r[6] is not None)
 
+    # JSON lists come back as their text and are decoded through a cache: real ledgers repeat a few
+    # purpose / recipient / category combinations millions of times.
     _COLS = (
         Consent.id,
         Consent.subject_id,
         Consent.kind,
-        Consent.purposes,
-        Consent.recipients,
-        Consent.categories,
+        cast(Consent.purposes, Text),
+        cast(Consent.recipients, Text),
+        cast(Consent.categories, Text),
         Consent.withdrawn_at,
     )
 
@@ -563,7 +559,7 @@ class Ledger:
         out: dict[str, Any] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), _CHUNK):
-                rows = conn.execute(select(*self._COLS).where(Consent.id.in_(ids[i : i + _CHUNK])))
+                rows = conn.execute(select(*self._COLS).where(Consent.id.in_(ids[i : i + _CHUNK]))).all()
                 out.update((v.id, v) for v in self._views(rows))
             conn.rollback()
         return out
@@ -575,7 +571,7 @@ class Ledger:
                 part = subjects[i : i + _CHUNK]
                 for s in conn.execute(select(Subject.id).where(Subject.id.in_(part))).scalars():
                     out[s] = []
-                rows = conn.execute(select(*self._COLS).where(Consent.subject_id.in_(part)))
+                rows = conn.execute(select(*self._COLS).where(Consent.subject_id.in_(part))).all()
                 for v in self._views(rows):
                     out[v.subject].append(v)
             conn.rollback()
@@ -688,6 +684,11 @@ class Ledger:
                 last + 1,
             )
         return VerifyResult(True, last, prev)
+
+
+@lru_cache(maxsize=65536)
+def _json_set(raw: str) -> frozenset[str]:
+    return frozenset(json.loads(raw))
 
 
 def _iso(d: datetime | None) -> str | None:

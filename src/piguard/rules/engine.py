@@ -82,6 +82,11 @@ def _rules_by_activity() -> dict[str, tuple[packs.Rule, ...]]:
 
 
 @cache
+def _matchers() -> dict[str, Any]:
+    return {a: packs.compile_matcher(rs) for a, rs in _rules_by_activity().items()}
+
+
+@cache
 def _personal() -> frozenset[str]:
     return frozenset(e.id for e in taxonomy.entities().values() if e.personal)
 
@@ -120,6 +125,10 @@ class Engine:
     def __init__(self, ledger: ConsentSource | None = None) -> None:
         self.ledger = ledger
         self.by_activity = _rules_by_activity()
+        self.matchers = _matchers()
+        self._cache: dict[Any, Any] = {}
+        self._extra: dict[str, packs.Purpose] | None = None
+        self._reasons: dict[Any, Reason] = {}
         self.app_types = packs.app_types()
         self.purposes = packs.purposes()
         self.personal = _personal()
@@ -162,13 +171,49 @@ class Engine:
             raise FlowsError(errors)
         return by_id, by_sub, datasets
 
+    def _data_facts(
+        self,
+        data_in: tuple[str, ...],
+        purpose_ids: tuple[str, ...],
+        app_type: int | None,
+        minors: bool,
+        doc: FlowsDoc,
+    ) -> tuple[tuple[str, ...], list[str], list[str], list[str], bool, bool]:
+        """Facts that depend only on the data, purposes and app type: cached, since flows repeat them."""
+        key = (data_in, purpose_ids, app_type, minors)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        data = tuple(e for e in data_in if e in self.personal)
+        sensitive = [e for e in data if e in self.sensitive]
+        if minors and "MINOR_INFO" not in sensitive:
+            sensitive.append("MINOR_INFO")  # PIPL Art. 28: all personal information of children under 14
+        purposes = [doc.extra_purposes.get(p) or self.purposes[p] for p in purpose_ids]
+        beyond_purpose: list[str] = []
+        if purposes and all(p.needs is not None for p in purposes):
+            needs = frozenset().union(*(p.needs for p in purposes if p.needs is not None))
+            beyond_purpose = [e for e in data if e not in needs]
+        beyond_necessary: list[str] = []
+        if app_type is not None:
+            necessary = self.app_types[app_type].necessary
+            beyond_necessary = [e for e in data if e not in necessary]
+        push = any(p.push for p in purposes)
+        alone = bool(purposes) and all(p.alone_insufficient for p in purposes)
+        out = (data, sensitive, beyond_purpose, beyond_necessary, push, alone)
+        if len(self._cache) < 100_000:
+            self._cache[key] = out
+        return out
+
     def facts(
         self, doc: FlowsDoc, flow: Flow, by_id: dict[str, ConsentView], by_sub: dict[str, list[ConsentView]]
     ) -> dict[str, Any]:
-        data = tuple(e for e in flow.data if e in self.personal)
-        sensitive = [e for e in data if e in self.sensitive]
-        if flow.minors_under_14 and "MINOR_INFO" not in sensitive:
-            sensitive.append("MINOR_INFO")  # PIPL Art. 28: all personal information of children under 14
+        data, sensitive, beyond_purpose, beyond_necessary, push, alone = self._data_facts(
+            flow.data,
+            flow.purposes,
+            doc.app_type if flow.activity == "collect" else None,
+            flow.minors_under_14,
+            doc,
+        )
         kind = flow.consent_kind or "none"
         withdrawn = False
         gaps: list[str] = []
@@ -181,15 +226,6 @@ class Engine:
         if flow.consent_ref or flow.consent_subject:
             kind = cv.kind if cv else "none"
             withdrawn = bool(cv and cv.withdrawn)
-        purposes = [doc.extra_purposes.get(p) or self.purposes[p] for p in flow.purposes]
-        beyond_purpose: list[str] = []
-        if purposes and all(p.needs is not None for p in purposes):
-            needs = frozenset().union(*(p.needs for p in purposes if p.needs is not None))
-            beyond_purpose = [e for e in data if e not in needs]
-        beyond_necessary: list[str] = []
-        if doc.app_type is not None and flow.activity == "collect":
-            necessary = self.app_types[doc.app_type].necessary
-            beyond_necessary = [e for e in data if e not in necessary]
         rk = flow.recipient_kind
         abroad = flow.activity == "transfer_abroad" or rk == "abroad"
         public = flow.activity == "publish" or rk == "public"
@@ -209,8 +245,8 @@ class Engine:
             "entrustment_contract": flow.entrustment_contract,
             "opt_out": flow.opt_out,
             "significant_impact": flow.significant_impact,
-            "purpose_is_push": any(p.push for p in purposes),
-            "purpose_alone_insufficient": bool(purposes) and all(p.alone_insufficient for p in purposes),
+            "purpose_is_push": push,
+            "purpose_alone_insufficient": alone,
             "beyond_purpose": beyond_purpose,
             "beyond_necessary": beyond_necessary,
             "optional": flow.optional,
@@ -234,21 +270,29 @@ class Engine:
             facts[f"app.{k}"] = v
         return facts
 
+    @staticmethod
+    def _reason(rule: packs.Rule, detail: tuple[str, ...], app_type: int | None) -> Reason:
+        en, zh = rule.en, rule.zh
+        if rule.detail:
+            en = f"{en}: {', '.join(detail)}"
+            zh = f"{zh}：{'、'.join(detail)}"
+        article = rule.article.format(app_type=app_type) if "{" in rule.article else rule.article
+        return Reason(rule.id, rule.source, article, rule.severity, en, zh)
+
     def decide(self, doc: FlowsDoc, flow: Flow, facts: dict[str, Any] | None, **_: Any) -> Decision:
         if facts is None:
             return Decision(flow.id, "allow", [], flow.line)
         reasons: list[Reason] = []
         worst = 0
-        for rule in self.by_activity[flow.activity]:
-            if not rule.predicate(facts):
-                continue
-            en, zh = rule.en, rule.zh
-            if rule.detail:
-                items = facts[rule.detail]
-                en = f"{en}: {', '.join(items)}"
-                zh = f"{zh}：{'、'.join(items)}"
-            article = rule.article.format(app_type=facts["app_type"]) if "{" in rule.article else rule.article
-            reasons.append(Reason(rule.id, rule.source, article, rule.severity, en, zh))
+        for rule in self.matchers[flow.activity](facts):
+            detail = tuple(facts[rule.detail]) if rule.detail else ()
+            key = (rule.id, detail, facts["app_type"])
+            reason = self._reasons.get(key)
+            if reason is None:
+                reason = self._reason(rule, detail, facts["app_type"])
+                if len(self._reasons) < 100_000:
+                    self._reasons[key] = reason
+            reasons.append(reason)
             worst = max(worst, packs.SEVERITY_RANK[rule.severity])
         verdict = ("allow", "warn", "deny")[worst]
         return Decision(flow.id, verdict, reasons, flow.line)
@@ -256,6 +300,10 @@ class Engine:
     def evaluate(self, doc: FlowsDoc) -> list[Decision]:
         """One decision per flow, in file order; FlowsError for references the ledger cannot resolve."""
         by_id, by_sub, _ = self._resolve(doc)
+        if doc.extra_purposes is not self._extra:
+            # Cached facts depend on the purposes a ledger declares; a document with others starts afresh.
+            self._cache.clear()
+            self._extra = doc.extra_purposes
         out = []
         for flow in doc.flows:
             # Anonymized data, or data with nothing personal in it, is not personal information (Art. 4, 73).

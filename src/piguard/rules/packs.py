@@ -138,6 +138,39 @@ def _compile_condition(cond: dict[str, Any], where: str) -> Predicate:
     raise PackError(f"{where}: unknown operator {op!r} (eq, ne, in, not_in, is, gt, nonempty)")
 
 
+def condition_source(cond: dict[str, Any], consts: dict[str, Any]) -> str:
+    """The condition as a Python expression over ``g`` (the facts' ``get``); constants go into ``consts``.
+    Only validated fact names and operators reach here (``_compile_condition`` runs first)."""
+    name = repr(cond["fact"])
+    ((op, val),) = ((k, v) for k, v in cond.items() if k != "fact")
+    c = f"_c{len(consts)}"
+    consts[c] = frozenset(val) if op in ("in", "not_in") else val
+    return {
+        "eq": f"g({name}) == {c}",
+        "ne": f"g({name}) != {c}",
+        "in": f"g({name}) in {c}",
+        "not_in": f"g({name}) not in {c}",
+        "is": f"g({name}) is {bool(val)}",
+        "gt": f"((_v := g({name})) is not None and _v > {c})",
+        "nonempty": f"bool(g({name}))" if val else f"not g({name})",
+    }[op]
+
+
+def compile_matcher(rule_list: tuple[Rule, ...]) -> Callable[[Facts], list[Rule]]:
+    """One generated function testing every rule in turn, with short-circuit conditions: several times
+    faster than calling a closure per condition, which matters at tens of thousands of checks a second."""
+    consts: dict[str, Any] = {}
+    lines = ["def _match(f):", "    g = f.get", "    out = []"]
+    for i, rule in enumerate(rule_list):
+        consts[f"_r{i}"] = rule
+        expr = " and ".join(f"({condition_source(c, consts)})" for c in rule.when) or "True"
+        lines.append(f"    if {expr}: out.append(_r{i})")
+    lines.append("    return out")
+    namespace: dict[str, Any] = dict(consts)
+    exec(compile("\n".join(lines), "<piguard rule matcher>", "exec"), namespace)
+    return namespace["_match"]  # type: ignore[no-any-return]
+
+
 def _compile(conds: list[Predicate]) -> Predicate:
     if not conds:
         return lambda f: True
