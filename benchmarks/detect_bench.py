@@ -47,13 +47,29 @@ from detect_corpus import DEFAULT_OUT, load_or_generate  # noqa: E402
 
 RESULTS = HERE / "results" / "detect.json"
 STRUCTURED = (
-    "CN_RESIDENT_ID", "CN_PASSPORT", "CN_HK_MACAO_PERMIT", "PHONE_NUMBER", "EMAIL_ADDRESS", "BANK_CARD",
-    "IP_ADDRESS", "MAC_ADDRESS", "IMEI", "CN_LICENCE_PLATE", "GPS_COORDINATE", "DATE_OF_BIRTH", "CN_USCC",
-)  # fmt: skip
+    "CN_RESIDENT_ID",
+    "CN_PASSPORT",
+    "CN_HK_MACAO_PERMIT",
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "BANK_CARD",
+    "IP_ADDRESS",
+    "MAC_ADDRESS",
+    "IMEI",
+    "CN_LICENCE_PLATE",
+    "GPS_COORDINATE",
+    "DATE_OF_BIRTH",
+    "CN_USCC",
+)
 PRESIDIO_MAP = {
-    "PHONE_NUMBER": "PHONE_NUMBER", "EMAIL_ADDRESS": "EMAIL_ADDRESS", "CREDIT_CARD": "BANK_CARD",
-    "IP_ADDRESS": "IP_ADDRESS", "DATE_TIME": "DATE_OF_BIRTH", "PERSON": "PERSON", "LOCATION": "ADDRESS",
-}  # fmt: skip
+    "PHONE_NUMBER": "PHONE_NUMBER",
+    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
+    "CREDIT_CARD": "BANK_CARD",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "DATE_TIME": "DATE_OF_BIRTH",
+    "PERSON": "PERSON",
+    "LOCATION": "ADDRESS",
+}
 PRESIDIO_SUPPORTS = ("PHONE_NUMBER", "EMAIL_ADDRESS", "BANK_CARD", "IP_ADDRESS", "DATE_OF_BIRTH")
 JIONLP_SUPPORTS = ("PHONE_NUMBER", "CN_RESIDENT_ID", "EMAIL_ADDRESS", "IP_ADDRESS", "CN_LICENCE_PLATE")
 
@@ -91,8 +107,14 @@ def score(gold: list[Span], pred: list[Span], entities: tuple[str, ...]) -> dict
             prec = tp / len(p) if p else (1.0 if not g else 0.0)
             rec = tp / len(g) if g else (1.0 if not p else 0.0)
             f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-            out[mode][ent] = {"gold": len(g), "pred": len(p), "tp": tp, "precision": round(prec, 4),
-                              "recall": round(rec, 4), "f1": round(f1, 4)}  # fmt: skip
+            out[mode][ent] = {
+                "gold": len(g),
+                "pred": len(p),
+                "tp": tp,
+                "precision": round(prec, 4),
+                "recall": round(rec, 4),
+                "f1": round(f1, 4),
+            }
     return out
 
 
@@ -106,7 +128,9 @@ def piguard_spans(text: str, structured_only: bool = True, include_non_personal:
     return [(f.entity, f.start, f.end) for f in found]
 
 
-def piguard_timing(corpus_dir: Path, mb: float, seed: int, threads: int | None, structured_only: bool) -> dict:
+def piguard_timing(
+    corpus_dir: Path, mb: float, seed: int, threads: int | None, structured_only: bool
+) -> dict:
     """Time piguard in a fresh process (POLARS_MAX_THREADS is read when polars is imported)."""
     env = dict(os.environ)
     env.pop("POLARS_MAX_THREADS", None)
@@ -126,7 +150,8 @@ for _ in range(3):
     t0 = time.perf_counter(); piguard_spans(text, {structured_only!r}); dt = time.perf_counter() - t0
     best = dt if best is None else min(best, dt)
 mb_ = len(text.encode("utf-8")) / 1e6
-print(json.dumps({{"seconds": best, "mb": mb_, "mb_per_s": mb_ / best, "polars_threads": pl.thread_pool_size()}}))
+threads = pl.thread_pool_size()
+print(json.dumps({{"seconds": best, "mb": mb_, "mb_per_s": mb_ / best, "polars_threads": threads}}))
 """
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -177,10 +202,12 @@ def jionlp_spans(text: str) -> list[Span]:
     import jionlp as jio
 
     fns = [
-        (jio.extract_phone_number, "PHONE_NUMBER"), (jio.extract_id_card, "CN_RESIDENT_ID"),
-        (jio.extract_email, "EMAIL_ADDRESS"), (jio.extract_ip_address, "IP_ADDRESS"),
+        (jio.extract_phone_number, "PHONE_NUMBER"),
+        (jio.extract_id_card, "CN_RESIDENT_ID"),
+        (jio.extract_email, "EMAIL_ADDRESS"),
+        (jio.extract_ip_address, "IP_ADDRESS"),
         (jio.extract_motor_vehicle_licence_plate, "CN_LICENCE_PLATE"),
-    ]  # fmt: skip
+    ]
     out: list[Span] = []
     pos = 0
     for line in text.splitlines(keepends=True):
@@ -224,7 +251,9 @@ def _table(title: str, scores: dict[str, dict], entities: tuple[str, ...]) -> No
     for e in entities:
         s = scores.get(e)
         if s:
-            print(f"  {e:<20}{s['gold']:>7}{s['pred']:>7}{s['precision']:>8.4f}{s['recall']:>8.4f}{s['f1']:>8.4f}")
+            print(
+                f"  {e:<20}{s['gold']:>7}{s['pred']:>7}{s['precision']:>8.4f}{s['recall']:>8.4f}{s['f1']:>8.4f}"  # noqa: E501
+            )
 
 
 def main() -> None:
@@ -241,9 +270,17 @@ def main() -> None:
     gold_all = _gold(labels, len(text))
     print(f"corpus: {total_mb:.2f} MB, {len(labels)} labelled spans, seed {a.seed}")
     result: dict = {
-        "corpus": {"mb": round(total_mb, 3), "labels": len(labels), "seed": a.seed,
-                   "generator": "benchmarks/detect_corpus.py"},  # fmt: skip
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "corpus": {
+            "mb": round(total_mb, 3),
+            "labels": len(labels),
+            "seed": a.seed,
+            "generator": "benchmarks/detect_corpus.py",
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "systems": {},
     }
 
@@ -261,9 +298,11 @@ def main() -> None:
         "cn_uscc_reported_by_default": default_uscc,
         "scores": pig,
     }
-    print(f"\npiguard structured: {t1['mb_per_s']:.1f} MB/s (POLARS_MAX_THREADS=1), "
-          f"{tn['mb_per_s']:.1f} MB/s ({tn['polars_threads']} polars threads); "
-          f"CN_USCC reported by default: {default_uscc}")  # fmt: skip
+    print(
+        f"\npiguard structured: {t1['mb_per_s']:.1f} MB/s (POLARS_MAX_THREADS=1), "
+        f"{tn['mb_per_s']:.1f} MB/s ({tn['polars_threads']} polars threads); "
+        f"CN_USCC reported by default: {default_uscc}"
+    )
     _table("piguard (strict offsets)", pig["strict"], STRUCTURED)
 
     from piguard.detect import default_registry
@@ -279,7 +318,9 @@ def main() -> None:
             "scores": score(gold_all, full, ents),
         }
         print(f"\npiguard all detectors: {tf['mb_per_s']:.2f} MB/s (POLARS_MAX_THREADS=1)")
-        _table("piguard all detectors (overlap)", result["systems"]["piguard_full"]["scores"]["overlap"], ents)
+        _table(
+            "piguard all detectors (overlap)", result["systems"]["piguard_full"]["scores"]["overlap"], ents
+        )
 
     if not a.skip_peers:
         # Presidio on a prefix; piguard on the same prefix for a like-for-like comparison.
@@ -293,7 +334,7 @@ def main() -> None:
         pres = score(gold_sub, ppred, PRESIDIO_SUPPORTS)
         pig_sub = score(gold_sub, piguard_spans(sub), STRUCTURED)
         result["systems"]["presidio"] = {
-            "scope": f"first {len(sub.encode('utf-8')) / 1e6:.3f} MB (whole lines); blank spaCy 'en' pipeline, "
+            "scope": f"first {len(sub.encode('utf-8')) / 1e6:.3f} MB (whole lines); blank spaCy 'en' pipeline, "  # noqa: E501
             "predefined recognizers, PhoneRecognizer regions + CN",
             "mb_per_s": round(_mbs(sub, pdt), 4),
             "supports": list(PRESIDIO_SUPPORTS),
@@ -324,7 +365,9 @@ def main() -> None:
         print(f"\njionlp: {_mbs(jsub, jdt):.2f} MB/s on the first {len(jsub.encode('utf-8')) / 1e6:.2f} MB")
         _table("jionlp (overlap)", jio["overlap"], JIONLP_SUPPORTS)
 
-        speedup = result["systems"]["piguard"]["mb_per_s_1_thread"] / max(result["systems"]["presidio"]["mb_per_s"], 1e-9)
+        speedup = result["systems"]["piguard"]["mb_per_s_1_thread"] / max(
+            result["systems"]["presidio"]["mb_per_s"], 1e-9
+        )
         result["piguard_vs_presidio_speedup_1_thread"] = round(speedup, 1)
         print(f"\npiguard / Presidio throughput (1 polars thread): {speedup:.0f}x")
 

@@ -99,10 +99,39 @@ class Gen:
 
     def mobile(self) -> str:
         prefix = self.rnd.choice(
-            ["130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151", "152", "155",
-             "157", "158", "159", "166", "170", "176", "177", "180", "181", "182", "186", "187", "188",
-             "189", "191", "198", "199"]
-        )  # fmt: skip
+            [
+                "130",
+                "131",
+                "132",
+                "133",
+                "135",
+                "136",
+                "137",
+                "138",
+                "139",
+                "150",
+                "151",
+                "152",
+                "155",
+                "157",
+                "158",
+                "159",
+                "166",
+                "170",
+                "176",
+                "177",
+                "180",
+                "181",
+                "182",
+                "186",
+                "187",
+                "188",
+                "189",
+                "191",
+                "198",
+                "199",
+            ]
+        )
         n = prefix + self.digits(8)
         r = self.rnd.random()
         if r < 0.45:
@@ -120,8 +149,30 @@ class Gen:
         return n.translate(_FW)
 
     def landline(self) -> str:
-        area = self.rnd.choice(["010", "020", "021", "022", "023", "024", "025", "027", "028", "029",
-                                "0311", "0371", "0431", "0451", "0512", "0571", "0591", "0731", "0755", "0871"])  # fmt: skip
+        area = self.rnd.choice(
+            [
+                "010",
+                "020",
+                "021",
+                "022",
+                "023",
+                "024",
+                "025",
+                "027",
+                "028",
+                "029",
+                "0311",
+                "0371",
+                "0431",
+                "0451",
+                "0512",
+                "0571",
+                "0591",
+                "0731",
+                "0755",
+                "0871",
+            ]
+        )
         num = self.rnd.choice("2345678") + self.digits(7 if len(area) == 3 else self.rnd.choice([6, 7]))
         r = self.rnd.random()
         if r < 0.6:
@@ -151,8 +202,11 @@ class Gen:
     def bank_card(self) -> str:
         kind = self.rnd.random()
         if kind < 0.55:
-            v = _luhn_complete(self.rnd, self.rnd.choice(["622202", "622848", "621700", "622588", "623668"]),
-                               self.rnd.choice([16, 19]))  # fmt: skip
+            v = _luhn_complete(
+                self.rnd,
+                self.rnd.choice(["622202", "622848", "621700", "622588", "623668"]),
+                self.rnd.choice([16, 19]),
+            )
         elif kind < 0.8:
             v = _luhn_complete(self.rnd, "4" + self.digits(5), 16)
         elif kind < 0.95:
@@ -202,9 +256,15 @@ class Gen:
     def dob(self) -> str:
         b = self.birth()
         return self.rnd.choice(
-            [f"{b.year}年{b.month}月{b.day}日", f"{b.year}年{b.month:02d}月{b.day:02d}日", b.isoformat(),
-             f"{b.year}/{b.month:02d}/{b.day:02d}", f"{b.year}.{b.month}.{b.day}", b.strftime("%Y%m%d")]
-        )  # fmt: skip
+            [
+                f"{b.year}年{b.month}月{b.day}日",
+                f"{b.year}年{b.month:02d}月{b.day:02d}日",
+                b.isoformat(),
+                f"{b.year}/{b.month:02d}/{b.day:02d}",
+                f"{b.year}.{b.month}.{b.day}",
+                b.strftime("%Y%m%d"),
+            ]
+        )
 
     def passport(self) -> str:
         if self.rnd.random() < 0.6:
@@ -239,22 +299,37 @@ class Gen:
     # --- hard negatives (never labelled) -----------------------------------------------------------
     def order_no(self) -> str:
         return self.rnd.choice(
-            [f"2024{self.digits(14)}", f"{self.rnd.randint(1, 9)}{self.digits(17)}", f"DD{self.digits(16)}",
-             f"{self.digits(19)}"]
-        )  # fmt: skip
+            [
+                f"2024{self.digits(14)}",
+                f"{self.rnd.randint(1, 9)}{self.digits(17)}",
+                f"DD{self.digits(16)}",
+                f"{self.digits(19)}",
+            ]
+        )
 
     def tracking_no(self) -> str:
         return self.rnd.choice(
-            [f"SF{self.digits(12)}", f"YT{self.digits(13)}", f"JD{self.digits(13)}", f"7{self.digits(11)}",
-             f"{self.rnd.choice(['73', '75', '78'])}{self.digits(12)}"]
-        )  # fmt: skip
+            [
+                f"SF{self.digits(12)}",
+                f"YT{self.digits(13)}",
+                f"JD{self.digits(13)}",
+                f"7{self.digits(11)}",
+                f"{self.rnd.choice(['73', '75', '78'])}{self.digits(12)}",
+            ]
+        )
 
     def timestamp(self) -> str:
         d = date(2023, 1, 1) + timedelta(days=self.rnd.randint(0, 700))
         t = f"{self.rnd.randint(0, 23):02d}:{self.rnd.randint(0, 59):02d}:{self.rnd.randint(0, 59):02d}"
-        return self.rnd.choice([f"{d.isoformat()} {t}", f"{d.isoformat()}T{t}Z", f"{d:%Y/%m/%d} {t}",
-                                str(self.rnd.randint(1_600_000_000, 1_750_000_000)),
-                                str(self.rnd.randint(1_600_000_000_000, 1_750_000_000_000))])  # fmt: skip
+        return self.rnd.choice(
+            [
+                f"{d.isoformat()} {t}",
+                f"{d.isoformat()}T{t}Z",
+                f"{d:%Y/%m/%d} {t}",
+                str(self.rnd.randint(1_600_000_000, 1_750_000_000)),
+                str(self.rnd.randint(1_600_000_000_000, 1_750_000_000_000)),
+            ]
+        )
 
     def isbn(self) -> str:
         from stdnum import ean, isbn
@@ -274,12 +349,22 @@ class Gen:
         return v
 
     def price(self) -> str:
-        return self.rnd.choice([f"¥{self.rnd.randint(1, 99999):,}.{self.digits(2)}", f"${self.rnd.randint(1, 999)}.99",
-                                f"{self.rnd.randint(10, 20000)}元", f"RMB {self.rnd.randint(100, 9_999_999):,}"])  # fmt: skip
+        return self.rnd.choice(
+            [
+                f"¥{self.rnd.randint(1, 99999):,}.{self.digits(2)}",
+                f"${self.rnd.randint(1, 999)}.99",
+                f"{self.rnd.randint(10, 20000)}元",
+                f"RMB {self.rnd.randint(100, 9_999_999):,}",
+            ]
+        )
 
     def version(self) -> str:
-        return self.rnd.choice([f"v{self.rnd.randint(1, 9)}.{self.rnd.randint(0, 20)}.{self.rnd.randint(0, 99)}",
-                                f"{self.rnd.randint(1, 12)}.{self.rnd.randint(0, 9)}.{self.rnd.randint(0, 9)}.{self.rnd.randint(0, 250)}"])  # fmt: skip
+        return self.rnd.choice(
+            [
+                f"v{self.rnd.randint(1, 9)}.{self.rnd.randint(0, 20)}.{self.rnd.randint(0, 99)}",
+                f"{self.rnd.randint(1, 12)}.{self.rnd.randint(0, 9)}.{self.rnd.randint(0, 9)}.{self.rnd.randint(0, 250)}",  # noqa: E501
+            ]
+        )
 
     def plain_date(self) -> str:
         d = date(2022, 1, 1) + timedelta(days=self.rnd.randint(0, 900))
@@ -292,67 +377,138 @@ def _records(g: Gen) -> list[Callable[[], list[Segment]]]:
 
     def cs_zh() -> list[Segment]:
         return [
-            (r.choice(["客户", "用户", "来电人"]), None), (g.person_zh(), "PERSON"),
+            (r.choice(["客户", "用户", "来电人"]), None),
+            (g.person_zh(), "PERSON"),
             (r.choice(["来电咨询退款，联系电话", "反映账户异常，手机号：", "要求修改资料，手机 "]), None),
-            (g.mobile(), "PHONE_NUMBER"), ("，身份证号码", None), (g.resident_id(), "CN_RESIDENT_ID"),
-            ("，收货地址：", None), (g.address_zh(), "ADDRESS"), ("。订单号", None), (g.order_no(), None),
-            ("已于", None), (g.timestamp(), None), ("发货，快递单号", None), (g.tracking_no(), None),
+            (g.mobile(), "PHONE_NUMBER"),
+            ("，身份证号码", None),
+            (g.resident_id(), "CN_RESIDENT_ID"),
+            ("，收货地址：", None),
+            (g.address_zh(), "ADDRESS"),
+            ("。订单号", None),
+            (g.order_no(), None),
+            ("已于", None),
+            (g.timestamp(), None),
+            ("发货，快递单号", None),
+            (g.tracking_no(), None),
             (f"，金额{g.price()}。", None),
-        ]  # fmt: skip
+        ]
 
     def bank_zh() -> list[Segment]:
         return [
-            ("【还款登记】姓名：", None), (g.person_zh(), "PERSON"), ("；银行卡号：", None),
-            (g.bank_card(), "BANK_CARD"), ("；出生日期：", None), (g.dob(), "DATE_OF_BIRTH"),
-            ("；交易流水号：", None), (g.order_no(), None), ("；备用电话：", None), (g.landline(), "PHONE_NUMBER"),
-            ("；登记时间", None), (g.plain_date(), None), ("；参考号", None), (g.wrong_check_id(), None), ("。", None),
-        ]  # fmt: skip
+            ("【还款登记】姓名：", None),
+            (g.person_zh(), "PERSON"),
+            ("；银行卡号：", None),
+            (g.bank_card(), "BANK_CARD"),
+            ("；出生日期：", None),
+            (g.dob(), "DATE_OF_BIRTH"),
+            ("；交易流水号：", None),
+            (g.order_no(), None),
+            ("；备用电话：", None),
+            (g.landline(), "PHONE_NUMBER"),
+            ("；登记时间", None),
+            (g.plain_date(), None),
+            ("；参考号", None),
+            (g.wrong_check_id(), None),
+            ("。", None),
+        ]
 
     def log_en() -> list[Segment]:
         ip, ipk = (g.ipv4(), "IP_ADDRESS") if r.random() < 0.75 else (g.ipv6(), "IP_ADDRESS")
         return [
-            (g.timestamp(), None), (r.choice([" INFO ", " WARN ", " DEBUG "]), None),
-            ("login ok user=", None), (g.email(), "EMAIL_ADDRESS"), (" client_ip=", None), (ip, ipk),
-            (" mac=", None), (g.mac(), "MAC_ADDRESS"), (" imei=", None), (g.imei(), "IMEI"),
-            (f" app_version={g.version()} latency={r.randint(1, 999)}ms trace=", None), (g.digits(16), None),
-        ]  # fmt: skip
+            (g.timestamp(), None),
+            (r.choice([" INFO ", " WARN ", " DEBUG "]), None),
+            ("login ok user=", None),
+            (g.email(), "EMAIL_ADDRESS"),
+            (" client_ip=", None),
+            (ip, ipk),
+            (" mac=", None),
+            (g.mac(), "MAC_ADDRESS"),
+            (" imei=", None),
+            (g.imei(), "IMEI"),
+            (f" app_version={g.version()} latency={r.randint(1, 999)}ms trace=", None),
+            (g.digits(16), None),
+        ]
 
     def form_zh() -> list[Segment]:
         return [
-            ("姓名: ", None), (g.person_zh(), "PERSON"), (" | 生日: ", None), (g.dob(), "DATE_OF_BIRTH"),
-            (" | 护照号: ", None), (g.passport(), "CN_PASSPORT"), (" | 港澳通行证: ", None),
-            (g.hk_macao(), "CN_HK_MACAO_PERMIT"), (" | 车牌号: ", None), (g.plate(), "CN_LICENCE_PLATE"),
-            (" | 定位: ", None), (g.gps(), "GPS_COORDINATE"), (" | 邮箱: ", None), (g.email(), "EMAIL_ADDRESS"),
-            (" | 提交时间: ", None), (g.timestamp(), None),
-        ]  # fmt: skip
+            ("姓名: ", None),
+            (g.person_zh(), "PERSON"),
+            (" | 生日: ", None),
+            (g.dob(), "DATE_OF_BIRTH"),
+            (" | 护照号: ", None),
+            (g.passport(), "CN_PASSPORT"),
+            (" | 港澳通行证: ", None),
+            (g.hk_macao(), "CN_HK_MACAO_PERMIT"),
+            (" | 车牌号: ", None),
+            (g.plate(), "CN_LICENCE_PLATE"),
+            (" | 定位: ", None),
+            (g.gps(), "GPS_COORDINATE"),
+            (" | 邮箱: ", None),
+            (g.email(), "EMAIL_ADDRESS"),
+            (" | 提交时间: ", None),
+            (g.timestamp(), None),
+        ]
 
     def ticket_en() -> list[Segment]:
         return [
-            ("Ticket #", None), (g.digits(7), None), (": customer ", None), (g.person_en(), "PERSON"),
-            (" (date of birth ", None), (g.dob(), "DATE_OF_BIRTH"), (") called from ", None),
-            (g.intl_phone(), "PHONE_NUMBER"), (" about order no. ", None), (g.order_no(), None),
-            (", card number ", None), (g.bank_card(), "BANK_CARD"), (" charged ", None), (g.price(), None),
-            (". Ship to ", None), (g.address_en(), "ADDRESS"), (". Tracking no. ", None), (g.tracking_no(), None),
+            ("Ticket #", None),
+            (g.digits(7), None),
+            (": customer ", None),
+            (g.person_en(), "PERSON"),
+            (" (date of birth ", None),
+            (g.dob(), "DATE_OF_BIRTH"),
+            (") called from ", None),
+            (g.intl_phone(), "PHONE_NUMBER"),
+            (" about order no. ", None),
+            (g.order_no(), None),
+            (", card number ", None),
+            (g.bank_card(), "BANK_CARD"),
+            (" charged ", None),
+            (g.price(), None),
+            (". Ship to ", None),
+            (g.address_en(), "ADDRESS"),
+            (". Tracking no. ", None),
+            (g.tracking_no(), None),
             (f". Book ISBN {g.isbn()}, build {g.version()}.", None),
-        ]  # fmt: skip
+        ]
 
     def company_zh() -> list[Segment]:
         return [
-            ("供应商", None), (g.zh.company(), None), ("，统一社会信用代码", None), (g.uscc(), "CN_USCC"),
-            ("，对接人", None), (g.person_zh(), "PERSON"), ("，电话", None), (g.mobile(), "PHONE_NUMBER"),
-            ("，办公地址", None), (g.address_zh(), "ADDRESS"), (f"，合同金额{g.price()}，发票号", None),
-            (g.digits(20), None), ("，ISBN ", None), (g.isbn(), None), ("。", None),
-        ]  # fmt: skip
+            ("供应商", None),
+            (g.zh.company(), None),
+            ("，统一社会信用代码", None),
+            (g.uscc(), "CN_USCC"),
+            ("，对接人", None),
+            (g.person_zh(), "PERSON"),
+            ("，电话", None),
+            (g.mobile(), "PHONE_NUMBER"),
+            ("，办公地址", None),
+            (g.address_zh(), "ADDRESS"),
+            (f"，合同金额{g.price()}，发票号", None),
+            (g.digits(20), None),
+            ("，ISBN ", None),
+            (g.isbn(), None),
+            ("。", None),
+        ]
 
     def filler() -> list[Segment]:
         # Text with no personal information at all: most real data is like this.
-        return [(r.choice([
-            f"系统于{g.timestamp()}完成批处理，共处理{r.randint(1000, 99999)}条记录，耗时{r.randint(1, 600)}秒。",
-            f"{g.timestamp()} INFO GET /api/v2/items/{r.randint(1, 10**6)} 200 {r.randint(1, 900)}ms version {g.version()}",
-            f"商品编码{g.digits(13)}，单价{g.price()}，库存{r.randint(0, 5000)}件，批次号{g.digits(12)}。",
-            f"Release {g.version()} fixes {r.randint(2, 40)} bugs; see ISBN {g.isbn()} for the manual.",
-            g.zh.paragraph(nb_sentences=2), g.en.sentence(nb_words=14),
-        ]), None)]  # fmt: skip
+        return [
+            (
+                r.choice(
+                    [
+                        f"系统于{g.timestamp()}完成批处理，共处理{r.randint(1000, 99999)}条记录，耗时{r.randint(1, 600)}秒。",  # noqa: E501
+                        f"{g.timestamp()} INFO GET /api/v2/items/{r.randint(1, 10**6)} 200 {r.randint(1, 900)}ms version {g.version()}",  # noqa: E501
+                        f"商品编码{g.digits(13)}，单价{g.price()}，库存{r.randint(0, 5000)}件，批次号{g.digits(12)}。",  # noqa: E501
+                        f"Release {g.version()} fixes {r.randint(2, 40)} bugs; see ISBN {g.isbn()} for the manual.",  # noqa: E501
+                        g.zh.paragraph(nb_sentences=2),
+                        g.en.sentence(nb_words=14),
+                    ]
+                ),
+                None,
+            )
+        ]
 
     return [cs_zh, bank_zh, log_en, form_zh, ticket_en, company_zh, filler, filler, filler]
 
@@ -393,11 +549,18 @@ def write(out: Path, mb: float, seed: int) -> tuple[Path, Path]:
     return tp, lp
 
 
-def load_or_generate(out: Path = DEFAULT_OUT, mb: float = 4.0, seed: int = 20240601) -> tuple[str, list[dict]]:
+def load_or_generate(
+    out: Path = DEFAULT_OUT, mb: float = 4.0, seed: int = 20240601
+) -> tuple[str, list[dict]]:
     """The corpus for (mb, seed), regenerated when missing or made with other parameters."""
     meta = out / "detect_corpus.meta.json"
     tp, lp = out / "detect_corpus.txt", out / "detect_corpus.labels.jsonl"
-    if not (meta.exists() and tp.exists() and lp.exists() and json.loads(meta.read_text()) == {"mb": mb, "seed": seed}):
+    if not (
+        meta.exists()
+        and tp.exists()
+        and lp.exists()
+        and json.loads(meta.read_text()) == {"mb": mb, "seed": seed}
+    ):
         write(out, mb, seed)
     text = tp.read_text(encoding="utf-8")
     labels = [json.loads(x) for x in lp.read_text(encoding="utf-8").splitlines()]

@@ -56,7 +56,9 @@ class ContextRules:
     negative_last: str = ""
     positive_last: dict[str, str] = field(default_factory=dict)
 
-    def adjust(self, text: str, start: int, entity: str, confidence: float, needs_context: bool) -> float | None:
+    def adjust(
+        self, text: str, start: int, entity: str, confidence: float, needs_context: bool
+    ) -> float | None:
         """Confidence after context, or None when the entity needs context and has none."""
         lo = start - self.window
         window = text[lo if lo > 0 else 0 : start]

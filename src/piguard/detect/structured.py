@@ -24,8 +24,18 @@ from piguard.detect.context import ContextRules, context_rules
 # --- character classes ---------------------------------------------------------------------------------
 _D = "[0-9０-９]"
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
-_FULLWIDTH_FROM = [chr(0xFF10 + i) for i in range(10)] + ["－", "＋", "．", "：", "（", "）", "\u3000", "＠", "／"]
-_FULLWIDTH_TO = [str(i) for i in range(10)] + ["-", "+", ".", ":", "(", ")", " ", "@", "/"]
+_FULLWIDTH_FROM = (
+    [chr(0xFF10 + i) for i in range(10)]
+    + [chr(0xFF21 + i) for i in range(26)]
+    + [chr(0xFF41 + i) for i in range(26)]
+    + ["－", "＋", "．", "：", "（", "）", "\u3000", "＠", "／", "，"]
+)
+_FULLWIDTH_TO = (
+    [str(i) for i in range(10)]
+    + [chr(0x41 + i) for i in range(26)]
+    + [chr(0x61 + i) for i in range(26)]
+    + ["-", "+", ".", ":", "(", ")", " ", "@", "/", ","]
+)
 
 # Order matters: Rust's regex is leftmost-first, so specific shapes come before the generic number token.
 CANDIDATE_PATTERN = "|".join(
@@ -46,20 +56,27 @@ CANDIDATE_PATTERN = "|".join(
         r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}",
         r"(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}",
         # the generic number token: digits with single separators, optional letter prefix and '+'
-        rf"[+＋]?(?:[A-Za-z]{{1,2}})?{_D}(?:{_D}|[ \-－.．/:：]{_D}|[A-Za-z]){{3,}}",
+        rf"[+＋]?(?:[A-Za-zＡ-Ｚａ-ｚ]{{1,2}})?{_D}(?:{_D}|[ \-－.．/:：]{_D}|[A-Za-zＡ-Ｚａ-ｚ]){{3,}}",
     ]
 )
 
 # Mobile prefixes assigned in mainland China (MIIT numbering plan; 14x data-only, 16x/19x newer).
 _MOBILE_PREFIXES = [
     *(f"13{i}" for i in range(10)),
-    "145", "146", "147", "148", "149",
+    "145",
+    "146",
+    "147",
+    "148",
+    "149",
     *(f"15{i}" for i in (0, 1, 2, 3, 5, 6, 7, 8, 9)),
-    "162", "165", "166", "167",
+    "162",
+    "165",
+    "166",
+    "167",
     *(f"17{i}" for i in range(9)),
     *(f"18{i}" for i in range(10)),
     *(f"19{i}" for i in (0, 1, 2, 3, 5, 6, 7, 8, 9)),
-]  # fmt: skip
+]
 
 # Three-digit area codes; every other mainland code is 0 + 3 digits starting 3-9.
 _AREA3 = ["010", *(f"02{i}" for i in range(10))]
@@ -68,7 +85,25 @@ _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 _ID_CHECK_BYTES = np.frombuffer(b"10X98765432", dtype=np.uint8)
 _ID_W = np.array(_ID_WEIGHTS, dtype=np.int32)
 # Issuer reporting bodies that start real IMEI type allocation codes (GSMA).
-_IMEI_RB = ["01", "10", "30", "33", "35", "44", "45", "49", "50", "51", "52", "53", "54", "86", "91", "98", "99"]
+_IMEI_RB = [
+    "01",
+    "10",
+    "30",
+    "33",
+    "35",
+    "44",
+    "45",
+    "49",
+    "50",
+    "51",
+    "52",
+    "53",
+    "54",
+    "86",
+    "91",
+    "98",
+    "99",
+]
 
 
 @cache
@@ -113,7 +148,9 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
         sub = d.gather(rows).str.pad_start(19, "0")
         m = np.frombuffer(sub.str.join("").item().encode("ascii"), dtype=np.uint8).reshape(-1, 19) - 48
         # From the right, every second digit doubled; zero padding on the left changes nothing.
-        luhn[rows] = (m[:, 18::-2].sum(axis=1, dtype=np.int32) + _LUHN_DOUBLE[m[:, 17::-2]].sum(axis=1)) % 10 == 0
+        luhn[rows] = (
+            m[:, 18::-2].sum(axis=1, dtype=np.int32) + _LUHN_DOUBLE[m[:, 17::-2]].sum(axis=1)
+        ) % 10 == 0
     rows = np.flatnonzero(dlen == 18)
     if rows.size:
         sub = d.gather(rows)
@@ -143,11 +180,14 @@ def _valid_date(expr: pl.Expr, fmt: str) -> pl.Expr:
     return parsed.is_not_null() & (parsed.dt.year() >= 1900) & (parsed <= pl.lit(date.today()))
 
 
-_IPV4 = r"^(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 _PLATE = (
     rf"^[{_PROVINCES}][A-HJ-NP-Z][·•・ ]?(?:[A-HJ-NP-Z0-9]{{5}}|[DF][A-HJ-NP-Z0-9][0-9]{{4}}|[0-9]{{5}}[DF])"
     r"[挂学警港澳]?$"
 )
+
+
 def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     """(gate, condition, entity, confidence, needs_context) in priority order; the first rule whose gate
     and condition hold names the value. Gates are cheap tests on precomputed columns; a condition is
@@ -157,7 +197,11 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     region6 = d.str.slice(0, 6).is_in(_region_series().implode())
     has = n.str.contains
 
-    id18 = has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$") & region6 & _valid_date(d.str.slice(6, 8), "%Y%m%d")
+    id18 = (
+        has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$")
+        & region6
+        & _valid_date(d.str.slice(6, 8), "%Y%m%d")
+    )
     id15 = has(r"^[0-9]{15}$") & region6 & _valid_date(pl.lit("19") + d.str.slice(6, 6), "%Y%m%d")
     card = (has(r"^[0-9]{13,19}$") | has(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")) & (
         (d.str.starts_with("4") & length.is_in([13, 16, 19]))
@@ -169,9 +213,9 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     imei_shape = (has(r"^[0-9]{15}$") | has(r"^[0-9]{2}[ \-][0-9]{6}[ \-][0-9]{6}[ \-][0-9]$")) & ~p2.is_in(
         ["34", "37"]
     )
-    mobile = has(r"^(?:(?:\+|00)?86[ \-]?)?1[0-9]{2}[ \-]?[0-9]{4}[ \-]?[0-9]{4}$") & d.str.slice(-11, 3).is_in(
-        _MOBILE_PREFIXES
-    )
+    mobile = has(r"^(?:(?:\+|00)?86[ \-]?)?1[0-9]{2}[ \-]?[0-9]{4}[ \-]?[0-9]{4}$") & d.str.slice(
+        -11, 3
+    ).is_in(_MOBILE_PREFIXES)
     # '+86 20 ...' drops the trunk 0 of the area code; put it back before testing the national form.
     land_core = (
         pl.when(has(r"^(?:\+|00)86[ \-]?[1-9]"))
@@ -191,7 +235,9 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     gps_parts = n.str.extract_groups(r"^([+\-]?[0-9]{1,3}\.[0-9]{4,}) ?[,，] ?([+\-]?[0-9]{1,3}\.[0-9]{4,})$")
     a = gps_parts.struct.field("1").cast(pl.Float64, strict=False).abs()
     b = gps_parts.struct.field("2").cast(pl.Float64, strict=False).abs()
-    date_parts = n.str.extract_groups(r"^([0-9]{4}) ?[\-/.年] ?([0-9]{1,2}) ?[\-/.月] ?([0-9]{1,2}) ?[日号]?$")
+    date_parts = n.str.extract_groups(
+        r"^([0-9]{4}) ?[\-/.年] ?([0-9]{1,2}) ?[\-/.月] ?([0-9]{1,2}) ?[日号]?$"
+    )
     ymd = (
         date_parts.struct.field("1")
         + pl.lit("-")
@@ -199,9 +245,7 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         + pl.lit("-")
         + date_parts.struct.field("3").str.zfill(2)
     )
-    dob = _valid_date(ymd, "%Y-%m-%d") | (
-        has(r"^(?:19|20)[0-9]{6}$") & _valid_date(n, "%Y%m%d")
-    )
+    dob = _valid_date(ymd, "%Y-%m-%d") | (has(r"^(?:19|20)[0-9]{6}$") & _valid_date(n, "%Y%m%d"))
     mac = has(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}$")
     true = n.is_not_null()  # a column-length "always"
     return [
@@ -212,32 +256,66 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         (alld & pl.col("luhn") & (length == 15), imei_shape & p2.is_in(_IMEI_RB), "IMEI", 0.6, False),
         (alld & pl.col("luhn") & (length == 15), imei_shape, "IMEI", 0.5, True),
         (alld & (length == 15), id15, "CN_RESIDENT_ID", 0.6, False),
-        (alld & length.is_between(10, 19) & ~pl.col("plus_cc") & (d.str.starts_with("0") | d.str.starts_with("86")),
-         landline, "PHONE_NUMBER", 0.8, False),
-        (alld & length.is_between(11, 12) & d.str.starts_with("0"), has(r"^0[0-9]{10,11}$") & area_ok,
-         "PHONE_NUMBER", 0.5, True),
+        (
+            alld
+            & length.is_between(10, 19)
+            & ~pl.col("plus_cc")
+            & (d.str.starts_with("0") | d.str.starts_with("86")),
+            landline,
+            "PHONE_NUMBER",
+            0.8,
+            False,
+        ),
+        (
+            alld & length.is_between(11, 12) & d.str.starts_with("0"),
+            has(r"^0[0-9]{10,11}$") & area_ok,
+            "PHONE_NUMBER",
+            0.5,
+            True,
+        ),
         (pl.col("uscc_ck") & ~alld, true, "CN_USCC", 0.7, False),
         # International numbers written '+CC ...': a country calling code and a length possible there.
-        (pl.col("plus_cc"), has(r"^\+[1-9][0-9]{0,2}[ \-][0-9][0-9 \-]{5,16}[0-9]$") & _intl_possible(d, length),
-         "PHONE_NUMBER", 0.75, False),
+        (
+            pl.col("plus_cc"),
+            has(r"^\+[1-9][0-9]{0,2}[ \-][0-9][0-9 \-]{5,16}[0-9]$") & _intl_possible(d, length),
+            "PHONE_NUMBER",
+            0.75,
+            False,
+        ),
         (alld & length.is_between(4, 12), has(_IPV4), "IP_ADDRESS", 0.75, False),
         (length == 12, mac & ~has(r"^[0-9\-]+$"), "MAC_ADDRESS", 0.85, False),
         (length == 12, mac, "MAC_ADDRESS", 0.5, True),
         # IPv6: eight groups, or fewer around one '::' (then checked with the ipaddress module).
-        (pl.col("colon2"), has(r"^[0-9A-Fa-f:]+$") & (n.str.contains("::", literal=True) | (
-            n.str.count_matches(":", literal=True) == 7)), "IP_ADDRESS", 0.8, False),
+        (
+            pl.col("colon2"),
+            has(r"^[0-9A-Fa-f:]+$")
+            & (n.str.contains("::", literal=True) | (n.str.count_matches(":", literal=True) == 7)),
+            "IP_ADDRESS",
+            0.8,
+            False,
+        ),
         (~alld & (length == 9), has(r"^(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7})$"), "CN_PASSPORT", 0.6, False),
-        (~alld & length.is_in([9, 11]), has(r"^(?:[CW][0-9]{8}|C[A-HJ-NP-Z][0-9]{7}|[HM][0-9]{8}(?:[0-9]{2})?)$"),
-         "CN_HK_MACAO_PERMIT", 0.6, False),
+        (
+            ~alld & length.is_in([9, 11]),
+            has(r"^(?:[CW][0-9]{8}|C[A-HJ-NP-Z][0-9]{7}|[HM][0-9]{8}(?:[0-9]{2})?)$"),
+            "CN_HK_MACAO_PERMIT",
+            0.6,
+            False,
+        ),
         (~alld & (length == 9), has(r"^L[0-9]{8}$"), "CN_TW_PERMIT", 0.6, False),
         (alld & (length == 8), has(r"^[0-9]{8}$"), "CN_TW_PERMIT", 0.6, True),
         (~alld & length.is_between(8, 13), has(_PLATE), "CN_LICENCE_PLATE", 0.85, False),
         (pl.col("comma"), ((a <= 90) & (b <= 180)) | ((a <= 180) & (b <= 90)), "GPS_COORDINATE", 0.8, False),
-        (length.is_between(6, 20) & (d.str.starts_with("19") | d.str.starts_with("20")), dob, "DATE_OF_BIRTH",
-         0.85, True),
+        (
+            length.is_between(6, 20) & (d.str.starts_with("19") | d.str.starts_with("20")),
+            dob,
+            "DATE_OF_BIRTH",
+            0.85,
+            True,
+        ),
         # An all-digit USCC is rare and reads like many other 18-digit numbers: it needs its context.
         (pl.col("uscc_ck") & alld, true, "CN_USCC", 0.7, True),
-    ]  # fmt: skip
+    ]
 
 
 @cache
@@ -352,7 +430,9 @@ def normalize_expr(col: pl.Expr) -> pl.Expr:
 def classify_values(values: pl.Series) -> pl.DataFrame:
     """Classify whole values (e.g. table cells): returns ``entity`` (null when nothing), ``confidence``,
     ``needs_context``. Each value is judged as one token; use the text scanner for free text."""
-    frame = pl.DataFrame({"v": values.cast(pl.String)}).select(n=normalize_expr(pl.col("v")).str.strip_chars())
+    frame = pl.DataFrame({"v": values.cast(pl.String)}).select(
+        n=normalize_expr(pl.col("v")).str.strip_chars()
+    )
     out = _classify_frame(frame.with_columns(n=pl.col("n").fill_null("")))
     out = _verify_scalar(out)
     return out.select("entity", "confidence", "needs_context")
@@ -456,8 +536,9 @@ _SUB_SPLIT = r"^[+＋]?[A-Za-z]{1,2}[0-9]"
 
 
 def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
-    """Second chance for whole tokens that were nothing: numbers joined by single spaces ("13812345678
-    12345", "2024-03-05 12:34:56") are tried one by one, and a glued letter prefix ("ID1101...") is cut off."""
+    """Second chance for whole tokens that were nothing: numbers joined by single spaces
+    ("13812345678 12345", "2024-03-05 12:34:56") are tried one by one, and a glued letter prefix
+    ("ID1101...") is cut off."""
     n = pl.col("n")
     parts = miss.with_columns(parts=n.str.split(" "))
     parts = parts.with_columns(
