@@ -26,9 +26,12 @@ th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
 <td class="num">{{ r.risk[m].records_at_risk }}</td></tr>{% endfor %}
 </table>
 <p>Sample uniques: {{ r.risk.sample_uniques.records }}.
-Population uniqueness ({{ r.risk.population_uniqueness.method }},
-population {{ "{:,}".format(r.risk.population_uniqueness.population) }}):
-{{ "%.6f"|format(r.risk.population_uniqueness.share_of_records) }} of released records.</p>
+Population {{ "{:,}".format(r.risk.population_uniqueness.population) }}: Zayatz estimates
+{{ "%.1f"|format(r.risk.population_uniqueness.zayatz.sample_uniques_unique_in_population) }} sample uniques
+also unique in the population; Pitman estimates
+{% if r.risk.population_uniqueness.pitman.population_uniques is not none %}
+{{ "%.1f"|format(r.risk.population_uniqueness.pitman.population_uniques) }}{% else %}(no fit){% endif %}
+population uniques.</p>
 <h2>Columns</h2>
 <table><tr><th>column</th><th>operator</th><th>level</th><th>loss</th></tr>
 {% for c, info in r.utility.columns.items() %}<tr><td>{{ c }}</td><td>{{ info.operator }}</td>

@@ -7,8 +7,11 @@ the same three as ARX):
   population, estimated as f / pi with pi = sample size / population size (uniform sampling).
 - marketer: re-identify as many records as possible; the expected share re-identified is
   (1/n) sum_j f_j / F_j (a dataset-level figure, so "highest" equals "average").
-Population uniqueness: Zayatz (1991) estimator of the share of sample uniques that are unique in the
-population, with the stated population size (default: China's resident population).
+Population uniqueness, with the stated population size (default: China's resident population):
+- Zayatz (1991): how many of the sample uniques are also unique in the population;
+- Pitman (Hoshino 2001): the number of unique records in the whole population, from the two-parameter
+  Poisson-Dirichlet model fitted to the class sizes by maximum likelihood (Newton-Raphson on the score
+  equations, as ARX's ModelPitman does).
 """
 
 from __future__ import annotations
@@ -63,6 +66,56 @@ def zayatz(class_sizes: np.ndarray, n: int, population: int) -> float:
     return float(u1 * (p[sizes == 1].sum() * u1) / denom) if denom > 0 else 0.0
 
 
+def pitman(class_sizes: np.ndarray, n: int, population: int, max_iter: int = 200) -> float | None:
+    """Estimated number of population uniques under Pitman's model, or None when the fit fails (e.g. no
+    sample uniques, or no two classes)."""
+    sizes, counts = np.unique(np.asarray(class_sizes, dtype=np.int64), return_counts=True)
+    u = float(counts.sum())
+    c1 = float(counts[sizes == 1].sum())
+    c2 = float(counts[sizes == 2].sum()) or 1.0
+    if n < 2 or u < 2 or c1 == 0:
+        return None
+    # ARX's initial guess (moment-style) for theta and alpha.
+    c = c1 * (c1 - 1) / c2
+    denom = 2 * c1 * u + c1 * c - n * c
+    t = (n * u * c - c1 * (n - 1) * (2 * u + c)) / denom if denom else 1.0
+    a = (t * (c1 - n) + (n - 1) * c1) / (n * u)
+    i_u = np.arange(1, int(u), dtype=np.float64)
+    i_n = np.arange(1, n, dtype=np.float64)
+    big = sizes[sizes > 1]
+    big_c = counts[sizes > 1].astype(np.float64)
+    j = np.arange(1, int(sizes.max()), dtype=np.float64)
+    for _ in range(max_iter):
+        if not (0 < a < 1) or t <= -a:
+            a, t = min(max(a, 1e-6), 1 - 1e-6), max(t, -a + 1e-6)
+        v = t + i_u * a
+        o1, o3 = (1 / v).sum(), (i_u / v).sum()
+        o2 = (1 / (t + i_n)).sum()
+        inv_j, inv_j2 = np.cumsum(1 / (j - a)), np.cumsum(1 / (j - a) ** 2)
+        o4 = float((big_c * inv_j[big - 2]).sum()) if len(big) else 0.0
+        d4 = float((big_c * inv_j2[big - 2]).sum()) if len(big) else 0.0
+        f = np.array([o1 - o2, o3 - o4])
+        jac = np.array(
+            [
+                [(1 / (t + i_n) ** 2).sum() - (1 / v**2).sum(), -(i_u / v**2).sum()],
+                [-(i_u / v**2).sum(), -(i_u**2 / v**2).sum() - d4],
+            ]
+        )
+        try:
+            step = np.linalg.solve(jac, f)
+        except np.linalg.LinAlgError:
+            return None
+        t, a = t - step[0], a - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    else:
+        return None
+    if not (0 < a < 1) or not np.isfinite(t) or t <= -a:
+        return None
+    est = math.exp(math.lgamma(t + 1) - math.lgamma(t + a) + a * math.log(population))
+    return est if 0 <= est <= population else None
+
+
 def risk_report(
     class_sizes: np.ndarray, class_of_row: np.ndarray, n_total: int, options: RiskOptions | None = None
 ) -> dict[str, object]:
@@ -79,6 +132,7 @@ def risk_report(
     marketer_value = float(journalist.sum() / n) if n else 0.0
     uniques = int((class_sizes == 1).sum())
     pop_uniques = zayatz(class_sizes, n, opt.population)
+    pit = pitman(class_sizes, n, opt.population) if uniques else 0.0
     return {
         "prosecutor": _model(prosecutor, opt.threshold),
         "journalist": _model(journalist, opt.threshold),
@@ -90,10 +144,15 @@ def risk_report(
         "threshold": opt.threshold,
         "sample_uniques": {"records": uniques, "share": uniques / n if n else 0.0},
         "population_uniqueness": {
-            "method": "zayatz",
             "population": opt.population,
-            "estimated_population_uniques": pop_uniques,
-            "share_of_records": pop_uniques / n if n else 0.0,
+            "zayatz": {
+                "sample_uniques_unique_in_population": pop_uniques,
+                "share_of_records": pop_uniques / n if n else 0.0,
+            },
+            "pitman": {
+                "population_uniques": pit,
+                "share_of_population": pit / opt.population if pit else 0.0,
+            },
         },
         "records_released": n,
         "records_total": n_total,
