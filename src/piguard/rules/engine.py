@@ -293,7 +293,8 @@ class Engine:
                 if len(self._reasons) < 100_000:
                     self._reasons[key] = reason
             reasons.append(reason)
-            worst = max(worst, packs.SEVERITY_RANK[rule.severity])
+            if worst < 2:
+                worst = 2 if rule.severity == "deny" else 1
         verdict = ("allow", "warn", "deny")[worst]
         return Decision(flow.id, verdict, reasons, flow.line)
 
