@@ -58,6 +58,9 @@ class SiteServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-response (size caps, timeouts) are expected here
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"

@@ -42,6 +42,7 @@ def crawl(
     redis_url: str | None = typer.Option(
         None, "--redis", help="Distributed mode: shared queue (scrapy-redis) and per-host rate in Redis."
     ),
+    redis_key: str = typer.Option("piguard", "--redis-key", help="Distributed mode: Redis key prefix."),
     worker: str | None = typer.Option(None, "--worker", help="Worker id (distributed mode: file suffix)."),
     log_level: str = typer.Option("WARNING", "--log-level", help="Scrapy log level."),
 ) -> None:
@@ -56,7 +57,7 @@ def crawl(
         settings = crawl_settings(
             out, user_agent, max_pages=max_pages, min_delay=min_delay, timeout=timeout, max_bytes=max_bytes,
             licence=tdm_licence, pi_policy=pi_policy, pi_entities=pi_entities, redis_url=redis_url,
-            worker=worker, max_depth=max_depth, log_level=log_level,
+            worker=worker, max_depth=max_depth, redis_key=redis_key, log_level=log_level,
         )  # fmt: skip
     except (CrawlConfigError, PolicyError) as exc:
         typer.echo(f"piguard crawl: {exc}", err=True)

@@ -1,6 +1,6 @@
 """Scrapy downloader middlewares that keep a crawl lawful.
 
-``PiguardMiddleware`` (order 590, after UserAgentMiddleware, before RedirectMiddleware's responses):
+``PiguardMiddleware`` (order 580: after UserAgentMiddleware; sees responses after decompression):
 
 * requires an honest user agent with a contact URL and sends it on every request; refuses proxies;
 * fetches robots.txt itself (RFC 9309): redirects followed up to 5 hops, the first 500 KiB parsed,
@@ -108,15 +108,12 @@ class PiguardMiddleware:
         self.error_ttl = float(s.getfloat("PIGUARD_ROBOTS_RETRY_SECONDS", r["error_retry_seconds"]))
         self.internal_timeout = s.getfloat("PIGUARD_ROBOTS_TIMEOUT", s.getfloat("DOWNLOAD_TIMEOUT", 30))
         self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
-        self.max_backoff = s.getfloat("PIGUARD_MAX_BACKOFF", 60.0)
-        self.max_retry_after = float(rules()["protection"]["max_retry_after_seconds"])
         self.licence = s.get("PIGUARD_TDM_LICENCE") or None
         self.check_tdmrep = s.getbool("PIGUARD_TDMREP", True)
         self._robots: dict[str, RobotsEntry] = {}
         self._tdmrep: dict[str, tuple[TdmRep | None, float, str | None]] = {}
         self._pending: dict[str, Any] = {}
         self._received: dict[int, int] = {}
-        self._fails: dict[str, int] = {}
         crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
 
     @classmethod
@@ -216,7 +213,6 @@ class PiguardMiddleware:
 
     # --- requests ------------------------------------------------------------------------------------
     async def process_request(self, request: Request, spider: Any = None) -> None:
-        from scrapy.utils.defer import maybe_deferred_to_future
 
         if request.meta.get("piguard_internal"):
             return None
@@ -241,34 +237,18 @@ class PiguardMiddleware:
             outcome = "refused_robots"
             self.state.store.record({**base, "outcome": outcome, "robots": robots})
             raise IgnoreRequest("piguard: disallowed by robots.txt")
-        host = urlsplit(request.url).hostname or ""
         cd, rr = entry.parser.delays(self.token)
-        interval = max(self.min_delay, cd or 0.0, rr or 0.0)
-        fails = self._fails.get(host, 0)
-        if fails:
-            interval = min(max(interval, 0.5) * (2**fails), self.max_backoff)
-        wait = self.state.pacer.reserve(host, interval)
-        if wait > 0:
-            await maybe_deferred_to_future(deferLater(_reactor(), wait, lambda: None))
-        request.meta["piguard_fetched_at"] = time.time()
+        request.meta["piguard_interval"] = max(self.min_delay, cd or 0.0, rr or 0.0)
         return None
 
     # --- responses -----------------------------------------------------------------------------------
     def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
         if request.meta.get("piguard_internal"):
             return response
-        host = urlsplit(request.url).hostname or ""
         status = response.status
-        prot_rules = rules()["protection"]
-        if 500 <= status < 600:
-            self._fails[host] = self._fails.get(host, 0) + 1  # exponential back-off for this host
-        elif 200 <= status < 400:
-            self._fails.pop(host, None)
         retry_after = None
-        if status in prot_rules["retry_after_statuses"]:
+        if status in rules()["protection"]["retry_after_statuses"]:
             retry_after = retry_after_seconds(response.headers.get(b"Retry-After"), time.time())
-            hold = min(retry_after if retry_after is not None else self.min_delay * 4, self.max_retry_after)
-            self.state.pacer.hold(host, hold)
         html = response.text if isinstance(response, TextResponse) and _is_html(response) else None
         protection = protection_from_status(status)
         if protection is None and html is not None and 200 <= status < 300:
@@ -312,6 +292,74 @@ def _chain(d: Any) -> Any:
 def _is_html(response: Response) -> bool:
     ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
     return "html" in ctype or (not ctype and response.body.lstrip()[:1] == b"<")
+
+
+class PiguardPacingMiddleware:
+    """Per-host pacing at the edge of the downloader (order 950: last before the wire, first to see the raw
+    response). One request per host at a time; the next may start ``interval`` after the previous one
+    started (reserved in the pacer, shared through Redis in distributed mode) and after it ended. A 5xx
+    doubles the host's interval (exponential back-off); 429/503 hold the host for Retry-After."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        s = crawler.settings
+        self.state = state_for(crawler)
+        self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
+        self.max_backoff = s.getfloat("PIGUARD_MAX_BACKOFF", 60.0)
+        self.max_retry_after = float(rules()["protection"]["max_retry_after_seconds"])
+        self._locks: dict[str, Any] = {}
+        self._fails: dict[str, int] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PiguardPacingMiddleware:
+        return cls(crawler)
+
+    def _interval(self, request: Request, host: str) -> float:
+        interval = float(request.meta.get("piguard_interval", self.min_delay))
+        fails = self._fails.get(host, 0)
+        if fails:
+            interval = min(max(interval, 0.5) * (2**fails), self.max_backoff)
+        return interval
+
+    async def process_request(self, request: Request, spider: Any = None) -> None:
+        from scrapy.utils.defer import maybe_deferred_to_future
+        from twisted.internet.defer import DeferredLock
+
+        if request.meta.get("piguard_internal"):
+            return None
+        host = urlsplit(request.url).hostname or ""
+        lock = self._locks.setdefault(host, DeferredLock())
+        await maybe_deferred_to_future(lock.acquire())
+        request.meta["piguard_lock"] = host
+        wait = self.state.pacer.reserve(host, self._interval(request, host))
+        if wait > 0:
+            await maybe_deferred_to_future(deferLater(_reactor(), wait, lambda: None))
+        request.meta["piguard_fetched_at"] = time.time()
+        return None
+
+    def _release(self, request: Request) -> None:
+        host = request.meta.pop("piguard_lock", None)
+        if host is None:
+            return
+        self.state.pacer.hold(host, self._interval(request, host))
+        self._locks[host].release()
+
+    def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
+        host = urlsplit(request.url).hostname or ""
+        status = response.status
+        if 500 <= status < 600:
+            self._fails[host] = self._fails.get(host, 0) + 1
+        elif 200 <= status < 400:
+            self._fails.pop(host, None)
+        if status in rules()["protection"]["retry_after_statuses"]:
+            ra = retry_after_seconds(response.headers.get(b"Retry-After"), time.time())
+            hold = min(ra if ra is not None else self.min_delay * 4, self.max_retry_after)
+            self.state.pacer.hold(host, hold)
+        self._release(request)
+        return response
+
+    def process_exception(self, request: Request, exception: BaseException, spider: Any = None) -> None:
+        self._release(request)
+        return None
 
 
 class PiguardOutcomeMiddleware:

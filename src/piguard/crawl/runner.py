@@ -17,7 +17,7 @@ def crawl_settings(
     out: Path, user_agent: str, *, max_pages: int = 0, min_delay: float = 1.0, timeout: float = 30,
     max_bytes: int = 16 * 1024 * 1024, licence: str | None = None, pi_policy: str | None = None,
     pi_entities: str | None = None, redis_url: str | None = None, worker: str | None = None,
-    max_depth: int = 3, log_level: str = "WARNING", extra: dict[str, Any] | None = None,
+    max_depth: int = 3, redis_key: str = "piguard", log_level: str = "WARNING", extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     check_user_agent(user_agent)
     PiPolicy.parse(pi_policy, pi_entities)  # validate before anything starts
@@ -29,6 +29,9 @@ def crawl_settings(
         PIGUARD_PI_ENTITIES=pi_entities, PIGUARD_WORKER_ID=worker, LOG_LEVEL=log_level,
         TELNETCONSOLE_ENABLED=False, REMOTE_CONTROL_ENABLED=False,
     )  # fmt: skip
+    if redis_url:
+        s.update(SCHEDULER_QUEUE_KEY=f"{redis_key}:requests", SCHEDULER_DUPEFILTER_KEY=f"{redis_key}:dupefilter",
+                 PIGUARD_PACE_PREFIX=f"{redis_key}:pace")  # fmt: skip
     s.update(extra or {})
     return s
 

@@ -24,6 +24,16 @@ class SiteSpider(scrapy.Spider):
         self.follow = follow
         self.links = LinkExtractor()
 
+    async def start(self) -> Any:
+        # Filtered like any other request, so distributed workers given the same start URLs fetch each once.
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.failed, dont_filter=False)
+
+    def failed(self, failure: Any) -> None:
+        # Already recorded in the provenance by PiguardOutcomeMiddleware; handled here so Scrapy does not
+        # log a traceback for an ordinary timeout or size cap.
+        return None
+
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         yield page_item(response)
         if not self.follow or not isinstance(response, TextResponse):
@@ -32,4 +42,4 @@ class SiteSpider(scrapy.Spider):
             return
         for link in self.links.extract_links(response):
             if urlsplit(link.url).netloc in self.allowed_hosts:
-                yield response.follow(link.url, callback=self.parse)
+                yield response.follow(link.url, callback=self.parse, errback=self.failed)
