@@ -91,3 +91,11 @@ def test_fail_on_warn(tmp_path: Path) -> None:
     assert code == 0 and out["flows"][0]["verdict"] == "warn"
     assert [r["rule"] for r in out["flows"][0]["reasons"]] == ["PIPL-19-NO-RETENTION"]
     assert runner.invoke(app, ["check", str(p), "--fail-on", "warn", "-f", "json"]).exit_code == 1
+
+
+def test_missing_ledger_file_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    res = runner.invoke(
+        app, ["check", str(EXAMPLES / "data_provider_to_bank.yaml"), "--ledger", str(missing)]
+    )
+    assert res.exit_code == 2 and "does not exist" in res.stderr and not missing.exists()

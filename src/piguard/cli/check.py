@@ -35,7 +35,7 @@ def check(
     try:
         extra = {}
         if ledger:
-            led = Ledger.open(ledger)
+            led = Ledger.open(ledger, create=False)
             extra = led.declared_purposes()
         doc = load_flows(flows_file, extra)
         decisions = Engine(led).evaluate(doc)

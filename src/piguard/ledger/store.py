@@ -146,7 +146,9 @@ class Ledger:
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Ledger:
+    def open(cls, url: str, *, migrate: bool = True, create: bool = True) -> Ledger:
+        """Open a ledger; ``create=False`` refuses to create a missing SQLite file (a mistyped path
+        would otherwise look like an empty ledger)."""
         url = normalize_url(url)
         try:
             u = make_url(url)
@@ -158,6 +160,10 @@ class Ledger:
                 parent = Path(u.database).expanduser().parent
                 if not parent.is_dir():
                     raise LedgerError(f"ledger directory {parent} does not exist")
+                if not create and not Path(u.database).expanduser().exists():
+                    raise LedgerError(
+                        f"ledger file {u.database} does not exist (create it with 'piguard ledger init')"
+                    )
             kwargs["connect_args"] = {"timeout": 60}
         try:
             engine = create_engine(url, **kwargs)
