@@ -17,12 +17,18 @@ _KEEP = {
     "CN_LICENCE_PLATE": (2, 1),
     "CN_USCC": (4, 2),
 }
-_SEPARATORS = re.compile(r"[\s\-－—.·•:：/()（）+＋]")
+_SEPARATORS = frozenset(" \t\n\r\u3000-－—.·•:：/()（）+＋")
 
 
 def _mask_keep(value: str, first: int, last: int, star: str = "*") -> str:
     """Mask every significant character except the first/last ones; separators are kept as written."""
-    positions = [i for i, ch in enumerate(value) if not _SEPARATORS.match(ch)]
+    seps = _SEPARATORS
+    if not any(ch in seps for ch in value):  # the common case: no separators, plain slicing
+        n = len(value)
+        if n <= first + last:
+            first, last = min(first, n // 3), min(last, n // 3)
+        return value[:first] + star * (n - first - last) + (value[n - last :] if last else "")
+    positions = [i for i, ch in enumerate(value) if ch not in seps]
     n = len(positions)
     if n <= first + last:
         first, last = min(first, n // 3), min(last, n // 3)
