@@ -84,5 +84,3 @@ def html(body: str, head: str = "") -> tuple[int, dict[str, str], bytes]:
 
 def text(status: int, body: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "text/plain", **headers}, body.encode()
-
-

@@ -23,7 +23,9 @@ ROBOTS = "User-agent: *\nDisallow: /private\nDisallow: /*.php$\n\nUser-agent: ot
 PI_PAGE = "<p>客户电话 13812345678，邮箱 zhang.san@example.com，身份证 11010519491231002X</p>"
 
 
-def crawl(urls: list[str], out: Path, *args: str, timeout: float = 60) -> tuple[int, dict[str, Any], list[dict]]:
+def crawl(
+    urls: list[str], out: Path, *args: str, timeout: float = 60
+) -> tuple[int, dict[str, Any], list[dict]]:
     cmd = [PIGUARD, "crawl", *urls, "--out", str(out), "--user-agent", UA, "--min-delay", "0", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
@@ -51,22 +53,31 @@ def _main_routes() -> dict[str, Any]:
     )  # fmt: skip
     return {
         "/robots.txt": text(200, ROBOTS),
-        "/.well-known/tdmrep.json": (200, {"Content-Type": "application/json"},
-                                     b'[{"location": "/reserved/*", "tdm-reservation": 1, '
-                                     b'"tdm-policy": "https://example.org/policy"}]'),  # fmt: skip
+        "/.well-known/tdmrep.json": (
+            200,
+            {"Content-Type": "application/json"},
+            b'[{"location": "/reserved/*", "tdm-reservation": 1, '
+            b'"tdm-policy": "https://example.org/policy"}]',
+        ),  # fmt: skip
         "/": (200, {"Set-Cookie": "session=abc; Path=/"}, f"<html><body>{links}</body></html>".encode()),
         "/pi": html(PI_PAGE),
         "/private/secret": html("SECRET-PRIVATE"),
         "/doc.php": text(200, "SECRET-PDF"),
         "/login": html('<form action="/session/login"><input type="password" name="pw"></form>LOGIN-WALL'),
         "/captcha": html('<div class="g-recaptcha" data-sitekey="x"></div>CAPTCHA-PAGE'),
-        "/paywall": html('<script type="application/ld+json">{"isAccessibleForFree": false}</script>PAYWALLED'),
+        "/paywall": html(
+            '<script type="application/ld+json">{"isAccessibleForFree": false}</script>PAYWALLED'
+        ),
         "/401": (401, {"WWW-Authenticate": "Basic"}, b"AUTH-REQUIRED"),
         "/403": (403, {}, b"FORBIDDEN"),
         "/429": (429, {"Retry-After": "1"}, b"RATE-LIMITED"),
         "/503": (503, {"Retry-After": "1"}, b"UNAVAILABLE"),
         "/tdm-meta": html("TDM-META-RESERVED", '<meta name="tdm-reservation" content="1">'),
-        "/tdm-header": (200, {"Content-Type": "text/html", "tdm-reservation": "1"}, b"<p>TDM-HEADER-RESERVED</p>"),
+        "/tdm-header": (
+            200,
+            {"Content-Type": "text/html", "tdm-reservation": "1"},
+            b"<p>TDM-HEADER-RESERVED</p>",
+        ),
         "/reserved/a": html("TDM-FILE-RESERVED"),
         "/noai": (200, {"Content-Type": "text/html", "X-Robots-Tag": "noai, noimageai"}, b"<p>NOAI-PAGE</p>"),
         "/noindex": html("NOINDEX-PAGE", '<meta name="robots" content="noindex">'),
@@ -88,7 +99,11 @@ def test_zero_requests_to_disallowed_urls(main_crawl: dict) -> None:
     assert main_crawl["rc"] == 0
     assert "/pi" in paths  # the crawl did run
     assert not [p for p in paths if p.startswith("/private") or p.endswith(".php")]
-    refused = {r["url"].removeprefix(main_crawl["base"]) for r in main_crawl["prov"] if r["outcome"] == "refused_robots"}
+    refused = {
+        r["url"].removeprefix(main_crawl["base"])
+        for r in main_crawl["prov"]
+        if r["outcome"] == "refused_robots"
+    }
     assert refused == {"/private/secret", "/doc.php"}
 
 
@@ -121,14 +136,18 @@ def test_tdm_reserved_pages_not_stored(main_crawl: dict) -> None:
     for marker in ("TDM-META-RESERVED", "TDM-HEADER-RESERVED", "TDM-FILE-RESERVED", "NOAI-PAGE"):
         assert marker not in stored
     # noindex is recorded but is not a mining reservation: the page is stored.
-    assert recs["/noindex"]["outcome"] == "stored" and recs["/noindex"]["signals"]["robots_directives"] == ["noindex"]
+    assert recs["/noindex"]["outcome"] == "stored" and recs["/noindex"]["signals"]["robots_directives"] == [
+        "noindex"
+    ]
     assert main_crawl["summary"]["reserved"] == 4
 
 
 def test_pi_masked_at_ingest_and_counted_without_values(main_crawl: dict) -> None:
     rec = by_path(main_crawl["prov"], main_crawl["base"])["/pi"]
     page = (main_crawl["out"] / rec["path"]).read_text()
-    assert "13812345678" not in page and "zhang.san@example.com" not in page and "11010519491231002X" not in page
+    assert (
+        "13812345678" not in page and "zhang.san@example.com" not in page and "11010519491231002X" not in page
+    )
     assert "138****5678" in page
     assert rec["pi"]["masked"] == {"CN_RESIDENT_ID": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
     everything = "".join(p.read_text(errors="replace") for p in main_crawl["out"].rglob("*") if p.is_file())
@@ -154,106 +173,125 @@ def test_honest_client_one_agent_no_cookies(main_crawl: dict) -> None:
     assert not list(main_crawl["out"].rglob(".*.tmp"))  # no half-written files left
 
 
-def test_robots_503_nothing_fetched(tmp_path: Path) -> None:
-    routes = {"/robots.txt": text(503, "down"), "/": html('<a href="/a">a</a>')}
-    with SiteServer(routes) as srv:
-        rc, summary, prov = crawl([srv.base + "/", srv.base + "/a"], tmp_path / "o")
-        assert srv.paths() == ["/robots.txt"]
-    assert rc == 0 and summary["refused_robots"] == 2 and summary["pages_stored"] == 0
-    assert {r["robots"]["kind"] for r in prov} == {"unreachable"}
-
-
-def test_robots_404_allows_all(tmp_path: Path) -> None:
-    routes = {"/robots.txt": text(404, "none"), "/": html('<a href="/private/a">a</a>'), "/private/a": html("ok")}
-    with SiteServer(routes) as srv:
-        rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o")
-        assert "/private/a" in srv.paths()
-    assert summary["pages_stored"] == 2 and {r["robots"]["kind"] for r in prov} == {"unavailable"}
-
-
-def test_robots_redirects_followed_five_hops(tmp_path: Path) -> None:
-    routes: dict[str, Any] = {f"/r{i}": (301, {"Location": f"/r{i + 1}"}, b"") for i in range(1, 5)}
-    routes["/robots.txt"] = (301, {"Location": "/r1"}, b"")
-    routes["/r5"] = text(200, "User-agent: *\nDisallow: /blocked\n")
-    routes["/"] = html('<a href="/blocked">b</a><a href="/ok">o</a>')
-    routes["/ok"] = html("ok")
-    with SiteServer(routes) as srv:
-        _rc, summary, _prov = crawl([srv.base + "/"], tmp_path / "o")
-        paths = srv.paths()
-    assert "/r5" in paths and "/ok" in paths and "/blocked" not in paths
-    assert summary["refused_robots"] == 1
-
-
-def test_robots_redirect_loop_is_disallow_all(tmp_path: Path) -> None:
-    routes = {"/robots.txt": (302, {"Location": "/loop"}, b""), "/loop": (302, {"Location": "/robots.txt"}, b""),
-              "/": html("never")}  # fmt: skip
-    with SiteServer(routes) as srv:
-        _rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o")
-        paths = srv.paths()
-    assert "/" not in paths and len(paths) == 6  # the original request + 5 redirects, then stop
-    assert prov[0]["robots"]["error"] == "too_many_redirects" and summary["pages_stored"] == 0
-
-
-def test_oversized_and_malformed_robots(tmp_path: Path) -> None:
-    big = b"User-agent: *\nDisallow: /secret\n\xff\xfe garbage \x00\n" + b"# filler line\n" * 250_000  # ~3.5 MB
-    big += b"Disallow: /late\n"  # beyond 500 KiB: not parsed
-    routes = {"/robots.txt": (200, {"Content-Type": "text/plain"}, big),
-              "/": html('<a href="/secret/x">s</a><a href="/late">l</a>'), "/late": html("late")}  # fmt: skip
-    with SiteServer(routes) as srv:
-        _rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o")
-        paths = srv.paths()
-    assert "/secret/x" not in paths and "/late" in paths
-    rec = next(r for r in prov if r["url"].endswith("/late"))
-    assert rec["robots"]["truncated"] is True and summary["pages_stored"] == 2
-
-
 def _hang(h: Handler) -> None:
-    time.sleep(5)  # longer than the crawl's --timeout
+    time.sleep(4)  # longer than the crawl's --timeout
 
 
-def test_timeouts_bounded_and_recorded(tmp_path: Path) -> None:
-    routes = {"/robots.txt": text(200, "User-agent: *\nAllow: /\n"), "/": html('<a href="/slow">s</a><a href="/fast">f</a>'),
-              "/slow": _hang, "/fast": html("fast")}  # fmt: skip
-    with SiteServer(routes) as srv:
-        t0 = time.monotonic()
-        rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o", "--timeout", "1")
-        took = time.monotonic() - t0
-    recs = by_path(prov, srv.base)
-    assert rc == 0 and recs["/slow"]["outcome"] == "error" and "Timeout" in recs["/slow"]["error"]
-    assert recs["/fast"]["outcome"] == "stored" and took < 20
-
-
-def test_robots_unanswered_is_disallow_all(tmp_path: Path) -> None:
-    routes = {"/robots.txt": _hang, "/": html("never")}
-    with SiteServer(routes) as srv:
-        _rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o", "--timeout", "1")
-        assert srv.paths() == ["/robots.txt"]
-    assert summary["refused_robots"] == 1 and prov[0]["robots"]["kind"] == "unreachable"
-
-
-def test_size_cap_guards_huge_response(tmp_path: Path) -> None:
+def _huge(h: Handler) -> None:
+    # Streams without a Content-Length, far past the crawl's 64 KiB cap (a stand-in for a 1 GB body).
+    h.send_response(200)
+    h.send_header("Content-Type", "text/html")
+    h.send_header("Connection", "close")
+    h.end_headers()
     chunk = b"<p>" + b"x" * 1021 + b"</p>"
+    try:
+        for _ in range(4096):
+            h.wfile.write(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
-    def huge(h: Handler) -> None:
-        # Claims 1 GB without a Content-Length (chunk-free streaming); the crawler must cut it off.
-        h.send_response(200)
-        h.send_header("Content-Type", "text/html")
-        h.send_header("Connection", "close")
-        h.end_headers()
-        try:
-            for _ in range(4096):  # up to 4 MB, far over the 64 KiB cap
-                h.wfile.write(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
-    routes = {"/robots.txt": text(200, ""), "/": html('<a href="/huge">h</a><a href="/small">s</a>'),
-              "/huge": huge, "/small": html("small")}  # fmt: skip
-    with SiteServer(routes) as srv:
-        rc, _summary, prov = crawl([srv.base + "/"], tmp_path / "o", "--max-bytes", "65536")
-    recs = by_path(prov, srv.base)
-    assert rc == 0 and recs["/huge"]["outcome"] == "error" and recs["/huge"]["error"] == "size_cap_exceeded"
-    assert recs["/small"]["outcome"] == "stored"
-    assert all("xxxxxxxx" not in p.read_text() for p in (tmp_path / "o" / "pages").glob("*.txt"))
+def _robots_edge_sites() -> dict[str, dict[str, Any]]:
+    redirects: dict[str, Any] = {f"/r{i}": (301, {"Location": f"/r{i + 1}"}, b"") for i in range(1, 5)}
+    big = (
+        b"User-agent: *\nDisallow: /secret\n\xff\xfe garbage \x00\n" + b"# filler line\n" * 250_000
+    )  # ~3.5 MB
+    big += b"Disallow: /late\n"  # beyond 500 KiB: not parsed
+    return {
+        "r503": {"/robots.txt": text(503, "down"), "/": html('<a href="/a">a</a>'), "/a": html("a")},
+        "r404": {"/robots.txt": text(404, "none"), "/": html('<a href="/private/a">a</a>'), "/private/a": html("ok")},
+        "redirect": {
+            **redirects, "/robots.txt": (301, {"Location": "/r1"}, b""),
+            "/r5": text(200, "User-agent: *\nDisallow: /blocked\n"),
+            "/": html('<a href="/blocked">b</a><a href="/ok">o</a>'), "/ok": html("ok"), "/blocked": html("no"),
+        },
+        "loop": {"/robots.txt": (302, {"Location": "/loop"}, b""), "/loop": (302, {"Location": "/robots.txt"}, b""),
+                 "/": html("never")},
+        "big": {"/robots.txt": (200, {"Content-Type": "text/plain"}, big),
+                "/": html('<a href="/secret/x">s</a><a href="/late">l</a>'), "/late": html("late")},
+        "unanswered": {"/robots.txt": _hang, "/": html("never")},
+        "edge": {"/robots.txt": text(200, "User-agent: *\nAllow: /\n"),
+                 "/": html('<a href="/slow">s</a><a href="/fast">f</a><a href="/huge">h</a><a href="/bad">b</a>'),
+                 "/slow": _hang, "/fast": html("fast"), "/huge": _huge,
+                 "/bad": (200, {"Content-Type": "text/html; charset=utf-8"}, b"<p>\xff\xfe broken <b><i></p></div>")},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def edge_crawl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One crawl over seven servers (seven origins), each misbehaving in its own way."""
+    out = tmp_path_factory.mktemp("edge") / "out"
+    servers = {name: SiteServer(routes) for name, routes in _robots_edge_sites().items()}
+    for srv in servers.values():
+        srv.__enter__()
+    try:
+        t0 = time.monotonic()
+        rc, summary, prov = crawl([srv.base + "/" for srv in servers.values()], out, "--timeout", "1",
+                                  "--max-bytes", "65536")  # fmt: skip
+        took = time.monotonic() - t0
+    finally:
+        for srv in servers.values():
+            srv.__exit__()
+    recs = {(name, r["url"].removeprefix(srv.base)): r for name, srv in servers.items() for r in prov
+            if r["url"].startswith(srv.base + "/")}  # fmt: skip
+    return {"rc": rc, "summary": summary, "recs": recs, "logs": {n: s.paths() for n, s in servers.items()},
+            "out": out, "took": took}  # fmt: skip
+
+
+def test_robots_503_nothing_fetched(edge_crawl: dict) -> None:
+    assert edge_crawl["logs"]["r503"] == ["/robots.txt"]
+    rec = edge_crawl["recs"][("r503", "/")]
+    assert rec["outcome"] == "refused_robots" and rec["robots"]["kind"] == "unreachable"
+    assert rec["robots"]["status"] == 503
+
+
+def test_robots_404_allows_all(edge_crawl: dict) -> None:
+    assert "/private/a" in edge_crawl["logs"]["r404"]
+    rec = edge_crawl["recs"][("r404", "/private/a")]
+    assert rec["outcome"] == "stored" and rec["robots"]["kind"] == "unavailable"
+
+
+def test_robots_redirects_followed_five_hops(edge_crawl: dict) -> None:
+    paths = edge_crawl["logs"]["redirect"]
+    assert paths[:6] == ["/robots.txt", "/r1", "/r2", "/r3", "/r4", "/r5"]
+    assert "/ok" in paths and "/blocked" not in paths
+    assert edge_crawl["recs"][("redirect", "/blocked")]["outcome"] == "refused_robots"
+
+
+def test_robots_redirect_loop_is_disallow_all(edge_crawl: dict) -> None:
+    paths = edge_crawl["logs"]["loop"]
+    assert "/" not in paths and len(paths) == 6  # the first request + 5 redirects followed, then stop
+    assert edge_crawl["recs"][("loop", "/")]["robots"]["error"] == "too_many_redirects"
+
+
+def test_oversized_and_malformed_robots(edge_crawl: dict) -> None:
+    paths = edge_crawl["logs"]["big"]
+    assert "/secret/x" not in paths and "/late" in paths
+    assert edge_crawl["recs"][("big", "/late")]["robots"]["truncated"] is True
+
+
+def test_robots_unanswered_is_disallow_all(edge_crawl: dict) -> None:
+    assert edge_crawl["logs"]["unanswered"] == ["/robots.txt"]
+    assert edge_crawl["recs"][("unanswered", "/")]["robots"]["kind"] == "unreachable"
+
+
+def test_timeouts_bounded_and_recorded(edge_crawl: dict) -> None:
+    recs = edge_crawl["recs"]
+    assert edge_crawl["rc"] == 0 and edge_crawl["took"] < 45
+    assert recs[("edge", "/slow")]["outcome"] == "error" and "Timeout" in recs[("edge", "/slow")]["error"]
+    assert recs[("edge", "/fast")]["outcome"] == "stored"
+
+
+def test_size_cap_guards_huge_response(edge_crawl: dict) -> None:
+    rec = edge_crawl["recs"][("edge", "/huge")]
+    assert rec["outcome"] == "error" and rec["error"] == "size_cap_exceeded"
+    assert all("xxxxxxxx" not in p.read_text() for p in (edge_crawl["out"] / "pages").glob("*.txt"))
+
+
+def test_invalid_html_and_bytes_still_stored(edge_crawl: dict) -> None:
+    rec = edge_crawl["recs"][("edge", "/bad")]
+    assert rec["outcome"] == "stored" and "broken" in (edge_crawl["out"] / rec["path"]).read_text()
+    assert not list(edge_crawl["out"].rglob(".*.tmp"))
 
 
 def test_crawl_delay_honoured(tmp_path: Path) -> None:
@@ -268,26 +306,30 @@ def test_crawl_delay_honoured(tmp_path: Path) -> None:
     assert min(gaps) >= 0.28, gaps
 
 
-def test_licence_lets_reserved_pages_be_stored(tmp_path: Path) -> None:
-    routes = {"/robots.txt": text(200, ""), "/": html("LICENSED-RESERVED", '<meta name="tdm-reservation" content="1">')}
+def test_licence_and_pi_policy_options(tmp_path: Path) -> None:
+    routes = {"/robots.txt": text(200, ""),
+              "/": html('LICENSED-RESERVED <a href="/pi">pi</a>', '<meta name="tdm-reservation" content="1">'),
+              "/pi": html(PI_PAGE)}  # fmt: skip
     with SiteServer(routes) as srv:
-        _rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o", "--tdm-licence", "contract 2026-17")
-    assert summary["pages_stored"] == 1 and prov[0]["tdm_licence"] == "contract 2026-17"
-    assert "LICENSED-RESERVED" in stored_texts(tmp_path / "o")
-
-
-def test_pi_policy_drop_and_keep(tmp_path: Path) -> None:
-    routes = {"/robots.txt": text(200, ""), "/": html(PI_PAGE)}
-    with SiteServer(routes) as srv:
-        _rc, _s, prov = crawl([srv.base + "/"], tmp_path / "o", "--pi-policy", "PHONE_NUMBER=drop,EMAIL_ADDRESS=keep")
-    page = stored_texts(tmp_path / "o")
+        _rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o", "--tdm-licence", "contract 2026-17",
+                                   "--pi-policy", "PHONE_NUMBER=drop,EMAIL_ADDRESS=keep")  # fmt: skip
+    recs = by_path(prov, srv.base)
+    assert summary["pages_stored"] == 2 and recs["/"]["tdm_licence"] == "contract 2026-17"
+    assert "LICENSED-RESERVED" in (tmp_path / "o" / recs["/"]["path"]).read_text()
+    page = (tmp_path / "o" / recs["/pi"]["path"]).read_text()
     assert "138" not in page and "zhang.san@example.com" in page and "11010519491231002X" not in page
-    assert prov[0]["pi"]["dropped"] == {"PHONE_NUMBER": 1} and prov[0]["pi"]["kept"] == {"EMAIL_ADDRESS": 1}
+    assert recs["/pi"]["pi"]["dropped"] == {"PHONE_NUMBER": 1} and recs["/pi"]["pi"]["kept"] == {
+        "EMAIL_ADDRESS": 1
+    }
 
 
 @pytest.mark.parametrize(
     "ua,why",
-    [("", "required"), ("Mozilla/5.0 (Windows NT 10.0) Chrome/120", "product token"), ("mybot/1.0", "contact")],
+    [
+        ("", "required"),
+        ("Mozilla/5.0 (Windows NT 10.0) Chrome/120", "product token"),
+        ("mybot/1.0", "contact"),
+    ],
 )
 def test_refuses_to_start_without_honest_user_agent(tmp_path: Path, ua: str, why: str) -> None:
     with SiteServer({}) as srv:
