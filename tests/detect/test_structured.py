@@ -339,3 +339,15 @@ def test_uscc_checksum_matches_stdnum() -> None:
     d = pl.Series(values)
     _, _, ok = _checksums(d, d.str.len_bytes().to_numpy(), d.str.contains(r"^[0-9]+$").to_numpy())
     assert ok.tolist() == [uscc.is_valid(v) for v in values]
+
+
+def test_very_long_single_line_keeps_exact_offsets_and_context() -> None:
+    unit = '{"phone":"13812345678","ref":"订单号13912345678","mail":"a.b@example.com"},'
+    text = "首行 身份证" + ID18 + "\n" + unit * 2000 + "\n末行 手机１３７１２３４５６７８"  # ~150 KB line
+    found = scan_text(text, registry=REG)
+    values = [(f.entity, text[f.start : f.end]) for f in found]
+    assert values.count(("PHONE_NUMBER", "13812345678")) == 2000
+    assert values.count(("EMAIL_ADDRESS", "a.b@example.com")) == 2000
+    assert ("PHONE_NUMBER", "13912345678") not in values  # after 订单号: below the default threshold
+    assert values[0] == ("CN_RESIDENT_ID", ID18) and values[-1] == ("PHONE_NUMBER", "１３７１２３４５６７８")
+    assert found[-1].line == 3

@@ -12,6 +12,7 @@ whole alternation at roughly 200 MB/s, which is why the candidate pass goes thro
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -488,11 +489,58 @@ def _locate(text: str) -> pl.DataFrame:
     frame = frame.with_columns(
         lcs=(pl.col("l").str.len_chars() + 1).cum_sum() - (pl.col("l").str.len_chars() + 1),
         lbs=(pl.col("l").str.len_bytes() + 1).cum_sum() - (pl.col("l").str.len_bytes() + 1),
-        t=pl.col("l").str.extract_all(CANDIDATE_PATTERN),
     )
+    long = frame["l"].str.len_bytes() > _LONG_LINE_BYTES
+    if not long.any():
+        return _locate_lines(frame, text)
+    parts = [_locate_lines(frame.filter(~long), text), _locate_long(frame.filter(long))]
+    return pl.concat([p for p in parts if p.height], how="vertical_relaxed").sort("start")
+
+
+# Above this, a line is scanned by Python's regex engine with exact offsets: the per-line literal search
+# would rescan the line from its start for every token (quadratic in a huge single-line file).
+_LONG_LINE_BYTES = 64 * 1024
+_CONTEXT_REACH = 64  # characters of a long line kept before a token: more than any context window
+
+
+@cache
+def _candidate_re() -> re.Pattern[str]:
+    return re.compile(CANDIDATE_PATTERN)
+
+
+def _locate_long(frame: pl.DataFrame) -> pl.DataFrame:
+    """Tokens of very long lines, each with a short excerpt of its line as ``l`` (enough for the
+    context window and the character after the token)."""
+    rx = _candidate_re()
+    li, ls, lcs, ts, starts, cils = [], [], [], [], [], []
+    for line_no, line, line_start in frame.select("li", "l", "lcs").iter_rows():
+        for m in rx.finditer(line):
+            s, e = m.span()
+            ws = max(0, s - _CONTEXT_REACH)
+            li.append(line_no)
+            ls.append(line[ws : e + 1])
+            lcs.append(line_start + ws)
+            ts.append(m.group())
+            starts.append(line_start + s)
+            cils.append(s - ws)
+    return pl.DataFrame(
+        {"li": li, "l": ls, "lcs": lcs, "t": ts, "start": starts, "cil": cils},
+        schema={
+            "li": pl.UInt32,
+            "l": pl.String,
+            "lcs": pl.Int64,
+            "t": pl.String,
+            "start": pl.Int64,
+            "cil": pl.Int64,
+        },
+    )
+
+
+def _locate_lines(frame: pl.DataFrame, text: str) -> pl.DataFrame:
+    frame = frame.with_columns(t=pl.col("l").str.extract_all(CANDIDATE_PATTERN))
     toks = frame.filter(pl.col("t").list.len() > 0).explode("t")
     if toks.height == 0:
-        return toks.with_columns(cil=pl.lit(0, dtype=pl.Int64), start=pl.lit(0, dtype=pl.Int64)).drop("lbs")
+        return toks.with_columns(start=pl.lit(0, dtype=pl.Int64), cil=pl.lit(0, dtype=pl.Int64)).drop("lbs")
     toks = toks.with_columns(bpos=pl.col("l").str.find(pl.col("t"), literal=True).cast(pl.Int64))
     prev_end = (pl.col("bpos") + pl.col("t").str.len_bytes()).shift(1)
     toks = toks.with_columns(
