@@ -22,6 +22,7 @@ from importlib import resources
 
 import yaml
 
+from piguard.detect._fastre import finditer_spans
 from piguard.detect.structured import RawHit
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
@@ -30,12 +31,12 @@ _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
 @dataclass(frozen=True)
 class _Data:
     places: frozenset[str]
-    max_place: int
+    place_lengths: tuple[int, ...]
     rx_zh: re.Pattern[str]
     rx_unit: re.Pattern[str]
     rx_cue: re.Pattern[str]
     rx_cue_before: re.Pattern[str]
-    rx_en: re.Pattern[str]
+    en_pattern: str  # Rust regex syntax (run through polars only)
 
 
 def _lines(name: str) -> list[str]:
@@ -94,20 +95,23 @@ def _data() -> _Data:
     sfx = "|".join(re.escape(s) for s in sorted(set(suffixes), key=len, reverse=True))
     st = "|".join(states)
     cap = r"[A-Z][A-Za-z'\-]+"
-    rx_en = re.compile(
-        rf"(?<![\w#])\d{{1,6}}[A-Za-z]?\s+(?:(?:[NSEW]|North|South|East|West)\.?\s+)?(?:{cap}\s+){{0,3}}(?:{sfx})\b\.?"
-        rf"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#|Room|Fl\.?|Floor)\s*[\w\-]+)?"
-        rf"(?:,\s*(?:{cap}\s+){{0,2}}{cap}(?:,\s*(?:{st})\s+\d{{5}}(?:-\d{{4}})?)?)?"
+    # ASCII classes only (spaces, not any Unicode space): Rust's DFA then stays small and fast.
+    sp = r"[ \t]+"
+    en_pattern = (
+        rf"[0-9]{{1,6}}[A-Za-z]?{sp}(?:(?:[NSEW]|North|South|East|West)\.?{sp})?(?:{cap}{sp}){{0,3}}"
+        rf"(?:{sfx})(?:\.|(?-u:\b))"
+        rf"(?:,?{sp}(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#|Room|Fl\.?|Floor)[ \t]*[A-Za-z0-9\-]+)?"
+        rf"(?:,[ \t]*(?:{cap}{sp}){{0,2}}{cap}(?:,[ \t]*(?:{st}){sp}[0-9]{{5}}(?:-[0-9]{{4}})?)?)?"
     )
     places = gazetteer()
     return _Data(
         places=places,
-        max_place=max(len(p) for p in places),
+        place_lengths=tuple(sorted({len(p) for p in places}, reverse=True)),
         rx_zh=rx_zh,
         rx_unit=re.compile(unit),
         rx_cue=rx_cue,
         rx_cue_before=rx_cue_before,
-        rx_en=rx_en,
+        en_pattern=en_pattern,
     )
 
 
@@ -124,14 +128,16 @@ class AddressDetector:
     def find(self, text: str) -> list[RawHit]:
         d = _data()
         hits: list[RawHit] = []
-        for m in d.rx_zh.finditer(text):
-            hit = self._zh_hit(d, text, m.start(), m.end())
+        for s, e in finditer_spans(text, d.rx_zh.pattern):
+            hit = self._zh_hit(d, text, s, e)
             if hit is not None:
                 hits.append(hit)
         if re.search(r"\d\s+[A-Z]", text):
-            for m in d.rx_en.finditer(text):
-                s, e = m.span()
-                conf = 0.8 if re.search(r"\d{5}(?:-\d{4})?$", m.group(0)) or "," in m.group(0) else 0.65
+            for s, e in finditer_spans(text, d.en_pattern):
+                if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "#_"):
+                    continue
+                value = text[s:e]
+                conf = 0.8 if re.search(r"\d{5}(?:-\d{4})?$", value) or "," in value else 0.65
                 if d.rx_cue_before.search(text[max(0, s - 20) : s]):
                     conf = min(1.0, conf + 0.1)
                 hits.append(RawHit("ADDRESS", s, e, conf, self.name))
@@ -143,8 +149,9 @@ class AddressDetector:
         has_house = (bool(units) and sum(len(u) for u in units) < e - s) or not units
         # Where does the address really start? At a known place inside the first unit, else after a cue.
         start = -1
+        places = d.places
         for p in range(s, max(first_unit_end - 1, s + 1)):
-            if any(text[p : p + n] in d.places for n in range(d.max_place, 1, -1) if p + n <= e):
+            if any(text[p : p + n] in places for n in d.place_lengths if p + n <= e):
                 start = p
                 break
         cue_before = bool(d.rx_cue_before.search(text[max(0, s - 12) : s]))

@@ -19,6 +19,7 @@ Data files: ``data/names.yaml`` (context words, titles, stop characters, given-n
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -27,14 +28,14 @@ from importlib import resources
 import yaml
 
 from piguard.detect import _lac
+from piguard.detect._fastre import finditer_spans
 from piguard.detect.structured import RawHit
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
 _IS_CJK = re.compile(f"[{_CJK}]")
 # Characters that often spell foreign names in Chinese transliteration (斯帕莱蒂, 贝克汉姆, 玛丽亚).
 _TRANSLIT = (
-    "斯尔克特姆娜莉丝德维拉卡罗尼亚贝汉森奥格里伯诺夫基科马兰登布"
-    "蒂莱帕瓦纳托佩雷兹埃菲迪索塞恩赫曼乔琼"
+    "斯尔克特姆娜莉丝德维拉卡罗尼亚贝汉森奥格里伯诺夫基科马兰登布蒂莱帕瓦纳托佩雷兹埃菲迪索塞恩赫曼乔琼"
 )
 
 
@@ -80,15 +81,13 @@ def _data() -> _Data:
     surname_class = "".join(single)
     ctx_zh = _alt(raw["context_zh"])
     # A context word, an optional separator, then the start of the name (checked in Python).
-    rx_ctx_zh = re.compile(rf"(?:{ctx_zh})(?:[:：]|\s|是|为|叫|（|\()?\s*(?=[{_CJK}])")
+    rx_ctx_zh = re.compile(rf"(?:{ctx_zh})(?:[:：]|\s|是|为|叫|（|\()?\s*")
     rx_title = re.compile(rf"(?:{_alt(list(titles))})")
     cap = r"[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+(?:['\-][A-Z\u00c0-\u00de]?[a-z\u00df-\u00ff]+)?"
-    rx_en = re.compile(rf"(?<![\w.])({cap})(?:\s+([A-Z])\.?)?\s+({cap})(?![\w])")
+    rx_en = re.compile(rf"({cap})(?:\s+([A-Z])\.?)?\s+({cap})")
     rx_ctx_en = re.compile(rf"(?i)(?<![a-z])(?:{_alt(raw['context_en'])})\.?\s*[:：#]?\s*$")
-    given_class = "".join(sorted(given - stop))
-    rx_gate = re.compile(
-        rf"(?:{_alt(compound)}|[{surname_class}])[{given_class}]|[{_TRANSLIT}]{{2}}[{_TRANSLIT}·]"
-    )
+    # Where the model may find a name: a surname and another Chinese character, or transliteration.
+    rx_gate = re.compile(rf"(?:{_alt(compound)}|[{surname_class}])[{_CJK}]|[{_TRANSLIT}]{{2}}")
     return _Data(
         surnames=frozenset(single),
         compound=frozenset(compound),
@@ -115,8 +114,11 @@ def _surname_len(d: _Data, text: str, i: int) -> int:
     return 1 if text[i : i + 1] in d.surnames else 0
 
 
-def _name_after_context(d: _Data, text: str, i: int) -> int:
-    """End of a Chinese name starting at ``i`` after a strong cue, or -1."""
+def _name_after_context(d: _Data, text: str, i: int, strong: bool) -> int:
+    """End of a Chinese name starting at ``i`` after a context word, or -1.
+
+    After a label with a separator (姓名：) any given name is taken; after a bare role word (客户来修车) the
+    surname must not be a function word and the given name must look like one."""
     s = _surname_len(d, text, i)
     if not s:
         return -1
@@ -124,6 +126,12 @@ def _name_after_context(d: _Data, text: str, i: int) -> int:
     n = len(text)
     if j >= n or not _cjk(text[j]) or text[j] in d.stop:
         return -1
+    if not strong:
+        if s == 1 and text[i] in d.stop:
+            return -1
+        bounded1 = j + 1 >= n or not _cjk(text[j + 1])
+        if text[j] not in d.given and not bounded1:
+            return -1
     j += 1
     if j < n and _cjk(text[j]) and text[j] not in d.stop:
         bounded = j + 1 >= n or not _cjk(text[j + 1]) or text[j + 1] in d.stop
@@ -135,12 +143,14 @@ def _name_after_context(d: _Data, text: str, i: int) -> int:
 
 def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for m in d.rx_ctx_zh.finditer(text):
-        end = _name_after_context(d, text, m.end())
+    for cs, ce in finditer_spans(text, d.rx_ctx_zh.pattern):
+        strong = (ce > cs and text[ce - 1] in _SEPARATORS) or text[cs:ce].rstrip().endswith(
+            ("是", "为", "叫")
+        )
+        end = _name_after_context(d, text, ce, strong)
         if end > 0:
-            hits.append(RawHit("PERSON", m.end(), end, 0.9, name))
-    for m in d.rx_title.finditer(text):
-        t = m.start()
+            hits.append(RawHit("PERSON", ce, end, 0.9 if strong else 0.8, name))
+    for t, _ in finditer_spans(text, d.rx_title.pattern):
         best = -1
         for length in (4, 3, 2):
             s = t - length
@@ -153,9 +163,10 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
             if not all(_cjk(c) and c not in d.stop for c in given):
                 continue
             before_ok = s == 0 or not _cjk(text[s - 1]) or text[s - 1] in d.stop
-            if len(given) == 2 and not (all(c in d.given for c in given) or before_ok):
+            # Given names before a title must look like given names (邵老师 has none; 但邵老师 is not a name).
+            if not all(c in d.given for c in given) and not (len(given) == 1 and before_ok):
                 continue
-            if not before_ok and not all(c in d.given for c in given):
+            if not before_ok and sl == 1 and text[s] in d.stop:
                 continue
             best = s
             break
@@ -166,7 +177,13 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
 
 def _english_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for m in d.rx_en.finditer(text):
+    n = len(text)
+    for s, e in finditer_spans(text, d.rx_en.pattern):
+        if (s > 0 and (text[s - 1].isalnum() or text[s - 1] == ".")) or (e < n and text[e].isalnum()):
+            continue
+        m = d.rx_en.fullmatch(text, s, e)
+        if m is None:
+            continue
         first, last = m.group(1), m.group(3)
         f_known, l_known = first in d.en_first, last in d.en_last
         cue = bool(d.rx_ctx_en.search(text[max(0, m.start() - 24) : m.start()]))
@@ -183,8 +200,23 @@ def _english_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     return hits
 
 
-_CLAUSE = re.compile(r"[^。！？!?；;\n|]+")
+_CLAUSE_REACH = 200  # a clause longer than this is cut for the model's sake
+_SEPARATORS = ":：(（ \t"
+_ENDERS = "。！？!?；;\n|"
+_CLAUSE_END = re.compile(f"[{re.escape(_ENDERS)}]")
+
+
+def _clause_around(text: str, i: int) -> tuple[int, int]:
+    lo = max(0, i - _CLAUSE_REACH)
+    start = max(max(text.rfind(c, lo, i) for c in _ENDERS) + 1, lo)
+    m = _CLAUSE_END.search(text, i, i + _CLAUSE_REACH)
+    return start, (m.start() if m else min(len(text), i + _CLAUSE_REACH))
+
+
 _WINDOW = 10  # characters of context on each side of a gated candidate handed to the model
+# The model reads at most this share of a text (but always a short sentence whole): it runs ~0.1 MB/s.
+_BUDGET_SHARE = 0.015
+_MIN_BUDGET = 256
 
 
 def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | None:
@@ -203,6 +235,22 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
     cjk = sum(1 for c in span if _cjk(c))
     if cjk < 2 and not (cjk == 0 and len(span) >= 3):
         return None
+    if cjk == len(span):
+        if span.endswith("某") or span.endswith("氏"):
+            return None  # 李某 / 王氏: an anonymised or clan reference, not a name
+        while len(span) > 2 and span[-1] in d.stop and _surname_len(d, span, 0):
+            span = span[:-1]
+            e -= 1
+        # The model often stops a three-character name one short (刘诗|民，): take a given-name character
+        # that ends the phrase.
+        n = len(text)
+        short_by_one = len(span) == 2 and _surname_len(d, span, 0) == 1 and e < n and text[e] in d.given
+        if short_by_one and (e + 1 >= len(text) or not _cjk(text[e + 1]) or text[e + 1] in d.stop):
+            span = text[s : e + 1]
+            e += 1
+        # Two characters without a surname are mostly ordinary words the model mistook (银行, 全国).
+        if len(span) == 2 and not _surname_len(d, span, 0) and not all(c in _TRANSLIT for c in span):
+            return None
     # Team fixtures ("卡利亚里vs森普多利亚") and names inside book/film titles are not people.
     if "vs" in text[max(0, s - 3) : s].lower() or "vs" in text[e : e + 3].lower():
         return None
@@ -230,23 +278,15 @@ class NameDetector:
         return hits
 
     def _model_hits(self, d: _Data, text: str, cue_hits: list[RawHit]) -> list[RawHit]:
-        if not d.rx_gate.search(text):
+        gates = finditer_spans(text, d.rx_gate.pattern)
+        if not gates:
             return []
         lac = _lac.load()
         if lac is None:
             return []
-        covered = sorted((h.start, h.end) for h in cue_hits)
-        windows: list[tuple[int, int]] = []
-        for cm in _CLAUSE.finditer(text):
-            cs, ce = cm.span()
-            if any(s < ce and e > cs for s, e in covered):
-                continue  # a cue already explained this clause
-            for g in d.rx_gate.finditer(text, cs, ce):
-                ws, we = max(cs, g.start() - _WINDOW), min(ce, g.end() + _WINDOW)
-                if windows and ws <= windows[-1][1]:
-                    windows[-1] = (windows[-1][0], max(we, windows[-1][1]))
-                else:
-                    windows.append((ws, we))
+        # A sentence is read whole; a longer text only in windows around its most name-like places.
+        short = len(text) <= _MIN_BUDGET
+        windows = [(0, len(text))] if short else self._windows(d, text, gates, cue_hits)
         if not windows:
             return []
         out: list[RawHit] = []
@@ -259,3 +299,44 @@ class NameDetector:
                 conf = 0.75 if _surname_len(d, text, s2) else 0.65
                 out.append(RawHit("PERSON", s2, e2, conf, self.name))
         return out
+
+    def _windows(
+        self, d: _Data, text: str, gates: list[tuple[int, int]], cue_hits: list[RawHit]
+    ) -> list[tuple[int, int]]:
+        """Short windows around the most name-like places, within the budget; clauses a cue explained are
+        skipped (the rules already read them)."""
+        covered = sorted((h.start, h.end) for h in cue_hits)
+        cov_starts = [c[0] for c in covered]
+        scored: list[tuple[int, int, int]] = []
+        n = len(text)
+        for gs, ge in gates:
+            score = 0
+            if text[ge - 1] in d.given:
+                score += 2
+            if ge < n and text[ge] in d.given:
+                score += 1
+            if gs == 0 or not _cjk(text[gs - 1]) or text[gs - 1] in d.stop:
+                score += 1
+            scored.append((-score, gs, ge))
+        scored.sort()
+        budget = max(_MIN_BUDGET, int(n * _BUDGET_SHARE))
+        chosen: list[tuple[int, int]] = []
+        used = 0
+        for _, gs, ge in scored:
+            if used >= budget:
+                break
+            cs, ce = _clause_around(text, gs)
+            k = bisect.bisect_left(cov_starts, ce)
+            if k > 0 and covered[k - 1][1] > cs:
+                continue
+            ws, we = max(cs, gs - _WINDOW), min(ce, ge + _WINDOW)
+            chosen.append((ws, we))
+            used += we - ws
+        chosen.sort()
+        merged: list[tuple[int, int]] = []
+        for ws, we in chosen:
+            if merged and ws <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(we, merged[-1][1]))
+            else:
+                merged.append((ws, we))
+        return merged

@@ -15,6 +15,7 @@ from importlib import resources
 
 import yaml
 
+from piguard.detect._fastre import finditer_spans
 from piguard.detect.structured import RawHit
 
 
@@ -30,12 +31,16 @@ class _Rules:
 
 
 def _alternation(words: list[str]) -> str:
-    parts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        esc = re.escape(w.lower())
-        # English terms need word boundaries ('hiv' must not match inside 'archive').
-        parts.append(rf"(?<![a-z]){esc}(?![a-z])" if w[:1].isascii() and w[:1].isalpha() else esc)
-    return "|".join(parts)
+    return "|".join(re.escape(w.lower()) for w in sorted(set(words), key=len, reverse=True))
+
+
+def _bounded(low: str, s: int, e: int) -> bool:
+    # English terms need word boundaries ('hiv' must not match inside 'archive').
+    if not low[s].isascii():
+        return True
+    return not (s > 0 and low[s - 1].isalpha() and low[s - 1].isascii()) and not (
+        e < len(low) and low[e].isalpha() and low[e].isascii()
+    )
 
 
 def load_rules(text: str | None = None) -> _Rules:
@@ -53,7 +58,12 @@ def load_rules(text: str | None = None) -> _Rules:
         confidence_with_cue=float(raw["confidence_with_cue"]),
         rx_terms=re.compile(_alternation(list(term_entity))),
         term_entity=term_entity,
-        rx_cue=re.compile(_alternation([str(c) for c in raw["person_cues"]])),
+        rx_cue=re.compile(
+            "|".join(
+                rf"(?<![a-z]){re.escape(c.lower())}(?![a-z])" if c[:1].isascii() else re.escape(c)
+                for c in sorted({str(c) for c in raw["person_cues"]}, key=len, reverse=True)
+            )
+        ),
         entities=tuple(raw["categories"]),
     )
 
@@ -77,9 +87,10 @@ class SensitiveContextDetector:
         if len(low) != len(text):
             low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
         hits: list[RawHit] = []
-        for m in r.rx_terms.finditer(low):
-            s, e = m.span()
-            entity = r.term_entity[m.group(0)]
+        for s, e in finditer_spans(low, r.rx_terms.pattern):
+            if not _bounded(low, s, e):
+                continue
+            entity = r.term_entity[low[s:e]]
             before = low[max(0, s - r.window) : s]
             after = low[e : e + r.window]
             cue = r.rx_cue.search(before) or r.rx_cue.search(after)
