@@ -135,6 +135,7 @@ _USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10
 _USCC_VALUE = np.full(256, -1, dtype=np.int64)
 for _i, _c in enumerate(_USCC_ALPHABET):
     _USCC_VALUE[ord(_c)] = _i
+    _USCC_VALUE[ord(_c.lower())] = _i  # compact values keep their case; digits map to themselves
 
 
 def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +164,8 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
         body = m[:, :17].astype(np.int32) - 48
         digits17 = ((body >= 0) & (body <= 9)).all(axis=1)
         expected = _ID_CHECK_BYTES[(body * _ID_W).sum(axis=1) % 11]
-        id_ok[rows] = digits17 & (expected == m[:, 17])
+        last = m[:, 17]
+        id_ok[rows] = digits17 & ((expected == last) | ((expected == 88) & (last == 120)))  # 'X' or 'x'
         # USCC: 18 characters of the GB 32100 alphabet (2 + 6 digits + 10), MOD 31 check character.
         um = _USCC_VALUE[m]
         shape = (um >= 0).all(axis=1) & ((m[:, 2:8] >= 48) & (m[:, 2:8] <= 57)).all(axis=1)
@@ -172,8 +174,6 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
 
 
 _SEPARATORS = [" ", "\t", "-", ".", "(", ")", "/", ":", "+", "·", "•", "・"]
-_LOWER = list("abcdefghijklmnopqrstuvwxyz")
-_UPPER = [c.upper() for c in _LOWER]
 
 
 def _valid_date(expr: pl.Expr, fmt: str) -> pl.Expr:
@@ -308,7 +308,8 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         (~alld & length.is_between(8, 13), has(_PLATE), "CN_LICENCE_PLATE", 0.85, False),
         (pl.col("comma"), ((a <= 90) & (b <= 180)) | ((a <= 180) & (b <= 90)), "GPS_COORDINATE", 0.8, False),
         (
-            length.is_between(6, 20) & (d.str.starts_with("19") | d.str.starts_with("20")),
+            (d.str.starts_with("19") | d.str.starts_with("20"))
+            & ((alld & length.is_between(6, 8)) | n.str.contains("年", literal=True)),
             dob,
             "DATE_OF_BIRTH",
             0.85,
@@ -362,7 +363,7 @@ def _classify_frame(df: pl.DataFrame) -> pl.DataFrame:
     # Only the columns the rules read travel through the per-rule gathers (never the line text).
     df = df.select(
         "n",
-        d=n.str.replace_many(_SEPARATORS, [""] * len(_SEPARATORS)).str.replace_many(_LOWER, _UPPER),
+        d=n.str.replace_many(_SEPARATORS, [""] * len(_SEPARATORS)),
     )
     df = df.with_columns(
         dlen=pl.col("d").str.len_bytes(),
