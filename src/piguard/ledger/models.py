@@ -39,7 +39,7 @@ class Subject(Base):
 class Consent(Base):
     __tablename__ = "ledger_consents"
     id: Mapped[str] = mapped_column(String(120), primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("ledger_subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("ledger_subjects.id"))
     kind: Mapped[str] = mapped_column(String(16))
     purposes: Mapped[list[str]] = mapped_column(JSON)
     recipients: Mapped[list[str]] = mapped_column(JSON)

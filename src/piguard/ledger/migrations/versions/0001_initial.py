@@ -42,7 +42,6 @@ def upgrade() -> None:
             "kind IN ('none','bundled','explicit','separate','guardian')", name="ck_ledger_consents_kind"
         ),
     )
-    op.create_index("ix_ledger_consents_subject_id", "ledger_consents", ["subject_id"])
     op.create_index("ix_ledger_consents_subject_given", "ledger_consents", ["subject_id", "given_at"])
     op.create_table(
         "ledger_purposes",
