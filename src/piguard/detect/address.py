@@ -137,7 +137,8 @@ class AddressDetector:
                 if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "#_"):
                     continue
                 value = text[s:e]
-                conf = 0.8 if re.search(r"\d{5}(?:-\d{4})?$", value) or "," in value else 0.65
+                # A street alone ('2 Way') is weak; a city, a ZIP code or a cue ('ship to') makes an address.
+                conf = 0.8 if re.search(r"\d{5}(?:-\d{4})?$", value) or "," in value else 0.45
                 if d.rx_cue_before.search(text[max(0, s - 20) : s]):
                     conf = min(1.0, conf + 0.1)
                 hits.append(RawHit("ADDRESS", s, e, conf, self.name))

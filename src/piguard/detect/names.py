@@ -56,6 +56,7 @@ class _Data:
     rx_ctx_zh: re.Pattern[str]
     rx_title: re.Pattern[str]
     rx_en: re.Pattern[str]
+    rx_en_token: re.Pattern[str]
     rx_ctx_en: re.Pattern[str]
     rx_gate: re.Pattern[str]
 
@@ -84,7 +85,9 @@ def _data() -> _Data:
     rx_ctx_zh = re.compile(rf"(?:{ctx_zh})(?:[:：]|\s|是|为|叫|（|\()?\s*")
     rx_title = re.compile(rf"(?:{_alt(list(titles))})")
     cap = r"[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+(?:['\-][A-Z\u00c0-\u00de]?[a-z\u00df-\u00ff]+)?"
-    rx_en = re.compile(rf"({cap})(?:\s+([A-Z])\.?)?\s+({cap})")
+    # A run of capitalised words (middle initials allowed); the name is chosen inside it in Python.
+    rx_en = re.compile(rf"{cap}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{cap})+")
+    rx_en_token = re.compile(rf"{cap}|[A-Z]\.?")
     rx_ctx_en = re.compile(rf"(?i)(?<![a-z])(?:{_alt(raw['context_en'])})\.?\s*[:：#]?\s*$")
     # Where the model may find a name: a surname and another Chinese character, or transliteration.
     rx_gate = re.compile(rf"(?:{_alt(compound)}|[{surname_class}])[{_CJK}]|[{_TRANSLIT}]{{2}}")
@@ -99,6 +102,7 @@ def _data() -> _Data:
         rx_ctx_zh=rx_ctx_zh,
         rx_title=rx_title,
         rx_en=rx_en,
+        rx_en_token=rx_en_token,
         rx_ctx_en=rx_ctx_en,
         rx_gate=rx_gate,
     )
@@ -175,28 +179,53 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     return hits
 
 
+def _english_score(d: _Data, first: str, last: str, cue: bool) -> float:
+    f_known, l_known = first in d.en_first, last in d.en_last
+    if f_known and l_known:
+        conf = 0.85
+    elif f_known:
+        conf = 0.55
+    elif l_known:
+        conf = 0.45  # 'Quick Brown': a known surname alone needs a cue
+    else:
+        conf = 0.5 if cue else 0.0
+    if conf and cue:
+        conf = min(1.0, conf + 0.15)
+    return conf
+
+
 def _english_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
     n = len(text)
-    for s, e in finditer_spans(text, d.rx_en.pattern):
-        if (s > 0 and (text[s - 1].isalnum() or text[s - 1] == ".")) or (e < n and text[e].isalnum()):
+    for rs, re_ in finditer_spans(text, d.rx_en.pattern):
+        if (rs > 0 and (text[rs - 1].isalnum() or text[rs - 1] == ".")) or (re_ < n and text[re_].isalnum()):
             continue
-        m = d.rx_en.fullmatch(text, s, e)
-        if m is None:
-            continue
-        first, last = m.group(1), m.group(3)
-        f_known, l_known = first in d.en_first, last in d.en_last
-        cue = bool(d.rx_ctx_en.search(text[max(0, m.start() - 24) : m.start()]))
-        if f_known and l_known:
-            conf = 0.85
-        elif f_known or l_known:
-            conf = 0.6 if (l_known or last not in d.en_first) else 0.45
-        else:
-            conf = 0.5 if cue and not (first.isupper() or last.isupper()) else 0.0
-        if conf and cue:
-            conf = min(1.0, conf + 0.15)
-        if conf >= 0.45:
-            hits.append(RawHit("PERSON", m.start(), m.end(), conf, name))
+        toks = [(m.start(), m.end(), m.group(0)) for m in d.rx_en_token.finditer(text, rs, re_)]
+        i = 0
+        while i < len(toks) - 1:
+            a = toks[i]
+            if len(a[2].rstrip(".")) == 1:
+                i += 1
+                continue
+            j = i + 1
+            if len(toks[j][2].rstrip(".")) == 1 and j + 1 < len(toks):
+                j += 1  # middle initial
+            b = toks[j]
+            if len(b[2].rstrip(".")) == 1 or (a[2] not in d.en_first and b[2] in d.en_first):
+                i += 1  # 'Customer Benjamin Hamilton': the name starts at the known given name
+                continue
+            cue = bool(d.rx_ctx_en.search(text[max(0, a[0] - 24) : a[0]]))
+            conf = _english_score(d, a[2], b[2], cue)
+            if conf >= 0.45:
+                end = b[1]
+                # First Middle Last: a known given name in the middle and a known surname after it.
+                if j + 1 < len(toks) and b[2] in d.en_first and toks[j + 1][2] in d.en_last:
+                    end = toks[j + 1][1]
+                    j += 1
+                hits.append(RawHit("PERSON", a[0], end, conf, name))
+                i = j + 1
+            else:
+                i += 1
     return hits
 
 
@@ -233,8 +262,8 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
     s = text.index(span, s)
     e = s + len(span)
     cjk = sum(1 for c in span if _cjk(c))
-    if cjk < 2 and not (cjk == 0 and len(span) >= 3):
-        return None
+    if cjk < 2:
+        return None  # Latin-script names are the English rules' job
     if cjk == len(span):
         if span.endswith("某") or span.endswith("氏"):
             return None  # 李某 / 王氏: an anonymised or clan reference, not a name

@@ -1,0 +1,96 @@
+"""Person names: Chinese (context words, titles, compound surnames, the LAC model) and English."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from faker import Faker
+
+from piguard.detect import scan_text
+from piguard.detect.names import NameDetector
+
+
+def names_in(text: str, **kw: object) -> list[str]:
+    return [text[f.start : f.end] for f in scan_text(text, entities=["PERSON"], **kw)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("【还款登记】姓名：孙淑华；银行卡号：6225889365368615647", "孙淑华"),
+        ("姓名: 王娜 | 生日: 1998年7月16日", "王娜"),
+        ("用户李璐要求修改资料，手机 13326647505", "李璐"),
+        ("联系人：欧阳娜娜，电话13812345678", "欧阳娜娜"),  # compound surname
+        ("收件人：司马光，地址见附件", "司马光"),
+        ("请张伟先生到三号窗口办理", "张伟"),  # title after the name
+        ("王芳女士的订单已发货", "王芳"),
+        ("对接人杨淑兰，电话15847100472", "杨淑兰"),
+    ],
+)
+def test_chinese_name_after_cue_or_before_title(text: str, name: str) -> None:
+    assert names_in(text) == [name]
+
+
+def test_model_finds_names_without_cues() -> None:
+    text = "彭小军认为，国内银行现在走的是台湾的发卡模式。"
+    assert "彭小军" in names_in(text)
+
+
+def test_model_finds_transliterated_foreign_names() -> None:
+    assert "贝克汉姆" in names_in("贝克汉姆昨天抵达上海。")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "客户来修车，说车停在路边。",  # role word followed by a verb, not a name
+        "学生都很关注个人信用问题。",
+        "院长和各位专家出席了会议。",
+        "王总表示同意。",  # surname + title only: no given name
+        "钱某和李某为政府公务员。",  # anonymised references
+        "卡利亚里vs森普多利亚的比赛将在周日进行。",  # football fixtures
+    ],
+)
+def test_hard_negatives(text: str) -> None:
+    assert names_in(text) == []
+
+
+def test_english_names_with_and_without_cues() -> None:
+    text = "Ticket #8895276: customer Charles Parker called from +49 1512 3457801."
+    assert names_in(text) == ["Charles Parker"]
+    assert names_in("Please forward this to Mary Johnson by Friday.") == ["Mary Johnson"]
+    hits = {f.start: f.confidence for f in scan_text("Dear Mr. John Smith, thanks.", entities=["PERSON"])}
+    assert max(hits.values()) >= 0.9  # the cue raises confidence
+
+
+def test_english_capitalised_words_that_are_not_names() -> None:
+    assert names_in("The Quick Brown fox. Release Notes for Version Control.") == []
+
+
+def test_offsets_into_original_text_and_no_model() -> None:
+    text = "备注：\n姓名：赵敏\n"
+    hits = NameDetector(use_model=False).find(text)
+    assert [(text[h.start : h.end], h.entity) for h in hits] == [("赵敏", "PERSON")]
+
+
+def test_construction_is_cheap_and_data_is_shared() -> None:
+    a, b = NameDetector(), NameDetector()
+    assert a.find("姓名：李雷") == b.find("姓名：李雷")
+
+
+def test_faker_generated_records_recall() -> None:
+    # Names written the way forms and tickets write them, from Faker (not the benchmark corpus).
+    fz, fe = Faker("zh_CN"), Faker("en_US")
+    fz.seed_instance(7)
+    fe.seed_instance(7)
+    rnd = random.Random(7)
+    found = total = 0
+    for _ in range(150):
+        zh, en = fz.name(), fe.first_name() + " " + fe.last_name()
+        cue = rnd.choice(["姓名：", "联系人：", "收件人", "客户", "申请人："])
+        text = f"{cue}{zh}，电话{fz.phone_number()}。Customer {en} called."
+        got = names_in(text)
+        found += (zh in got) + (en in got)
+        total += 2
+    assert found / total >= 0.95
