@@ -296,8 +296,9 @@ def _is_html(response: Response) -> bool:
 
 class PiguardPacingMiddleware:
     """Per-host pacing at the edge of the downloader (order 950: last before the wire, first to see the raw
-    response). One request per host at a time; the next may start ``interval`` after the previous one
-    started (reserved in the pacer, shared through Redis in distributed mode) and after it ended. A 5xx
+    response). At most CONCURRENT_REQUESTS_PER_DOMAIN requests per host at a time (piguard's default: one);
+    each may start ``interval`` after the previous one started (reserved in the pacer, shared through Redis
+    in distributed mode) and, with one at a time, after the previous one ended. A 5xx
     doubles the host's interval (exponential back-off); 429/503 hold the host for Retry-After."""
 
     def __init__(self, crawler: Crawler) -> None:
@@ -306,6 +307,7 @@ class PiguardPacingMiddleware:
         self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
         self.max_backoff = s.getfloat("PIGUARD_MAX_BACKOFF", 60.0)
         self.max_retry_after = float(rules()["protection"]["max_retry_after_seconds"])
+        self.per_host = max(1, s.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 1))
         self._locks: dict[str, Any] = {}
         self._fails: dict[str, int] = {}
 
@@ -322,12 +324,14 @@ class PiguardPacingMiddleware:
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
         from scrapy.utils.defer import maybe_deferred_to_future
-        from twisted.internet.defer import DeferredLock
+        from twisted.internet.defer import DeferredSemaphore
 
         if request.meta.get("piguard_internal"):
             return None
         host = urlsplit(request.url).hostname or ""
-        lock = self._locks.setdefault(host, DeferredLock())
+        lock = self._locks.get(host)
+        if lock is None:
+            lock = self._locks[host] = DeferredSemaphore(self.per_host)
         await maybe_deferred_to_future(lock.acquire())
         request.meta["piguard_lock"] = host
         wait = self.state.pacer.reserve(host, self._interval(request, host))
