@@ -351,3 +351,9 @@ def test_very_long_single_line_keeps_exact_offsets_and_context() -> None:
     assert ("PHONE_NUMBER", "13912345678") not in values  # after 订单号: below the default threshold
     assert values[0] == ("CN_RESIDENT_ID", ID18) and values[-1] == ("PHONE_NUMBER", "１３７１２３４５６７８")
     assert found[-1].line == 3
+
+
+def test_lone_surrogates_do_not_break_scanning_or_offsets() -> None:
+    text = "手机 13812345678 \udcff 邮箱 a@b.cn"
+    got = [(h.entity, text[h.start : h.end]) for h in find_structured(text)]
+    assert got == [("PHONE_NUMBER", "13812345678"), ("EMAIL_ADDRESS", "a@b.cn")]

@@ -18,12 +18,13 @@ _KEEP = {
     "CN_USCC": (4, 2),
 }
 _SEPARATORS = frozenset(" \t\n\r\u3000-－—.·•:：/()（）+＋")
+_SEP_RX = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + "]")
 
 
 def _mask_keep(value: str, first: int, last: int, star: str = "*") -> str:
     """Mask every significant character except the first/last ones; separators are kept as written."""
     seps = _SEPARATORS
-    if not any(ch in seps for ch in value):  # the common case: no separators, plain slicing
+    if value.isalnum() or not _SEP_RX.search(value):  # the common case: no separators, plain slicing
         n = len(value)
         if n <= first + last:
             first, last = min(first, n // 3), min(last, n // 3)

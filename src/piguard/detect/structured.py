@@ -638,6 +638,12 @@ def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.Da
     if not text:
         return empty
     rules = rules or context_rules()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (e.g. from surrogateescape decoding) cannot enter polars; '?' keeps the length,
+        # so offsets still index the caller's text.
+        text = text.encode("utf-8", "replace").decode("utf-8")
     toks = _locate(text)
     if toks.height == 0:
         return empty
