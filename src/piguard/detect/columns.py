@@ -18,12 +18,16 @@ check, the header lowers the share they need, and a header alone decides only en
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import unicodedata
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import polars as pl
 import yaml
@@ -85,6 +89,12 @@ EN_ADDRESS_RE = (
     r"^\d+[A-Za-z]? [A-Za-z0-9 .'\-]+ (?:St|Street|Ave|Avenue|Rd|Road|Blvd|Lane|Ln|Dr|Drive|Way)\b"
 )
 _HEADER_ONLY_CONFIDENCE = 0.6
+_POOL_WORKERS = min(2, os.cpu_count() or 1)
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_POOL_WORKERS, thread_name_prefix="piguard-columns")
 
 
 # --- headers -------------------------------------------------------------------------------------------
@@ -167,11 +177,57 @@ class ColumnStats:
     numbers: dict[str, list[int]] = field(default_factory=dict)
     truncated: int = 0
     skipped_reason: str | None = None
+    sequence_votes: dict[str, list[int]] = field(default_factory=dict)  # merged from partitions: [yes, no]
 
     def add_example(self, entity: str, masked: str) -> None:
         ex = self.examples.setdefault(entity, [])
         if len(ex) < MAX_EXAMPLES and masked not in ex:
             ex.append(masked)
+
+    # Partial stats travel between processes (Spark executors -> driver) as JSON-able dicts. The digit
+    # runs kept for the counter test never leave the process: each side ships its own verdict on them.
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "non_null": self.non_null,
+            "free_text_rows": self.free_text_rows,
+            "counts": dict(self.counts),
+            "conf_sum": dict(self.conf_sum),
+            "sub_counts": dict(self.sub_counts),
+            "sub_seen": self.sub_seen,
+            "sub_distinct": {k: sorted(v) for k, v in self.sub_distinct.items()},
+            "shape_counts": dict(self.shape_counts),
+            "examples": self.examples,
+            "sequence": {e: _is_sequence(nums) for e, nums in self.numbers.items()},
+            "truncated": self.truncated,
+            "skipped_reason": self.skipped_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnStats:
+        st = cls(name=d["name"], dtype=d["dtype"])
+        st.merge_dict(d)
+        return st
+
+    def merge_dict(self, d: dict[str, Any]) -> None:
+        self.non_null += d["non_null"]
+        self.free_text_rows += d["free_text_rows"]
+        self.counts.update(d["counts"])
+        self.conf_sum.update(d["conf_sum"])
+        self.sub_counts.update(d["sub_counts"])
+        self.sub_seen += d["sub_seen"]
+        for k, v in d["sub_distinct"].items():
+            self.sub_distinct.setdefault(k, set()).update(v)
+        self.shape_counts.update(d["shape_counts"])
+        for ent, exs in d["examples"].items():
+            for ex in exs:
+                self.add_example(ent, ex)
+        for ent, seq in d["sequence"].items():
+            votes = self.sequence_votes.setdefault(ent, [0, 0])
+            votes[0 if seq else 1] += 1
+        self.truncated += d["truncated"]
+        self.skipped_reason = self.skipped_reason or d["skipped_reason"]
 
 
 def _is_texty(dtype: pl.DataType) -> bool:
@@ -204,14 +260,22 @@ class TableClassifier:
 
     def add(self, df: pl.DataFrame) -> None:
         self.rows += df.height
+        todo = []
         for name in df.columns:
             st = self.columns.get(name)
             if st is None:
                 st = self.columns[name] = ColumnStats(name=name, dtype=str(df.schema[name]))
             if st.skipped_reason is None:
-                self._add_column(st, df.get_column(name))
+                todo.append((st, df.get_column(name)))
+        # Columns are independent and polars releases the GIL while it computes: two threads keep both
+        # cores busy. Each thread only touches its own column's stats.
+        if len(todo) > 1 and _POOL_WORKERS > 1:
+            list(_pool().map(lambda a: self._add_column(*a), todo))
+        else:
+            for st, series in todo:
+                self._add_column(st, series)
 
-    # The per-column pass. Every step is a polars expression over the whole batch.
+    # The per-column pass. Every step is a polars expression over the distinct values of the batch.
     def _add_column(self, st: ColumnStats, series: pl.Series) -> None:
         dt = series.dtype
         if dt == pl.Binary:
@@ -232,48 +296,46 @@ class TableClassifier:
             st.non_null += values.len()
             self._typed_shapes(st, values, hint)
             return
+        if values.dtype.is_integer():
+            # Digits only: nothing to strip, no text, no names; just the numbers long enough to matter.
+            st.non_null += strings.len()
+            u = strings.value_counts(name="n").rename({strings.name: "v"})
+            u = u.with_columns(len=pl.col("v").str.len_bytes())
+            self._whole_values(st, u.filter(pl.col("len") >= MIN_STRUCTURED_CHARS))
+            return
         strings = strings.str.strip_chars()
-        strings = strings.filter(strings.str.len_bytes() > 0)
-        n = strings.len()
-        if n == 0:
+        # Repeated values are judged once (cities, statuses, names); unique columns pay one hash pass.
+        u = strings.value_counts(name="n").rename({strings.name: "v"}).filter(pl.col("v").str.len_bytes() > 0)
+        if u.height == 0:
             return
-        st.non_null += n
-        long = strings.str.len_bytes() > MAX_CELL_CHARS
+        st.non_null += int(u.get_column("n").sum())
+        long = u.get_column("v").str.len_bytes() > MAX_CELL_CHARS
         if long.any():
-            st.truncated += int(long.sum())
-            strings = strings.str.slice(0, MAX_CELL_CHARS)
-        lengths = strings.str.len_chars()
-        self._whole_values(
-            st, strings.filter(lengths <= MAX_WHOLE_CHARS), lengths.filter(lengths <= MAX_WHOLE_CHARS)
-        )
+            st.truncated += int(u.filter(long).get_column("n").sum())
+            u = u.with_columns(pl.col("v").str.slice(0, MAX_CELL_CHARS))
+        u = u.with_columns(len=pl.col("v").str.len_chars())
+        short = u.filter(pl.col("len") <= MAX_WHOLE_CHARS)
+        self._whole_values(st, short.filter(pl.col("len") >= MIN_STRUCTURED_CHARS))
         # Values made of several words (Chinese text, spaces, punctuation) are cut into tokens.
-        texty = (lengths >= MIN_TEXT_CHARS) & strings.str.contains(TEXT_MARK_RE)
-        n_text = int(texty.sum())
-        if n_text:
-            st.free_text_rows += n_text
-            self._free_text(st, strings.filter(texty))
-        self._shapes(st, strings.filter(lengths <= MAX_WHOLE_CHARS), hint)
+        texty = u.filter((pl.col("len") >= MIN_TEXT_CHARS) & pl.col("v").str.contains(TEXT_MARK_RE))
+        if texty.height:
+            st.free_text_rows += int(texty.get_column("n").sum())
+            self._free_text(st, texty)
+        self._shapes(st, short, hint)
         if self._text_detectors and st.sub_seen < TEXT_DETECTOR_SAMPLE and _is_texty(series.dtype):
-            self._text_subsample(st, strings)
+            self._text_subsample(st, u.get_column("v"))
 
-    def _whole_values(self, st: ColumnStats, strings: pl.Series, lengths: pl.Series) -> None:
-        cand = strings.filter(lengths >= MIN_STRUCTURED_CHARS)
-        if cand.len() == 0:
+    def _whole_values(self, st: ColumnStats, u: pl.DataFrame) -> None:
+        """``u``: distinct values ``v`` with their row counts ``n``."""
+        if u.height == 0:
             return
-        # Repeated values are classified once (status codes, cities); unique columns pay one hash pass.
-        vc = cand.value_counts(name="_n")
-        vals = vc.get_column(cand.name)
-        cls = classify_values(vals)
-        found = (
-            pl.DataFrame({"v": vals, "_n": vc.get_column("_n")})
-            .with_columns(cls)
-            .filter(pl.col("entity").is_not_null())
-        )
+        found = u.select("v", "n").with_columns(classify_values(u.get_column("v")))
+        found = found.filter(pl.col("entity").is_not_null())
         if found.height == 0:
             return
         agg = found.group_by("entity").agg(
-            pl.col("_n").sum().alias("rows"),
-            (pl.col("confidence") * pl.col("_n")).sum().alias("conf"),
+            pl.col("n").sum().alias("rows"),
+            (pl.col("confidence") * pl.col("n")).sum().alias("conf"),
             pl.col("needs_context").all().alias("ctx"),
             pl.col("v").head(MAX_EXAMPLES).alias("ex"),
         )
@@ -297,11 +359,11 @@ class TableClassifier:
                     )
                     nums.extend(digits.to_list())
 
-    def _free_text(self, st: ColumnStats, strings: pl.Series) -> None:
+    def _free_text(self, st: ColumnStats, u: pl.DataFrame) -> None:
+        """``u``: distinct texts ``v`` with row counts ``n``; the share counts rows holding the entity."""
         toks = (
-            pl.DataFrame({"t": strings})
-            .with_row_index("row")
-            .select("row", tok=normalize_expr(pl.col("t")).str.extract_all(CANDIDATE_PATTERN))
+            u.with_row_index("row")
+            .select("row", "n", tok=normalize_expr(pl.col("v")).str.extract_all(CANDIDATE_PATTERN))
             .explode("tok")
             .drop_nulls("tok")
         )
@@ -312,37 +374,48 @@ class TableClassifier:
         )
         if cls.height == 0:
             return
-        agg = cls.group_by("entity").agg(
-            pl.col("row").n_unique().alias("rows"),
-            pl.col("confidence").mean().alias("conf"),
-            pl.col("tok").head(MAX_EXAMPLES).alias("ex"),
+        agg = (
+            cls.group_by("entity", "row")
+            .agg(pl.col("n").first(), pl.col("confidence").max(), pl.col("tok").first())
+            .group_by("entity")
+            .agg(
+                pl.col("n").sum().alias("rows"),
+                (pl.col("confidence") * pl.col("n")).sum().alias("conf"),
+                pl.col("tok").head(MAX_EXAMPLES).alias("ex"),
+            )
         )
         for ent, rows, conf, ex in agg.iter_rows():
             st.counts[f"{ent}#text"] += int(rows)
-            st.conf_sum[f"{ent}#text"] += float(conf) * int(rows)
+            st.conf_sum[f"{ent}#text"] += float(conf)
             for v in ex:
                 st.add_example(ent, mask_value(ent, v))
 
-    def _shapes(self, st: ColumnStats, strings: pl.Series, hint: HeaderHint) -> None:
-        frame = pl.DataFrame({"v": strings})
-        shapes = frame.select(
-            cn_name=pl.col("v").str.contains(CN_NAME_RE).sum(),
-            en_name=pl.col("v").str.contains(EN_NAME_RE).sum(),
-            address=(pl.col("v").str.contains(ADDRESS_RE) | pl.col("v").str.contains(EN_ADDRESS_RE)).sum(),
-        ).row(0, named=True)
-        for k, v in shapes.items():
-            st.shape_counts[k] += int(v)
-        for kind, ent, rx in (("cn_name", "PERSON", CN_NAME_RE), ("address", "ADDRESS", ADDRESS_RE)):
-            if shapes[kind] and len(st.examples.get(ent, [])) < MAX_EXAMPLES:
-                for v in strings.filter(strings.str.contains(rx)).head(MAX_EXAMPLES).to_list():
-                    st.add_example(ent, mask_value(ent, v))
-        if shapes["en_name"] and hint.entity == "PERSON":
-            for v in strings.filter(strings.str.contains(EN_NAME_RE)).head(MAX_EXAMPLES).to_list():
-                st.add_example("PERSON", mask_value("PERSON", v))
+    def _shapes(self, st: ColumnStats, u: pl.DataFrame, hint: HeaderHint) -> None:
+        """Names and addresses by shape, counted over distinct values weighted by their rows."""
+        if u.height == 0:
+            return
+        v, n, ln = pl.col("v"), pl.col("n"), pl.col("len")
+        exprs = {
+            # Cheap length tests first so the regexes only run where they can match.
+            "cn_name": pl.when((ln <= 4) & (ln >= 2)).then(v.str.contains(CN_NAME_RE)).otherwise(False),
+            "address": pl.when(ln >= 6)
+            .then(v.str.contains(ADDRESS_RE) | v.str.contains(EN_ADDRESS_RE))
+            .otherwise(False),
+        }
+        if hint.entity == "PERSON":
+            exprs["en_name"] = v.str.contains(EN_NAME_RE)
+        flags = u.select(n, **exprs)
+        for kind in exprs:
+            hit = flags.get_column(kind)
+            st.shape_counts[kind] += int(flags.get_column("n").filter(hit).sum())
+        for kind, ent in (("cn_name", "PERSON"), ("address", "ADDRESS"), ("en_name", "PERSON")):
+            if kind in exprs and len(st.examples.get(ent, [])) < MAX_EXAMPLES:
+                for val in u.get_column("v").filter(flags.get_column(kind)).head(MAX_EXAMPLES).to_list():
+                    st.add_example(ent, mask_value(ent, val))
         vocab = header_rules().get("vocabulary", {})
         if hint.entity in vocab:  # type: ignore[operator]
             words = [str(w).lower() for w in vocab[hint.entity]]  # type: ignore[index]
-            st.shape_counts["vocab"] += int(strings.str.to_lowercase().is_in(words).sum())
+            st.shape_counts["vocab"] += int(u.filter(v.str.to_lowercase().is_in(words)).get_column("n").sum())
 
     def _typed_shapes(self, st: ColumnStats, values: pl.Series, hint: HeaderHint) -> None:
         dt = values.dtype
@@ -379,7 +452,7 @@ class TableClassifier:
             lines.setdefault(f.entity, set()).add(f.line)
             # Hashes of the found strings, kept in memory only: a phrase repeated by a template is not
             # many people.
-            st.sub_distinct.setdefault(f.entity, set()).add(hash(text[f.start : f.end]))
+            st.sub_distinct.setdefault(f.entity, set()).add(_stable_hash(text[f.start : f.end]))
             st.add_example(f.entity, f.masked)
         for ent, ls in lines.items():
             st.sub_counts[ent] += len(ls)
@@ -411,6 +484,18 @@ def _is_sequence(nums: list[int]) -> bool:
         return False
     gap = s.diff().drop_nulls().median()
     return gap is not None and float(gap) <= SEQUENCE_MAX_MEDIAN_GAP  # type: ignore[arg-type]
+
+
+def _stable_hash(text: str) -> int:
+    """Same in every process (Python's hash() is salted per process; partial stats are merged across)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _counter_like(st: ColumnStats, entity: str) -> bool:
+    if entity in st.sequence_votes:
+        yes, no = st.sequence_votes[entity]
+        return yes > no
+    return entity in st.numbers and _is_sequence(st.numbers[entity])
 
 
 def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
@@ -450,7 +535,7 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
         else:
             ok = share >= SHARE_NO_HEADER
             why = f"{share:.0%} of values validate"
-        if ok and not named and ent in st.numbers and _is_sequence(st.numbers[ent]):
+        if ok and not named and _counter_like(st, ent):
             ok = False  # consecutive numbers: a counter that happens to pass the check
         if not ok:
             continue
