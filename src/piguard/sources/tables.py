@@ -147,6 +147,14 @@ def scan_tables(
     if engine == "spark":
         from piguard.sources.spark import scan_path_spark
 
+        if _is_sql_url(target):
+            dm.skip(
+                redact_url(target),
+                "*",
+                "the Spark engine reads Parquet datasets; use engine polars for databases",
+            )
+            return dm
+
         return scan_path_spark(target, full=full, sample_rows=sample_rows)
     for item in iter_table_scans(target, full=full, sample_rows=sample_rows):
         if isinstance(item, dict):
@@ -244,6 +252,13 @@ def add_table_result(
             "method": method,
         }
     )
+
+
+def redact_url(text: str) -> str:
+    """Never echo a password from a database URL."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
 
 
 def describe_error(exc: BaseException) -> str:
