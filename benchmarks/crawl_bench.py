@@ -37,12 +37,28 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results" / "crawl.json"
 UA = "piguard-bench/1.0 (+https://example.org/piguard-bench)"
 
-_WORDS_EN = "the of and to in data service product customer order report market city team project".split()
+_WORDS_EN = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "data",
+    "service",
+    "product",
+    "customer",
+    "order",
+    "report",
+    "market",
+    "city",
+    "team",
+    "project",
+]
 _WORDS_ZH = list("我们的产品服务客户订单报告市场城市团队项目数据平台用户信息发布更新通知新闻")
 
 
 def build_site(n: int, seed: int = 7) -> dict[str, bytes]:
-    """n pages, ~3 KB of mixed zh/en text each; one page in five carries a phone, an e-mail or an ID number."""
+    """n pages, ~3 KB of mixed zh/en text each; one in five has a phone, an e-mail or an ID number."""
     rnd = random.Random(seed)
     per_index = 100
     n_index = (n + per_index - 1) // per_index
@@ -52,7 +68,8 @@ def build_site(n: int, seed: int = 7) -> dict[str, bytes]:
     pages["/"] = f"<html><body><h1>site</h1>{root_links}</body></html>".encode()
     for j in range(n_index):
         links = "".join(
-            f'<li><a href="/p/{k}">page {k}</a></li>' for k in range(j * per_index, min(n, (j + 1) * per_index))
+            f'<li><a href="/p/{k}">page {k}</a></li>'
+            for k in range(j * per_index, min(n, (j + 1) * per_index))
         )
         pages[f"/i/{j}"] = f"<html><body><ul>{links}</ul></body></html>".encode()
     for k in range(n):
@@ -63,7 +80,11 @@ def build_site(n: int, seed: int = 7) -> dict[str, bytes]:
             paras.append(f"<p>{en} {zh}</p>")
         if k % 5 == 0:
             pi = rnd.choice(
-                [f"联系电话 1381234{k % 10000:04d}", f"email: user{k}@example.com", "身份证 11010519491231002X"]
+                [
+                    f"联系电话 1381234{k % 10000:04d}",
+                    f"email: user{k}@example.com",
+                    "身份证 11010519491231002X",
+                ]
             )
             paras.insert(3, f"<p>{pi}</p>")
         nav = "".join(f'<a href="/p/{rnd.randrange(n)}">related</a> ' for _ in range(3))
@@ -81,10 +102,13 @@ def serve(n: int, port_q: Any) -> None:
         path.encode(): (
             b"HTTP/1.1 200 OK\r\nContent-Type: "
             + (b"text/plain" if path.endswith(".txt") else b"text/html; charset=utf-8")
-            + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
         )
         for path, body in site.items()
-    }  # fmt: skip
+    }
     not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
     class Proto(asyncio.Protocol):
@@ -115,10 +139,15 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
     from scrapy.linkextractors import LinkExtractor
 
     common = {
-        "LOG_LEVEL": "ERROR", "CONCURRENT_REQUESTS": concurrency, "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
-        "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "TELNETCONSOLE_ENABLED": False,
-        "REMOTE_CONTROL_ENABLED": False, "USER_AGENT": UA,
-    }  # fmt: skip
+        "LOG_LEVEL": "ERROR",
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "DOWNLOAD_DELAY": 0,
+        "AUTOTHROTTLE_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "USER_AGENT": UA,
+    }
     if mode == "plain":
 
         class PlainPipeline:
@@ -130,7 +159,7 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
 
         class PlainSpider(scrapy.Spider):
             name = "plain"
-            start_urls = [base + "/"]
+            start_urls = (base + "/",)
             links = LinkExtractor()
 
             def parse(self, response: Any) -> Any:
@@ -148,27 +177,53 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
         from piguard.crawl.spider import SiteSpider
 
         settings = crawl_settings(
-            Path(out), UA, min_delay=0, max_depth=10, pi_entities=entities, log_level="ERROR",
+            Path(out),
+            UA,
+            min_delay=0,
+            max_depth=10,
+            pi_entities=entities,
+            log_level="ERROR",
             extra={**common, "PIGUARD_FSYNC": mode == "piguard-fsync"},
-        )  # fmt: skip
+        )
         process = CrawlerProcess(settings)
         crawler = process.create_crawler(SiteSpider)
         process.crawl(crawler, start_urls=[base + "/"], max_depth=10)
     process.start()
     stats = crawler.stats.get_stats()
     elapsed = (stats["finish_time"] - stats["start_time"]).total_seconds()
-    print(json.dumps({"responses": stats.get("response_received_count", 0),
-                      "items": stats.get("item_scraped_count", 0), "seconds": elapsed}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "responses": stats.get("response_received_count", 0),
+                "items": stats.get("item_scraped_count", 0),
+                "seconds": elapsed,
+            }
+        )
+    )
 
 
 def run_child(mode: str, base: str, concurrency: int, entities: str) -> dict[str, Any]:
     out = tempfile.mkdtemp(prefix=f"crawlbench-{mode}-")
     try:
         res = subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--base", base, "--out", out,
-             "--concurrency", str(concurrency), "--entities", entities],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--base",
+                base,
+                "--out",
+                out,
+                "--concurrency",
+                str(concurrency),
+                "--entities",
+                entities,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(res.stdout.strip().splitlines()[-1])
         if mode != "plain":
             summary = json.loads((Path(out) / "summary.json").read_text())
@@ -204,8 +259,11 @@ def scan_cost(entities: str) -> dict[str, float]:
     for k in range(640):
         html_text(site[f"/p/{k}"].decode())
     extract = (time.perf_counter() - t0) / 640
-    return {"single_ms": round(single * 1000, 3), "batch64_ms": round(batched * 1000, 3),
-            "html_text_ms": round(extract * 1000, 3)}  # fmt: skip
+    return {
+        "single_ms": round(single * 1000, 3),
+        "batch64_ms": round(batched * 1000, 3),
+        "html_text_ms": round(extract * 1000, 3),
+    }
 
 
 def main() -> None:
@@ -234,23 +292,35 @@ def main() -> None:
             for mode in modes if rnd % 2 == 0 else list(reversed(modes)):
                 r = run_child(mode, base, args.concurrency, args.entities)
                 runs[mode].append(r)
-                print(f"round {rnd + 1} {mode:14s} {r['responses']:6d} responses {r['seconds']:7.2f} s "
-                      f"{r['pages_per_s']:8.1f} pages/s", flush=True)  # fmt: skip
+                print(
+                    f"round {rnd + 1} {mode:14s} {r['responses']:6d} responses {r['seconds']:7.2f} s "
+                    f"{r['pages_per_s']:8.1f} pages/s",
+                    flush=True,
+                )
     finally:
         server.terminate()
     med = {m: statistics.median(r["pages_per_s"] for r in rs) for m, rs in runs.items()}
     result: dict[str, Any] = {
-        "site_pages": args.pages, "site_responses_expected": args.pages + (args.pages + 99) // 100 + 1,
-        "concurrency": args.concurrency, "pi_entities": args.entities, "rounds": args.rounds,
-        "median_pages_per_s": med, "runs": runs,
+        "site_pages": args.pages,
+        "site_responses_expected": args.pages + (args.pages + 99) // 100 + 1,
+        "concurrency": args.concurrency,
+        "pi_entities": args.entities,
+        "rounds": args.rounds,
+        "median_pages_per_s": med,
+        "runs": runs,
         "pi_filter_cost": scan_cost(args.entities),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_at_end": os.getloadavg()},
-    }  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_at_end": os.getloadavg(),
+        },
+    }
     if "plain" in med and "piguard" in med:
         result["overhead_ratio"] = round(med["plain"] / med["piguard"] - 1, 4)
-        print(f"overhead piguard vs plain Scrapy: {result['overhead_ratio'] * 100:+.1f}% "
-              f"(plain {med['plain']:.1f} pages/s, piguard {med['piguard']:.1f} pages/s)")  # fmt: skip
+        print(
+            f"overhead piguard vs plain Scrapy: {result['overhead_ratio'] * 100:+.1f}% "
+            f"(plain {med['plain']:.1f} pages/s, piguard {med['piguard']:.1f} pages/s)"
+        )
     print("PI filter cost per page:", result["pi_filter_cost"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")

@@ -25,14 +25,21 @@ class Handler(BaseHTTPRequestHandler):
     server: SiteServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
         srv = self.server
         with srv.lock:
-            srv.log.append(Hit(time.time(), "GET", self.path, self.headers.get("User-Agent", ""),
-                               self.headers.get("Cookie")))  # fmt: skip
+            srv.log.append(
+                Hit(
+                    time.time(),
+                    "GET",
+                    self.path,
+                    self.headers.get("User-Agent", ""),
+                    self.headers.get("Cookie"),
+                )
+            )
         route = srv.routes.get(self.path, srv.default)
         res = route(self) if callable(route) else route
         if res is None:  # the route wrote the response itself (or hangs)

@@ -10,11 +10,11 @@ import json
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from siteserver import Handler, SiteServer, html, text
 
 PIGUARD = str(Path(sys.executable).parent / "piguard")
@@ -47,10 +47,24 @@ def _main_routes() -> dict[str, Any]:
     links = " ".join(
         f'<a href="{p}">{p}</a>'
         for p in (
-            "/pi", "/private/secret", "/doc.php", "/login", "/captcha", "/paywall", "/401", "/403", "/429",
-            "/503", "/tdm-meta", "/tdm-header", "/reserved/a", "/noai", "/noindex", "/gbk",
+            "/pi",
+            "/private/secret",
+            "/doc.php",
+            "/login",
+            "/captcha",
+            "/paywall",
+            "/401",
+            "/403",
+            "/429",
+            "/503",
+            "/tdm-meta",
+            "/tdm-header",
+            "/reserved/a",
+            "/noai",
+            "/noindex",
+            "/gbk",
         )
-    )  # fmt: skip
+    )
     return {
         "/robots.txt": text(200, ROBOTS),
         "/.well-known/tdmrep.json": (
@@ -58,7 +72,7 @@ def _main_routes() -> dict[str, Any]:
             {"Content-Type": "application/json"},
             b'[{"location": "/reserved/*", "tdm-reservation": 1, '
             b'"tdm-policy": "https://example.org/policy"}]',
-        ),  # fmt: skip
+        ),
         "/": (200, {"Set-Cookie": "session=abc; Path=/"}, f"<html><body>{links}</body></html>".encode()),
         "/pi": html(PI_PAGE),
         "/private/secret": html("SECRET-PRIVATE"),
@@ -110,13 +124,26 @@ def test_zero_requests_to_disallowed_urls(main_crawl: dict) -> None:
 def test_protected_pages_recorded_never_retried_never_stored(main_crawl: dict) -> None:
     paths = [h.path for h in main_crawl["log"]]
     recs = by_path(main_crawl["prov"], main_crawl["base"])
-    expected = {"/login": "login_wall", "/captcha": "captcha", "/paywall": "paywall", "/401": "auth_required",
-                "/403": "forbidden", "/429": "rate_limited", "/503": "unavailable"}  # fmt: skip
+    expected = {
+        "/login": "login_wall",
+        "/captcha": "captcha",
+        "/paywall": "paywall",
+        "/401": "auth_required",
+        "/403": "forbidden",
+        "/429": "rate_limited",
+        "/503": "unavailable",
+    }
     for path, kind in expected.items():
         assert paths.count(path) == 1, f"{path} requested {paths.count(path)} times"
         assert recs[path]["outcome"] == "protected" and recs[path]["protection"] == kind
         assert recs[path]["stored"] is False
     assert recs["/429"]["retry_after"] == 1.0
+    # Retry-After honoured: nothing else went to the host for a second after the 429 and after the 503.
+    log = main_crawl["log"]
+    for path in ("/429", "/503"):
+        i = next(i for i, h in enumerate(log) if h.path == path)
+        if i + 1 < len(log):
+            assert log[i + 1].t - log[i].t >= 0.95, path
     stored = stored_texts(main_crawl["out"])
     for marker in ("LOGIN-WALL", "CAPTCHA-PAGE", "PAYWALLED", "AUTH-REQUIRED", "FORBIDDEN", "RATE-LIMITED"):
         assert marker not in stored
@@ -199,22 +226,44 @@ def _robots_edge_sites() -> dict[str, dict[str, Any]]:
     big += b"Disallow: /late\n"  # beyond 500 KiB: not parsed
     return {
         "r503": {"/robots.txt": text(503, "down"), "/": html('<a href="/a">a</a>'), "/a": html("a")},
-        "r404": {"/robots.txt": text(404, "none"), "/": html('<a href="/private/a">a</a>'), "/private/a": html("ok")},
-        "redirect": {
-            **redirects, "/robots.txt": (301, {"Location": "/r1"}, b""),
-            "/r5": text(200, "User-agent: *\nDisallow: /blocked\n"),
-            "/": html('<a href="/blocked">b</a><a href="/ok">o</a>'), "/ok": html("ok"), "/blocked": html("no"),
+        "r404": {
+            "/robots.txt": text(404, "none"),
+            "/": html('<a href="/private/a">a</a>'),
+            "/private/a": html("ok"),
         },
-        "loop": {"/robots.txt": (302, {"Location": "/loop"}, b""), "/loop": (302, {"Location": "/robots.txt"}, b""),
-                 "/": html("never")},
-        "big": {"/robots.txt": (200, {"Content-Type": "text/plain"}, big),
-                "/": html('<a href="/secret/x">s</a><a href="/late">l</a>'), "/late": html("late")},
+        "redirect": {
+            **redirects,
+            "/robots.txt": (301, {"Location": "/r1"}, b""),
+            "/r5": text(200, "User-agent: *\nDisallow: /blocked\n"),
+            "/": html('<a href="/blocked">b</a><a href="/ok">o</a>'),
+            "/ok": html("ok"),
+            "/blocked": html("no"),
+        },
+        "loop": {
+            "/robots.txt": (302, {"Location": "/loop"}, b""),
+            "/loop": (302, {"Location": "/robots.txt"}, b""),
+            "/": html("never"),
+        },
+        "big": {
+            "/robots.txt": (200, {"Content-Type": "text/plain"}, big),
+            "/": html('<a href="/secret/x">s</a><a href="/late">l</a>'),
+            "/late": html("late"),
+        },
         "unanswered": {"/robots.txt": _hang, "/": html("never")},
-        "edge": {"/robots.txt": text(200, "User-agent: *\nAllow: /\n"),
-                 "/": html('<a href="/slow">s</a><a href="/fast">f</a><a href="/huge">h</a><a href="/bad">b</a>'),
-                 "/slow": _hang, "/fast": html("fast"), "/huge": _huge,
-                 "/bad": (200, {"Content-Type": "text/html; charset=utf-8"}, b"<p>\xff\xfe broken <b><i></p></div>")},
-    }  # fmt: skip
+        "flaky": {"/robots.txt": text(200, ""), "/": (500, {}, b"<p>server error</p>")},
+        "edge": {
+            "/robots.txt": text(200, "User-agent: *\nAllow: /\n"),
+            "/": html('<a href="/slow">s</a><a href="/fast">f</a><a href="/huge">h</a><a href="/bad">b</a>'),
+            "/slow": _hang,
+            "/fast": html("fast"),
+            "/huge": _huge,
+            "/bad": (
+                200,
+                {"Content-Type": "text/html; charset=utf-8"},
+                b"<p>\xff\xfe broken <b><i></p></div>",
+            ),
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -226,16 +275,28 @@ def edge_crawl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         srv.__enter__()
     try:
         t0 = time.monotonic()
-        rc, summary, prov = crawl([srv.base + "/" for srv in servers.values()], out, "--timeout", "1",
-                                  "--max-bytes", "65536")  # fmt: skip
+        rc, summary, prov = crawl(
+            [srv.base + "/" for srv in servers.values()], out, "--timeout", "1", "--max-bytes", "65536"
+        )
         took = time.monotonic() - t0
     finally:
         for srv in servers.values():
             srv.__exit__()
-    recs = {(name, r["url"].removeprefix(srv.base)): r for name, srv in servers.items() for r in prov
-            if r["url"].startswith(srv.base + "/")}  # fmt: skip
-    return {"rc": rc, "summary": summary, "recs": recs, "logs": {n: s.paths() for n, s in servers.items()},
-            "out": out, "took": took}  # fmt: skip
+    recs = {
+        (name, r["url"].removeprefix(srv.base)): r
+        for name, srv in servers.items()
+        for r in prov
+        if r["url"].startswith(srv.base + "/")
+    }
+    return {
+        "rc": rc,
+        "summary": summary,
+        "recs": recs,
+        "logs": {n: s.paths() for n, s in servers.items()},
+        "hits": {n: list(s.log) for n, s in servers.items()},
+        "out": out,
+        "took": took,
+    }
 
 
 def test_robots_503_nothing_fetched(edge_crawl: dict) -> None:
@@ -282,6 +343,14 @@ def test_timeouts_bounded_and_recorded(edge_crawl: dict) -> None:
     assert recs[("edge", "/fast")]["outcome"] == "stored"
 
 
+def test_5xx_retried_with_exponential_backoff(edge_crawl: dict) -> None:
+    hits = [h for h in edge_crawl["hits"]["flaky"] if h.path == "/"]
+    assert len(hits) == 3  # the first try + RETRY_TIMES=2, then recorded as an HTTP error
+    gaps = [b.t - a.t for a, b in pairwise(hits)]
+    assert gaps[0] >= 0.95 and gaps[1] >= 1.95, gaps  # 0.5 s doubled per consecutive 5xx
+    assert edge_crawl["recs"][("flaky", "/")]["outcome"] == "http_error"
+
+
 def test_size_cap_guards_huge_response(edge_crawl: dict) -> None:
     rec = edge_crawl["recs"][("edge", "/huge")]
     assert rec["outcome"] == "error" and rec["error"] == "size_cap_exceeded"
@@ -302,17 +371,25 @@ def test_crawl_delay_honoured(tmp_path: Path) -> None:
         crawl([srv.base + "/"], tmp_path / "o")
         times = [h.t for h in srv.log if h.path != "/robots.txt" and not h.path.startswith("/.well-known")]
     assert len(times) == 6
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     assert min(gaps) >= 0.28, gaps
 
 
 def test_licence_and_pi_policy_options(tmp_path: Path) -> None:
-    routes = {"/robots.txt": text(200, ""),
-              "/": html('LICENSED-RESERVED <a href="/pi">pi</a>', '<meta name="tdm-reservation" content="1">'),
-              "/pi": html(PI_PAGE)}  # fmt: skip
+    routes = {
+        "/robots.txt": text(200, ""),
+        "/": html('LICENSED-RESERVED <a href="/pi">pi</a>', '<meta name="tdm-reservation" content="1">'),
+        "/pi": html(PI_PAGE),
+    }
     with SiteServer(routes) as srv:
-        _rc, summary, prov = crawl([srv.base + "/"], tmp_path / "o", "--tdm-licence", "contract 2026-17",
-                                   "--pi-policy", "PHONE_NUMBER=drop,EMAIL_ADDRESS=keep")  # fmt: skip
+        _rc, summary, prov = crawl(
+            [srv.base + "/"],
+            tmp_path / "o",
+            "--tdm-licence",
+            "contract 2026-17",
+            "--pi-policy",
+            "PHONE_NUMBER=drop,EMAIL_ADDRESS=keep",
+        )
     recs = by_path(prov, srv.base)
     assert summary["pages_stored"] == 2 and recs["/"]["tdm_licence"] == "contract 2026-17"
     assert "LICENSED-RESERVED" in (tmp_path / "o" / recs["/"]["path"]).read_text()
@@ -333,7 +410,11 @@ def test_licence_and_pi_policy_options(tmp_path: Path) -> None:
 )
 def test_refuses_to_start_without_honest_user_agent(tmp_path: Path, ua: str, why: str) -> None:
     with SiteServer({}) as srv:
-        res = subprocess.run([PIGUARD, "crawl", srv.base + "/", "--out", str(tmp_path), "--user-agent", ua],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        res = subprocess.run(
+            [PIGUARD, "crawl", srv.base + "/", "--out", str(tmp_path), "--user-agent", ua],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert srv.paths() == []
     assert res.returncode == 2 and why in res.stderr and "Traceback" not in res.stderr

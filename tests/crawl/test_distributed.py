@@ -29,10 +29,28 @@ def test_two_workers_share_queue_and_host_rate(tmp_path: Path, redis_url: str) -
             urls = [srv.base + p for p in PAGES]
             procs = [
                 subprocess.Popen(
-                    [PIGUARD, "crawl", *urls, "--out", str(out), "--user-agent", UA, "--min-delay", "0",
-                     "--no-follow", "--redis", redis_url, "--redis-key", key, "--worker", w],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                )  # fmt: skip
+                    [
+                        PIGUARD,
+                        "crawl",
+                        *urls,
+                        "--out",
+                        str(out),
+                        "--user-agent",
+                        UA,
+                        "--min-delay",
+                        "0",
+                        "--no-follow",
+                        "--redis",
+                        redis_url,
+                        "--redis-key",
+                        key,
+                        "--worker",
+                        w,
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
                 for w in ("w1", "w2")
             ]
             results = [p.communicate(timeout=90) for p in procs]
@@ -41,7 +59,7 @@ def test_two_workers_share_queue_and_host_rate(tmp_path: Path, redis_url: str) -
         client = redis.Redis.from_url(redis_url)
         for k in client.scan_iter(f"{key}:*"):
             client.delete(k)
-    for (stdout, stderr), p in zip(results, procs, strict=True):
+    for (_stdout, stderr), p in zip(results, procs, strict=True):
         assert p.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
     # Each page fetched exactly once by the pair (shared queue and seen-set).
     assert sorted(h.path for h in hits) == sorted(PAGES)

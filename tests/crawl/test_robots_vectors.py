@@ -78,14 +78,17 @@ def test_cli_prints_allow_disallow(tmp_path: Path) -> None:
     f.write_text("User-agent: FOO BAR\nDisallow: /private\n")
     out = subprocess.run(
         [PIGUARD, "robots", str(f), "FOO", "http://h/private/1", "http://h/pub"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.splitlines() == ["disallow http://h/private/1", "allow http://h/pub"]
 
 
 def test_cli_missing_file_is_usage_error(tmp_path: Path) -> None:
     res = subprocess.run(
         [PIGUARD, "robots", str(tmp_path / "nope.txt"), "FOO", "http://h/"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and "nope.txt" in res.stderr and "Traceback" not in res.stderr

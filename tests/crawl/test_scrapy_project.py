@@ -34,7 +34,8 @@ PROJECT = textwrap.dedent(
                 "FEEDS": {sys.argv[3]: {"format": "jsonlines"}}, "REMOTE_CONTROL_ENABLED": False,
                 "TELNETCONSOLE_ENABLED": False}
     ua = sys.argv[4] if len(sys.argv) > 4 else ""
-    settings = piguard_settings(existing, user_agent=ua, out=sys.argv[2], PIGUARD_MIN_DELAY=0, DOWNLOAD_DELAY=0)
+    settings = piguard_settings(existing, user_agent=ua, out=sys.argv[2],
+                                PIGUARD_MIN_DELAY=0, DOWNLOAD_DELAY=0)
     process = CrawlerProcess(settings)
     process.crawl(ShopSpider, base=sys.argv[1])
     process.start()
@@ -46,12 +47,19 @@ UA = "shopbot/2.0 (+https://example.org/shopbot)"
 def test_scrapy_project_with_piguard_settings(tmp_path: Path) -> None:
     script = tmp_path / "run_shop.py"
     script.write_text(PROJECT)
-    routes = {"/robots.txt": text(200, "User-agent: shopbot\nDisallow: /blocked\n"),
-              "/": html("<p>卖家电话 13912345678</p>"), "/blocked": html("<p>no</p>")}  # fmt: skip
+    routes = {
+        "/robots.txt": text(200, "User-agent: shopbot\nDisallow: /blocked\n"),
+        "/": html("<p>卖家电话 13912345678</p>"),
+        "/blocked": html("<p>no</p>"),
+    }
     feed = tmp_path / "items.jsonl"
     with SiteServer(routes) as srv:
-        res = subprocess.run([sys.executable, str(script), srv.base, str(tmp_path / "out"), str(feed), UA],
-                             capture_output=True, text=True, timeout=90)  # fmt: skip
+        res = subprocess.run(
+            [sys.executable, str(script), srv.base, str(tmp_path / "out"), str(feed), UA],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         paths = srv.paths()
     assert res.returncode == 0, res.stderr[-2000:]
     assert "/blocked" not in paths and {h.user_agent for h in srv.log} == {UA}
@@ -69,7 +77,11 @@ def test_scrapy_project_without_user_agent_refuses_to_start(tmp_path: Path) -> N
     script = tmp_path / "run_shop.py"
     script.write_text(PROJECT)
     with SiteServer({}) as srv:
-        res = subprocess.run([sys.executable, str(script), srv.base, str(tmp_path / "out"), str(tmp_path / "f.jsonl")],
-                             capture_output=True, text=True, timeout=90)  # fmt: skip
+        res = subprocess.run(
+            [sys.executable, str(script), srv.base, str(tmp_path / "out"), str(tmp_path / "f.jsonl")],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert srv.paths() == []
     assert "user agent" in res.stderr and "CrawlConfigError" in res.stderr

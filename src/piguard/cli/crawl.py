@@ -46,7 +46,7 @@ def crawl(
     worker: str | None = typer.Option(None, "--worker", help="Worker id (distributed mode: file suffix)."),
     log_level: str = typer.Option("WARNING", "--log-level", help="Scrapy log level."),
 ) -> None:
-    """Crawl lawfully: RFC 9309 robots.txt, opt-out signals, no bypass, PI filtered before anything is stored."""
+    """Crawl lawfully: RFC 9309 robots.txt, opt-out signals, no bypass, PI filtered before storing."""
     from piguard.crawl.runner import crawl_settings, run_crawl
 
     bad = [u for u in urls if not u.startswith(("http://", "https://"))]
@@ -55,10 +55,21 @@ def crawl(
         raise typer.Exit(2)
     try:
         settings = crawl_settings(
-            out, user_agent, max_pages=max_pages, min_delay=min_delay, timeout=timeout, max_bytes=max_bytes,
-            licence=tdm_licence, pi_policy=pi_policy, pi_entities=pi_entities, redis_url=redis_url,
-            worker=worker, max_depth=max_depth, redis_key=redis_key, log_level=log_level,
-        )  # fmt: skip
+            out,
+            user_agent,
+            max_pages=max_pages,
+            min_delay=min_delay,
+            timeout=timeout,
+            max_bytes=max_bytes,
+            licence=tdm_licence,
+            pi_policy=pi_policy,
+            pi_entities=pi_entities,
+            redis_url=redis_url,
+            worker=worker,
+            max_depth=max_depth,
+            redis_key=redis_key,
+            log_level=log_level,
+        )
     except (CrawlConfigError, PolicyError) as exc:
         typer.echo(f"piguard crawl: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -85,10 +85,14 @@ class RobotsEntry:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": self.verdict_kind, "status": self.status, "sha256": self.parser.sha256,
-            "fetched_at": self.fetched_at, "final_url": self.final_url, "error": self.error,
+            "kind": self.verdict_kind,
+            "status": self.status,
+            "sha256": self.parser.sha256,
+            "fetched_at": self.fetched_at,
+            "final_url": self.final_url,
+            "error": self.error,
             "truncated": self.parser.truncated,
-        }  # fmt: skip
+        }
 
 
 class PiguardMiddleware:
@@ -103,8 +107,10 @@ class PiguardMiddleware:
         r = rules()["robots"]
         self.max_redirects = int(r["max_redirects"])
         self.parse_limit = int(r["parse_limit_bytes"])
-        self.cache_ttl = min(float(s.getfloat("PIGUARD_ROBOTS_CACHE_SECONDS", r["cache_max_seconds"])),
-                             float(r["cache_max_seconds"]))  # fmt: skip
+        self.cache_ttl = min(
+            float(s.getfloat("PIGUARD_ROBOTS_CACHE_SECONDS", r["cache_max_seconds"])),
+            float(r["cache_max_seconds"]),
+        )
         self.error_ttl = float(s.getfloat("PIGUARD_ROBOTS_RETRY_SECONDS", r["error_retry_seconds"]))
         self.internal_timeout = s.getfloat("PIGUARD_ROBOTS_TIMEOUT", s.getfloat("DOWNLOAD_TIMEOUT", 30))
         self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
@@ -130,18 +136,26 @@ class PiguardMiddleware:
             raise StopDownload(fail=False)  # keep what arrived: the first 500 KiB are parsed
 
     async def _fetch(self, url: str) -> tuple[int | None, bytes, str, str | None]:
-        """GET an internal resource, following up to 5 redirects ourselves. (status, body, final url, error)"""
+        """GET an internal resource, following up to 5 redirects: (status, body, final url, error)."""
         from scrapy.utils.defer import maybe_deferred_to_future
 
         for _hop in range(self.max_redirects + 1):
             req = Request(
-                url, callback=NO_CALLBACK, priority=self.INTERNAL_PRIORITY, dont_filter=True,
+                url,
+                callback=NO_CALLBACK,
+                priority=self.INTERNAL_PRIORITY,
+                dont_filter=True,
                 headers={"User-Agent": self.user_agent},
                 meta={
-                    "piguard_internal": True, "piguard_limit": True, "dont_redirect": True, "dont_retry": True,
-                    "handle_httpstatus_all": True, "download_maxsize": 0, "download_timeout": self.internal_timeout,
+                    "piguard_internal": True,
+                    "piguard_limit": True,
+                    "dont_redirect": True,
+                    "dont_retry": True,
+                    "handle_httpstatus_all": True,
+                    "download_maxsize": 0,
+                    "download_timeout": self.internal_timeout,
                 },
-            )  # fmt: skip
+            )
             host = urlsplit(url).hostname or ""
             wait = self.state.pacer.reserve(host, self.min_delay)
             if wait > 0:
@@ -176,16 +190,29 @@ class PiguardMiddleware:
             status, body, final, err = await self._fetch(origin + "/robots.txt")
             fetched = time.time()
             if status is not None and 200 <= status < 300:
-                entry = RobotsEntry(RobotsTxt(body, limit=self.parse_limit), "parsed", status, fetched,
-                                    fetched + self.cache_ttl, final)  # fmt: skip
+                entry = RobotsEntry(
+                    RobotsTxt(body, limit=self.parse_limit),
+                    "parsed",
+                    status,
+                    fetched,
+                    fetched + self.cache_ttl,
+                    final,
+                )
             elif status is not None and 400 <= status < 500:
                 entry = RobotsEntry(
                     RobotsTxt(b""), "unavailable", status, fetched, fetched + self.cache_ttl, final
                 )
             else:
                 # 5xx, network failure, redirect loop, other statuses: complete disallow, try again later.
-                entry = RobotsEntry(RobotsTxt(b"User-agent: *\nDisallow: /\n"), "unreachable", status, fetched,
-                                    fetched + self.error_ttl, final, err or f"status {status}")  # fmt: skip
+                entry = RobotsEntry(
+                    RobotsTxt(b"User-agent: *\nDisallow: /\n"),
+                    "unreachable",
+                    status,
+                    fetched,
+                    fetched + self.error_ttl,
+                    final,
+                    err or f"status {status}",
+                )
             self._robots[origin] = entry
             self.state.robots_seen(origin, entry.describe())
             if self.check_tdmrep and entry.verdict_kind != "unreachable":
@@ -229,9 +256,13 @@ class PiguardMiddleware:
         origin = _origin(request.url)
         entry = await self._robots_for(origin)
         verdict = entry.parser.verdict(self.token, request.url)
-        robots = {**entry.describe(), "allowed": verdict.allowed,
-                  "rule": None if verdict.rule is None else
-                  {"line": verdict.rule.line, "allow": verdict.rule.allow, "pattern": verdict.rule.pattern}}  # fmt: skip
+        robots = {
+            **entry.describe(),
+            "allowed": verdict.allowed,
+            "rule": None
+            if verdict.rule is None
+            else {"line": verdict.rule.line, "allow": verdict.rule.allow, "pattern": verdict.rule.pattern},
+        }
         request.meta["piguard_robots"] = robots
         if urlsplit(request.url).path != "/robots.txt" and not verdict.allowed:
             outcome = "refused_robots"
@@ -253,18 +284,25 @@ class PiguardMiddleware:
         protection = protection_from_status(status)
         if protection is None and html is not None and 200 <= status < 300:
             protection = protection_from_markup(html)
-        headers = {k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
-                   for k, vs in response.headers.items()}  # fmt: skip
+        headers = {
+            k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
+            for k, vs in response.headers.items()
+        }
         sig = page_signals(headers, html, self.token)
         tdm = self._tdmrep.get(_origin(request.url))
         apply_tdmrep(sig, tdm[0] if tdm else None, request.url)
         meta: dict[str, Any] = {
-            "url": request.meta.get("redirect_urls", [request.url])[0], "final_url": response.url,
-            "status": status, "fetched_at": request.meta.get("piguard_fetched_at"),
-            "robots": request.meta.get("piguard_robots"), "signals": sig.as_dict(),
+            "url": request.meta.get("redirect_urls", [request.url])[0],
+            "final_url": response.url,
+            "status": status,
+            "fetched_at": request.meta.get("piguard_fetched_at"),
+            "robots": request.meta.get("piguard_robots"),
+            "signals": sig.as_dict(),
             "tdmrep_file": None if tdm is None else {"found": tdm[0] is not None, "note": tdm[2]},
-            "protection": protection, "retry_after": retry_after, "tdm_licence": self.licence,
-        }  # fmt: skip
+            "protection": protection,
+            "retry_after": retry_after,
+            "tdm_licence": self.licence,
+        }
         request.meta["piguard"] = meta
         if protection is not None:
             self.state.store.record({**meta, "outcome": "protected", "stored": False})
@@ -396,10 +434,14 @@ class PiguardOutcomeMiddleware:
             kind = "size_cap_exceeded"
         self.state.store.record(
             {
-                "url": request.url, "outcome": "error", "error": kind, "stored": False,
-                "robots": request.meta.get("piguard_robots"), "fetched_at": request.meta.get("piguard_fetched_at"),
+                "url": request.url,
+                "outcome": "error",
+                "error": kind,
+                "stored": False,
+                "robots": request.meta.get("piguard_robots"),
+                "fetched_at": request.meta.get("piguard_fetched_at"),
             }
-        )  # fmt: skip
+        )
         return None
 
 

@@ -136,8 +136,9 @@ def filter_texts(texts: list[str], policy: PiPolicy) -> list[tuple[str, PiResult
             cur = e
         pieces.append(text[cur:])
         res = PiResult(
-            dict(sorted(counts["mask"].items())), dict(sorted(counts["drop"].items())),
+            dict(sorted(counts["mask"].items())),
+            dict(sorted(counts["drop"].items())),
             dict(sorted(counts["keep"].items())),
-        )  # fmt: skip
+        )
         out.append(("".join(pieces), res))
     return out

@@ -169,9 +169,11 @@ def _key_value(line: str) -> tuple[str, str] | None:
 def _key_kind(key: str) -> str:
     k = key.lower()
     for kind, names in (
-        ("user-agent", _USER_AGENT_KEYS), ("allow", _ALLOW_KEYS), ("disallow", _DISALLOW_KEYS),
+        ("user-agent", _USER_AGENT_KEYS),
+        ("allow", _ALLOW_KEYS),
+        ("disallow", _DISALLOW_KEYS),
         ("sitemap", _SITEMAP_KEYS),
-    ):  # fmt: skip
+    ):
         if any(k.startswith(n) for n in names):
             return kind
     return k

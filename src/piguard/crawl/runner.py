@@ -14,24 +14,51 @@ from piguard.crawl.settings import piguard_settings
 
 
 def crawl_settings(
-    out: Path, user_agent: str, *, max_pages: int = 0, min_delay: float = 1.0, timeout: float = 30,
-    max_bytes: int = 16 * 1024 * 1024, licence: str | None = None, pi_policy: str | None = None,
-    pi_entities: str | None = None, redis_url: str | None = None, worker: str | None = None,
-    max_depth: int = 3, redis_key: str = "piguard", log_level: str = "WARNING", extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    out: Path,
+    user_agent: str,
+    *,
+    max_pages: int = 0,
+    min_delay: float = 1.0,
+    timeout: float = 30,
+    max_bytes: int = 16 * 1024 * 1024,
+    licence: str | None = None,
+    pi_policy: str | None = None,
+    pi_entities: str | None = None,
+    redis_url: str | None = None,
+    worker: str | None = None,
+    max_depth: int = 3,
+    redis_key: str = "piguard",
+    log_level: str = "WARNING",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     check_user_agent(user_agent)
     PiPolicy.parse(pi_policy, pi_entities)  # validate before anything starts
     s = piguard_settings(
-        None, user_agent=user_agent, out=str(out), redis_url=redis_url,
-        DOWNLOAD_DELAY=min_delay, PIGUARD_MIN_DELAY=min_delay, AUTOTHROTTLE_START_DELAY=max(min_delay, 0.01),
-        DOWNLOAD_TIMEOUT=timeout, DOWNLOAD_MAXSIZE=max_bytes, DEPTH_LIMIT=max_depth,
-        CLOSESPIDER_PAGECOUNT=max_pages, PIGUARD_TDM_LICENCE=licence, PIGUARD_PI_POLICY=pi_policy,
-        PIGUARD_PI_ENTITIES=pi_entities, PIGUARD_WORKER_ID=worker, LOG_LEVEL=log_level,
-        TELNETCONSOLE_ENABLED=False, REMOTE_CONTROL_ENABLED=False,
-    )  # fmt: skip
+        None,
+        user_agent=user_agent,
+        out=str(out),
+        redis_url=redis_url,
+        DOWNLOAD_DELAY=min_delay,
+        PIGUARD_MIN_DELAY=min_delay,
+        AUTOTHROTTLE_START_DELAY=max(min_delay, 0.01),
+        DOWNLOAD_TIMEOUT=timeout,
+        DOWNLOAD_MAXSIZE=max_bytes,
+        DEPTH_LIMIT=max_depth,
+        CLOSESPIDER_PAGECOUNT=max_pages,
+        PIGUARD_TDM_LICENCE=licence,
+        PIGUARD_PI_POLICY=pi_policy,
+        PIGUARD_PI_ENTITIES=pi_entities,
+        PIGUARD_WORKER_ID=worker,
+        LOG_LEVEL=log_level,
+        TELNETCONSOLE_ENABLED=False,
+        REMOTE_CONTROL_ENABLED=False,
+    )
     if redis_url:
-        s.update(SCHEDULER_QUEUE_KEY=f"{redis_key}:requests", SCHEDULER_DUPEFILTER_KEY=f"{redis_key}:dupefilter",
-                 PIGUARD_PACE_PREFIX=f"{redis_key}:pace")  # fmt: skip
+        s.update(
+            SCHEDULER_QUEUE_KEY=f"{redis_key}:requests",
+            SCHEDULER_DUPEFILTER_KEY=f"{redis_key}:dupefilter",
+            PIGUARD_PACE_PREFIX=f"{redis_key}:pace",
+        )
     s.update(extra or {})
     return s
 

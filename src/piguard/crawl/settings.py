@@ -54,10 +54,14 @@ DISTRIBUTED_SETTINGS: dict[str, Any] = {
 
 
 def piguard_settings(
-    existing: dict[str, Any] | None = None, *, user_agent: str, out: str = "piguard-crawl",
-    redis_url: str | None = None, **extra: Any,
-) -> dict[str, Any]:  # fmt: skip
-    """``existing`` with piguard's settings merged in (middleware and pipeline dicts are merged, not replaced)."""
+    existing: dict[str, Any] | None = None,
+    *,
+    user_agent: str,
+    out: str = "piguard-crawl",
+    redis_url: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``existing`` with piguard's settings merged in (middleware and pipeline dicts merged, not replaced)."""
     base = {k: v for k, v in (existing or {}).items() if k.isupper()}
     merged = dict(base)
     layers = [PIGUARD_SETTINGS]

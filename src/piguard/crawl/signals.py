@@ -146,7 +146,7 @@ def page_signals(headers: dict[str, list[str]], html: str | None, agent: str) ->
 
 
 class TdmRep:
-    """A parsed /.well-known/tdmrep.json: an array of {location, tdm-reservation, tdm-policy}; first match wins.
+    """A parsed /.well-known/tdmrep.json: array of {location, tdm-reservation, tdm-policy}; first match wins.
 
     ``location`` is a path pattern with ``*`` and a trailing ``$``, matched like robots.txt patterns."""
 

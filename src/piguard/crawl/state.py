@@ -51,7 +51,8 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 local start = math.max(now, nxt)
 local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.6f', start + interval), 'PX', math.ceil((start - now + interval) * 1000) + 60000)
+local ttl = math.ceil((start - now + interval) * 1000) + 60000
+redis.call('SET', KEYS[1], string.format('%.6f', start + interval), 'PX', ttl)
 return string.format('%.6f', start - now)
 """
 
@@ -105,9 +106,10 @@ def state_for(crawler: Crawler) -> CrawlState:
     if st is None:
         s = crawler.settings
         store = PageStore(
-            s.get("PIGUARD_OUT", "piguard-crawl"), s.get("PIGUARD_WORKER_ID") or None,
+            s.get("PIGUARD_OUT", "piguard-crawl"),
+            s.get("PIGUARD_WORKER_ID") or None,
             fsync=s.getbool("PIGUARD_FSYNC", True),
-        )  # fmt: skip
+        )
         if s.get("PIGUARD_PACER", "local") == "redis":
             url = s.get("PIGUARD_REDIS_URL") or s.get("REDIS_URL")
             if not url:

@@ -3,7 +3,7 @@ a summary. Layout::
 
     OUT/pages/<sha256(url)[:32]>.txt   filtered visible text of each stored page
     OUT/provenance[-WORKER].jsonl      one record per URL the crawler decided on (stored or not)
-    OUT/summary[-WORKER].json          counts: stored, refused by robots, protected, reserved, errors, PI removed
+    OUT/summary[-WORKER].json          counts: stored, refused, protected, reserved, errors, PI removed
 """
 
 from __future__ import annotations
