@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import re
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ SYSTEM_SCHEMAS = {
     "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys",
 }  # fmt: skip
 SQL_BATCH_ROWS = 50_000
+COPY_BLOCK_BYTES = 32 << 20
 # Random key ranges read per table when sampling by primary key.
 SAMPLE_RANGES = 20
 CONNECT_TIMEOUT_S = 10
@@ -143,12 +145,63 @@ def _batches(  # type: ignore[no-untyped-def]
                 return
             for stmt, method in _statements(conn, table, names, kind, full=full, sample_rows=sample_rows):
                 scan.method = method
+                if full and conn.dialect.name == "postgresql":
+                    scan.method = "full (COPY ... TO STDOUT, batches)"
+                    yield from _pg_copy(conn, stmt, table, names)
+                    continue
                 res = conn.execution_options(stream_results=True, yield_per=SQL_BATCH_ROWS).execute(stmt)
                 for part in res.partitions(SQL_BATCH_ROWS):
                     yield _frame(names, part)
             conn.rollback()
 
     return run
+
+
+def _pg_copy(
+    conn: Connection, stmt: sa.Select[Any], table: sa.Table, names: list[str]
+) -> Iterator[pl.DataFrame]:
+    """A full PostgreSQL read through ``COPY (SELECT ...) TO STDOUT`` in text format, parsed by polars in
+    blocks: several times faster than materializing Python tuples. Text format escapes newlines inside
+    values, so every row is one line and a block can be cut at any newline. COPY TO is allowed in a
+    read-only transaction."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    raw = conn.connection.driver_connection
+    casts = {}
+    for n in names:
+        t = table.c[n].type
+        if isinstance(t, sa.Integer):
+            casts[n] = pl.Int64
+        elif isinstance(t, sa.Numeric | sa.Float):
+            casts[n] = pl.Float64
+
+    def parse(block: bytes) -> pl.DataFrame:
+        df = pl.read_csv(
+            io.BytesIO(block),
+            separator="\t",
+            has_header=False,
+            new_columns=names,
+            infer_schema=False,
+            quote_char=None,
+            null_values="\\N",
+            encoding="utf8-lossy",
+        )
+        # Text format escapes backslashes; the few escaped values keep a doubled backslash, which no
+        # detector cares about.
+        return df.with_columns(pl.col(n).cast(t, strict=False) for n, t in casts.items())
+
+    parts: list[bytes] = []
+    size = 0
+    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT") as cp:  # type: ignore[union-attr]
+        for data in cp:
+            parts.append(bytes(data))
+            size += len(data)
+            if size >= COPY_BLOCK_BYTES:
+                block = b"".join(parts)
+                cut = block.rfind(b"\n") + 1
+                yield parse(block[:cut])
+                parts, size = [block[cut:]], len(block) - cut
+    if size:
+        yield parse(b"".join(parts))
 
 
 def _frame(names: list[str], rows: list[Any]) -> pl.DataFrame:
