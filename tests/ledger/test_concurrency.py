@@ -41,6 +41,18 @@ def test_two_concurrent_writers_lose_no_consent(ledger_url: str) -> None:
     led.close()
 
 
+def test_two_processes_open_a_fresh_ledger_at_once(ledger_url: str) -> None:
+    writers = [
+        subprocess.Popen([sys.executable, WRITER, ledger_url, prefix, "5"], stdout=subprocess.PIPE, text=True)
+        for prefix in ("x", "y")
+    ]  # both start before either has migrated
+    for w in writers:
+        assert w.wait(timeout=120) == 0
+    led = Ledger.open(ledger_url)
+    assert led.counts()["consents"] == 10 and led.verify().ok
+    led.close()
+
+
 def test_chain_verifies_after_kill_9_mid_write(ledger_url: str) -> None:
     Ledger.open(ledger_url).close()
     led = Ledger.open(ledger_url)

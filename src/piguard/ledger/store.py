@@ -44,6 +44,7 @@ from piguard.ledger.models import (
 GENESIS = "0" * 64
 _CHUNK = 500
 KEY_ENV = "PIGUARD_LEDGER_KEY"
+_MIGRATION_LOCK = 0x70696775  # "pigu": advisory lock id held while migrating a PostgreSQL ledger
 
 
 class LedgerError(RuntimeError):
@@ -228,8 +229,19 @@ class Ledger:
 
             with self.engine.connect() as conn:
                 conn.execution_options(piguard_write=True)
-                command.upgrade(_alembic_config(conn), "head")
-                conn.commit()
+                pg = self.dialect == "postgresql"
+                if pg:
+                    # Two processes opening a fresh ledger at once: one migrates, the other finds it done.
+                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+                    conn.commit()
+                try:
+                    command.upgrade(_alembic_config(conn), "head")
+                    conn.commit()
+                finally:
+                    if pg:
+                        conn.rollback()
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                        conn.commit()
 
     def schema_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
