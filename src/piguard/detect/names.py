@@ -58,6 +58,8 @@ class _Data:
     rx_en_token: re.Pattern[str]
     rx_ctx_en: re.Pattern[str]
     rx_gate: re.Pattern[str]
+    not_person_after: tuple[str, ...]
+    not_person_before: tuple[str, ...]
 
 
 def _alt(words: list[str]) -> str:
@@ -104,6 +106,8 @@ def _data() -> _Data:
         rx_en_token=rx_en_token,
         rx_ctx_en=rx_ctx_en,
         rx_gate=rx_gate,
+        not_person_after=tuple(raw["not_person_after"]),
+        not_person_before=tuple(raw["not_person_before"]),
     )
 
 
@@ -244,12 +248,12 @@ _MAX_WINDOW = 64  # merged windows stay short so a padded batch wastes little
 
 def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | None:
     # Trim a trailing title (杨律师 -> 杨) and leading/trailing punctuation the model sometimes includes.
-    span = text[s:e]
-    for t in d.titles:
-        if len(span) > len(t) and span.endswith(t):
-            e -= len(t)
-            span = text[s:e]
+    # Cut where a title begins inside or right at the end of the span (李战|先生, 杨|律师).
+    for p in range(s + 1, e):
+        if any(text.startswith(t, p) for t in d.titles if len(t) > 1 or p == e - 1):
+            e = p
             break
+    span = text[s:e]
     span = span.strip(" ·-—()（）\"“”'")
     if not span:
         return None
@@ -271,7 +275,7 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
         # that ends the phrase.
         n = len(text)
         short_by_one = len(span) == 2 and _surname_len(d, span, 0) == 1 and e < n and text[e] in d.given
-        if short_by_one and (e + 1 >= len(text) or not _cjk(text[e + 1]) or text[e + 1] in d.stop):
+        if short_by_one and (e + 1 >= n or not _cjk(text[e + 1]) or text[e + 1] in d.stop):
             span = text[s : e + 1]
             e += 1
         # Two characters without a surname are mostly ordinary words the model mistook (银行, 全国).
@@ -281,6 +285,12 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
     if "vs" in text[max(0, s - 3) : s].lower() or "vs" in text[e : e + 3].lower():
         return None
     if text.rfind("《", 0, s) > text.rfind("》", 0, s):
+        return None
+    # A transliterated name right before 队/主场/公园/岛 … or after 主队/迎战 … is a team or a place.
+    if not _surname_len(d, text, s) and (
+        any(text.startswith(w, e) for w in d.not_person_after)
+        or any(text.endswith(w, 0, s) for w in d.not_person_before)
+    ):
         return None
     return s, e
 
