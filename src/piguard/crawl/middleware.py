@@ -1,6 +1,6 @@
 """Scrapy downloader middlewares that keep a crawl lawful.
 
-``PiguardMiddleware`` (order 580: after UserAgentMiddleware; sees responses after decompression):
+``PiguardMiddleware`` (order 585: after UserAgentMiddleware; sees responses after decompression):
 
 * requires an honest user agent with a contact URL and sends it on every request; refuses proxies;
 * fetches robots.txt itself (RFC 9309): redirects followed up to 5 hops, the first 500 KiB parsed,
@@ -186,6 +186,7 @@ class PiguardMiddleware:
             return await maybe_deferred_to_future(_chain(pending))
         d: Deferred[RobotsEntry] = Deferred()
         self._pending[origin] = d
+        entry = None
         try:
             status, body, final, err = await self._fetch(origin + "/robots.txt")
             fetched = time.time()
@@ -217,6 +218,18 @@ class PiguardMiddleware:
             self.state.robots_seen(origin, entry.describe())
             if self.check_tdmrep and entry.verdict_kind != "unreachable":
                 await self._load_tdmrep(origin, entry)
+        except Exception as exc:  # never leave waiters hanging: an unexpected failure is "unreachable"
+            now = time.time()
+            entry = RobotsEntry(
+                RobotsTxt(b"User-agent: *\nDisallow: /\n"),
+                "unreachable",
+                None,
+                now,
+                now + self.error_ttl,
+                origin + "/robots.txt",
+                type(exc).__name__,
+            )
+            self._robots[origin] = entry
         finally:
             self._pending.pop(origin, None)
         d.callback(entry)
@@ -342,6 +355,7 @@ class PiguardPacingMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         s = crawler.settings
         self.state = state_for(crawler)
+        self.user_agent = check_user_agent(s.get("PIGUARD_USER_AGENT") or s.get("USER_AGENT"))
         self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
         self.max_backoff = s.getfloat("PIGUARD_MAX_BACKOFF", 60.0)
         self.max_retry_after = float(rules()["protection"]["max_retry_after_seconds"])
@@ -366,6 +380,12 @@ class PiguardPacingMiddleware:
 
         if request.meta.get("piguard_internal"):
             return None
+        # Enforced again here, last before the wire, in case a later middleware rotated or added them.
+        request.headers[b"User-Agent"] = self.user_agent
+        for h in (b"Cookie", b"Proxy-Authorization"):
+            request.headers.pop(h, None)
+        if request.meta.get("proxy"):
+            raise IgnoreRequest("piguard: proxies are not used")
         host = urlsplit(request.url).hostname or ""
         lock = self._locks.get(host)
         if lock is None:

@@ -19,7 +19,7 @@ PIGUARD_SETTINGS: dict[str, Any] = {
     "DOWNLOADER_MIDDLEWARES": {
         "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
         "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
-        "piguard.crawl.middleware.PiguardMiddleware": 580,
+        "piguard.crawl.middleware.PiguardMiddleware": 585,
         "piguard.crawl.middleware.PiguardPacingMiddleware": 950,
         "piguard.crawl.middleware.PiguardOutcomeMiddleware": 540,
     },
