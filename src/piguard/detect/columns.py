@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import unicodedata
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,7 @@ EN_ADDRESS_RE = (
 )
 _HEADER_ONLY_CONFIDENCE = 0.6
 _POOL_WORKERS = min(2, os.cpu_count() or 1)
+_TEXT_LOCK = threading.Lock()
 
 
 @cache
@@ -446,7 +448,9 @@ class TableClassifier:
         structured = set(reg.detectors[0].entities)
         text = "\n".join(take.to_list())
         lines: dict[str, set[int]] = {}
-        for f in scan_text(text, registry=reg):
+        with _TEXT_LOCK:  # the text detectors (models, caches) are not known to be thread-safe
+            findings = scan_text(text, registry=reg)
+        for f in findings:
             if f.entity in structured:
                 continue
             lines.setdefault(f.entity, set()).add(f.line)
