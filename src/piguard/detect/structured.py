@@ -610,17 +610,21 @@ def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _judge(cands: pl.DataFrame, rules: ContextRules) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Classify, verify and weigh context for candidates; return (hits, rows that were nothing)."""
+def _judge(cands: pl.DataFrame, rules: ContextRules) -> pl.DataFrame:
+    """Classify, verify and weigh context for candidates (whole tokens, ``_piece`` false, and their
+    second-chance pieces, ``_piece`` true, sharing the token id ``_tok``); return the hits.
+
+    A piece only speaks when its whole token was nothing: both are judged in one pass (one set of
+    column operations instead of two), and pieces of tokens that were something are dropped."""
     out = _verify_scalar(_classify_frame(cands))
-    miss = out.filter(pl.col("entity").is_null()).drop(
-        "entity", "confidence", "needs_context", "d", "alt_entity", "alt_confidence"
-    )
+    named = pl.col("entity").is_not_null()
+    claimed = out.filter(named & ~pl.col("_piece"))["_tok"]
+    out = out.filter(named & ~(pl.col("_piece") & pl.col("_tok").is_in(claimed.implode())))
     # Context-needing second readings become rows of their own; overlap resolution keeps the likelier.
     alt = out.filter(pl.col("alt_entity").is_not_null()).with_columns(
         entity=pl.col("alt_entity"), confidence=pl.col("alt_confidence"), needs_context=pl.lit(True)
     )
-    hit = pl.concat([out.filter(pl.col("entity").is_not_null()), alt]).drop("alt_entity", "alt_confidence")
+    hit = pl.concat([out, alt]).drop("alt_entity", "alt_confidence")
     hit = hit.with_columns(
         end=pl.col("start") + pl.col("n").str.len_chars(),
         confidence=rules.adjust_expr_frame(hit),
@@ -628,7 +632,7 @@ def _judge(cands: pl.DataFrame, rules: ContextRules) -> tuple[pl.DataFrame, pl.D
     # A plate glued to more letters or digits is part of a longer code, not a plate.
     after = pl.col("l").str.slice(pl.col("cil") + pl.col("n").str.len_chars(), 1)
     hit = hit.filter(~((pl.col("entity") == "CN_LICENCE_PLATE") & after.str.contains(r"^[A-Za-z0-9]$")))
-    return hit.select(list(_HIT_SCHEMA)), miss
+    return hit.select(list(_HIT_SCHEMA))
 
 
 def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.DataFrame:
@@ -647,17 +651,19 @@ def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.Da
     toks = _locate(text)
     if toks.height == 0:
         return empty
-    cands = toks.with_columns(n=normalize_expr(pl.col("t"))).filter(
-        pl.col("n").str.len_chars() >= _MIN_CANDIDATE_CHARS
+    cands = (
+        toks.with_columns(n=normalize_expr(pl.col("t")))
+        .drop("t")
+        .filter(pl.col("n").str.len_chars() >= _MIN_CANDIDATE_CHARS)
+        .with_row_index("_tok")
+        .with_columns(_piece=pl.lit(False))
     )
-    hits, miss = _judge(cands.drop("t"), rules)
-    retry = miss.filter(pl.col("n").str.contains(" ") | pl.col("n").str.contains(_SUB_SPLIT))
-    parts = [hits]
+    retry = cands.filter(pl.col("n").str.contains(" ", literal=True) | pl.col("n").str.contains(_SUB_SPLIT))
     if retry.height:
-        sub = _subtokens(retry)
-        if sub.height:
-            parts.append(_judge(sub, rules)[0])
-    return pl.concat(parts).sort("start")
+        cands = pl.concat(
+            [cands, _subtokens(retry).with_columns(_piece=pl.lit(True))], how="vertical_relaxed"
+        )
+    return _judge(cands, rules).sort("start")
 
 
 def find_structured(text: str, rules: ContextRules | None = None) -> list[RawHit]:
