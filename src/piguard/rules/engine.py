@@ -164,8 +164,7 @@ class Engine:
             if f.source_provenance and f.source_provenance not in datasets:
                 errors.append(
                     f"{doc.path}:{f.line}: flow {f.id!r}: provenance record {f.source_provenance!r} "
-                    "is not in "
-                    "the ledger"
+                    "is not in the ledger"
                 )
         if errors:
             raise FlowsError(errors)
@@ -279,7 +278,7 @@ class Engine:
         article = rule.article.format(app_type=app_type) if "{" in rule.article else rule.article
         return Reason(rule.id, rule.source, article, rule.severity, en, zh)
 
-    def decide(self, doc: FlowsDoc, flow: Flow, facts: dict[str, Any] | None, **_: Any) -> Decision:
+    def decide(self, doc: FlowsDoc, flow: Flow, facts: dict[str, Any] | None) -> Decision:
         if facts is None:
             return Decision(flow.id, "allow", [], flow.line)
         reasons: list[Reason] = []
