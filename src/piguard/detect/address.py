@@ -82,7 +82,8 @@ def _data() -> _Data:
     house = "|".join(re.escape(u) for u in sorted(raw["house_suffixes"], key=len, reverse=True))
     unit = rf"[{_CJK}]{{1,8}}?(?:{units})"
     number = r"(?:[0-9０-９]+(?:[\-－之][0-9０-９]+)?|[A-Za-z]{1,2}[0-9]*|[一二三四五六七八九十]{1,3})"
-    house_part = rf"{number}(?:{house})"
+    # A street word may stand alone right before the number (…北镇路X座, …东街12号).
+    house_part = rf"(?:路|街|大街|道|巷|弄|里)?{number}(?:{house})"
     rx_zh = re.compile(rf"(?:{unit})+(?:{house_part})*|(?:{unit})*(?:{house_part})+")
     cues = raw["cues_zh"]
     rx_cue = re.compile("|".join(re.escape(c) for c in sorted(cues, key=len, reverse=True)))
@@ -102,6 +103,9 @@ def _data() -> _Data:
         rf"(?:{sfx})(?:\.|(?-u:\b))"
         rf"(?:,?{sp}(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#|Room|Fl\.?|Floor)[ \t]*[A-Za-z0-9\-]+)?"
         rf"(?:,[ \t]*(?:{cap}{sp}){{0,2}}{cap}(?:,[ \t]*(?:{st}){sp}[0-9]{{5}}(?:-[0-9]{{4}})?)?)?"
+        # US military and diplomatic mail (USPS Publication 28, section 237): PSC/Unit/CMR … APO/FPO/DPO.
+        rf"|(?:PSC|Unit|CMR){sp}[0-9]{{3,5}},?{sp}Box{sp}[0-9]{{3,5}},{sp}[ADF]PO{sp}A[AEP]{sp}[0-9]{{5}}"
+        rf"|(?:USNS|USNV|USS|USCGC){sp}{cap},{sp}FPO{sp}A[AEP]{sp}[0-9]{{5}}"
     )
     places = gazetteer()
     return _Data(
@@ -132,7 +136,7 @@ class AddressDetector:
             hit = self._zh_hit(d, text, s, e)
             if hit is not None:
                 hits.append(hit)
-        if re.search(r"\d\s+[A-Z]", text):
+        if re.search(r"[0-9]", text):
             for s, e in finditer_spans(text, d.en_pattern):
                 if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "#_"):
                     continue
