@@ -34,13 +34,18 @@ def deid(
     metric: str | None = typer.Option(None, "--metric", help="loss | entropy."),
     mode: str | None = typer.Option(None, "--mode", help="optimal | mondrian."),
     population: int | None = typer.Option(None, "--population", help="Population size for journalist risk."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local | spark (group counts and the rewrite run in Spark; output is a directory).",
+    ),
     init_config: Path | None = typer.Option(
         None, "--init-config", help="Write a draft config for INPUT (from detected columns) and stop."
     ),
 ) -> None:
     """De-identify INPUT into --out; print a summary, write --report (JSON) and --html."""
-    from piguard.deid import DeidError, deidentify, load_config, read_table, write_table_atomic
-    from piguard.deid.config import DeidConfig, parse_l, parse_t
+    from piguard.deid import DeidConfig, DeidError, deidentify, load_config, read_table, write_table_atomic
+    from piguard.deid.config import parse_l, parse_t
     from piguard.deid.tableio import write_text_atomic
 
     def fail(msg: str) -> typer.Exit:
@@ -48,10 +53,16 @@ def deid(
         return typer.Exit(EXIT_ERROR)
 
     try:
-        df, fmt = read_table(input)
+        if engine not in ("local", "spark"):
+            raise fail("--engine must be local or spark")
+        if metric and metric not in ("loss", "entropy"):
+            raise fail("--metric must be loss or entropy")
+        if mode and mode not in ("optimal", "mondrian"):
+            raise fail("--mode must be optimal or mondrian")
         if init_config is not None:
             from piguard.deid.autoconfig import draft_yaml
 
+            df, _ = read_table(input)
             write_text_atomic(draft_yaml(df, str(input), k=k or 5), init_config)
             typer.echo(f"draft configuration written to {init_config}")
             return
@@ -71,18 +82,21 @@ def deid(
         if suppression is not None:
             cfg.models.suppression = suppression
         if metric:
-            if metric not in ("loss", "entropy"):
-                raise fail("--metric must be loss or entropy")
             cfg.metric = metric
         if mode:
-            if mode not in ("optimal", "mondrian"):
-                raise fail("--mode must be optimal or mondrian")
             cfg.mode = mode
         if population is not None:
             cfg.risk.population = population
-        outcome = deidentify(df, cfg)
-        write_table_atomic(outcome.table, out, fmt)
-        rep = outcome.report
+        if engine == "spark":
+            from piguard.deid.spark import run_spark_files
+
+            rep = run_spark_files(str(input), str(out), cfg)
+            n_rows = rep["risk"]["records_total"]
+        else:
+            df, fmt = read_table(input)
+            outcome = deidentify(df, cfg)
+            write_table_atomic(outcome.table, out, fmt)
+            rep, n_rows = outcome.report, df.height
         if report:
             write_text_atomic(json.dumps(rep, ensure_ascii=False, indent=2), report)
         if html:
@@ -96,7 +110,7 @@ def deid(
         raise fail(f"{exc.filename or input}: {exc.strerror or exc}") from None
     levels = ", ".join(f"{c}={v}" for c, v in rep["levels"].items())
     typer.echo(
-        f"{out}: {df.height} rows, {rep['suppressed_rows']} suppressed, {rep['equivalence_classes']} classes "
+        f"{out}: {n_rows} rows, {rep['suppressed_rows']} suppressed, {rep['equivalence_classes']} classes "
         f"(smallest {rep['min_class_size']}); levels {levels or '-'}; prosecutor risk highest "
         f"{rep['risk']['prosecutor']['highest']:.4f}; "
         f"search {rep['utility']['search'].get('search_ms', 0)} ms"

@@ -87,9 +87,12 @@ class Result:
     checked: int
     lattice_size: int
 
+    suppressed_records: int = 0
+
     @property
     def suppressed_rows(self) -> int:
-        return int(self.outlier_rows.sum())
+        """Suppressed records (input rows, or summed weights for pre-aggregated input)."""
+        return self.suppressed_records
 
     def levels_by_column(self) -> dict[str, int]:
         return dict(zip(self.qis, self.levels, strict=True))
@@ -105,7 +108,9 @@ class Lattice:
         qis: list[str],
         models: Models,
         metric: str = "loss",
+        weights: np.ndarray | None = None,
     ) -> None:
+        """``weights``: records per input row, for pre-aggregated input (e.g. group counts from Spark)."""
         if not qis:
             raise DeidError("no quasi-identifiers given")
         for q in qis:
@@ -129,7 +134,11 @@ class Lattice:
             raise DeidError(
                 f"the lattice has {size:,} nodes (too many for an optimal search): use mondrian mode"
             )
-        n = len(columns[qis[0]])
+        n_rows = len(columns[qis[0]])
+        wts = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=np.float64)
+        if len(wts) != n_rows or (n_rows and wts.min() < 0):
+            raise DeidError("weights must be one non-negative count per row")
+        n = round(float(wts.sum()))
         self.n = n
         if n == 0:
             raise DeidError("the table has no rows")
@@ -140,12 +149,11 @@ class Lattice:
         leaf = np.stack([h.encode_column(columns[q]) for q, h in zip(qis, self.hier, strict=True)], axis=1)
         # Distinct QI tuples with their counts; every check works on these, not on rows.
         tup_key = _combine([leaf[:, j] for j in range(leaf.shape[1])], [h.domain_size for h in self.hier])
-        uk, first, self.row_tuple, cnt = np.unique(
-            tup_key, return_index=True, return_inverse=True, return_counts=True
-        )
+        uk, first, self.row_tuple = np.unique(tup_key, return_index=True, return_inverse=True)
         self.row_tuple = self.row_tuple.reshape(-1)
         self.leaf = leaf[first]
-        self.w = cnt.astype(np.float64)
+        self.w = np.bincount(self.row_tuple, weights=wts, minlength=len(uk))
+        self.row_weight = wts
         self.n_tuples = len(uk)
         # gen[d][lvl]: value id at level lvl for every distinct tuple; card[d][lvl]: number of ids.
         self.gen = [
@@ -172,8 +180,9 @@ class Lattice:
                 scode = _dense_codes(columns[col])
                 n_s = int(scode.max()) + 1 if n else 0
             pair = self.row_tuple.astype(np.int64) * n_s + scode
-            up, pc = np.unique(pair, return_counts=True)
-            global_p = np.bincount(scode, minlength=n_s) / n
+            up, inv = np.unique(pair, return_inverse=True)
+            pc = np.bincount(inv.reshape(-1), weights=wts, minlength=len(up))
+            global_p = np.bincount(scode, weights=wts, minlength=n_s) / n
             self.sens[col] = (up // n_s, up % n_s, pc.astype(np.float64), n_s, sh if needs_h else None)
             self._global[col] = global_p
 
@@ -434,9 +443,11 @@ class Lattice:
         # Class ids over kept records only, renumbered densely.
         kept_cls = np.where(row_out, -1, cls[self.row_tuple])
         uniq, inv = np.unique(kept_cls[~row_out], return_inverse=True)
-        class_of_row = np.full(self.n, -1, dtype=np.int64)
+        class_of_row = np.full(len(self.row_tuple), -1, dtype=np.int64)
         class_of_row[~row_out] = inv.reshape(-1)
-        class_sizes = np.bincount(inv.reshape(-1), minlength=len(uniq))
+        class_sizes = np.rint(
+            np.bincount(inv.reshape(-1), weights=self.row_weight[~row_out], minlength=len(uniq))
+        ).astype(np.int64)
         cols = self.column_scores(levels, outlier if outlier.any() else None)
         return Result(
             qis=list(self.qis),
@@ -449,6 +460,7 @@ class Lattice:
             metric=self.metric,
             checked=checked,
             lattice_size=size,
+            suppressed_records=round(float(self.row_weight[row_out].sum())),
         )
 
     def labels(self, d: int, levels: tuple[int, ...]) -> np.ndarray:

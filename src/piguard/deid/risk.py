@@ -33,13 +33,14 @@ class RiskOptions:
     threshold: float = DEFAULT_THRESHOLD
 
 
-def _model(risk_per_record: np.ndarray, threshold: float) -> dict[str, float | int]:
-    if len(risk_per_record) == 0:
+def _model(risk: np.ndarray, threshold: float, weight: np.ndarray | None = None) -> dict[str, float | int]:
+    if len(risk) == 0:
         return {"highest": 0.0, "average": 0.0, "records_at_risk": 0}
+    w = np.ones(len(risk)) if weight is None else weight
     return {
-        "highest": float(risk_per_record.max()),
-        "average": float(risk_per_record.mean()),
-        "records_at_risk": int((risk_per_record > threshold + 1e-12).sum()),
+        "highest": float(risk.max()),
+        "average": float((risk * w).sum() / w.sum()),
+        "records_at_risk": round(float(w[risk > threshold + 1e-12].sum())),
     }
 
 
@@ -117,29 +118,36 @@ def pitman(class_sizes: np.ndarray, n: int, population: int, max_iter: int = 200
 
 
 def risk_report(
-    class_sizes: np.ndarray, class_of_row: np.ndarray, n_total: int, options: RiskOptions | None = None
+    class_sizes: np.ndarray,
+    class_of_row: np.ndarray,
+    n_total: int,
+    options: RiskOptions | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> dict[str, object]:
-    """Risk figures over the released (non-suppressed) records; ``class_of_row`` is -1 for suppressed."""
+    """Risk figures over the released (non-suppressed) records; ``class_of_row`` is -1 for suppressed.
+    ``row_weights`` gives records per row for pre-aggregated input (one row per group)."""
     opt = options or RiskOptions()
     kept = class_of_row >= 0
-    n = int(kept.sum())
+    w = None if row_weights is None else np.asarray(row_weights, dtype=np.float64)[kept]
+    n = int(kept.sum()) if w is None else round(float(w.sum()))
     f = class_sizes[class_of_row[kept]].astype(np.float64) if n else np.zeros(0)
     pi = min(1.0, n / max(opt.population, 1)) if n else 1.0
     big_f = np.maximum(f / pi, f)
     prosecutor = 1.0 / f if n else f
     journalist = 1.0 / big_f if n else f
     # (1/n) sum over records of 1/F_j == (1/n) sum_j f_j / F_j.
-    marketer_value = float(journalist.sum() / n) if n else 0.0
+    marketer_value = float((journalist * (1.0 if w is None else w)).sum() / n) if n else 0.0
+    at_risk_w = np.ones(len(journalist)) if w is None else w
     uniques = int((class_sizes == 1).sum())
     pop_uniques = zayatz(class_sizes, n, opt.population)
     pit = pitman(class_sizes, n, opt.population) if uniques else 0.0
     return {
-        "prosecutor": _model(prosecutor, opt.threshold),
-        "journalist": _model(journalist, opt.threshold),
+        "prosecutor": _model(prosecutor, opt.threshold, w),
+        "journalist": _model(journalist, opt.threshold, w),
         "marketer": {
             "highest": marketer_value,
             "average": marketer_value,
-            "records_at_risk": int((journalist > opt.threshold + 1e-12).sum()),
+            "records_at_risk": round(float(at_risk_w[journalist > opt.threshold + 1e-12].sum())),
         },
         "threshold": opt.threshold,
         "sample_uniques": {"records": uniques, "share": uniques / n if n else 0.0},

@@ -1,0 +1,195 @@
+"""Spark path for tables that do not fit one machine.
+
+The optimal search only needs how many records share each combination of quasi-identifiers (and
+sensitive values). Spark computes those group counts where the data lives; the driver runs the same
+lattice search on the counts (``Lattice(weights=...)``); Spark then applies the chosen transformation
+row by row: hierarchy lookups via literal maps, and suppression via a broadcast join against the
+suppressed combinations. Only the group-count table (bounded by ``max_groups``) ever reaches the driver.
+
+Supported here: generalization of the quasi-identifiers (optimal mode) and the ``keep``/``drop``
+operators; other operators need per-value keys and run in the single-machine path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from piguard.deid.config import DeidConfig
+from piguard.deid.engine import SUPPRESSED, build_hierarchies
+from piguard.deid.errors import DeidError
+from piguard.deid.lattice import Lattice
+from piguard.deid.risk import risk_report
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+MAX_GROUPS = 5_000_000
+_COUNT = "__piguard_count"
+_FLAG = "__piguard_suppressed"
+
+
+def deidentify_spark(
+    sdf: SparkDataFrame, cfg: DeidConfig, *, max_groups: int = MAX_GROUPS
+) -> tuple[SparkDataFrame, dict[str, Any]]:
+    """(transformed Spark DataFrame, report) for a Spark DataFrame; the report has the same contract as
+    the single-machine path."""
+    from pyspark.sql import functions as F
+
+    t0 = time.perf_counter()
+    if cfg.mode != "optimal":
+        raise DeidError(
+            "the Spark path runs the optimal search only (mondrian needs the rows on one machine)"
+        )
+    if not cfg.quasi:
+        raise DeidError("the Spark path needs quasi-identifiers")
+    for c in [*cfg.quasi, *cfg.models.sensitive_columns, *cfg.columns]:
+        if c not in sdf.columns:
+            raise DeidError(f"column '{c}' (named in the configuration) is not in the table")
+    for c, spec in cfg.columns.items():
+        if spec.get("op") not in ("keep", "drop"):
+            raise DeidError(
+                f"column '{c}': operator {spec.get('op')} is not available in the Spark path (keep/drop only)"
+            )
+    keys = list(dict.fromkeys([*cfg.quasi, *cfg.models.sensitive_columns]))
+    text = [F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("")).alias(c) for c in keys]
+    grouped = sdf.select(text).groupBy(keys).agg(F.count(F.lit(1)).alias(_COUNT))
+    n_groups = grouped.count()
+    if n_groups > max_groups:
+        raise DeidError(
+            f"{n_groups:,} distinct quasi-identifier combinations exceed the limit of {max_groups:,}"
+        )
+    counts = (
+        pl.from_arrow(grouped.toArrow())
+        if hasattr(grouped, "toArrow")
+        else pl.DataFrame([r.asDict() for r in grouped.collect()])
+    )
+    assert isinstance(counts, pl.DataFrame)
+    hierarchies = build_hierarchies(counts, cfg)
+    for q in cfg.quasi:
+        if q not in hierarchies:
+            raise DeidError(f"quasi-identifier '{q}' has no hierarchy")
+    weights = counts[_COUNT].to_numpy().astype(np.float64)
+    lat = Lattice(
+        {c: counts[c] for c in keys}, hierarchies, cfg.quasi, cfg.models, cfg.metric, weights=weights
+    )
+    ts = time.perf_counter()
+    res = lat.search()
+    search_ms = round((time.perf_counter() - ts) * 1000, 2)
+
+    out = sdf
+    for d, q in enumerate(cfg.quasi):
+        h = hierarchies[q]
+        lvl = res.levels[d]
+        pairs = [(F.lit(row[0]), F.lit(h.labels[lvl][h.codes[lvl][i]])) for i, row in enumerate(h.rows)]
+        mapping = F.create_map(*itertools.chain.from_iterable(pairs))
+        out = out.withColumn(
+            f"__piguard_g_{d}", mapping[F.coalesce(F.col(f"`{q}`").cast("string"), F.lit(""))]
+        )
+    sup_rows = counts.filter(pl.Series(res.outlier_rows)).select(cfg.quasi).unique()
+    if sup_rows.height:
+        spark = sdf.sparkSession
+        sup = spark.createDataFrame(
+            sup_rows.rows(), schema=[f"__piguard_k_{d}" for d in range(len(cfg.quasi))]
+        )
+        sup = sup.withColumn(_FLAG, F.lit(True))
+        for d, q in enumerate(cfg.quasi):
+            out = out.withColumn(f"__piguard_k_{d}", F.coalesce(F.col(f"`{q}`").cast("string"), F.lit("")))
+        out = out.join(F.broadcast(sup), on=[f"__piguard_k_{d}" for d in range(len(cfg.quasi))], how="left")
+    else:
+        out = out.withColumn(_FLAG, F.lit(False))
+    for d, q in enumerate(cfg.quasi):
+        out = out.withColumn(q, F.when(F.col(_FLAG), F.lit(SUPPRESSED)).otherwise(F.col(f"__piguard_g_{d}")))
+    drop = [c for c, spec in cfg.columns.items() if spec.get("op") == "drop"]
+    helper = [c for c in out.columns if c.startswith("__piguard_")]
+    out = out.drop(*helper, *drop).select([c for c in sdf.columns if c not in drop])
+
+    n = lat.n
+    suppressed = res.suppressed_rows
+    risk = risk_report(res.class_sizes, res.class_of_row, n, cfg.risk, row_weights=weights)
+    columns_info: dict[str, Any] = {
+        q: {"operator": "generalize", "level": res.levels[d], "loss": res.column_loss[q]}
+        for d, q in enumerate(cfg.quasi)
+    }
+    columns_info.update({c: {"operator": "drop", "loss": 1.0} for c in drop})
+    report = {
+        "models": cfg.models.describe(),
+        "levels": res.levels_by_column(),
+        "suppressed_rows": suppressed,
+        "equivalence_classes": len(res.class_sizes),
+        "min_class_size": int(res.class_sizes.min()) if len(res.class_sizes) else 0,
+        "risk": risk,
+        "utility": {
+            "metric": cfg.metric,
+            "columns": columns_info,
+            "suppressed_share": suppressed / n if n else 0.0,
+            "average_class_size": float(res.class_sizes.mean()) if len(res.class_sizes) else 0.0,
+            "search": {
+                "mode": "optimal",
+                "engine": "spark",
+                "groups": n_groups,
+                "nodes_checked": res.checked,
+                "lattice_size": res.lattice_size,
+                "search_ms": search_ms,
+                "score": res.score,
+                "total_ms": round((time.perf_counter() - t0) * 1000, 2),
+            },
+        },
+    }
+    return out, report
+
+
+def run_spark_files(
+    input_path: str, out_path: str, cfg: DeidConfig, master: str = "local[*]"
+) -> dict[str, Any]:
+    """Read INPUT with Spark (CSV/TSV with sniffed delimiter and a header row, or Parquet), de-identify,
+    and write OUTPUT as a Spark output directory (written beside it, then renamed into place)."""
+    import os
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    from pyspark.sql import SparkSession
+
+    from piguard.deid.tableio import sniff_delimiter
+
+    src, dst = Path(input_path), Path(out_path)
+    if not src.exists():
+        raise DeidError(f"{src}: input table not found")
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("piguard-deid")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    is_parquet = src.suffix.lower() in (".parquet", ".pq") or (src.is_dir() and any(src.glob("*.parquet")))
+    if is_parquet:
+        sdf = spark.read.parquet(str(src))
+        delim = ","
+    else:
+        head = next(iter(sorted(src.glob("*.csv"))), None) if src.is_dir() else src
+        sample = head.read_bytes()[:65536].decode("utf-8", errors="replace") if head else ""
+        delim = "\t" if src.suffix.lower() == ".tsv" else sniff_delimiter(sample)
+        sdf = spark.read.csv(str(src), sep=delim, header=True, encoding="UTF-8")
+    out, report = deidentify_spark(sdf, cfg)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if dst.suffix.lower() in (".parquet", ".pq"):
+            out.write.parquet(str(tmp))
+        else:
+            out.write.csv(str(tmp), sep=delim, header=True)
+        if dst.exists():
+            old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.old")
+            os.replace(dst, old)
+            os.replace(tmp, dst)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        else:
+            os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report
