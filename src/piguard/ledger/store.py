@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, cast, create_engine, event, insert, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
@@ -564,36 +564,39 @@ class Ledger:
         for r in rows:
             yield ConsentView(r[0], r[1], r[2], fs(r[3]), fs(r[4]), fs(r[5]), r[6] is not None)
 
-    # JSON lists come back as their text and are decoded through a cache: real ledgers repeat a few
-    # purpose / recipient / category combinations millions of times.
-    _COLS = (
-        Consent.id,
-        Consent.subject_id,
-        Consent.kind,
-        cast(Consent.purposes, Text),
-        cast(Consent.recipients, Text),
-        cast(Consent.categories, Text),
-        Consent.withdrawn_at,
+    def _in_sql(self, sql: str, n: int) -> str:
+        ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        return sql.replace("(:in)", "(" + ", ".join([ph] * n) + ")")
+
+    # The hot look-ups go straight to the driver: these statements are fixed, and skipping SQLAlchemy's
+    # per-call compilation of a 500-value IN list halves the cost of a check against a large ledger.
+    _BY_ID = (
+        "SELECT id, subject_id, kind, CAST(purposes AS TEXT), CAST(recipients AS TEXT), "
+        "CAST(categories AS TEXT), withdrawn_at FROM ledger_consents WHERE id IN (:in)"
     )
+    _BY_SUBJECT = _BY_ID.replace("WHERE id IN", "WHERE subject_id IN")
+    _SUBJECTS = "SELECT id FROM ledger_subjects WHERE id IN (:in)"
 
     def consents_by_id(self, ids: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         ids = sorted(ids)  # neighbouring keys share index pages
         with self.engine.connect() as conn:
             for i in range(0, len(ids), _CHUNK):
-                rows = conn.execute(select(*self._COLS).where(Consent.id.in_(ids[i : i + _CHUNK]))).all()
+                part = tuple(ids[i : i + _CHUNK])
+                rows = conn.exec_driver_sql(self._in_sql(self._BY_ID, len(part)), part).fetchall()
                 out.update((v.id, v) for v in self._views(rows))
             conn.rollback()
         return out
 
     def consents_by_subject(self, subjects: Sequence[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
+        subjects = sorted(subjects)
         with self.engine.connect() as conn:
             for i in range(0, len(subjects), _CHUNK):
-                part = subjects[i : i + _CHUNK]
-                for s in conn.execute(select(Subject.id).where(Subject.id.in_(part))).scalars():
+                part = tuple(subjects[i : i + _CHUNK])
+                for (s,) in conn.exec_driver_sql(self._in_sql(self._SUBJECTS, len(part)), part).fetchall():
                     out[s] = []
-                rows = conn.execute(select(*self._COLS).where(Consent.subject_id.in_(part))).all()
+                rows = conn.exec_driver_sql(self._in_sql(self._BY_SUBJECT, len(part)), part).fetchall()
                 for v in self._views(rows):
                     out[v.subject].append(v)
             conn.rollback()
