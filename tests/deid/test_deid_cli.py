@@ -294,3 +294,35 @@ def test_population_uniqueness_estimators_on_a_simulated_population() -> None:
         est_z = zayatz(s_sizes, len(sample), len(labels))
         assert est_p is not None and 0.66 < est_p / true_pop_uniques < 1.5
         assert 0.66 < est_z / true_z < 1.5
+
+
+def test_config_date_shift_top_bottom_and_fixed_generalization(tmp_path: Path) -> None:
+    src = tmp_path / "ops.csv"
+    src.write_text(
+        "pid,visit,income,city,age\np1,2024-01-10,120000,杭州,33\np1,2024-01-20,500,宁波,33\n"
+        "p2,2024-03-01,50000,南京,41\np2,2024-03-05,60000,南京,41\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "city.csv").write_text("杭州;浙江;*\n宁波;浙江;*\n南京;江苏;*\n", encoding="utf-8")
+    (tmp_path / "shift.key").write_bytes(b"q" * 32)
+    cfg = tmp_path / "ops.yaml"
+    cfg.write_text(
+        "hierarchy_dir: h\nquasi: [age]\nhierarchies:\n  age: {auto: intervals, widths: [10, 20]}\n"
+        "models: {k: 2}\ncolumns:\n"
+        "  visit: {op: date_shift, key_file: shift.key, subject: pid, max_days: 10}\n"
+        "  income: {op: top_bottom, top: 100000, bottom: 1000}\n"
+        "  city: {op: generalize, level: 1}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    code, _, stderr = run(src, "--out", out, "--config", cfg)
+    assert code == 0, stderr
+    df = pl.read_csv(out, infer_schema=False)
+    assert df["income"].to_list() == [">=100000", "<=1000", "50000", "60000"]
+    assert df["city"].to_list() == ["浙江", "浙江", "江苏", "江苏"]
+    from datetime import date
+
+    d = [date.fromisoformat(x) for x in df["visit"].to_list()]
+    assert (d[1] - d[0]).days == 10 and (d[3] - d[2]).days == 4
+    assert 0 < abs((d[0] - date(2024, 1, 10)).days) <= 10
