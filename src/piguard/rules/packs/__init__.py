@@ -180,7 +180,7 @@ def _compile(conds: list[Predicate]) -> Predicate:
 
 
 def _read(name: str) -> dict[str, Any]:
-    text = resources.files(__package__).joinpath("packs", name).read_text("utf-8")
+    text = resources.files(__package__).joinpath(name).read_text("utf-8")
     return yaml.safe_load(text)
 
 
