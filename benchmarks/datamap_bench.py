@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -246,19 +247,30 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--pg-rows", type=int, default=1_000_000)
     ap.add_argument("--spark-rows", type=int, default=1_000_000)
+    ap.add_argument("--no-parquet", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-spark", action="store_true")
     args = ap.parse_args()
-    results: dict[str, object] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "polars": pl.__version__},
-        "command": "python benchmarks/datamap_bench.py " + " ".join(f"{k}" for k in os.sys.argv[1:]),  # type: ignore[attr-defined]
+    # Parts run separately are merged into one results file; each part records its own command and load.
+    results: dict[str, object] = json.loads(RESULTS.read_text("utf-8")) if RESULTS.exists() else {}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "polars": pl.__version__,
     }
-    results["parquet"] = bench_parquet(args.rows)
+    command = "python benchmarks/datamap_bench.py " + " ".join(sys.argv[1:])
+
+    def stamp(part: dict[str, object]) -> dict[str, object]:
+        # The machine is shared: the load average says how much of the 2 cores the run really had.
+        return {**part, "command": command, "load_average_after": os.getloadavg()[0]}
+
+    if not args.no_parquet:
+        results["parquet"] = stamp(bench_parquet(args.rows))
     if not args.no_postgres:
         url = os.environ.get("PIGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-        results["postgres"] = bench_postgres(args.pg_rows, url)
+        results["postgres"] = stamp(bench_postgres(args.pg_rows, url))
     if not args.no_spark:
-        results["spark"] = bench_spark(args.spark_rows)
+        results["spark"] = stamp(bench_spark(args.spark_rows))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
