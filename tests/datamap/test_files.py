@@ -176,3 +176,12 @@ def test_huge_cell_is_cut_and_the_scan_goes_on(tmp_path: Path) -> None:
     dm = scan_tables(str(p))
     assert ("shouji", "PHONE_NUMBER") in verdicts(dm.rows)
     assert any("1 cell(s) over 1 MiB" in n["note"] for n in dm.notes)
+
+
+def test_parquet_sampling_by_row_groups(tmp_path: Path, frame: pl.DataFrame) -> None:
+    p = tmp_path / "big.parquet"
+    pl.concat([frame] * 10).write_parquet(p, row_group_size=500)  # 4000 rows in 8 row groups
+    dm = scan_tables(str(p), sample_rows=400)
+    assert verdicts(dm.rows) == EXPECTED
+    (t,) = dm.tables
+    assert t["rows_scanned"] == 400 and "random row groups" in str(t["method"])
