@@ -159,6 +159,8 @@ def main() -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            # The 2 cores are shared with other jobs; a high load average inflates every time below.
+            "load_average_1m": round(os.getloadavg()[0], 2),
         },
         "rows": df.height,
         "quasi_identifiers": QIS,

@@ -187,7 +187,7 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         mon = Mondrian(leaf, hs, cfg.models, sens, gp, sens_h)
         ts = time.perf_counter()
         parts = mon.partition()
-        labels, part_of_row = mon.labels(parts)
+        labels, _, col_loss = mon.labels(parts)
         # Partitions that publish the same generalized tuple form one class in the output.
         keys = pl.DataFrame({q: labels[d] for d, q in enumerate(cfg.quasi)}).hash_rows().to_numpy()
         _, class_of_row = np.unique(keys, return_inverse=True)
@@ -204,7 +204,7 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         )
         for d, q in enumerate(cfg.quasi):
             report_levels[q] = None
-            columns_info[q] = {"operator": "mondrian", "loss": _mondrian_loss(leaf[:, d], part_of_row, hs[d])}
+            columns_info[q] = {"operator": "mondrian", "loss": col_loss[d]}
 
     risk = risk_report(class_sizes, np.where(suppressed, -1, class_of_row), n, cfg.risk)
     report = {
@@ -223,14 +223,3 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         },
     }
     return Outcome(out, report, suppressed)
-
-
-def _mondrian_loss(leaf: np.ndarray, part: np.ndarray, h: Hierarchy) -> float:
-    """ARX-style loss for Mondrian output: (leaves covered by the partition's range - 1) / (domain - 1)."""
-    if h.domain_size <= 1 or len(leaf) == 0:
-        return 0.0
-    lo = np.full(part.max() + 1, np.iinfo(np.int64).max)
-    hi = np.full(part.max() + 1, -1)
-    np.minimum.at(lo, part, leaf)
-    np.maximum.at(hi, part, leaf)
-    return float(((hi - lo)[part]).mean() / (h.domain_size - 1))

@@ -372,13 +372,16 @@ class Lattice:
         order = np.lexsort(
             (*(nodes[:, d] for d in reversed(range(nodes.shape[1]))), nodes.sum(axis=1), bound)
         )
-        for idx in order:
+        for pos, idx in enumerate(order):
             if bound[idx] > self._best_score + 1e-12:
                 return
             if self._status[idx] == 2:
                 continue
             before = self._checked
             self._evaluate(int(idx), full=True)
+            # Finish at once when nothing left can beat the best (saves the other strategy's turn).
+            if pos + 1 == len(order) or bound[order[pos + 1]] > self._best_score + 1e-12:
+                return
             if self._checked != before:
                 yield "step"
         return
