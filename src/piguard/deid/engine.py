@@ -179,6 +179,8 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         sens, gp = {}, {}
         for col in cfg.models.sensitive_columns:
             needs_h = any(t.column == col and t.distance == "hierarchical" for t in cfg.models.t_closeness)
+            if needs_h and col not in hierarchies:
+                raise DeidError(f"hierarchical t-closeness on '{col}' needs a hierarchy for it")
             codes = hierarchies[col].encode_column(df[col]) if needs_h else _dense_codes(df[col])
             n_s = hierarchies[col].domain_size if needs_h else int(codes.max()) + 1
             sens[col] = (codes, n_s)
