@@ -64,6 +64,11 @@ def test_english_names_with_and_without_cues() -> None:
     assert max(hits.values()) >= 0.9  # the cue raises confidence
 
 
+def test_english_name_introduced_outright() -> None:
+    assert names_in("Hi, my name is Eliane and I need help.") == ["Eliane"]
+    assert names_in("Please call Dr. Magnusson tomorrow.") == ["Magnusson"]
+
+
 def test_english_capitalised_words_that_are_not_names() -> None:
     assert names_in("The Quick Brown fox. Release Notes for Version Control.") == []
 

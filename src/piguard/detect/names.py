@@ -38,6 +38,10 @@ _TRANSLIT = (
 )
 
 
+_INTRO = r"(?i:my name is|name is|call me|mrs\.?|mr\.?|ms\.?|dr\.?|miss|name:)"
+_RX_INTRO = re.compile(_INTRO)
+
+
 def _read_lines(name: str) -> list[str]:
     text = resources.files("piguard.detect").joinpath("data", name).read_text("utf-8")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
@@ -56,6 +60,7 @@ class _Data:
     rx_title: re.Pattern[str]
     rx_en: re.Pattern[str]
     rx_en_token: re.Pattern[str]
+    rx_en_intro: re.Pattern[str]
     rx_ctx_en: re.Pattern[str]
     rx_gate: re.Pattern[str]
     not_person_after: tuple[str, ...]
@@ -89,6 +94,11 @@ def _data() -> _Data:
     # A run of capitalised words (middle initials allowed); the name is chosen inside it in Python.
     rx_en = re.compile(rf"{cap}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{cap})+")
     rx_en_token = re.compile(rf"{cap}|[A-Z]\.?")
+    # A name introduced outright ('My name is Eliane', 'Dr. Magnusson'): one to three capitalised words.
+    rx_en_intro = re.compile(
+        rf"{_INTRO}[ \t]+"
+        rf"{cap}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{cap}){{0,2}}"
+    )
     rx_ctx_en = re.compile(rf"(?i)(?<![a-z])(?:{_alt(raw['context_en'])})\.?\s*[:：#]?\s*$")
     # Where the model may find a name: a surname and another Chinese character, or transliteration.
     rx_gate = re.compile(rf"(?:{_alt(compound)}|[{surname_class}])[{_CJK}]|[{_TRANSLIT}]{{2}}")
@@ -104,6 +114,7 @@ def _data() -> _Data:
         rx_title=rx_title,
         rx_en=rx_en,
         rx_en_token=rx_en_token,
+        rx_en_intro=rx_en_intro,
         rx_ctx_en=rx_ctx_en,
         rx_gate=rx_gate,
         not_person_after=tuple(raw["not_person_after"]),
@@ -200,6 +211,16 @@ def _english_score(d: _Data, first: str, last: str, cue: bool) -> float:
 def _english_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
     n = len(text)
+    for s, e in finditer_spans(text, d.rx_en_intro.pattern):
+        if s > 0 and text[s - 1].isalpha():
+            continue
+        cue = _RX_INTRO.match(text, s, e)
+        if cue is None:
+            continue
+        start = cue.end()  # the name starts after the cue phrase and its spaces
+        while start < e and text[start] in " \t":
+            start += 1
+        hits.append(RawHit("PERSON", start, e, 0.75, name))
     for rs, re_ in finditer_spans(text, d.rx_en.pattern):
         if (rs > 0 and (text[rs - 1].isalnum() or text[rs - 1] == ".")) or (re_ < n and text[re_].isalnum()):
             continue
