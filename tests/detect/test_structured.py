@@ -357,3 +357,16 @@ def test_lone_surrogates_do_not_break_scanning_or_offsets() -> None:
     text = "手机 13812345678 \udcff 邮箱 a@b.cn"
     got = [(h.entity, text[h.start : h.end]) for h in find_structured(text)]
     assert got == [("PHONE_NUMBER", "13812345678"), ("EMAIL_ADDRESS", "a@b.cn")]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("仙仙Ｔｅｌ：13810585448QQ：776979804，知名", "13810585448"),
+        ("教学联系tel：010-63012488QQ：449801320。", "010-63012488"),
+        ("【M：+86-18601200718E：haowenjing", "+86-18601200718"),
+        ("香港电话+85223352109", "+85223352109"),
+    ],
+)
+def test_numbers_glued_to_letters_are_found(text: str, value: str) -> None:
+    assert ("PHONE_NUMBER", value) in spans(text)

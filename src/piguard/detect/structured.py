@@ -278,7 +278,7 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         # International numbers written '+CC ...': a country calling code and a length possible there.
         (
             pl.col("plus_cc"),
-            has(r"^\+[1-9][0-9]{0,2}[ \-][0-9][0-9 \-]{5,16}[0-9]$") & _intl_possible(d, length),
+            has(r"^\+[1-9][0-9]{0,2}[ \-]?[0-9][0-9 \-]{5,16}[0-9]$") & _intl_possible(d, length),
             "PHONE_NUMBER",
             0.75,
             False,
@@ -581,13 +581,16 @@ def _relocate(toks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_SUB_SPLIT = r"^[+＋]?[A-Za-z]{1,2}[0-9]"
+# Tokens worth a second chance when whole they are nothing: spaces, or letters glued to a long digit run.
+_SUB_SPLIT = r"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
+_DIGIT_RUN = r"[0-9]{17}[Xx]|\+?[0-9](?:[0-9]|[\-.:/ ][0-9])*"  # an ID's check 'X' stays with it
 
 
 def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
     """Second chance for whole tokens that were nothing: numbers joined by single spaces
-    ("13812345678 12345", "2024-03-05 12:34:56") are tried one by one, and a glued letter prefix
-    ("ID1101...") is cut off."""
+    ("13812345678 12345", "2024-03-05 12:34:56") are tried one by one, and within a piece that has
+    letters glued to it ("ID1101...", "13810585448QQ:776979804", "+86-18601200718E") the digit runs
+    (with their single separators) are tried alone."""
     n = pl.col("n")
     parts = miss.with_columns(parts=n.str.split(" "))
     parts = parts.with_columns(
@@ -596,16 +599,21 @@ def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
         )
     )
     parts = parts.explode("parts", "off").with_columns(n=pl.col("parts")).drop("parts")
-    rest = n.str.replace(r"^[+＋]?[A-Za-z]{1,2}", "")
-    parts = parts.with_columns(
-        off=pl.when(n.str.contains(_SUB_SPLIT))
-        .then(pl.col("off") + n.str.len_chars() - rest.str.len_chars())
-        .otherwise(pl.col("off")),
-        n=pl.when(n.str.contains(_SUB_SPLIT)).then(rest).otherwise(n),
+    # Pieces are ASCII after normalization (generic tokens carry no CJK), so byte offsets are char offsets.
+    lettered = n.str.contains("[A-Za-z]") & (n.str.len_bytes() == n.str.len_chars())
+    plain = parts.filter(~lettered)
+    runs = (
+        parts.filter(lettered)
+        .with_columns(run=n.str.extract_all(_DIGIT_RUN))
+        .explode("run")
+        .drop_nulls("run")
+        .with_columns(roff=n.str.find(pl.col("run"), literal=True).cast(pl.Int64))
     )
-    # Every row here had a space or a glued prefix, so each piece differs from its whole token.
-    parts = parts.filter(pl.col("n").str.len_chars() >= _MIN_CANDIDATE_CHARS)
-    return parts.with_columns(start=pl.col("start") + pl.col("off"), cil=pl.col("cil") + pl.col("off")).drop(
+    runs = runs.with_columns(off=pl.col("off") + pl.col("roff"), n=pl.col("run")).drop("run", "roff")
+    out = pl.concat([plain, runs], how="vertical_relaxed").filter(
+        pl.col("n").str.len_chars() >= _MIN_CANDIDATE_CHARS
+    )
+    return out.with_columns(start=pl.col("start") + pl.col("off"), cil=pl.col("cil") + pl.col("off")).drop(
         "off"
     )
 
