@@ -26,7 +26,6 @@ smaller levels.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -288,7 +287,7 @@ class Lattice:
 
     # ------------------------------------------------------------------ search
     def search(self) -> Result:
-        nodes = np.array(list(itertools.product(*[range(h) for h in self.heights])), dtype=np.int64)
+        nodes = np.indices(self.heights).reshape(len(self.heights), -1).T.astype(np.int64)  # product order
         level_norm = [np.array([self._normalize(d, x) for x in self.total[d]]) for d in range(len(self.qis))]
         per_col = np.stack([level_norm[d][nodes[:, d]] for d in range(len(self.qis))], axis=1)
         bound = np.asarray(self._aggregate(per_col))
