@@ -370,3 +370,17 @@ def test_lone_surrogates_do_not_break_scanning_or_offsets() -> None:
 )
 def test_numbers_glued_to_letters_are_found(text: str, value: str) -> None:
     assert ("PHONE_NUMBER", value) in spans(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Please have the manager call me at 0699 868 88 55 today", "Phone: 201-948-1927", "fax 930.167.3943"],
+)
+def test_other_national_formats_need_a_phone_word(text: str) -> None:
+    assert "PHONE_NUMBER" in entities(text)
+    bare = text.split(" ")[-1] if not text.endswith("today") else "0699 868 88 55"
+    assert "PHONE_NUMBER" not in entities(f"batch {bare} processed")
+
+
+def test_a_date_near_a_phone_word_is_not_a_phone() -> None:
+    assert spans("备用电话：0451-43268423；登记时间2023-07-18") == [("PHONE_NUMBER", "0451-43268423")]

@@ -274,6 +274,16 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
             0.5,
             True,
         ),
+        # Other national formats (grouped digits: "0680 298 70 63", "201-948-1927", "930.167.3943") are
+        # phone numbers only when a phone word stands before them.
+        (
+            alld & length.is_between(7, 13) & ~pl.col("plus_cc"),
+            has(r"^[0-9]{2,5}(?:[ \-.][0-9]{2,5}){1,4}$")
+            & ~has(r"^(?:19|20)[0-9]{2}[\-./][0-9]{1,2}[\-./][0-9]{1,2}$"),  # a date, not a number
+            "PHONE_NUMBER",
+            0.5,
+            True,
+        ),
         (pl.col("uscc_ck") & ~alld, true, "CN_USCC", 0.7, False),
         # International numbers written '+CC ...': a country calling code and a length possible there.
         (
