@@ -12,8 +12,11 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
 def deid(
-    input: Path = typer.Argument(..., help="Input table: CSV/TSV (delimiter sniffed) or Parquet."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output table (same format by extension)."),
+    input: str = typer.Argument(
+        ...,
+        help="Input table: CSV/TSV (delimiter sniffed), Parquet, xlsx, JSONL; a URL with --engine spark.",
+    ),
+    out: str | None = typer.Option(None, "--out", "-o", help="Output table (same format by extension)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="deid.yaml configuration."),
     report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
     html: Path | None = typer.Option(None, "--html", help="Write an HTML report here."),
@@ -90,7 +93,7 @@ def deid(
         if engine == "spark":
             from piguard.deid.spark import run_spark_files
 
-            rep = run_spark_files(str(input), str(out), cfg)
+            rep = run_spark_files(input, out, cfg)
             n_rows = rep["risk"]["records_total"]
         else:
             df, fmt = read_table(input)

@@ -157,8 +157,9 @@ def run_spark_files(
 
     from piguard.deid.tableio import sniff_delimiter
 
+    remote_in, remote_out = "://" in input_path, "://" in out_path
     src, dst = Path(input_path), Path(out_path)
-    if not src.exists():
+    if not remote_in and not src.exists():
         raise DeidError(f"{src}: input table not found")
     spark = (
         SparkSession.builder.master(master)
@@ -166,22 +167,31 @@ def run_spark_files(
         .config("spark.ui.enabled", "false")
         .getOrCreate()
     )
-    is_parquet = src.suffix.lower() in (".parquet", ".pq") or (src.is_dir() and any(src.glob("*.parquet")))
+    suffix = Path(input_path.rstrip("/")).suffix.lower()
+    is_parquet = suffix in (".parquet", ".pq") or (
+        not remote_in and src.is_dir() and any(src.glob("*.parquet"))
+    )
     if is_parquet:
-        sdf = spark.read.parquet(str(src))
+        sdf = spark.read.parquet(input_path)
         delim = ","
     else:
-        head = next(iter(sorted(src.glob("*.csv"))), None) if src.is_dir() else src
-        sample = head.read_bytes()[:65536].decode("utf-8", errors="replace") if head else ""
-        delim = "\t" if src.suffix.lower() == ".tsv" else sniff_delimiter(sample)
-        sdf = spark.read.csv(str(src), sep=delim, header=True, encoding="UTF-8")
+        if remote_in:  # no cheap peek at remote bytes: TSV by extension, else comma
+            delim = "\t" if suffix == ".tsv" else ","
+        else:
+            head = next(iter(sorted(src.glob("*.csv"))), None) if src.is_dir() else src
+            sample = head.read_bytes()[:65536].decode("utf-8", errors="replace") if head else ""
+            delim = "\t" if suffix == ".tsv" else sniff_delimiter(sample)
+        sdf = spark.read.csv(input_path, sep=delim, header=True, encoding="UTF-8")
     out, report = deidentify_spark(sdf, cfg)
+    writer = out.write.mode("errorifexists")
+    as_parquet = Path(out_path.rstrip("/")).suffix.lower() in (".parquet", ".pq")
+    if remote_out:
+        # Remote stores: Spark's own commit protocol (_temporary, then _SUCCESS) keeps the output whole.
+        writer.parquet(out_path) if as_parquet else writer.csv(out_path, sep=delim, header=True)
+        return report
     tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
     try:
-        if dst.suffix.lower() in (".parquet", ".pq"):
-            out.write.parquet(str(tmp))
-        else:
-            out.write.csv(str(tmp), sep=delim, header=True)
+        writer.parquet(str(tmp)) if as_parquet else writer.csv(str(tmp), sep=delim, header=True)
         if dst.exists():
             old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.old")
             os.replace(dst, old)
