@@ -57,12 +57,6 @@ class Models:
                 cols.append(m.column)
         return cols
 
-    @property
-    def monotone(self) -> bool:
-        if self.suppression == 0:
-            return True
-        return all(m.monotone_with_suppression for m in [*self.l_diversity, *self.t_closeness])
-
     def describe(self) -> dict[str, object]:
         d: dict[str, object] = {"k_anonymity": KAnonymity(self.k).describe()}
         if self.l_diversity:
