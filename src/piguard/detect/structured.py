@@ -80,6 +80,8 @@ _MOBILE_PREFIXES = [
 ]
 
 # Three-digit area codes; every other mainland code is 0 + 3 digits starting 3-9.
+# Maestro issuer identification numbers (ISO/IEC 7812 registrations used by Maestro).
+_MAESTRO_IIN = ["5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763", "0604", "6390"]
 _AREA3 = ["010", *(f"02{i}" for i in range(10))]
 
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -145,7 +147,7 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
     luhn = np.zeros(n, dtype=bool)
     id_ok = np.zeros(n, dtype=bool)
     uscc_ok = np.zeros(n, dtype=bool)
-    rows = np.flatnonzero(alld & (dlen >= 13) & (dlen <= 19))
+    rows = np.flatnonzero(alld & (dlen >= 12) & (dlen <= 19))
     if rows.size:
         sub = d.gather(rows).str.pad_start(19, "0")
         m = np.frombuffer(sub.str.join("").item().encode("ascii"), dtype=np.uint8).reshape(-1, 19) - 48
@@ -204,12 +206,15 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         & _valid_date(d.str.slice(6, 8), "%Y%m%d")
     )
     id15 = has(r"^[0-9]{15}$") & region6 & _valid_date(pl.lit("19") + d.str.slice(6, 6), "%Y%m%d")
-    card = (has(r"^[0-9]{13,19}$") | has(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")) & (
+    card = (has(r"^[0-9]{12,19}$") | has(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")) & (
         (d.str.starts_with("4") & length.is_in([13, 16, 19]))
         | (p2.is_in(["51", "52", "53", "54", "55", "22", "23", "24", "25", "26", "27"]) & (length == 16))
         | (p2.is_in(["34", "37"]) & (length == 15))
         | (p2.is_in(["62", "60", "65", "35", "94", "95", "68", "69", "81"]) & length.is_in([16, 17, 18, 19]))
         | (p2.is_in(["30", "36", "38"]) & (length == 14))
+        # JCB's 15-digit ranges and Maestro's issuer numbers (12-19 digits).
+        | (d.str.slice(0, 4).is_in(["2131", "1800"]) & (length == 15))
+        | (d.str.slice(0, 4).is_in(_MAESTRO_IIN) & length.is_between(12, 19))
     )
     imei_shape = (has(r"^[0-9]{15}$") | has(r"^[0-9]{2}[ \-][0-9]{6}[ \-][0-9]{6}[ \-][0-9]$")) & ~p2.is_in(
         ["34", "37"]
@@ -253,7 +258,7 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         (pl.col("at"), true, "EMAIL_ADDRESS", 0.95, False),
         (pl.col("id_ck"), id18, "CN_RESIDENT_ID", 0.95, False),
         (alld & length.is_between(11, 15) & ~pl.col("plus_cc"), mobile, "PHONE_NUMBER", 0.9, False),
-        (alld & pl.col("luhn") & length.is_between(13, 19), card, "BANK_CARD", 0.85, False),
+        (alld & pl.col("luhn") & length.is_between(12, 19), card, "BANK_CARD", 0.85, False),
         (alld & pl.col("luhn") & (length == 15), imei_shape & p2.is_in(_IMEI_RB), "IMEI", 0.6, False),
         (alld & pl.col("luhn") & (length == 15), imei_shape, "IMEI", 0.5, True),
         (alld & (length == 15), id15, "CN_RESIDENT_ID", 0.6, False),
