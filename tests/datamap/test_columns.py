@@ -124,3 +124,18 @@ def test_free_text_share_counts_rows() -> None:
     dm = _map(df)
     (row,) = dm.rows
     assert row["entity"] == "PHONE_NUMBER" and row["share"] == pytest.approx(5 / 50)
+
+
+def test_header_only_entities_need_fitting_values() -> None:
+    df = pl.DataFrame(
+        {
+            "年龄": [str(x) for x in range(18, 78)],
+            "nl": ["abc"] * 60,  # pinyin for age, but the values are not ages
+            "xb": ["男", "女"] * 30,
+            "sex": ["yes", "no"] * 30,  # not a gender vocabulary
+            "mima": ["x9!k"] * 60,
+        }
+    )
+    dm = _map(df)
+    assert verdicts(dm.rows) == {("年龄", "AGE"), ("xb", "GENDER"), ("mima", "ACCOUNT_CREDENTIAL")}
+    assert {r["entity"]: r["sensitive"] for r in dm.rows}["ACCOUNT_CREDENTIAL"] is True

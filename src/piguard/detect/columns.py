@@ -414,6 +414,10 @@ class TableClassifier:
             if kind in exprs and len(st.examples.get(ent, [])) < MAX_EXAMPLES:
                 for val in u.get_column("v").filter(flags.get_column(kind)).head(MAX_EXAMPLES).to_list():
                     st.add_example(ent, mask_value(ent, val))
+        if hint.entity == "AGE":
+            ages = u.filter(v.str.contains(r"^[0-9]{1,3}$"))
+            ages = ages.filter(v.cast(pl.Int64, strict=False) <= 130)
+            st.shape_counts["age"] += int(ages.get_column("n").sum())
         vocab = header_rules().get("vocabulary", {})
         if hint.entity in vocab:  # type: ignore[operator]
             words = [str(w).lower() for w in vocab[hint.entity]]  # type: ignore[index]
