@@ -128,6 +128,37 @@ class Hierarchy:
         return buf.getvalue()
 
 
+def encode_columns(
+    columns: dict[str, np.ndarray | pl.Series], hierarchies: dict[str, Hierarchy]
+) -> list[np.ndarray]:
+    """Leaf indices for several columns in one polars pass (columns are looked up in parallel)."""
+    frame = pl.DataFrame(
+        {
+            c: (v if isinstance(v, pl.Series) else pl.Series(np.asarray(v, dtype=object).astype(str)))
+            for c, v in columns.items()
+        }
+    )
+    exprs = []
+    for c, h in hierarchies.items():
+        if h._keys is None:
+            h._keys = pl.Series(list(h.leaf_index), dtype=pl.String)
+        idx = pl.Series(np.arange(len(h._keys), dtype=np.int32))
+        exprs.append(
+            pl.col(c)
+            .cast(pl.String)
+            .fill_null("")
+            .replace_strict(h._keys, idx, default=None, return_dtype=pl.Int32)
+        )
+    out = frame.select(exprs)
+    result = []
+    for c, h in hierarchies.items():
+        col = out[c]
+        if col.null_count():
+            h.encode_column(frame[c])  # raises the error naming the (masked) missing value
+        result.append(col.to_numpy())
+    return result
+
+
 def read_arx_csv(path: str | Path, column: str) -> Hierarchy:
     """Read one hierarchy file in ARX's format (``;``-separated, no header, UTF-8 with optional BOM)."""
     p = Path(path)

@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from piguard.deid.errors import DeidError, mask_cell
-from piguard.deid.hierarchy import Hierarchy
+from piguard.deid.hierarchy import Hierarchy, encode_columns
 from piguard.deid.models import KAnonymity, LDiversity, TCloseness
 
 MAX_LATTICE = 2_000_000
@@ -139,7 +139,9 @@ class Lattice:
             raise DeidError(f"impossible model: k={models.k} is larger than the table ({n} rows)")
         self.max_outliers = math.floor(models.suppression * n + 1e-9)
 
-        leaf = np.stack([h.encode_column(columns[q]) for q, h in zip(qis, self.hier, strict=True)], axis=1)
+        leaf = np.stack(
+            encode_columns({q: columns[q] for q in qis}, dict(zip(qis, self.hier, strict=True))), axis=1
+        )
         # Distinct QI tuples with their counts; every check works on these, not on rows.
         tup_key = _combine([leaf[:, j] for j in range(leaf.shape[1])], [h.domain_size for h in self.hier])
         uk, first, self.row_tuple = np.unique(tup_key, return_index=True, return_inverse=True)
@@ -148,10 +150,9 @@ class Lattice:
         self.w = np.bincount(self.row_tuple, weights=wts, minlength=len(uk))
         self.row_weight = wts
         self.n_tuples = len(uk)
-        # gen[d][lvl]: value id at level lvl for every distinct tuple; card[d][lvl]: number of ids.
+        # gen[d][lvl]: value id (int32) at level lvl for every distinct tuple; card[d][lvl]: number of ids.
         self.gen = [
-            [h.codes[lvl][self.leaf[:, d]].astype(np.int64) for lvl in range(h.height)]
-            for d, h in enumerate(self.hier)
+            [h.codes[lvl][self.leaf[:, d]] for lvl in range(h.height)] for d, h in enumerate(self.hier)
         ]
         self.card = [[len(h.labels[lvl]) for lvl in range(h.height)] for h in self.hier]
 
