@@ -70,6 +70,9 @@ def test_postgres_schema_walk_sampling_and_verdicts(
             sa.text(f'CREATE VIEW "{schema}".v_names AS SELECT "客户姓名", sfzh FROM "{schema}".customers')
         )
         conn.execute(sa.text(f'CREATE TABLE "{schema}".photos (id int, img bytea)'))
+        # A 3 MB cell is cut on the server to 1 MiB (+1 character) before it is fetched.
+        conn.execute(sa.text(f'CREATE TABLE "{schema}".notes (id int, body text)'))
+        conn.execute(sa.text(f"INSERT INTO \"{schema}\".notes VALUES (1, repeat('x', 3000000))"))
     dm = scan_tables(postgres_url, sample_rows=2000, include=[f"{schema}.*"])
     assert verdicts(dm.rows, ".customers") == EXPECTED
     assert verdicts(dm.rows, ".customers_big") == EXPECTED
@@ -79,6 +82,7 @@ def test_postgres_schema_walk_sampling_and_verdicts(
     assert "TABLESAMPLE SYSTEM" in str(big_t["method"])
     assert 0 < int(big_t["rows_scanned"]) <= 2000  # type: ignore[call-overload]
     assert any("'img'" in s["reason"] and "binary" in s["reason"] for s in dm.skipped)
+    assert any(n["table"] == f"{schema}.notes" and "1 cell(s) over 1 MiB" in n["note"] for n in dm.notes)
     full = scan_tables(postgres_url, full=True, include=[f"{schema}.customers_big"])
     assert full.tables[0]["rows_scanned"] == 24000
     assert verdicts(full.rows) == EXPECTED
