@@ -319,7 +319,8 @@ class TableClassifier:
         short = u.filter(pl.col("len") <= MAX_WHOLE_CHARS)
         self._whole_values(st, short.filter(pl.col("len") >= MIN_STRUCTURED_CHARS))
         # Values made of several words (Chinese text, spaces, punctuation) are cut into tokens.
-        texty = u.filter((pl.col("len") >= MIN_TEXT_CHARS) & pl.col("v").str.contains(TEXT_MARK_RE))
+        texty = u.filter(pl.col("len") >= MIN_TEXT_CHARS)
+        texty = texty.filter(pl.col("v").str.contains(TEXT_MARK_RE))
         if texty.height:
             st.free_text_rows += int(texty.get_column("n").sum())
             self._free_text(st, texty)
@@ -396,23 +397,22 @@ class TableClassifier:
         """Names and addresses by shape, counted over distinct values weighted by their rows."""
         if u.height == 0:
             return
-        v, n, ln = pl.col("v"), pl.col("n"), pl.col("len")
-        exprs = {
-            # Cheap length tests first so the regexes only run where they can match.
-            "cn_name": pl.when((ln <= 4) & (ln >= 2)).then(v.str.contains(CN_NAME_RE)).otherwise(False),
-            "address": pl.when(ln >= 6)
-            .then(v.str.contains(ADDRESS_RE) | v.str.contains(EN_ADDRESS_RE))
-            .otherwise(False),
+        v, ln = pl.col("v"), pl.col("len")
+        # Each regex runs only on the values whose length allows a match (a when/then would run it on all).
+        subsets = {
+            "cn_name": (u.filter(ln.is_between(2, 4)), CN_NAME_RE),
+            "address": (u.filter(ln >= 6), f"(?:{ADDRESS_RE})|(?:{EN_ADDRESS_RE})"),
         }
         if hint.entity == "PERSON":
-            exprs["en_name"] = v.str.contains(EN_NAME_RE)
-        flags = u.select(n, **exprs)
-        for kind in exprs:
-            hit = flags.get_column(kind)
-            st.shape_counts[kind] += int(flags.get_column("n").filter(hit).sum())
-        for kind, ent in (("cn_name", "PERSON"), ("address", "ADDRESS"), ("en_name", "PERSON")):
-            if kind in exprs and len(st.examples.get(ent, [])) < MAX_EXAMPLES:
-                for val in u.get_column("v").filter(flags.get_column(kind)).head(MAX_EXAMPLES).to_list():
+            subsets["en_name"] = (u.filter(ln >= 5), EN_NAME_RE)
+        for kind, (sub, rx) in subsets.items():
+            if sub.height == 0:
+                continue
+            hit = sub.filter(v.str.contains(rx))
+            st.shape_counts[kind] += int(hit.get_column("n").sum())
+            ent = "ADDRESS" if kind == "address" else "PERSON"
+            if hit.height and len(st.examples.get(ent, [])) < MAX_EXAMPLES:
+                for val in hit.get_column("v").head(MAX_EXAMPLES).to_list():
                     st.add_example(ent, mask_value(ent, val))
         if hint.entity == "AGE":
             ages = u.filter(v.str.contains(r"^[0-9]{1,3}$"))
