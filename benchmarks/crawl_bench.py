@@ -183,12 +183,21 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
             max_depth=10,
             pi_entities=entities,
             log_level="ERROR",
-            extra={**common, "PIGUARD_FSYNC": mode == "piguard-fsync"},
+            extra={
+                **common,
+                "PIGUARD_FSYNC": mode == "piguard-fsync",
+                **json.loads(os.environ.get("PIGUARD_BENCH_EXTRA", "{}")),
+            },
         )
         process = CrawlerProcess(settings)
         crawler = process.create_crawler(SiteSpider)
         process.crawl(crawler, start_urls=[base + "/"], max_depth=10)
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     process.start()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru.ru_utime + ru.ru_stime) - (ru0.ru_utime + ru0.ru_stime)  # the crawl only, all threads
     stats = crawler.stats.get_stats()
     elapsed = (stats["finish_time"] - stats["start_time"]).total_seconds()
     print(
@@ -197,6 +206,7 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
                 "responses": stats.get("response_received_count", 0),
                 "items": stats.get("item_scraped_count", 0),
                 "seconds": elapsed,
+                "cpu_seconds": round(cpu, 3),
             }
         )
     )
@@ -233,6 +243,7 @@ def run_child(mode: str, base: str, concurrency: int, entities: str) -> dict[str
             costs = [p["pi"]["filter_seconds"] for p in prov if p.get("pi")]
             r["pi_filter_ms_per_page_median"] = round(statistics.median(costs) * 1000, 3) if costs else None
         r["pages_per_s"] = round(r["responses"] / r["seconds"], 1)
+        r["pages_per_cpu_s"] = round(r["responses"] / r["cpu_seconds"], 1)
         return r
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -294,7 +305,8 @@ def main() -> None:
                 runs[mode].append(r)
                 print(
                     f"round {rnd + 1} {mode:14s} {r['responses']:6d} responses {r['seconds']:7.2f} s "
-                    f"{r['pages_per_s']:8.1f} pages/s",
+                    f"{r['pages_per_s']:8.1f} pages/s, cpu {r['cpu_seconds']:6.1f} s "
+                    f"= {r['pages_per_cpu_s']:6.1f} pages/cpu-s",
                     flush=True,
                 )
     finally:

@@ -17,11 +17,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
-from scrapy.http import Response, TextResponse
+from scrapy.http import HtmlResponse, Response, TextResponse
 from twisted.internet.defer import Deferred
 
 from piguard.crawl.pifilter import PiPolicy, filter_texts
-from piguard.crawl.signals import html_text
+from piguard.crawl.signals import html_text, tree_text
 from piguard.crawl.state import state_for
 
 if TYPE_CHECKING:
@@ -38,7 +38,12 @@ def page_item(response: Response) -> dict[str, Any]:
     text: str | None = None
     if isinstance(response, TextResponse):
         ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
-        text = response.text if ("text/plain" in ctype) else html_text(response.text)
+        if "text/plain" in ctype:
+            text = response.text
+        elif isinstance(response, HtmlResponse):
+            text = tree_text(response.selector.root)  # the tree Scrapy parsed once for links and selectors
+        else:
+            text = html_text(response.text)
         meta["encoding"] = response.encoding
     meta["content_sha256"] = hashlib.sha256(body).hexdigest()
     meta["content_bytes"] = len(body)
@@ -50,8 +55,8 @@ class PiguardPipeline:
         s = crawler.settings
         self.state = state_for(crawler)
         self.policy = PiPolicy.parse(s.get("PIGUARD_PI_POLICY"), s.get("PIGUARD_PI_ENTITIES"))
-        self.batch_size = s.getint("PIGUARD_PI_BATCH", 64)
-        self.batch_wait = s.getfloat("PIGUARD_PI_BATCH_WAIT", 0.05)
+        self.batch_size = s.getint("PIGUARD_PI_BATCH", 128)
+        self.batch_wait = s.getfloat("PIGUARD_PI_BATCH_WAIT", 1.0)
         self._queue: list[tuple[dict[str, Any], Deferred[Any]]] = []
         self._timer: Any = None
         self._inflight: list[Deferred[Any]] = []

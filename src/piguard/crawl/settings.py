@@ -40,8 +40,8 @@ PIGUARD_SETTINGS: dict[str, Any] = {
     "DOWNLOAD_WARNSIZE": 4 * 1024 * 1024,
     "REDIRECT_MAX_TIMES": 5,
     "PIGUARD_OUT": "piguard-crawl",
-    "PIGUARD_PI_BATCH": 64,
-    "PIGUARD_PI_BATCH_WAIT": 0.05,
+    "PIGUARD_PI_BATCH": 128,
+    "PIGUARD_PI_BATCH_WAIT": 1.0,
 }
 
 # Distributed mode: scrapy-redis shares the queue and the seen-set; piguard's pacer shares per-host rates.

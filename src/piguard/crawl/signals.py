@@ -37,9 +37,16 @@ def protection_from_status(status: int) -> str | None:
     return rules()["protection"]["status"].get(status)
 
 
+@cache
+def _markup_prefilter() -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(w) for w in rules()["protection"]["markup_keywords"]), re.IGNORECASE)
+
+
 def protection_from_markup(html: str) -> str | None:
     """'login_wall' | 'captcha' | 'paywall' when the page's markup shows a barrier, else None."""
     head = html[:MARKUP_SCAN_BYTES]
+    if _markup_prefilter().search(head) is None:  # one cheap pass rules out most pages
+        return None
     for kind, rx in _markup_rx().items():
         if rx.search(head):
             return kind
@@ -201,10 +208,32 @@ def html_text(html: str) -> str:
         root = lxml.html.document_fromstring(html)
     except (lxml.etree.ParserError, ValueError):
         return ""
-    lxml.etree.strip_elements(root, *_SKIP_TAGS, with_tail=False)
-    lxml.etree.strip_tags(root, lxml.etree.Comment, lxml.etree.ProcessingInstruction)
-    for el in root.iter(*_BLOCK_TAGS):
-        el.tail = "\n" + (el.tail or "")
-    text = root.text_content()
-    lines = (" ".join(ln.split()) for ln in text.splitlines())
+    return tree_text(root)
+
+
+def tree_text(root: Any) -> str:
+    """Visible text of a parsed lxml tree (e.g. Scrapy's ``response.selector.root``) without changing it."""
+    parts: list[str] = []
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    # Iterative walk: element text, children, a newline after block elements, then the tail.
+    while stack:
+        el, closing = stack.pop()
+        tag = el.tag if isinstance(el.tag, str) else None
+        if closing:
+            if tag in _BLOCK_TAGS:
+                parts.append("\n")
+            if el.tail:
+                parts.append(el.tail)
+            continue
+        if tag is None or tag in _SKIP_TAGS:  # comments, processing instructions, scripts, styles
+            if el.tail:
+                parts.append(el.tail)
+            continue
+        if tag in _BLOCK_TAGS:
+            parts.append("\n")
+        if el.text:
+            parts.append(el.text)
+        stack.append((el, True))
+        stack.extend((child, False) for child in reversed(el))
+    lines = (" ".join(ln.split()) for ln in "".join(parts).splitlines())
     return "\n".join(ln for ln in lines if ln)
