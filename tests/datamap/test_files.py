@@ -185,3 +185,15 @@ def test_parquet_sampling_by_row_groups(tmp_path: Path, frame: pl.DataFrame) -> 
     assert verdicts(dm.rows) == EXPECTED
     (t,) = dm.tables
     assert t["rows_scanned"] == 400 and "random row groups" in str(t["method"])
+
+
+def test_directory_with_parquet_and_csv_beside_it(tmp_path: Path, frame: pl.DataFrame) -> None:
+    frame.head(100).select("sfzh").write_parquet(tmp_path / "part-0.parquet")
+    frame.head(100).select("col7").write_csv(tmp_path / "contacts.csv")
+    (tmp_path / "only.parquet").write_bytes(b"garbage")
+    dm = scan_tables(str(tmp_path))
+    assert {(r["table"], r["column"], r["entity"]) for r in dm.rows} == {
+        (tmp_path.name, "sfzh", "CN_RESIDENT_ID"),
+        ("contacts.csv", "col7", "PHONE_NUMBER"),
+    }
+    assert any("only.parquet" in s["reason"] for s in dm.skipped)

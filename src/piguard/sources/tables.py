@@ -279,7 +279,16 @@ def _dir_tables(root: Path, *, full: bool, sample_rows: int) -> Iterator[TableSc
     direct = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".parquet"]
     partitions = [p for p in root.iterdir() if p.is_dir() and "=" in p.name]
     if direct or partitions:
-        yield _parquet_table(str(root), root.name, _parquet_files(root), full=full, sample_rows=sample_rows)
+        try:
+            yield _parquet_table(
+                str(root), root.name, _parquet_files(root), full=full, sample_rows=sample_rows
+            )
+        except Exception as exc:
+            yield {"source": str(root), "table": root.name, "reason": describe_error(exc)}
+        # Other tables lying beside the Parquet files are tables of their own.
+        for p in sorted(root.iterdir()):
+            if p.is_file() and p.suffix.lower() != ".parquet" and is_tabular_file(str(p)):
+                yield from file_tables(str(p), full=full, sample_rows=sample_rows)
         return
     for p in sorted(root.iterdir()):
         if p.is_dir():
