@@ -147,3 +147,17 @@ def test_children_data_is_sensitive() -> None:
     text = text.replace("{kind: separate}", "{kind: explicit}")
     (d,) = Engine().evaluate(parse_flows(text, "f.yaml"))
     assert {"PIPL-31-MINORS", "PIPL-29-SEPARATE-SENSITIVE"} <= {r.rule for r in d.reasons}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &x [*x]\n", "recursive"),
+        ("a: !!python/object:os.system x\n", "could not determine a constructor"),
+        ("? [1]\n: 2\n", "a mapping key must be a scalar"),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "malformed YAML"),
+    ],
+)
+def test_hostile_yaml_gets_a_message_not_a_traceback(text: str, message: str) -> None:
+    (err,) = _errors(text)
+    assert err.startswith("f.yaml") and message in err

@@ -116,6 +116,10 @@ def _map(loader: _Loader, node: yaml.MappingNode) -> _LDict:
     d.lines = {}
     for knode, vnode in node.value:
         key = loader.construct_object(knode, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a scalar", knode.start_mark
+            )
         if key in d:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", knode.start_mark)
         d[key] = loader.construct_object(vnode, deep=True)
@@ -344,6 +348,8 @@ def parse_flows(
         raise FlowsError([f"{path}:{line}: malformed YAML: {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
         raise FlowsError([f"{path}: malformed YAML: {type(exc).__name__}"]) from None
+    except RecursionError:
+        raise FlowsError([f"{path}: malformed YAML: nested too deeply"]) from None
     if not isinstance(raw, dict):
         raise FlowsError([f"{path}:1: expected a mapping with controller, app_type, flows"])
     all_purposes = {**packs.purposes(), **(extra_purposes or {})}
