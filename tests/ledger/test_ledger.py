@@ -108,6 +108,10 @@ def test_bad_input_is_refused_and_nothing_half_written(ledger_url: str) -> None:
         _record(led, "c1", "s_x", purposes=["fun"])
     with pytest.raises(LedgerError, match="unknown entity or class 'SOUL'"):
         _record(led, "c1", "s_x", categories=["SOUL"])
+    with pytest.raises(LedgerError, match="consent id must be 1 to 120"):
+        _record(led, "c" * 121, "s_x")
+    with pytest.raises(LedgerError, match="subject must be 1 to 80"):
+        _record(led, "c1", "s_" + "x" * 100)
     _record(led, "c1", "s_x")
     with pytest.raises(LedgerError, match="already exists"):
         _record(led, "c1", "s_x")

@@ -348,6 +348,11 @@ class Ledger:
             raise LedgerError(f"unknown purpose {bad or purposes!r}; valid: {', '.join(sorted(known))}")
         cats = self._check_categories(categories)
         cid = consent_id or "c_" + secrets.token_hex(10)
+        _check_id("consent id", cid, 120)
+        _check_id("subject", subject_id, 80)
+        for r in recipients:
+            if not r or len(r) > 300:
+                raise LedgerError("a recipient name must be 1 to 300 characters")
         policy_hash = hashlib.sha256(policy_text).hexdigest() if policy_text is not None else None
         when = given_at or _now()
         row = {
@@ -396,6 +401,7 @@ class Ledger:
         push: bool = False,
         actor: str = "piguard",
     ) -> None:
+        _check_id("purpose id", purpose_id, 80)
         cats = self._check_categories(categories)
         row = {
             "id": purpose_id,
@@ -426,6 +432,7 @@ class Ledger:
         content_hash: str | None = None,
         actor: str = "piguard",
     ) -> None:
+        _check_id("dataset id", dataset_id, 120)
         if method not in COLLECTION_METHODS:
             raise LedgerError(
                 f"collection method {method!r} is not valid; valid: {', '.join(COLLECTION_METHODS)}"
@@ -709,6 +716,11 @@ class Ledger:
                 last + 1,
             )
         return VerifyResult(True, last, prev)
+
+
+def _check_id(what: str, value: str, limit: int) -> None:
+    if not value or len(value) > limit or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise LedgerError(f"{what} must be 1 to {limit} printable characters without spaces")
 
 
 @lru_cache(maxsize=65536)
