@@ -189,7 +189,7 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
             best = s
             break
         if best >= 0:
-            hits.append(RawHit("PERSON", best, t, 0.8, name))
+            hits.append(RawHit("PERSON", best, t, 0.85, name))
     return hits
 
 
@@ -296,6 +296,7 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
         # that ends the phrase.
         n = len(text)
         short_by_one = len(span) == 2 and _surname_len(d, span, 0) == 1 and e < n and text[e] in d.given
+        short_by_one = short_by_one and not any(text.startswith(t, e) for t in d.titles)
         if short_by_one and (e + 1 >= n or not _cjk(text[e + 1]) or text[e + 1] in d.stop):
             span = text[s : e + 1]
             e += 1
@@ -316,6 +317,11 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
     return s, e
 
 
+def _overlaps(spans: list[tuple[int, int]], s: int, e: int) -> bool:
+    k = bisect.bisect_left(spans, (e, -1))
+    return k > 0 and spans[k - 1][1] > s
+
+
 class NameDetector:
     """PERSON in Chinese and English text (rules plus, where cheap checks ask for it, the LAC model)."""
 
@@ -332,7 +338,22 @@ class NameDetector:
         if text.isascii() or re.search(r"[A-Z][a-z]", text):
             hits.extend(_english_hits(d, text, self.name))
         if self.use_model:
-            hits.extend(self._model_hits(d, text, hits))
+            model = self._model_hits(d, text, hits)
+            if model:
+                # Where the model read the same place, its boundaries beat a weak cue's (记者王姝马力: the cue
+                # rule cannot tell where the name ends); a labelled field (姓名：…, 0.9) keeps the rule's.
+                starts = sorted((h.start, h.end) for h in model)
+                hits = [h for h in hits if h.confidence >= 0.9 or not _overlaps(starts, h.start, h.end)]
+                hits.extend(model)
+            if len(text) <= _MIN_BUDGET:
+                # The model read the whole sentence and saw no name where a weak cue did: doubt the cue.
+                spans = sorted((h.start, h.end) for h in model)
+                hits = [
+                    h
+                    if h.confidence >= 0.85 or not _cjk(text[h.start]) or _overlaps(spans, h.start, h.end)
+                    else RawHit(h.entity, h.start, h.end, 0.45, h.detector)
+                    for h in hits
+                ]
         return hits
 
     def _model_hits(self, d: _Data, text: str, cue_hits: list[RawHit]) -> list[RawHit]:
