@@ -55,6 +55,7 @@ SHARE_NEGATIVE_HEADER = 0.98
 # Per-value text detectors (names, addresses, sensitive context) look at this many values per column.
 TEXT_DETECTOR_SAMPLE = 100
 MAX_EXAMPLES = 3
+DISTINCT_PROBE = 5000
 # Numbers kept per column to tell counters (order numbers 13800000001, 13800000002...) from phone numbers.
 SEQUENCE_SAMPLE = 4000
 SEQUENCE_MAX_MEDIAN_GAP = 100
@@ -232,6 +233,16 @@ class ColumnStats:
         self.skipped_reason = self.skipped_reason or d["skipped_reason"]
 
 
+def _distinct(strings: pl.Series) -> pl.DataFrame:
+    """Distinct values ``v`` with their row counts ``n``. Hashing pays off for repetitive columns (cities,
+    statuses); for nearly unique ones (IDs, phones) a look at the head decides to skip it."""
+    strings = strings.rename("v")  # a column may be called "n" or "v" itself
+    head = strings.head(DISTINCT_PROBE)
+    if strings.len() > DISTINCT_PROBE and head.n_unique() > 0.9 * head.len():
+        return pl.DataFrame({"v": strings, "n": pl.repeat(1, strings.len(), dtype=pl.UInt32, eager=True)})
+    return strings.value_counts(name="n")
+
+
 def _is_texty(dtype: pl.DataType) -> bool:
     return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
 
@@ -301,13 +312,12 @@ class TableClassifier:
         if values.dtype.is_integer():
             # Digits only: nothing to strip, no text, no names; just the numbers long enough to matter.
             st.non_null += strings.len()
-            u = strings.value_counts(name="n").rename({strings.name: "v"})
-            u = u.with_columns(len=pl.col("v").str.len_bytes())
+            u = _distinct(strings).with_columns(len=pl.col("v").str.len_bytes())
             self._whole_values(st, u.filter(pl.col("len") >= MIN_STRUCTURED_CHARS))
             return
         strings = strings.str.strip_chars()
         # Repeated values are judged once (cities, statuses, names); unique columns pay one hash pass.
-        u = strings.value_counts(name="n").rename({strings.name: "v"}).filter(pl.col("v").str.len_bytes() > 0)
+        u = _distinct(strings).filter(pl.col("v").str.len_bytes() > 0)
         if u.height == 0:
             return
         st.non_null += int(u.get_column("n").sum())
