@@ -23,7 +23,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
+	$(PY) -m venv /tmp/piguard-pycanon && /tmp/piguard-pycanon/bin/pip install -q pycanon
 	$(BIN)/python benchmarks/detect_bench.py
+	$(BIN)/python benchmarks/eval_person_address.py
+	$(BIN)/python benchmarks/deid_adult.py --pycanon-python /tmp/piguard-pycanon/bin/python
+	$(BIN)/python benchmarks/rules_bench.py
+	$(BIN)/python benchmarks/crawl_bench.py
+	$(BIN)/python benchmarks/datamap_bench.py
+	$(BIN)/python benchmarks/scan_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
