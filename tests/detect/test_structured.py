@@ -393,3 +393,8 @@ def test_other_national_formats_need_a_phone_word(text: str) -> None:
 
 def test_a_date_near_a_phone_word_is_not_a_phone() -> None:
     assert spans("备用电话：0451-43268423；登记时间2023-07-18") == [("PHONE_NUMBER", "0451-43268423")]
+
+
+def test_long_lines_without_any_candidate() -> None:
+    assert find_structured("数据" * 40_000) == []
+    assert find_structured("短行\n" + "数据" * 40_000 + "\n没有号码") == []

@@ -12,7 +12,6 @@ whole alternation at roughly 200 MB/s, which is why the candidate pass goes thro
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -510,33 +509,33 @@ def _locate(text: str) -> pl.DataFrame:
     if not long.any():
         return _locate_lines(frame, text)
     parts = [_locate_lines(frame.filter(~long), text), _locate_long(frame.filter(long))]
-    return pl.concat([p for p in parts if p.height], how="vertical_relaxed").sort("start")
+    found = [p for p in parts if p.height]
+    return pl.concat(found, how="vertical_relaxed").sort("start") if found else parts[1]
 
 
-# Above this, a line is scanned by Python's regex engine with exact offsets: the per-line literal search
-# would rescan the line from its start for every token (quadratic in a huge single-line file).
+# Above this, a line's tokens are located by a running search in Python: the vectorized per-token search
+# starts at the line's beginning every time (quadratic in a huge single-line file).
 _LONG_LINE_BYTES = 64 * 1024
 _CONTEXT_REACH = 64  # characters of a long line kept before a token: more than any context window
-
-
-@cache
-def _candidate_re() -> re.Pattern[str]:
-    return re.compile(CANDIDATE_PATTERN)
 
 
 def _locate_long(frame: pl.DataFrame) -> pl.DataFrame:
     """Tokens of very long lines, each with a short excerpt of its line as ``l`` (enough for the
     context window and the character after the token)."""
-    rx = _candidate_re()
     li, ls, lcs, ts, starts, cils = [], [], [], [], [], []
-    for line_no, line, line_start in frame.select("li", "l", "lcs").iter_rows():
-        for m in rx.finditer(line):
-            s, e = m.span()
+    found = frame.select("li", "lcs", "l", toks=pl.col("l").str.extract_all(CANDIDATE_PATTERN))
+    for line_no, line_start, line, toks in found.iter_rows():
+        # Tokens come in order and never overlap, and a token's text cannot occur in the gap before it
+        # (the regex would have matched there first), so a running search from the previous end is exact.
+        e = 0
+        for tok in toks:
+            s = line.find(tok, e)
+            e = s + len(tok)
             ws = max(0, s - _CONTEXT_REACH)
             li.append(line_no)
             ls.append(line[ws : e + 1])
             lcs.append(line_start + ws)
-            ts.append(m.group())
+            ts.append(tok)
             starts.append(line_start + s)
             cils.append(s - ws)
     return pl.DataFrame(
