@@ -29,9 +29,13 @@ def test_masks(entity: str, value: str, masked: str) -> None:
     assert mask_value(entity, value) == masked
 
 
-def test_phone_with_country_code_hides_the_subscriber_digits() -> None:
-    m = mask_value("PHONE_NUMBER", "+86 13812345678")
-    assert "1234" not in m and m.endswith("5678") and m.startswith("+86")
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [("+86 138-1234-5678", "+86 138-****-5678"), ("008613812345678", "0086138****5678"),
+     ("+44 7400 123456", "+44 740* **3456")],
+)  # fmt: skip
+def test_phone_keeps_the_country_code_and_hides_the_subscriber_digits(value: str, masked: str) -> None:
+    assert mask_value("PHONE_NUMBER", value) == masked
 
 
 def test_unknown_entity_shows_only_length() -> None:

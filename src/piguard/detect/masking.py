@@ -18,6 +18,7 @@ _KEEP = {
     "CN_USCC": (4, 2),
 }
 _SEPARATORS = frozenset(" \t\n\r\u3000-－—.·•:：/()（）+＋")
+_COUNTRY_PREFIX = re.compile(r"^(?:(?:\+|＋|00)86[ \-]?|[+＋][1-9][0-9]{0,2}[ \-])")
 _SEP_RX = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + "]")
 
 
@@ -41,6 +42,9 @@ def mask_value(entity: str, value: str) -> str:
     """Return a masked form of ``value`` that keeps enough to recognise the kind, never enough to identify."""
     if not value:
         return value
+    if entity == "PHONE_NUMBER" and (m := _COUNTRY_PREFIX.match(value)):
+        # The country code is not identifying: keep it and mask the national number as usual.
+        return value[: m.end()] + _mask_keep(value[m.end() :], 3, 4)
     if entity in _KEEP:
         first, last = _KEEP[entity]
         return _mask_keep(value, first, last)
