@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 import pytest
 import sqlalchemy as sa
+
+# Test modules import the shared table builder by name; with --import-mode=importlib pytest does not put
+# this directory on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
 from datamap_data import customers
 
 

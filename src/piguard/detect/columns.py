@@ -326,26 +326,33 @@ class TableClassifier:
             st.truncated += int(u.filter(long).get_column("n").sum())
             u = u.with_columns(pl.col("v").str.slice(0, MAX_CELL_CHARS))
         u = u.with_columns(len=pl.col("v").str.len_chars())
-        short = u.filter(pl.col("len") <= MAX_WHOLE_CHARS)
-        self._whole_values(st, short.filter(pl.col("len") >= MIN_STRUCTURED_CHARS))
+        ln = pl.col("len")
+        short = u.filter(ln <= MAX_WHOLE_CHARS)
+        # A value that validates as a whole (a phone, an ID) is neither text nor a name nor an address:
+        # the later passes look only at the rest.
+        rest = self._whole_values(st, short.filter(ln >= MIN_STRUCTURED_CHARS))
+        rest = pl.concat([short.filter(ln < MIN_STRUCTURED_CHARS), rest])
         # Values made of several words (Chinese text, spaces, punctuation) are cut into tokens.
-        texty = u.filter(pl.col("len") >= MIN_TEXT_CHARS)
+        texty = pl.concat([rest.filter(ln >= MIN_TEXT_CHARS), u.filter(ln > MAX_WHOLE_CHARS)])
         texty = texty.filter(pl.col("v").str.contains(TEXT_MARK_RE))
         if texty.height:
             st.free_text_rows += int(texty.get_column("n").sum())
             self._free_text(st, texty)
-        self._shapes(st, short, hint)
+        self._shapes(st, rest, hint)
         if self._text_detectors and st.sub_seen < TEXT_DETECTOR_SAMPLE and _is_texty(series.dtype):
             self._text_subsample(st, u.get_column("v"))
 
-    def _whole_values(self, st: ColumnStats, u: pl.DataFrame) -> None:
-        """``u``: distinct values ``v`` with their row counts ``n``."""
+    def _whole_values(self, st: ColumnStats, u: pl.DataFrame) -> pl.DataFrame:
+        """``u``: distinct values ``v`` with their row counts ``n`` (and ``len``). Returns the rows of ``u``
+        that are no structured entity."""
         if u.height == 0:
-            return
-        found = u.select("v", "n").with_columns(classify_values(u.get_column("v")))
-        found = found.filter(pl.col("entity").is_not_null())
+            return u
+        cls = classify_values(u.get_column("v"))
+        matched = cls.get_column("entity").is_not_null()
+        rest = u.filter(~matched)
+        found = u.select("v", "n").with_columns(cls).filter(matched)
         if found.height == 0:
-            return
+            return rest
         agg = found.group_by("entity").agg(
             pl.col("n").sum().alias("rows"),
             (pl.col("confidence") * pl.col("n")).sum().alias("conf"),
@@ -371,6 +378,7 @@ class TableClassifier:
                         .drop_nulls()
                     )
                     nums.extend(digits.to_list())
+        return rest
 
     def _free_text(self, st: ColumnStats, u: pl.DataFrame) -> None:
         """``u``: distinct texts ``v`` with row counts ``n``; the share counts rows holding the entity."""
