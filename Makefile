@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/piguard scan examples/data --format table
+	BIN=$(BIN) bash examples/demo.sh
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
