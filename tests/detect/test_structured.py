@@ -398,3 +398,12 @@ def test_a_date_near_a_phone_word_is_not_a_phone() -> None:
 def test_long_lines_without_any_candidate() -> None:
     assert find_structured("数据" * 40_000) == []
     assert find_structured("短行\n" + "数据" * 40_000 + "\n没有号码") == []
+
+
+def test_hex_pseudonyms_and_hashes_are_not_split_into_phone_numbers() -> None:
+    # Keyed pseudonyms (HMAC hex) and hashes mix letters and digit runs; none of their runs is a phone.
+    tokens = ("026144052346bc89", "90ccbd0924067977", "d15ef08304595065", "5D41402ABC4B2A76B9719D911017C592")
+    for token in tokens:
+        assert scan_text(f"手机号 {token}") == [], token
+    # Digits with genuinely glued letters still get their second chance.
+    assert [f.entity for f in scan_text("QQ:776979804 手机13810585448QQ")] == ["PHONE_NUMBER"]

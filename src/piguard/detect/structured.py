@@ -615,6 +615,9 @@ def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
     parts = parts.explode("parts", "off").with_columns(n=pl.col("parts")).drop("parts")
     # Pieces are ASCII after normalization (generic tokens carry no CJK), so byte offsets are char offsets.
     lettered = n.str.contains("[A-Za-z]") & (n.str.len_bytes() == n.str.len_chars())
+    # Hex strings (hashes, UUID parts, keyed pseudonyms) are not digits with letters glued on: no second
+    # chance, or every pseudonymized column would "contain" phone numbers.
+    parts = parts.filter(~n.str.contains(r"^(?:[0-9a-f]{12,}|[0-9A-F]{12,})$"))
     plain = parts.filter(~lettered)
     runs = (
         parts.filter(lettered)
