@@ -22,7 +22,6 @@ from piguard.detect.registry import (
     DetectorConfigError,
     PatternDetector,
     Registry,
-    entity_is_personal,
     load_detector_file,
 )
 from piguard.detect.structured import RawHit, classify_values
@@ -60,36 +59,44 @@ def findings_from_hits(
     base_line: int = 1,
 ) -> list[Finding]:
     """Threshold, filter, mask and locate (line numbers) raw hits."""
-    tax = taxonomy.entities()
+    info = _entity_info()
     selected = []
     for h in hits:
         if h.confidence < min_confidence:
             continue
-        if entities is not None and h.entity not in entities:
-            continue
-        if entities is None and not include_non_personal and not entity_is_personal(h.entity):
+        if entities is not None:
+            if h.entity not in entities:
+                continue
+        elif not include_non_personal and not info.get(h.entity, (True, False))[0]:
             continue
         selected.append(h)
     out: list[Finding] = []
     line = base_line
     pos = 0
-    for h in resolve_overlaps(selected):
-        line += text.count("\n", pos, h.start)
-        pos = h.start
-        et = tax.get(h.entity)
+    count = text.count
+    for h in resolve_overlaps(selected) if len(selected) > 1 else selected:
+        start, end = h.start, h.end
+        line += count("\n", pos, start)
+        pos = start
         out.append(
             Finding(
-                entity=h.entity,
-                start=base_offset + h.start,
-                end=base_offset + h.end,
-                confidence=round(h.confidence, 3),
-                detector=h.detector,
-                masked=mask_value(h.entity, text[h.start : h.end]),
-                sensitive=bool(et and et.sensitive),
-                line=line,
+                h.entity,
+                base_offset + start,
+                base_offset + end,
+                round(h.confidence, 3),
+                h.detector,
+                mask_value(h.entity, text[start:end]),
+                info.get(h.entity, (True, False))[1],
+                line,
             )
         )
     return out
+
+
+@cache
+def _entity_info() -> dict[str, tuple[bool, bool]]:
+    """(personal, sensitive) per entity id; ids outside the taxonomy (user detectors) count as personal."""
+    return {e.id: (e.personal, e.sensitive) for e in taxonomy.entities().values()}
 
 
 def scan_text(

@@ -30,12 +30,18 @@ def _mask_keep(value: str, first: int, last: int, star: str = "*") -> str:
         if n <= first + last:
             first, last = min(first, n // 3), min(last, n // 3)
         return value[:first] + star * (n - first - last) + (value[n - last :] if last else "")
-    positions = [i for i, ch in enumerate(value) if ch not in seps]
-    n = len(positions)
+    n = len(value) - sum(1 for ch in value if ch in seps)
     if n <= first + last:
         first, last = min(first, n // 3), min(last, n // 3)
-    hide = set(positions[first : n - last if last else n])
-    return "".join(star if i in hide else ch for i, ch in enumerate(value))
+    out = []
+    k = 0  # index among significant characters
+    for ch in value:
+        if ch in seps:
+            out.append(ch)
+        else:
+            out.append(ch if k < first or k >= n - last else star)
+            k += 1
+    return "".join(out)
 
 
 def mask_value(entity: str, value: str) -> str:
