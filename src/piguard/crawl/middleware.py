@@ -252,8 +252,8 @@ class PiguardMiddleware:
         self._tdmrep[origin] = (rep, time.time(), note)
 
     # --- requests ------------------------------------------------------------------------------------
-    async def process_request(self, request: Request, spider: Any = None) -> None:
-
+    def process_request(self, request: Request, spider: Any = None) -> Any:
+        # Synchronous when robots.txt is cached (the common case); a coroutine when it must be fetched.
         if request.meta.get("piguard_internal"):
             return None
         request.headers[b"User-Agent"] = self.user_agent  # one honest agent, never rotated
@@ -267,7 +267,17 @@ class PiguardMiddleware:
             self.state.store.record({**base, "outcome": "refused", "reason": f"scheme {scheme}"})
             raise IgnoreRequest(f"piguard: scheme {scheme} not crawled")
         origin = _origin(request.url)
+        entry = self._robots.get(origin)
+        if entry is None or entry.expires_at <= time.time():
+            return self._decide_after_fetch(request, origin, base)
+        self._decide(request, entry, base)
+        return None
+
+    async def _decide_after_fetch(self, request: Request, origin: str, base: dict[str, Any]) -> None:
         entry = await self._robots_for(origin)
+        self._decide(request, entry, base)
+
+    def _decide(self, request: Request, entry: RobotsEntry, base: dict[str, Any]) -> None:
         verdict = entry.parser.verdict(self.token, request.url)
         robots = {
             **entry.describe(),
@@ -283,7 +293,6 @@ class PiguardMiddleware:
             raise IgnoreRequest("piguard: disallowed by robots.txt")
         cd, rr = entry.parser.delays(self.token)
         request.meta["piguard_interval"] = max(self.min_delay, cd or 0.0, rr or 0.0)
-        return None
 
     # --- responses -----------------------------------------------------------------------------------
     def process_response(self, request: Request, response: Response, spider: Any = None) -> Response:
@@ -298,8 +307,9 @@ class PiguardMiddleware:
         if protection is None and html is not None and 200 <= status < 300:
             protection = protection_from_markup(html)
         headers = {
-            k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs]
-            for k, vs in response.headers.items()
+            name: [v.decode("latin-1") for v in response.headers.getlist(name)]
+            for name in ("x-robots-tag", "tdm-reservation", "tdm-policy")
+            if name.encode() in response.headers
         }
         sig = page_signals(headers, html, self.token)
         tdm = self._tdmrep.get(_origin(request.url))
@@ -345,6 +355,33 @@ def _is_html(response: Response) -> bool:
     return "html" in ctype or (not ctype and response.body.lstrip()[:1] == b"<")
 
 
+class _HostSlot:
+    """A counting semaphore whose uncontended acquire needs no Deferred."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self.waiters: list[Any] = []
+
+    def try_acquire(self) -> bool:
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    def acquire(self) -> Any:
+        from twisted.internet.defer import Deferred
+
+        d: Deferred[None] = Deferred()
+        self.waiters.append(d)
+        return d
+
+    def release(self) -> None:
+        if self.waiters:
+            self.waiters.pop(0).callback(None)  # hand the slot straight to the next waiter
+        else:
+            self.free += 1
+
+
 class PiguardPacingMiddleware:
     """Per-host pacing at the edge of the downloader (order 950: last before the wire, first to see the raw
     response). At most CONCURRENT_REQUESTS_PER_DOMAIN requests per host at a time (piguard's default: one);
@@ -374,10 +411,7 @@ class PiguardPacingMiddleware:
             interval = min(max(interval, 0.5) * (2**fails), self.max_backoff)
         return interval
 
-    async def process_request(self, request: Request, spider: Any = None) -> None:
-        from scrapy.utils.defer import maybe_deferred_to_future
-        from twisted.internet.defer import DeferredSemaphore
-
+    def process_request(self, request: Request, spider: Any = None) -> Any:
         if request.meta.get("piguard_internal"):
             return None
         # Enforced again here, last before the wire, in case a later middleware rotated or added them.
@@ -387,16 +421,28 @@ class PiguardPacingMiddleware:
         if request.meta.get("proxy"):
             raise IgnoreRequest("piguard: proxies are not used")
         host = urlsplit(request.url).hostname or ""
-        lock = self._locks.get(host)
-        if lock is None:
-            lock = self._locks[host] = DeferredSemaphore(self.per_host)
-        await maybe_deferred_to_future(lock.acquire())
-        request.meta["piguard_lock"] = host
-        wait = self.state.pacer.reserve(host, self._interval(request, host))
+        slot = self._locks.get(host)
+        if slot is None:
+            slot = self._locks[host] = _HostSlot(self.per_host)
+        if slot.try_acquire():
+            wait = self.state.pacer.reserve(host, self._interval(request, host))
+            if wait <= 0:  # fast path: no waiting, no coroutine
+                request.meta["piguard_lock"] = host
+                request.meta["piguard_fetched_at"] = time.time()
+                return None
+            return self._send_after(request, host, slot, wait)
+        return self._send_after(request, host, slot, None)
+
+    async def _send_after(self, request: Request, host: str, slot: _HostSlot, wait: float | None) -> None:
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        request.meta["piguard_lock"] = host  # from here on, the slot is released on response or failure
+        if wait is None:
+            await maybe_deferred_to_future(slot.acquire())
+            wait = self.state.pacer.reserve(host, self._interval(request, host))
         if wait > 0:
             await maybe_deferred_to_future(deferLater(_reactor(), wait, lambda: None))
         request.meta["piguard_fetched_at"] = time.time()
-        return None
 
     def _release(self, request: Request) -> None:
         host = request.meta.pop("piguard_lock", None)

@@ -201,6 +201,7 @@ class RobotsTxt:
         # One flat list of events in file order; groups are resolved per agent at match time, the way
         # robots.cc does it (its state machine depends on the agent being matched).
         self._events: list[tuple[str, str, int]] = []
+        self._delays: dict[str, tuple[float | None, float | None]] = {}
         self.sitemaps: list[str] = []
         for n, bline in enumerate(_split_lines(raw), start=1):
             kv = _key_value(bline.decode("utf-8", "surrogateescape"))
@@ -258,6 +259,11 @@ class RobotsTxt:
 
     def delays(self, agent: str) -> tuple[float | None, float | None]:
         """(Crawl-delay, Request-rate seconds) from the group that applies to ``agent`` (specific, else *)."""
+        if agent not in self._delays:
+            self._delays[agent] = self._find_delays(agent)
+        return self._delays[agent]
+
+    def _find_delays(self, agent: str) -> tuple[float | None, float | None]:
         found: dict[str, list[float | None]] = {"specific": [None, None], "global": [None, None]}
         seen_global = seen_specific = seen_separator = False
         ever_specific = False

@@ -98,7 +98,8 @@ _ATTR = re.compile(r"""([a-zA-Z_:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"
 
 def _meta_tags(html: str) -> list[dict[str, str]]:
     out = []
-    for m in _META.finditer(html[:MARKUP_SCAN_BYTES]):
+    head_end = html.find("</head>", 0, MARKUP_SCAN_BYTES)  # meta tags belong in the head; else scan 256 KiB
+    for m in _META.finditer(html, 0, head_end if head_end != -1 else MARKUP_SCAN_BYTES):
         attrs = {
             a.group(1).lower(): (a.group(2) or a.group(3) or a.group(4) or "")
             for a in _ATTR.finditer(m.group(0))
