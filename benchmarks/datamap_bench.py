@@ -268,6 +268,7 @@ def main() -> None:
     args = ap.parse_args()
     # Parts run separately are merged into one results file; each part records its own command and load.
     results: dict[str, object] = json.loads(RESULTS.read_text("utf-8")) if RESULTS.exists() else {}
+    results.pop("command", None)  # each part carries its own command
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
