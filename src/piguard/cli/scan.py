@@ -145,10 +145,11 @@ def scan(
                 raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
         writer = _writer(fmt, out)
         _scan_text_files(writer, text_files, opts, summary, progress)
-        datamap_rows, combinations = _scan_table_targets(
+        maps = _scan_table_targets(
             tables, table_targets, summary, full=full, sample_rows=sample_rows, engine=engine
         )
-        _render(out, fmt, output, writer, summary, datamap_rows, combinations)
+        datamap_rows = [row for dm in maps for row in dm.rows]
+        _render(out, fmt, output, writer, summary, maps)
     if fmt != Format.table:
         for s in summary.skipped:
             typer.echo(f"skipped {s.path}: {s.reason}", err=True)
@@ -209,11 +210,11 @@ def _scan_table_targets(
     full: bool,
     sample_rows: int,
     engine: str,
-) -> tuple[list[dict[str, Any]], list[Any]]:
-    rows: list[dict[str, Any]] = []
-    combinations: list[Any] = []
+) -> list[Any]:
+    """One ``DataMap`` per table target (see ``piguard.sources.tables``); failures become skip notes."""
+    maps: list[Any] = []
     if tables is None:
-        return rows, combinations
+        return maps
     for t in dict.fromkeys(targets):
         try:
             dm = tables.scan_tables(t, full=full, sample_rows=sample_rows, engine=engine)
@@ -221,11 +222,10 @@ def _scan_table_targets(
             reason = f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}"
             summary.skipped.append(Skip(_redact_url(t), reason))
             continue
-        rows.extend(dm.rows)
-        combinations.extend(getattr(dm, "combinations", []))
+        maps.append(dm)
         for s in dm.skipped:
             summary.skipped.append(Skip(f"{s.get('source')}:{s.get('table')}", str(s.get("reason"))))
-    return rows, combinations
+    return maps
 
 
 def _render(
@@ -234,14 +234,20 @@ def _render(
     output: Path | None,
     writer: Writer | None,
     summary: ScanSummary,
-    datamap_rows: list[dict[str, Any]],
-    combinations: list[Any],
+    maps: list[Any],
 ) -> None:
+    datamap_rows = [row for dm in maps for row in dm.rows]
+    combinations = [c for dm in maps for c in getattr(dm, "combinations", [])]
     if writer is not None:
         extra: dict[str, Any] = {"sources": datamap_rows}
         if combinations:
             extra["combinations"] = combinations
         writer.close(summary, extra if fmt == Format.json else None)
+    elif fmt == Format.html and len(maps) == 1 and summary.files_scanned == 0:
+        # Only a table or database: its own page, with tables scanned, evidence and charts.
+        from piguard.report.datamap_html import render_datamap_html
+
+        out.write(render_datamap_html(maps[0]))
     elif fmt == Format.html:
         from piguard.report.html import render_html
 

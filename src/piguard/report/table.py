@@ -30,7 +30,8 @@ def render_table(
             ", ".join(row["examples_masked"]),
         )
     if summary.findings == 0:
-        console.print(f"No personal information found in {summary.files_scanned} file(s).")
+        if summary.files_scanned or not datamap_rows:
+            console.print(f"No personal information found in {summary.files_scanned} file(s).")
     else:
         console.print(t)
     if datamap_rows:
