@@ -18,7 +18,7 @@ demo: $(STAMP)
 	BIN=$(BIN) bash examples/demo.sh
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

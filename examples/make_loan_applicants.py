@@ -18,6 +18,9 @@ OUT = Path(__file__).parent / "data" / "loan_applicants.csv"
 ROWS = 3000
 CITIES = {"北京市": "110105", "上海市": "310115", "广州市": "440106", "深圳市": "440304", "成都市": "510107",
           "杭州市": "330106", "武汉市": "420106", "西安市": "610113"}  # fmt: skip
+HEADER = [
+    "姓名", "手机号", "身份证号", "性别", "年龄", "城市", "职业", "月收入", "贷款金额", "是否逾期",
+]  # fmt: skip
 JOBS = ["教师", "工程师", "销售", "个体经营", "医生", "司机", "文员", "厨师", "学生", "自由职业"]
 
 
@@ -34,7 +37,7 @@ def main() -> None:
     rnd = random.Random(20241123)
     with OUT.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["姓名", "手机号", "身份证号", "性别", "年龄", "城市", "职业", "月收入", "贷款金额", "是否逾期"])
+        w.writerow(HEADER)
         for _ in range(ROWS):
             city, region = rnd.choice(list(CITIES.items()))
             age = rnd.randint(20, 65)
