@@ -173,8 +173,7 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
         crawler = process.create_crawler(PlainSpider)
         process.crawl(crawler)
     else:
-        from piguard.crawl.runner import crawl_settings
-        from piguard.crawl.spider import SiteSpider
+        from piguard.crawl.runner import crawl_in_process, crawl_settings
 
         settings = crawl_settings(
             Path(out),
@@ -189,13 +188,14 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
                 **json.loads(os.environ.get("PIGUARD_BENCH_EXTRA", "{}")),
             },
         )
-        process = CrawlerProcess(settings)
-        crawler = process.create_crawler(SiteSpider)
-        process.crawl(crawler, start_urls=[base + "/"], max_depth=10)
+        crawler = None
     import resource
 
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    process.start()
+    if mode == "plain":
+        process.start()
+    else:
+        crawler = crawl_in_process([base + "/"], settings)  # the code path `piguard crawl` runs
     ru = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru.ru_utime + ru.ru_stime) - (ru0.ru_utime + ru0.ru_stime)  # the crawl only, all threads
     stats = crawler.stats.get_stats()
@@ -213,6 +213,8 @@ def _child(mode: str, base: str, out: str, concurrency: int, entities: str) -> N
 
 
 def run_child(mode: str, base: str, concurrency: int, entities: str) -> dict[str, Any]:
+    from piguard.crawl.runner import worker_env
+
     out = tempfile.mkdtemp(prefix=f"crawlbench-{mode}-")
     try:
         res = subprocess.run(
@@ -230,6 +232,7 @@ def run_child(mode: str, base: str, concurrency: int, entities: str) -> dict[str
                 "--entities",
                 entities,
             ],
+            env=worker_env(),
             capture_output=True,
             text=True,
             check=True,
@@ -292,6 +295,7 @@ def main() -> None:
         _child(args.child, args.base, args.out, args.concurrency, args.entities)
         return
 
+    load_start = os.getloadavg()
     q: Any = mp.Queue()
     server = mp.Process(target=serve, args=(args.pages, q), daemon=True)
     server.start()
@@ -324,11 +328,19 @@ def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "load_avg_at_start": load_start,
             "load_avg_at_end": os.getloadavg(),
         },
     }
     if "plain" in med and "piguard" in med:
         result["overhead_ratio"] = round(med["plain"] / med["piguard"] - 1, 4)
+        cpu = {m: statistics.median(r["cpu_seconds"] for r in rs) for m, rs in runs.items()}
+        result["median_cpu_seconds"] = cpu
+        result["cpu_overhead_ratio"] = round(cpu["piguard"] / cpu["plain"] - 1, 4)
+        print(
+            f"CPU seconds (median): plain {cpu['plain']:.1f}, piguard {cpu['piguard']:.1f} "
+            f"({result['cpu_overhead_ratio'] * 100:+.1f}%)"
+        )
         print(
             f"overhead piguard vs plain Scrapy: {result['overhead_ratio'] * 100:+.1f}% "
             f"(plain {med['plain']:.1f} pages/s, piguard {med['piguard']:.1f} pages/s)"

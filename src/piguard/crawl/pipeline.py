@@ -13,6 +13,7 @@ seconds) in a worker thread, because the detector's cost is mostly per call, not
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,14 @@ class PiguardPipeline:
         self._timer: Any = None
         self._inflight: list[Deferred[Any]] = []
         self.state.store.extra["pi_policy"] = self.policy.describe()
+        import polars as pl
+
+        if pl.thread_pool_size() > 1:
+            logging.getLogger(__name__).warning(
+                "polars runs %d threads beside the reactor; crawls run faster with POLARS_MAX_THREADS=1 "
+                "in the environment (see docs/crawl.md)",
+                pl.thread_pool_size(),
+            )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PiguardPipeline:
