@@ -35,11 +35,13 @@ class SiteSpider(scrapy.Spider):
         return None
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        # Links first: the page item then waits for its PI-filter batch without holding up the frontier.
+        if (
+            self.follow
+            and isinstance(response, TextResponse)
+            and response.meta.get("depth", 0) < self.max_depth
+        ):
+            for link in self.links.extract_links(response):
+                if urlsplit(link.url).netloc in self.allowed_hosts:
+                    yield response.follow(link.url, callback=self.parse, errback=self.failed)
         yield page_item(response)
-        if not self.follow or not isinstance(response, TextResponse):
-            return
-        if response.meta.get("depth", 0) >= self.max_depth:
-            return
-        for link in self.links.extract_links(response):
-            if urlsplit(link.url).netloc in self.allowed_hosts:
-                yield response.follow(link.url, callback=self.parse, errback=self.failed)
