@@ -25,6 +25,11 @@ def ledger_url(url: str | None) -> str:
     return url or os.environ.get("PIGUARD_LEDGER") or DEFAULT_LEDGER
 
 
+def actor() -> str:
+    """Who the audit log names for a change made from the command line."""
+    return os.environ.get("USER", "piguard")
+
+
 def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"piguard consent: {exc}", err=True)
     return typer.Exit(2)
@@ -80,7 +85,7 @@ def record(
                 policy_version=policy_version,
                 policy_text=policy,
                 channel=channel,
-                actor=os.environ.get("USER", "piguard"),
+                actor=actor(),
             )
         finally:
             led.close()
@@ -95,7 +100,7 @@ def withdraw(consent_id: str = typer.Argument(..., help="Consent id."), ledger: 
     try:
         led = Ledger.open(ledger_url(ledger))
         try:
-            led.withdraw_consent(consent_id, actor=os.environ.get("USER", "piguard"))
+            led.withdraw_consent(consent_id, actor=actor())
         finally:
             led.close()
     except LedgerError as exc:

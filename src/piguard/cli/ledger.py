@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
-from piguard.cli.consent import LEDGER_OPT, ledger_url
+from piguard.cli.consent import LEDGER_OPT, actor, ledger_url
 from piguard.ledger import Ledger, LedgerError
 
 ledger_app = typer.Typer(
@@ -15,18 +16,16 @@ ledger_app = typer.Typer(
 )
 
 
-def _open(url: str | None) -> Ledger:
+@contextmanager
+def _opened(url: str | None) -> Iterator[Ledger]:
+    """The ledger at ``url``, closed afterwards; a ledger error becomes one line on stderr and exit 2."""
     try:
-        return Ledger.open(ledger_url(url))
+        led = Ledger.open(ledger_url(url))
     except LedgerError as exc:
         typer.echo(f"piguard ledger: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-def _run(url: str | None, fn) -> None:  # type: ignore[no-untyped-def]
-    led = _open(url)
     try:
-        fn(led)
+        yield led
     except LedgerError as exc:
         typer.echo(f"piguard ledger: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -37,23 +36,22 @@ def _run(url: str | None, fn) -> None:  # type: ignore[no-untyped-def]
 @ledger_app.command("init")
 def init(ledger: str = LEDGER_OPT) -> None:
     """Create the ledger (or migrate it to this piguard's schema)."""
-    _run(ledger, lambda led: typer.echo(f"ledger {led.url} at schema {led.schema_revision()}"))
+    with _opened(ledger) as led:
+        typer.echo(f"ledger {led.url} at schema {led.schema_revision()}")
 
 
 @ledger_app.command("status")
 def status(ledger: str = LEDGER_OPT) -> None:
     """Row counts and schema revision."""
-    _run(ledger, lambda led: typer.echo(json.dumps({"schema": led.schema_revision(), **led.counts()})))
+    with _opened(ledger) as led:
+        typer.echo(json.dumps({"schema": led.schema_revision(), **led.counts()}))
 
 
 @ledger_app.command("verify")
 def verify(ledger: str = LEDGER_OPT) -> None:
     """Recompute the audit log's hash chain; exit 1 if any entry was altered, removed or reordered."""
-    led = _open(ledger)
-    try:
+    with _opened(ledger) as led:
         res = led.verify()
-    finally:
-        led.close()
     if res.ok:
         typer.echo(f"ok: {res.entries} audit entries, head {res.head_hash}")
         return
@@ -67,12 +65,9 @@ def audit(
     ledger: str = LEDGER_OPT,
 ) -> None:
     """Print audit entries as JSON lines."""
-
-    def show(led: Ledger) -> None:
+    with _opened(ledger) as led:
         for e in led.audit_entries(object_id):
             typer.echo(json.dumps(e, ensure_ascii=False))
-
-    _run(ledger, show)
 
 
 @ledger_app.command("purpose")
@@ -88,21 +83,17 @@ def purpose(
     ledger: str = LEDGER_OPT,
 ) -> None:
     """Declare a purpose and the entity categories it needs (PIPL Art. 6)."""
-    _run(
-        ledger,
-        lambda led: (
-            led.declare_purpose(
-                purpose_id,
-                zh=zh,
-                en=en,
-                categories=data,
-                alone_insufficient=alone_insufficient,
-                push=push,
-                actor=os.environ.get("USER", "piguard"),
-            ),
-            typer.echo(f"declared purpose {purpose_id}"),
-        ),
-    )
+    with _opened(ledger) as led:
+        led.declare_purpose(
+            purpose_id,
+            zh=zh,
+            en=en,
+            categories=data,
+            alone_insufficient=alone_insufficient,
+            push=push,
+            actor=actor(),
+        )
+    typer.echo(f"declared purpose {purpose_id}")
 
 
 @ledger_app.command("provenance")
@@ -120,23 +111,19 @@ def provenance(
     ledger: str = LEDGER_OPT,
 ) -> None:
     """Record where a dataset came from and on what legal basis (PIPL Art. 13)."""
-    _run(
-        ledger,
-        lambda led: (
-            led.record_provenance(
-                dataset_id,
-                dataset=dataset,
-                method=method,
-                legal_basis=legal_basis,
-                source_identity=source,
-                categories=data,
-                upstream=upstream,
-                content_hash=content_hash,
-                actor=os.environ.get("USER", "piguard"),
-            ),
-            typer.echo(f"recorded provenance {dataset_id}"),
-        ),
-    )
+    with _opened(ledger) as led:
+        led.record_provenance(
+            dataset_id,
+            dataset=dataset,
+            method=method,
+            legal_basis=legal_basis,
+            source_identity=source,
+            categories=data,
+            upstream=upstream,
+            content_hash=content_hash,
+            actor=actor(),
+        )
+    typer.echo(f"recorded provenance {dataset_id}")
 
 
 @ledger_app.command("activity")
@@ -153,22 +140,18 @@ def activity(
     ledger: str = LEDGER_OPT,
 ) -> None:
     """Record a processing activity (record of processing, PIPL Art. 55-56)."""
-    _run(
-        ledger,
-        lambda led: (
-            led.record_activity(
-                activity_id,
-                name=name,
-                activity=kind,
-                purpose_id=purpose_id,
-                categories=data,
-                legal_basis=legal_basis,
-                recipient=recipient,
-                actor=os.environ.get("USER", "piguard"),
-            ),
-            typer.echo(f"recorded activity {activity_id}"),
-        ),
-    )
+    with _opened(ledger) as led:
+        led.record_activity(
+            activity_id,
+            name=name,
+            activity=kind,
+            purpose_id=purpose_id,
+            categories=data,
+            legal_basis=legal_basis,
+            recipient=recipient,
+            actor=actor(),
+        )
+    typer.echo(f"recorded activity {activity_id}")
 
 
 def register(app: typer.Typer) -> None:
