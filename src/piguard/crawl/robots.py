@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -44,6 +45,11 @@ _SITEMAP_KEYS = ("sitemap", "site-map")
 def is_valid_user_agent(agent: str) -> bool:
     """A product token a crawler can obey rules for: ``[A-Za-z_-]+`` (RFC 9309 2.2.1)."""
     return bool(agent) and _VALID_TOKEN.fullmatch(agent) is not None
+
+
+def _is_star(value: str) -> bool:
+    """``User-agent: *`` (optionally followed by whitespace and more text)."""
+    return value[:1] == "*" and (len(value) == 1 or value[1].isspace())
 
 
 def product_token(user_agent: str) -> str:
@@ -218,22 +224,10 @@ class RobotsTxt:
     def verdict(self, agent: str, url: str) -> Verdict:
         path = path_params_query(url)
         best: dict[tuple[str, bool], tuple[int, Rule | None]] = {}
-        seen_global = seen_specific = ever_specific = seen_separator = False
-        agent_l = agent.lower()
-        for kind, value, line in self._events:
-            if kind == "user-agent":
-                if seen_separator:
-                    seen_global = seen_specific = seen_separator = False
-                if value[:1] == "*" and (len(value) == 1 or value[1].isspace()):
-                    seen_global = True
-                elif product_token(value).lower() == agent_l:
-                    seen_specific = ever_specific = True
+        for kind, value, line, scope in self._group_lines(agent, closers=("allow", "disallow")):
+            if kind not in ("allow", "disallow"):
                 continue
-            if kind not in ("allow", "disallow") or not (seen_global or seen_specific):
-                continue
-            seen_separator = True
             allow = kind == "allow"
-            scope = "specific" if seen_specific else "global"
             candidates = [value]
             if allow and not matches(path, value):
                 # Google: allow of .../index.htm(l) also allows the directory itself.
@@ -250,9 +244,38 @@ class RobotsTxt:
             d_p, d_rule = best.get((scope, False), (-1, None))
             if a_p > 0 or d_p > 0:
                 return Verdict(d_p <= a_p, a_rule if d_p <= a_p else d_rule, scope)
-            if scope == "specific" and ever_specific:
+            if scope == "specific" and self._names_agent(agent):
                 return Verdict(True, None, "specific")
         return Verdict(True, None, "none")
+
+    def _group_lines(self, agent: str, closers: tuple[str, ...]) -> Iterator[tuple[str, str, int, str]]:
+        """Lines inside the groups that apply to ``agent``, with their scope ("specific" or "global"), by
+        robots.cc's state machine: a user-agent line after a group member (one of ``closers``) starts a new
+        group; unknown lines close nothing."""
+        seen_global = seen_specific = seen_separator = False
+        agent_l = agent.lower()
+        for kind, value, line in self._events:
+            if kind == "user-agent":
+                if seen_separator:
+                    seen_global = seen_specific = seen_separator = False
+                if _is_star(value):
+                    seen_global = True
+                elif product_token(value).lower() == agent_l:
+                    seen_specific = True
+                continue
+            if not (seen_global or seen_specific):
+                continue
+            if kind in closers:
+                seen_separator = True
+            yield kind, value, line, "specific" if seen_specific else "global"
+
+    def _names_agent(self, agent: str) -> bool:
+        """Whether any user-agent line names ``agent`` (then the global group no longer applies)."""
+        agent_l = agent.lower()
+        return any(
+            kind == "user-agent" and not _is_star(value) and product_token(value).lower() == agent_l
+            for kind, value, _ in self._events
+        )
 
     def allowed(self, agent: str, url: str) -> bool:
         return self.verdict(agent, url).allowed
@@ -265,23 +288,10 @@ class RobotsTxt:
 
     def _find_delays(self, agent: str) -> tuple[float | None, float | None]:
         found: dict[str, list[float | None]] = {"specific": [None, None], "global": [None, None]}
-        seen_global = seen_specific = seen_separator = False
-        ever_specific = False
-        agent_l = agent.lower()
-        for kind, value, _line in self._events:
-            if kind == "user-agent":
-                if seen_separator:
-                    seen_global = seen_specific = seen_separator = False
-                if value[:1] == "*" and (len(value) == 1 or value[1].isspace()):
-                    seen_global = True
-                elif product_token(value).lower() == agent_l:
-                    seen_specific = ever_specific = True
-                continue
-            if not (seen_global or seen_specific):
-                continue
-            if kind in ("allow", "disallow", "crawl-delay", "request-rate"):
-                seen_separator = True  # group members close the user-agent list; unknown lines do not
-            slot = found["specific" if seen_specific else "global"]
+        # For delays, Crawl-delay and Request-rate lines are group members too and close the agent list.
+        closers = ("allow", "disallow", "crawl-delay", "request-rate")
+        for kind, value, _line, scope in self._group_lines(agent, closers=closers):
+            slot = found[scope]
             if kind == "crawl-delay":
                 try:
                     d = float(value)
@@ -293,5 +303,5 @@ class RobotsTxt:
                 r = _parse_rate(value)
                 if r is not None:
                     slot[1] = r
-        chosen = found["specific"] if ever_specific else found["global"]
+        chosen = found["specific"] if self._names_agent(agent) else found["global"]
         return chosen[0], chosen[1]
