@@ -55,29 +55,30 @@ class DeidConfig:
         return path if path.is_absolute() else self.base_dir / path
 
 
+def _split_spec(spec: str, flag: str, usage: str) -> tuple[str, list[str]]:
+    """``COLUMN:a:b`` -> (COLUMN, [a, b]); a spec without a colon is a usage error naming the flag."""
+    if ":" not in spec:
+        raise DeidError(f"{flag} '{spec}': expected {usage}")
+    col, rest = spec.split(":", 1)
+    return col, rest.split(":")
+
+
 def parse_l(spec: str) -> LDiversity:
     """``COL:L`` or ``COL:L:entropy`` or ``COL:L:recursive:C``."""
-    if ":" not in spec:
-        raise DeidError(f"--l-diversity '{spec}': expected COLUMN:L[:distinct|entropy|recursive[:C]]")
-    col, rest = spec.split(":", 1)
-    bits = rest.split(":")
+    usage = "COLUMN:L[:distinct|entropy|recursive[:C]]"
+    col, bits = _split_spec(spec, "--l-diversity", usage)
     try:
         l_val = int(bits[0])
         variant = bits[1] if len(bits) > 1 else "distinct"
         c = float(bits[2]) if len(bits) > 2 else 1.0
     except (ValueError, IndexError):
-        raise DeidError(
-            f"--l-diversity '{spec}': expected COLUMN:L[:distinct|entropy|recursive[:C]]"
-        ) from None
+        raise DeidError(f"--l-diversity '{spec}': expected {usage}") from None
     return _ldiv({"column": col, "l": l_val, "variant": variant, "c": c}, "--l-diversity")
 
 
 def parse_t(spec: str) -> TCloseness:
     """``COL:T`` or ``COL:T:hierarchical``."""
-    if ":" not in spec:
-        raise DeidError(f"--t-closeness '{spec}': expected COLUMN:T[:equal|hierarchical]")
-    col, rest = spec.split(":", 1)
-    bits = rest.split(":")
+    col, bits = _split_spec(spec, "--t-closeness", "COLUMN:T[:equal|hierarchical]")
     try:
         t = float(bits[0])
     except ValueError:
