@@ -8,6 +8,7 @@ the package is missing, :func:`load` returns None and callers fall back to rules
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from importlib import util
 from pathlib import Path
@@ -64,6 +65,41 @@ class Lac:
         emissions = self._session.run(None, {"token_ids": ids, "length": lengths})[0]
         return _viterbi(emissions, self._trans, lengths)
 
+    def _emissions(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        width = int(lengths.max())
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        vocab, q2b, oov = self._vocab, self._q2b, self._oov
+        for i, t in enumerate(texts):
+            ids[i, : len(t)] = [vocab.get(q2b.get(c, c), oov) for c in t]
+        return self._session.run(None, {"token_ids": ids, "length": lengths})[0], lengths
+
+    def person_reads(self, texts: list[str], batch: int = 32) -> list[PersonRead]:
+        """Per text: the PER spans of the best path, each with the model's probability that exactly this span
+        is a name, and the per-character probabilities of PER-B and PER-I (forward-backward over the CRF).
+
+        The probabilities let a caller keep confident spans, drop doubtful ones and move a boundary where the
+        model hesitated (刘海|生 when PER-I on 生 is likely)."""
+        order = sorted((i for i in range(len(texts)) if texts[i]), key=lambda i: len(texts[i]))
+        out = [PersonRead([], np.zeros(0), np.zeros(0)) for _ in texts]
+        for k in range(0, len(order), batch):
+            idx = order[k : k + batch]
+            chunk = [texts[i] for i in idx]
+            emissions, lengths = self._emissions(chunk)
+            paths = _viterbi(emissions, self._trans, lengths)
+            pb, pi = _per_marginals(emissions, self._trans, lengths, self._per_b, self._per_i)
+            for j, i in enumerate(idx):
+                n = int(lengths[j])
+                b, c = pb[j, :n], pi[j, :n]
+                spans = []
+                for s, e in _per_runs(paths[j].tolist(), self._per_b, self._per_i):
+                    p = min([float(b[s])] + [float(c[q]) for q in range(s + 1, e)])
+                    if e < n:
+                        p = min(p, 1.0 - float(c[e]))
+                    spans.append((s, e, p))
+                out[i] = PersonRead(spans, b, c)
+        return out
+
     def person_spans(self, texts: list[str], batch: int = 32) -> list[list[tuple[int, int]]]:
         """Character spans the model tags as a person (PER), per text.
 
@@ -74,24 +110,59 @@ class Lac:
             idx = order[k : k + batch]
             for i, path in zip(idx, self.tag_ids([texts[i] for i in idx]), strict=True):
                 paths[i] = path
-        out: list[list[tuple[int, int]]] = []
-        for path in paths:
-            spans: list[tuple[int, int]] = []
-            start = -1
-            for i, t in enumerate(path.tolist()):
-                if t == self._per_b:
-                    if start >= 0:
-                        spans.append((start, i))
-                    start = i
-                elif t == self._per_i and start >= 0:
-                    continue
-                elif start >= 0:
-                    spans.append((start, i))
-                    start = -1
+        return [_per_runs(path.tolist(), self._per_b, self._per_i) for path in paths]
+
+
+@dataclass
+class PersonRead:
+    spans: list[tuple[int, int, float]]  # start, end, probability of exactly this span
+    p_begin: np.ndarray  # per character: probability of PER-B
+    p_inside: np.ndarray  # per character: probability of PER-I
+
+
+def _per_runs(path: list[int], per_b: int, per_i: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = -1
+    for i, t in enumerate(path):
+        if t == per_b:
             if start >= 0:
-                spans.append((start, len(path)))
-            out.append(spans)
-        return out
+                spans.append((start, i))
+            start = i
+        elif t == per_i and start >= 0:
+            continue
+        elif start >= 0:
+            spans.append((start, i))
+            start = -1
+    if start >= 0:
+        spans.append((start, len(path)))
+    return spans
+
+
+def _lse(x: np.ndarray, axis: int) -> np.ndarray:
+    m = x.max(axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.exp(x - m).sum(axis=axis))
+
+
+def _per_marginals(
+    emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray, per_b: int, per_i: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Marginal probabilities of PER-B and PER-I per position (batched forward-backward, log space)."""
+    em = emissions.astype(np.float64)
+    batch, width, _ = em.shape
+    alpha = np.empty_like(em)
+    beta = np.zeros_like(em)
+    alpha[:, 0] = em[:, 0]
+    for t in range(1, width):
+        alpha[:, t] = _lse(alpha[:, t - 1, :, None] + trans[None], 1) + em[:, t]
+    for t in range(width - 2, -1, -1):
+        nxt = _lse(trans[None] + (em[:, t + 1] + beta[:, t + 1])[:, None, :], 2)
+        live = (t + 1 < lengths)[:, None]
+        beta[:, t] = np.where(live, nxt, 0.0)
+    last = alpha[np.arange(batch), lengths - 1]
+    z = _lse(last, 1)[:, None]
+    pb = np.exp(alpha[:, :, per_b] + beta[:, :, per_b] - z)
+    pi = np.exp(alpha[:, :, per_i] + beta[:, :, per_i] - z)
+    return pb, pi
 
 
 def _viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+import numpy as np
 import yaml
 
 from piguard.detect import _lac
@@ -65,6 +66,8 @@ class _Data:
     rx_gate: re.Pattern[str]
     not_person_after: tuple[str, ...]
     not_person_before: tuple[str, ...]
+    rx_team_context: re.Pattern[str]
+    rx_role_before: re.Pattern[str]
 
 
 def _alt(words: list[str]) -> str:
@@ -89,7 +92,9 @@ def _data() -> _Data:
     ctx_zh = _alt(raw["context_zh"])
     # A context word, an optional separator, then the start of the name (checked in Python).
     rx_ctx_zh = re.compile(rf"(?:{ctx_zh})(?:[:：]|\s|是|为|叫|（|\()?\s*")
-    rx_title = re.compile(rf"(?:{_alt(list(titles))})")
+    # After a full name only titles of two or more characters count (张伟先生); 总/工/董 follow a bare surname
+    # (王总) and would otherwise make names of 全国|工商联 or 游戏|工作室.
+    rx_title = re.compile(rf"(?:{_alt([t for t in titles if len(t) > 1])})")
     cap = r"[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+(?:['\-][A-Z\u00c0-\u00de]?[a-z\u00df-\u00ff]+)?"
     # A run of capitalised words (middle initials allowed); the name is chosen inside it in Python.
     rx_en = re.compile(rf"{cap}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{cap})+")
@@ -101,7 +106,10 @@ def _data() -> _Data:
     )
     rx_ctx_en = re.compile(rf"(?i)(?<![a-z])(?:{_alt(raw['context_en'])})\.?\s*[:：#]?\s*$")
     # Where the model may find a name: a surname and another Chinese character, or transliteration.
-    rx_gate = re.compile(rf"(?:{_alt(compound)}|[{surname_class}])[{_CJK}]|[{_TRANSLIT}]{{2}}")
+    # (or a Latin word inside Chinese prose: 导演ChristopherNolan的电影).
+    rx_gate = re.compile(
+        rf"(?:{_alt(compound)}|[{surname_class}])[{_CJK}]|[{_TRANSLIT}]{{2}}|[{_CJK}][A-Z][A-Za-z]{{2,}}"
+    )
     return _Data(
         surnames=frozenset(single),
         compound=frozenset(compound),
@@ -119,6 +127,8 @@ def _data() -> _Data:
         rx_gate=rx_gate,
         not_person_after=tuple(raw["not_person_after"]),
         not_person_before=tuple(raw["not_person_before"]),
+        rx_team_context=re.compile(_alt(raw["team_context"])),
+        rx_role_before=re.compile(rf"(?:{_alt(raw['person_roles'])})[：:]?$"),
     )
 
 
@@ -267,12 +277,36 @@ _MIN_BUDGET = 256
 _MAX_WINDOW = 64  # merged windows stay short so a padded batch wastes little
 
 
-def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | None:
+# Characters that end a name the model ran on into the next word (王斌申|请, 金庸简|介): function words only,
+# not given-name characters such as 生 or 民 (罗冰生, 欧阳卫民).
+# Characters of transliterated foreign names (罗伯特, 桑坦德, 米德尔): a span made only of these is read as
+# foreign even when its first character is also a Chinese surname.
+_FOREIGN = frozenset(
+    "阿埃艾安奥巴贝本比彼波伯布查达戴丹德迪蒂杜多厄恩尔法菲费芬弗福伽盖甘高戈格古哈海汉豪赫亨胡霍基吉加"
+    "贾杰金卡凯坎康柯科克库拉莱赖兰朗劳勒雷里利莉林琳隆卢鲁路伦罗洛马玛迈麦曼梅门蒙米密明莫穆纳娜奈内"
+    "尼妮努诺欧帕派佩皮普奇齐恰乔切琼丘若萨塞赛桑瑟森沙莎尚舍施什斯松苏索塔泰坦汤唐特提图托瓦万威韦维温"
+    "沃乌武西希谢辛休雅亚扬耶伊因英尤约泽扎詹兹茨佐姆娅丝顿堡"
+)
+
+
+def _foreign_like(span: str) -> bool:
+    return len(span) >= 3 and all(c in _FOREIGN for c in span)
+
+
+_TRAIL = frozenset("的了在是和与及跟同说称表已将被把向于对从到为也都就还又再等申简序文辑")
+_JOINERS = "·•・‧-－—"
+
+
+def _keep_model_span(
+    d: _Data, text: str, s: int, e: int, p: float = 1.0, p_inside: object = None
+) -> tuple[int, int, float] | None:
+    """The span to report for a model span ``s:e`` (its probability ``p``), with a confidence, or None."""
     # Trim a trailing title (杨律师 -> 杨) and leading/trailing punctuation the model sometimes includes.
     # Cut where a title begins inside or right at the end of the span (李战|先生, 杨|律师).
-    for p in range(s + 1, e):
-        if any(text.startswith(t, p) for t in d.titles if len(t) > 1 or p == e - 1):
-            e = p
+    sl0 = _surname_len(d, text, s)
+    for q in range(s + 1, e):
+        if any(text.startswith(t, q) for t in d.titles if len(t) > 1 or (q == e - 1 and q - s == sl0)):
+            e = q
             break
     span = text[s:e]
     span = span.strip(" ·-—()（）\"“”'")
@@ -286,40 +320,117 @@ def _keep_model_span(d: _Data, text: str, s: int, e: int) -> tuple[int, int] | N
         near = text[max(0, s - 2) : s] + text[e : e + 2]
         if cjk or len(span) < 3 or not any(_cjk(c) for c in near):
             return None
+    sl = _surname_len(d, text, s)
+    if sl and _foreign_like(span):
+        sl = 0  # 桑坦德, 米德尔: a transliteration, whatever its first character
+    n = len(text)
     if cjk == len(span):
         if span.endswith("某") or span.endswith("氏"):
             return None  # 李某 / 王氏: an anonymised or clan reference, not a name
-        while len(span) > 2 and span[-1] in d.stop and _surname_len(d, span, 0):
+        if len(span) > 2 and span[-1] in _TRAIL and sl and len(span) - sl >= 2:
             span = span[:-1]
             e -= 1
-        # The model often stops a three-character name one short (刘诗|民，): take a given-name character
-        # that ends the phrase.
-        n = len(text)
-        short_by_one = len(span) == 2 and _surname_len(d, span, 0) == 1 and e < n and text[e] in d.given
-        short_by_one = short_by_one and not any(text.startswith(t, e) for t in d.titles)
-        if short_by_one and (e + 1 >= n or not _cjk(text[e + 1]) or text[e + 1] in d.stop):
-            span = text[s : e + 1]
-            e += 1
-        # Two characters without a surname are mostly ordinary words the model mistook (银行, 全国).
-        if len(span) == 2 and not _surname_len(d, span, 0) and not all(c in _TRANSLIT for c in span):
+        # The model often stops a three-character name one short (刘诗|民，陈嘉|上导演): take the next
+        # character when it ends the phrase as a given-name character does, or when the model itself gave
+        # it a fair chance of being inside the name.
+        if len(span) == 2 and sl == 1 and e < n and _cjk(text[e]) and text[e] not in d.stop:
+            inside = float(p_inside[e]) if p_inside is not None else 0.0  # type: ignore[index]
+            title_next = any(text.startswith(t, e) for t in d.titles)
+            bounded = e + 1 >= n or not _cjk(text[e + 1]) or (text[e + 1] in d.stop and p < 0.8)
+            if not title_next and ((text[e] in d.given and bounded) or inside >= 0.3):
+                span = text[s : e + 1]
+                e += 1
+        # Two characters without a surname are mostly ordinary words the model mistook (银行, 全国), unless
+        # the model is sure (里皮, 勒夫) or they spell a transliteration.
+        if len(span) == 2 and not sl and not all(c in _TRANSLIT for c in span) and p < 0.7:
             return None
     # Team fixtures ("卡利亚里vs森普多利亚") and names inside book/film titles are not people.
     if "vs" in text[max(0, s - 3) : s].lower() or "vs" in text[e : e + 3].lower():
         return None
-    if text.rfind("《", 0, s) > text.rfind("》", 0, s):
+    if text.rfind("《", 0, s) > text.rfind("》", 0, s) and text.find("》", e) >= 0:
         return None
     # A transliterated name right before 队/主场/公园/岛 … or after 主队/迎战 … is a team or a place.
-    if not _surname_len(d, text, s) and (
+    if not sl and (
         any(text.startswith(w, e) for w in d.not_person_after)
         or any(text.endswith(w, 0, s) for w in d.not_person_before)
+    ) and p < 0.9:
+        return None
+    # In match reports and betting tips (主场, 逼平, 亚盘 …) a transliteration is mostly a club (博尔顿,
+    # 桑坦德); a player or coach is usually introduced by his role (门将格林, 主教练里皮), or the model is
+    # sure.
+    if not sl and p < 0.9 and d.rx_team_context.search(text) and not d.rx_role_before.search(
+        text, max(0, s - 6), s
     ):
         return None
-    return s, e
+    conf = 0.75 if sl else 0.65
+    if p < 0.5 and not sl:
+        conf = 0.45
+    return s, e, conf
+
+
+def _join_foreign(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Join the parts of a foreign name written with a middle dot or hyphen (亚当-桑德勒, 奥普拉·温弗利)."""
+    spans.sort()
+    out: list[tuple[int, int, float]] = []
+    for s, e, c in spans:
+        if out:
+            ps, pe, pc = out[-1]
+            if pe + 1 == s and text[pe] in _JOINERS and _cjk(text[pe - 1]) and _cjk(text[s]):
+                out[-1] = (ps, e, max(pc, c))
+                continue
+        out.append((s, e, c))
+    return out
 
 
 def _overlaps(spans: list[tuple[int, int]], s: int, e: int) -> bool:
     k = bisect.bisect_left(spans, (e, -1))
     return k > 0 and spans[k - 1][1] > s
+
+
+# A speaker label opening a line of an interview or chat (姜山：德甲怎么看呢？).
+_RX_SPEAKER = re.compile(rf"(?m)^[ \t]*([{_CJK}]{{2,3}})[：:]")
+# A Latin name or handle in parentheses (约翰·摩尔（johnmoore）) or before a Chinese name in them
+# (Orion(吕俊贤)).
+_RX_PAREN_LATIN = re.compile(r"[（(]([A-Za-z][A-Za-z.\-]{2,30})[）)]")
+_RX_LATIN_BEFORE_PAREN = re.compile(r"(?<![A-Za-z0-9.])([A-Za-z][A-Za-z0-9.]{1,20})$")
+# Two capitalised words written without a space, as Chinese text often carries them (ChristopherNolan).
+_RX_CAMEL = re.compile(r"(?<![A-Za-z])([A-Z][a-z]{1,12})([A-Z][a-z]{1,14})(?![A-Za-z])")
+_LATIN_ROLES = re.compile(
+    r"(?:选手|解说|导演|主演|制作人|制片人|编剧|总监|主编|作者|设计师|艺术家|画家|高手|队友|玩家|将领|歌手|演员)$"
+)
+
+
+def _speaker_hits(d: _Data, text: str, name: str) -> list[RawHit]:
+    hits: list[RawHit] = []
+    for m in _RX_SPEAKER.finditer(text):
+        s, e = m.span(1)
+        sl = _surname_len(d, text, s)
+        given = text[s + sl : e]
+        if sl and given and not any(c in d.stop for c in given):
+            hits.append(RawHit("PERSON", s, e, 0.85, name))
+    return hits
+
+
+def _latin_beside_names(d: _Data, text: str, hits: list[RawHit], name: str) -> list[RawHit]:
+    """Latin names that Chinese text writes beside a Chinese one, and CamelCase full names."""
+    out: list[RawHit] = []
+    for h in hits:
+        if not _cjk(text[h.end - 1]):
+            continue
+        m = _RX_PAREN_LATIN.match(text, h.end)
+        if m:
+            out.append(RawHit("PERSON", m.start(1), m.end(1), 0.7, name))
+        if h.start >= 2 and text[h.start - 1] in "(（":
+            m2 = _RX_LATIN_BEFORE_PAREN.search(text, 0, h.start - 1)
+            if m2 and h.end < len(text) and text[h.end] in ")）":
+                out.append(RawHit("PERSON", m2.start(1), m2.end(1), 0.7, name))
+    for m in _RX_CAMEL.finditer(text):
+        first, last = m.group(1), m.group(2)
+        near = text[max(0, m.start() - 1) : m.start()] + text[m.end() : m.end() + 1]
+        known = first in d.en_first and (last in d.en_last or _LATIN_ROLES.search(text, 0, m.start()))
+        if known and any(_cjk(c) for c in near):
+            out.append(RawHit("PERSON", m.start(), m.end(), 0.7, name))
+    return out
 
 
 class NameDetector:
@@ -335,6 +446,8 @@ class NameDetector:
     def find(self, text: str) -> list[RawHit]:
         d = _data()
         hits = _chinese_cue_hits(d, text, self.name)
+        if "：" in text or ":" in text:
+            hits.extend(_speaker_hits(d, text, self.name))
         if text.isascii() or re.search(r"[A-Z][a-z]", text):
             hits.extend(_english_hits(d, text, self.name))
         if self.use_model:
@@ -354,6 +467,8 @@ class NameDetector:
                     else RawHit(h.entity, h.start, h.end, 0.45, h.detector)
                     for h in hits
                 ]
+        if not text.isascii() and re.search(r"[A-Za-z]{3}", text):
+            hits.extend(_latin_beside_names(d, text, [h for h in hits if h.confidence >= 0.5], self.name))
         return hits
 
     def _model_hits(self, d: _Data, text: str, cue_hits: list[RawHit]) -> list[RawHit]:
@@ -368,16 +483,15 @@ class NameDetector:
         windows = [(0, len(text))] if short else self._windows(d, text, gates, cue_hits)
         if not windows:
             return []
-        out: list[RawHit] = []
-        for (ws, _we), spans in zip(windows, lac.person_spans([text[a:b] for a, b in windows]), strict=True):
-            for s, e in spans:
-                kept = _keep_model_span(d, text, ws + s, ws + e)
-                if kept is None:
-                    continue
-                s2, e2 = kept
-                conf = 0.75 if _surname_len(d, text, s2) else 0.65
-                out.append(RawHit("PERSON", s2, e2, conf, self.name))
-        return out
+        found: list[tuple[int, int, float]] = []
+        for (ws, _we), read in zip(windows, lac.person_reads([text[a:b] for a, b in windows]), strict=True):
+            inside = np.zeros(len(text))
+            inside[ws : ws + len(read.p_inside)] = read.p_inside
+            for s, e, p in read.spans:
+                kept = _keep_model_span(d, text, ws + s, ws + e, p, inside)
+                if kept is not None:
+                    found.append(kept)
+        return [RawHit("PERSON", s, e, c, self.name) for s, e, c in _join_foreign(text, found)]
 
     def _windows(
         self, d: _Data, text: str, gates: list[tuple[int, int]], cue_hits: list[RawHit]
