@@ -55,6 +55,10 @@ class ContextRules:
     positive: dict[str, re.Pattern[str]]
     negative_last: str = ""
     positive_last: dict[str, str] = field(default_factory=dict)
+    # The words themselves, lowercased and longest first (the order the patterns try them), for the
+    # compiled engine.
+    negative_words: tuple[str, ...] = ()
+    positive_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def adjust(
         self, text: str, start: int, entity: str, confidence: float, needs_context: bool
@@ -137,4 +141,10 @@ def context_rules() -> ContextRules:
         positive={k: _alternation(v) for k, v in raw["positive"].items()},
         negative_last=_last_match_pattern(raw["negative"]),
         positive_last={k: _last_match_pattern(v) for k, v in raw["positive"].items()},
+        negative_words=_ordered(raw["negative"]),
+        positive_words={k: _ordered(v) for k, v in raw["positive"].items()},
     )
+
+
+def _ordered(words: list[str]) -> tuple[str, ...]:
+    return tuple(w.lower() for w in sorted(set(words), key=len, reverse=True))

@@ -12,12 +12,17 @@ whole alternation at roughly 200 MB/s, which is why the candidate pass goes thro
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from types import ModuleType
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from piguard.detect.context import ContextRules, context_rules
 
@@ -37,11 +42,13 @@ _FULLWIDTH_TO = (
     + ["-", "+", ".", ":", "(", ")", " ", "@", "/", ","]
 )
 
+_EMAIL = r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+_EMAIL_FULL = f"^{_EMAIL}$"  # a table cell is an e-mail address only when all of it is one
+
 # Order matters: Rust's regex is leftmost-first, so specific shapes come before the generic number token.
 CANDIDATE_PATTERN = "|".join(
     [
-        # e-mail
-        r"[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+        _EMAIL,
         # licence plates (maximal alnum run; the length is checked afterwards)
         rf"[{_PROVINCES}][A-Z][·•・ ]?[A-Z0-9]{{5,}}[挂学警港澳]?",
         # dates written in Chinese
@@ -254,7 +261,7 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     mac = has(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}$")
     true = n.is_not_null()  # a column-length "always"
     return [
-        (pl.col("at"), true, "EMAIL_ADDRESS", 0.95, False),
+        (pl.col("at"), has(_EMAIL_FULL), "EMAIL_ADDRESS", 0.95, False),
         (pl.col("id_ck"), id18, "CN_RESIDENT_ID", 0.95, False),
         (alld & length.is_between(11, 15) & ~pl.col("plus_cc"), mobile, "PHONE_NUMBER", 0.9, False),
         (alld & pl.col("luhn") & length.is_between(12, 19), card, "BANK_CARD", 0.85, False),
@@ -446,6 +453,34 @@ def normalize_expr(col: pl.Expr) -> pl.Expr:
 def classify_values(values: pl.Series) -> pl.DataFrame:
     """Classify whole values (e.g. table cells): returns ``entity`` (null when nothing), ``confidence``,
     ``needs_context``. Each value is judged as one token; use the text scanner for free text."""
+    engine = _engine()
+    if engine is None:
+        return reference_classify_values(values)
+    arr = values.cast(pl.String).fill_null("").to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    _validity, offsets, data = arr.buffers()
+    start = arr.offset * 8  # a sliced array starts further into its offsets buffer
+    ent, conf, needs = engine.classify_arrow(
+        memoryview(offsets)[start:] if offsets is not None else b"\0" * 8,
+        memoryview(data) if data is not None else b"",
+        len(arr),
+        1,
+    )
+    codes = np.frombuffer(ent, dtype=np.int8)
+    return pl.DataFrame(
+        {
+            "entity": _engine_names().gather(np.where(codes < 0, len(ENGINE_ENTITIES), codes)),
+            "confidence": np.frombuffer(conf, dtype=np.float64),
+            "needs_context": np.frombuffer(needs, dtype=np.uint8).astype(bool),
+        }
+    )
+
+
+def reference_classify_values(values: pl.Series) -> pl.DataFrame:
+    """``classify_values`` by the polars reference engine (readable rules; the compiled one must agree)."""
     frame = pl.DataFrame({"v": values.cast(pl.String)}).select(
         n=normalize_expr(pl.col("v")).str.strip_chars()
     )
@@ -598,6 +633,7 @@ def _relocate(toks: pl.DataFrame) -> pl.DataFrame:
 # Tokens worth a second chance when whole they are nothing: spaces, or letters glued to a long digit run.
 _SUB_SPLIT = r"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
 _DIGIT_RUN = r"[0-9]{17}[Xx]|\+?[0-9](?:[0-9]|[\-.:/ ][0-9])*"  # an ID's check 'X' stays with it
+_DIGIT_RUN_RX = re.compile(_DIGIT_RUN)
 
 
 def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
@@ -617,14 +653,20 @@ def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
     lettered = n.str.contains("[A-Za-z]") & (n.str.len_bytes() == n.str.len_chars())
     # Hex strings (hashes, UUID parts, keyed pseudonyms) are not digits with letters glued on: no second
     # chance, or every pseudonymized column would "contain" phone numbers.
-    parts = parts.filter(~n.str.contains(r"^(?:[0-9a-f]{12,}|[0-9A-F]{12,})$"))
+    parts = parts.filter(
+        ~(n.str.contains(r"^(?:[0-9a-f]{12,}|[0-9A-F]{12,})$") & n.str.contains("[A-Fa-f]"))
+    )
     plain = parts.filter(~lettered)
+    # Lettered pieces are few; Python's re locates each run exactly (a run's text may occur twice).
+    runs = parts.filter(lettered)
+    found = [[(m.group(), m.start()) for m in _DIGIT_RUN_RX.finditer(v)] for v in runs["n"].to_list()]
     runs = (
-        parts.filter(lettered)
-        .with_columns(run=n.str.extract_all(_DIGIT_RUN))
-        .explode("run")
+        runs.with_columns(
+            run=pl.Series([[r for r, _ in f] for f in found], dtype=pl.List(pl.String)),
+            roff=pl.Series([[o for _, o in f] for f in found], dtype=pl.List(pl.Int64)),
+        )
+        .explode("run", "roff")
         .drop_nulls("run")
-        .with_columns(roff=n.str.find(pl.col("run"), literal=True).cast(pl.Int64))
     )
     runs = runs.with_columns(off=pl.col("off") + pl.col("roff"), n=pl.col("run")).drop("run", "roff")
     out = pl.concat([plain, runs], how="vertical_relaxed").filter(
@@ -663,6 +705,25 @@ def _judge(cands: pl.DataFrame, rules: ContextRules) -> pl.DataFrame:
 def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.DataFrame:
     """All structured entities in ``text`` as a frame (entity, start, end, confidence); offsets are character
     offsets into ``text`` (end exclusive), confidence is context-adjusted but not thresholded."""
+    engine = _engine()
+    if engine is None or (rules is not None and rules is not context_rules()):
+        return reference_find_structured_frame(text, rules)
+    ent, start, end, conf = engine.scan(text)
+    codes = np.frombuffer(ent, dtype=np.int8)
+    return pl.DataFrame(
+        {
+            "entity": _engine_names().gather(codes),
+            "start": np.frombuffer(start, dtype=np.int64),
+            "end": np.frombuffer(end, dtype=np.int64),
+            "confidence": np.frombuffer(conf, dtype=np.float64),
+        },
+        schema=_HIT_SCHEMA,
+    )
+
+
+def reference_find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.DataFrame:
+    """``find_structured_frame`` by the polars reference engine: the rules written as column expressions,
+    readable and extensible; the compiled engine (``_cscan.c``) is tested to give the same hits."""
     empty = pl.DataFrame(schema=_HIT_SCHEMA)
     if not text:
         return empty
@@ -693,6 +754,20 @@ def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.Da
 
 def find_structured(text: str, rules: ContextRules | None = None) -> list[RawHit]:
     """All structured entities in ``text`` with context-adjusted confidence (not yet thresholded)."""
+    engine = _engine()
+    if engine is not None and (rules is None or rules is context_rules()):
+        ent, start, end, conf = engine.scan(text)
+        names = ENGINE_ENTITIES
+        return [
+            RawHit(names[e], s, t, c)
+            for e, s, t, c in zip(
+                ent,
+                np.frombuffer(start, dtype=np.int64).tolist(),
+                np.frombuffer(end, dtype=np.int64).tolist(),
+                np.frombuffer(conf, dtype=np.float64).tolist(),
+                strict=True,
+            )
+        ]
     frame = find_structured_frame(text, rules)
     if frame.height == 0:
         return []
@@ -706,3 +781,57 @@ def find_structured(text: str, rules: ContextRules | None = None) -> list[RawHit
             strict=True,
         )
     ]
+
+
+# --- the compiled engine --------------------------------------------------------------------------------
+# Entity ids in the order of the enum in _cscan.c.
+ENGINE_ENTITIES = (
+    "EMAIL_ADDRESS", "CN_RESIDENT_ID", "PHONE_NUMBER", "BANK_CARD", "IMEI", "CN_USCC", "IP_ADDRESS",
+    "MAC_ADDRESS", "CN_PASSPORT", "CN_HK_MACAO_PERMIT", "CN_TW_PERMIT", "CN_LICENCE_PLATE", "GPS_COORDINATE",
+    "DATE_OF_BIRTH",
+)  # fmt: skip
+
+
+@cache
+def _engine_names() -> pl.Series:
+    return pl.Series(list(ENGINE_ENTITIES) + [None], dtype=pl.String)
+
+
+def _flags(size: int, keys: Iterable[int]) -> bytes:
+    out = bytearray(size)
+    for k in keys:
+        out[k] = 1
+    return bytes(out)
+
+
+@cache
+def _engine() -> ModuleType | None:
+    """The compiled engine, configured with this module's tables (region codes, number plans, calling-code
+    lengths) and the context words; None when it was not built (then the polars reference engine runs).
+    ``PIGUARD_ENGINE=reference`` forces the reference engine."""
+    if os.environ.get("PIGUARD_ENGINE", "") == "reference":
+        return None
+    try:
+        from piguard.detect import _cscan  # type: ignore[attr-defined]
+    except ImportError:  # a source checkout that was not built: correct, only slower
+        return None
+    rules = context_rules()
+    intl = []
+    for key in _intl_keys().to_list():
+        cc, length = key.split(":")
+        if int(length) < 32:
+            intl.append(int(cc) * 32 + int(length))
+    today = date.today()
+    _cscan.configure(
+        _flags(1_000_000, (int(c) for c in region_codes())),
+        _flags(1000, (int(p) for p in _MOBILE_PREFIXES)),
+        _flags(100, (int(p) for p in _IMEI_RB)),
+        _flags(32_000, intl),
+        today.year * 10000 + today.month * 100 + today.day,
+        rules.window,
+        rules.boost,
+        rules.penalty,
+        list(rules.negative_words),
+        [list(rules.positive_words.get(e, ())) for e in ENGINE_ENTITIES],
+    )
+    return _cscan

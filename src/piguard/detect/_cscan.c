@@ -1,0 +1,1344 @@
+/* The compiled structured-detection engine: one pass over the text's code points finds candidate tokens,
+ * classifies and validates each (check digits, region codes, dates, number plans), weighs context words and
+ * returns the hits as flat arrays.
+ *
+ * Why hand-written C: the polars engine in structured.py (kept as the readable reference and tested to give
+ * the same answers, see tests/detect/test_cscan.py) spends ~3 us of column operations per candidate; no
+ * library validates Chinese identifiers in bulk, and Python-level loops are slower still. Here a candidate
+ * costs well under a microsecond, and offsets are code-point offsets, i.e. Python string indices.
+ *
+ * The tokenizer reproduces, alternative by alternative, the leftmost-first semantics of CANDIDATE_PATTERN
+ * in structured.py; the classifier reproduces _rules() in the same order with the same gates; the context
+ * step reproduces ContextRules.adjust_expr_frame. Data tables (region codes, mobile prefixes, calling-code
+ * lengths, context words, today's date) come from Python through configure(), so the rules' data stays
+ * in one place.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef uint32_t u32;
+typedef Py_ssize_t ssz;
+
+/* Entity ids: the order of ENTITIES in structured.py. */
+enum {
+    E_NONE = -1, E_EMAIL = 0, E_RID, E_PHONE, E_CARD, E_IMEI, E_USCC, E_IP, E_MAC, E_PASSPORT, E_HKMO,
+    E_TW, E_PLATE, E_GPS, E_DOB, N_ENT
+};
+
+/* ---------------------------------------------------------------- configuration (set from Python) -- */
+static uint8_t *g_region;      /* 1,000,000 flags: six-digit administrative division codes */
+static uint8_t g_mobile[1000]; /* three-digit mobile prefixes */
+static uint8_t g_imei_rb[100]; /* IMEI reporting-body prefixes */
+static uint8_t g_intl[1000 * 32]; /* calling code * 32 + national number length */
+static int g_today;            /* yyyymmdd */
+static int g_configured;
+
+typedef struct {
+    u32 *chars;
+    int len;
+    int bounded; /* ASCII-letter initial: needs a non-letter (or the window start) on its left */
+} Word;
+typedef struct {
+    Word *words; /* longest first */
+    int n;
+    /* first-character buckets: indices into words, increasing */
+    int *bucket[64];
+    int bucket_n[64];
+} WordSet;
+
+static WordSet g_neg, g_pos[N_ENT];
+static int g_has_pos[N_ENT];
+static int g_window = 24;
+static double g_boost = 0.15, g_penalty = 0.45;
+
+/* ---------------------------------------------------------------------------- character classes -- */
+static inline int is_digit(u32 c) { return c >= '0' && c <= '9'; }
+static inline int is_D(u32 c) { return (c >= '0' && c <= '9') || (c >= 0xFF10 && c <= 0xFF19); }
+static inline int is_upper(u32 c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_alpha(u32 c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+static inline int is_alnum(u32 c) { return is_digit(c) || is_alpha(c); }
+static inline int is_hex(u32 c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
+static inline int is_gletter(u32 c) {
+    return is_alpha(c) || (c >= 0xFF21 && c <= 0xFF3A) || (c >= 0xFF41 && c <= 0xFF5A);
+}
+static inline int is_gsep(u32 c) {
+    return c == ' ' || c == '-' || c == 0xFF0D || c == '.' || c == 0xFF0E || c == '/' || c == ':' || c == 0xFF1A;
+}
+static inline int is_local(u32 c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; }
+static inline int is_label(u32 c) { return is_alnum(c) || c == '-'; }
+static const u32 PROVINCES[] = {0x4eac, 0x6d25, 0x6caa, 0x6e1d, 0x5180, 0x8c6b, 0x4e91, 0x8fbd, 0x9ed1, 0x6e58,
+                                0x7696, 0x9c81, 0x65b0, 0x82cf, 0x6d59, 0x8d63, 0x9102, 0x6842, 0x7518, 0x664b,
+                                0x8499, 0x9655, 0x5409, 0x95fd, 0x8d35, 0x7ca4, 0x9752, 0x85cf, 0x5ddd, 0x5b81,
+                                0x743c};
+static uint8_t g_prov[0x5200]; /* flags for 0x4E00..0x9FFF, indexed c - 0x4E00 */
+static inline int is_prov(u32 c) { return c >= 0x4E00 && c < 0x4E00 + 0x5200 && g_prov[c - 0x4E00]; }
+static inline int is_plate_sep(u32 c) { return c == ' ' || c == 0xB7 || c == 0x2022 || c == 0x30FB; }
+static inline int is_plate_suffix(u32 c) { /* 挂学警港澳 */
+    return c == 0x6302 || c == 0x5B66 || c == 0x8B66 || c == 0x6E2F || c == 0x6FB3;
+}
+static inline int can_start(u32 c) {
+    if (c < 128) return is_alnum(c) || c == '+' || c == '-' || c == '(';
+    return (c >= 0xFF10 && c <= 0xFF19) || (c >= 0xFF21 && c <= 0xFF3A) || (c >= 0xFF41 && c <= 0xFF5A) ||
+           c == 0xFF0B || c == 0xFF08 || is_prov(c);
+}
+
+/* Full-width digits, letters and the punctuation normalize_expr maps: one code point for one. */
+static inline u32 norm(u32 c) {
+    if (c < 0xFF08 || c > 0xFF5A) return c == 0x3000 ? ' ' : c;
+    if (c >= 0xFF10 && c <= 0xFF19) return '0' + (c - 0xFF10);
+    if (c >= 0xFF21 && c <= 0xFF3A) return 'A' + (c - 0xFF21);
+    if (c >= 0xFF41 && c <= 0xFF5A) return 'a' + (c - 0xFF41);
+    switch (c) {
+    case 0xFF0D: return '-';
+    case 0xFF0B: return '+';
+    case 0xFF0E: return '.';
+    case 0xFF1A: return ':';
+    case 0xFF08: return '(';
+    case 0xFF09: return ')';
+    case 0xFF20: return '@';
+    case 0xFF0F: return '/';
+    case 0xFF0C: return ',';
+    }
+    return c;
+}
+
+static inline int run(const u32 *t, ssz n, ssz q, int (*cls)(u32)) {
+    ssz r = q;
+    while (r < n && cls(t[r])) r++;
+    return (int)(r - q);
+}
+
+/* ------------------------------------------------------------------------------------ tokenizer -- */
+/* Each alt_* returns the end of its match at p, or -1; the leftmost-first semantics of the regex
+ * alternative (greedy quantifiers with backtracking) are worked out in the comments. */
+
+/* [A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}
+ * The local part cannot give back characters ('@' is outside its class); labels are maximal runs; the
+ * repeated group gives back whole labels until "\.[A-Za-z]{2,}" matches, so the match ends in the LAST label
+ * that starts with two letters, after its leading letters. */
+static ssz alt_email(const u32 *t, ssz n, ssz p, ssz *no_email_until) {
+    if (p < *no_email_until || !is_alnum(t[p])) return -1;
+    ssz r = p + 1;
+    while (r < n && is_local(t[r])) r++;
+    if (r >= n || t[r] != '@') { *no_email_until = r; return -1; }
+    ssz q = r + 1;
+    int l = run(t, n, q, is_label);
+    if (l == 0) { *no_email_until = r; return -1; }
+    q += l;
+    ssz end = -1;
+    while (q < n && t[q] == '.') {
+        int m = run(t, n, q + 1, is_label);
+        if (m == 0) break;
+        int letters = run(t, n, q + 1, is_alpha);
+        if (letters >= 2) end = q + 1 + letters;
+        q += 1 + m;
+    }
+    if (end < 0) *no_email_until = r; /* every start in this local part meets the same domain */
+    return end;
+}
+
+/* [PROV][A-Z][·•・ ]?[A-Z0-9]{5,}[挂学警港澳]? */
+static int is_upper_digit(u32 c) { return is_upper(c) || is_digit(c); }
+static ssz alt_plate(const u32 *t, ssz n, ssz p) {
+    if (!is_prov(t[p]) || p + 1 >= n || !is_upper(t[p + 1])) return -1;
+    ssz q = p + 2;
+    if (q < n && is_plate_sep(t[q])) q++;
+    int m = run(t, n, q, is_upper_digit);
+    if (m < 5) return -1;
+    q += m;
+    if (q < n && is_plate_suffix(t[q])) q++;
+    return q;
+}
+
+/* D{4} ?年 ?D{1,2} ?月 ?D{1,2} ?[日号]?   (D = ASCII or full-width digit) */
+static int is_D_(u32 c) { return is_D(c); }
+static ssz alt_cn_date(const u32 *t, ssz n, ssz p) {
+    if (run(t, n, p, is_D_) < 4) return -1;
+    ssz q = p + 4;
+    static const u32 marks[2] = {0x5E74 /*年*/, 0x6708 /*月*/};
+    for (int k = 0; k < 2; k++) {
+        if (q < n && t[q] == ' ') q++;
+        if (q >= n || t[q] != marks[k]) return -1;
+        q++;
+        if (q < n && t[q] == ' ') q++;
+        int m = run(t, n, q, is_D_);
+        if (m == 0) return -1;
+        q += m > 2 ? 2 : m;
+        if (k == 0 && m > 2) return -1; /* a third digit can be neither ' ' nor 月 */
+    }
+    if (q < n && t[q] == ' ') q++;
+    if (q < n && (t[q] == 0x65E5 /*日*/ || t[q] == 0x53F7 /*号*/)) q++;
+    return q;
+}
+
+/* [+\-]?D{1,3}[.．]D{4,} ?[,，] ?[+\-]?D{1,3}[.．]D{4,} */
+static ssz coord_half(const u32 *t, ssz n, ssz q) {
+    if (q < n && (t[q] == '+' || t[q] == '-')) q++;
+    int m = run(t, n, q, is_D_);
+    if (m < 1 || m > 3) return -1;
+    q += m;
+    if (q >= n || (t[q] != '.' && t[q] != 0xFF0E)) return -1;
+    q++;
+    m = run(t, n, q, is_D_);
+    if (m < 4) return -1;
+    return q + m;
+}
+static ssz alt_coords(const u32 *t, ssz n, ssz p) {
+    ssz q = coord_half(t, n, p);
+    if (q < 0) return -1;
+    if (q < n && t[q] == ' ') q++;
+    if (q >= n || (t[q] != ',' && t[q] != 0xFF0C)) return -1;
+    q++;
+    if (q < n && t[q] == ' ') q++;
+    return coord_half(t, n, q);
+}
+
+/* [(（]0D{2,3}[)）] ?D{7,8} */
+static ssz alt_bracket_landline(const u32 *t, ssz n, ssz p) {
+    if (t[p] != '(' && t[p] != 0xFF08) return -1;
+    ssz q = p + 1;
+    if (q >= n || t[q] != '0') return -1;
+    q++;
+    int m = run(t, n, q, is_D_);
+    if (m < 2 || m > 3) return -1;
+    q += m;
+    if (q >= n || (t[q] != ')' && t[q] != 0xFF09)) return -1;
+    q++;
+    if (q < n && t[q] == ' ') q++;
+    m = run(t, n, q, is_D_);
+    if (m < 7) return -1;
+    return q + (m > 8 ? 8 : m);
+}
+
+/* [0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5} */
+static ssz alt_mac(const u32 *t, ssz n, ssz p) {
+    if (p + 17 > n) return -1;
+    for (int k = 0; k < 6; k++) {
+        ssz q = p + 3 * k;
+        if (k && t[q - 1] != ':' && t[q - 1] != '-') return -1;
+        if (!is_hex(t[q]) || !is_hex(t[q + 1])) return -1;
+    }
+    return p + 17;
+}
+
+static int is_hex_(u32 c) { return is_hex(c); }
+/* one "H{1,4}:" group at q: the hex run must be 1-4 long and followed by ':' (a longer run cannot give
+ * back characters usefully: the next one would be hex, not ':'); returns the run length or 0 */
+static inline int hex_group(const u32 *t, ssz n, ssz q) {
+    int m = run(t, n, q, is_hex_);
+    if (m < 1 || m > 4 || q + m >= n || t[q + m] != ':') return 0;
+    return m;
+}
+
+/* (?:H{1,4}:){7}H{1,4} */
+static ssz alt_ipv6_full(const u32 *t, ssz n, ssz p) {
+    ssz q = p;
+    for (int k = 0; k < 7; k++) {
+        int m = hex_group(t, n, q);
+        if (!m) return -1;
+        q += m + 1;
+    }
+    int m = run(t, n, q, is_hex_);
+    if (m < 1) return -1;
+    return q + (m > 4 ? 4 : m);
+}
+
+/* (?:H{1,4}:){1,6}:(?:H{1,4}:){0,5}H{1,4}
+ * The first groups are greedy and only their maximal count can be followed by ':'. In the second part, when
+ * no hex follows the last group, the engine gives that group back and its hex run ends the match. */
+static ssz alt_ipv6_compressed(const u32 *t, ssz n, ssz p) {
+    ssz q = p;
+    int g = 0;
+    while (g < 6) {
+        int m = hex_group(t, n, q);
+        if (!m) break;
+        q += m + 1;
+        g++;
+    }
+    if (g == 0 || q >= n || t[q] != ':') return -1;
+    q++;
+    ssz last_start = -1;
+    int last_len = 0;
+    for (int k = 0; k < 5; k++) {
+        int m = hex_group(t, n, q);
+        if (!m) break;
+        last_start = q;
+        last_len = m;
+        q += m + 1;
+    }
+    int m = run(t, n, q, is_hex_);
+    if (m >= 1) return q + (m > 4 ? 4 : m);
+    if (last_start >= 0) return last_start + last_len;
+    return -1;
+}
+
+/* [+＋]?(?:[A-Za-zＡ-Ｚａ-ｚ]{1,2})?D(?:D|[ \-－.．/:：]D|[A-Za-zＡ-Ｚａ-ｚ]){3,} */
+static ssz alt_generic(const u32 *t, ssz n, ssz p) {
+    ssz q = p;
+    if (t[q] == '+' || t[q] == 0xFF0B) q++;
+    int letters = 0;
+    while (q + letters < n && letters < 3 && is_gletter(t[q + letters])) letters++;
+    if (letters >= 3) return -1;
+    q += letters;
+    if (q >= n || !is_D(t[q])) return -1;
+    q++;
+    int reps = 0;
+    while (q < n) {
+        u32 c = t[q];
+        if (is_D(c) || is_gletter(c)) q++;
+        else if (is_gsep(c) && q + 1 < n && is_D(t[q + 1])) q += 2;
+        else break;
+        reps++;
+    }
+    return reps >= 3 ? q : -1;
+}
+
+static ssz match_at(const u32 *t, ssz n, ssz p, ssz *no_email_until) {
+    ssz e;
+    u32 c = t[p];
+    if (c < 128 && is_alnum(c) && (e = alt_email(t, n, p, no_email_until)) >= 0) return e;
+    if (c >= 0x4E00 && (e = alt_plate(t, n, p)) >= 0) return e;
+    if (is_D(c)) {
+        if ((e = alt_cn_date(t, n, p)) >= 0) return e;
+    }
+    if ((e = alt_coords(t, n, p)) >= 0) return e;
+    if ((e = alt_bracket_landline(t, n, p)) >= 0) return e;
+    if (c < 128 && is_hex(c)) {
+        if ((e = alt_mac(t, n, p)) >= 0) return e;
+        if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
+        if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
+    }
+    return alt_generic(t, n, p);
+}
+
+/* ---------------------------------------------------------------------------------- classifier -- */
+typedef struct {
+    int main, alt;          /* entity ids or E_NONE */
+    double conf, alt_conf;
+    int needs;              /* main reading needs context */
+} Verdict;
+
+typedef struct {
+    const u32 *n;  /* normalized token */
+    int len;
+    char d[64];    /* compact form when it is short and ASCII (dascii), else only its length is known */
+    int dlen;      /* UTF-8 byte length of the compact form */
+    int dchars;
+    int dascii;
+    int alld, at, plus_cc, colon2, comma;
+    int luhn, id_ck, uscc_ck;
+} Tok;
+
+static int is_sep_compact(u32 c) {
+    return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/' || c == ':' ||
+           c == '+' || c == 0xB7 || c == 0x2022 || c == 0x30FB;
+}
+static inline int utf8_len(u32 c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4; }
+
+static int valid_date(int y, int m, int d) {
+    static const int mdays[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1900 || m < 1 || m > 12 || d < 1 || d > mdays[m]) return 0;
+    if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 0;
+    return y * 10000 + m * 100 + d <= g_today;
+}
+static int num(const char *s, int k) {
+    int v = 0;
+    for (int i = 0; i < k; i++) v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+static const int ID_W[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+static const int USCC_W[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
+static int uscc_value(char c) {
+    static const char *alpha = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+    if (c >= 'a' && c <= 'z') c -= 32;
+    const char *f = c ? strchr(alpha, c) : NULL;
+    return f ? (int)(f - alpha) : -1;
+}
+
+static void features(Tok *k) {
+    const u32 *n = k->n;
+    int len = k->len;
+    k->dlen = k->dchars = 0;
+    k->dascii = 1;
+    k->at = k->colon2 = k->comma = 0;
+    int colons = 0, digits = 0;
+    for (int i = 0; i < len; i++) {
+        u32 c = n[i];
+        if (c == '@') k->at = 1;
+        else if (c == ':') colons++;
+        else if (c == ',') k->comma = 1;
+        if (is_sep_compact(c)) continue;
+        if (c >= 128) k->dascii = 0;
+        if (is_digit(c)) digits++;
+        if (k->dchars < 63) k->d[k->dchars] = (char)(c < 128 ? c : '?');
+        k->dchars++;
+        k->dlen += utf8_len(c);
+    }
+    if (k->dchars > 63) k->dascii = 0;
+    k->d[k->dchars < 63 ? k->dchars : 63] = 0;
+    k->colon2 = colons >= 2;
+    k->alld = k->dchars > 0 && digits == k->dchars;
+    k->plus_cc = len >= 1 && n[0] == '+' && !(len >= 3 && n[1] == '8' && n[2] == '6');
+    k->luhn = k->id_ck = k->uscc_ck = 0;
+    const char *d = k->d;
+    if (k->alld && k->dlen >= 12 && k->dlen <= 19) {
+        int s = 0;
+        for (int i = k->dchars - 1, j = 0; i >= 0; i--, j++) {
+            int v = d[i] - '0';
+            if (j & 1) { v *= 2; if (v > 9) v -= 9; }
+            s += v;
+        }
+        k->luhn = s % 10 == 0;
+    }
+    if (k->dlen == 18 && k->dchars == 18) {
+        int ok = 1, s = 0;
+        for (int i = 0; i < 17; i++) {
+            if (!is_digit((u32)d[i])) { ok = 0; break; }
+            s += (d[i] - '0') * ID_W[i];
+        }
+        if (ok) {
+            char want = "10X98765432"[s % 11];
+            k->id_ck = d[17] == want || (want == 'X' && d[17] == 'x');
+        }
+        ok = 1;
+        s = 0;
+        int v[18];
+        for (int i = 0; i < 18; i++) {
+            v[i] = uscc_value(d[i]);
+            if (v[i] < 0 || (i >= 2 && i < 8 && !is_digit((u32)d[i]))) { ok = 0; break; }
+        }
+        if (ok) {
+            for (int i = 0; i < 17; i++) s += v[i] * USCC_W[i];
+            k->uscc_ck = (31 - s % 31) % 31 == v[17];
+        }
+    }
+}
+
+/* Small full-match helpers over the normalized token. */
+static inline int digits_at(const u32 *s, int len, int i, int k) {
+    if (i + k > len) return 0;
+    for (int j = 0; j < k; j++)
+        if (!is_digit(s[i + j])) return 0;
+    return 1;
+}
+static inline int all_digits(const u32 *s, int len) {
+    if (len == 0) return 0;
+    return digits_at(s, len, 0, len);
+}
+static inline int is_dash_space(u32 c) { return c == ' ' || c == '-'; }
+static int region6(const char *d) { return g_region[num(d, 6)]; }
+
+/* ^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$ */
+static int shape_id18(const u32 *s, int len) {
+    int i = 0;
+    if (!digits_at(s, len, i, 6)) return 0;
+    i += 6;
+    if (i < len && is_dash_space(s[i])) i++;
+    if (!digits_at(s, len, i, 8)) return 0;
+    i += 8;
+    if (i < len && is_dash_space(s[i])) i++;
+    if (!digits_at(s, len, i, 3)) return 0;
+    i += 3;
+    return i + 1 == len && (is_digit(s[i]) || s[i] == 'X' || s[i] == 'x');
+}
+
+/* ^(?:(?:\+|00)?86[ \-]?)?1[0-9]{2}[ \-]?[0-9]{4}[ \-]?[0-9]{4}$ */
+static int mobile_core(const u32 *s, int len, int i) {
+    if (i >= len || s[i] != '1' || !digits_at(s, len, i + 1, 2)) return 0;
+    i += 3;
+    if (i < len && is_dash_space(s[i])) i++;
+    if (!digits_at(s, len, i, 4)) return 0;
+    i += 4;
+    if (i < len && is_dash_space(s[i])) i++;
+    return digits_at(s, len, i, 4) && i + 4 == len;
+}
+static int shape_mobile(const u32 *s, int len) {
+    if (mobile_core(s, len, 0)) return 1;
+    int i = 0;
+    if (len > 0 && s[0] == '+') i = 1;
+    else if (len > 1 && s[0] == '0' && s[1] == '0') i = 2;
+    for (int pre = i; pre >= 0; pre = pre ? 0 : -1) { /* with the '+'/'00' prefix, then without it */
+        if (pre + 2 <= len && s[pre] == '8' && s[pre + 1] == '6') {
+            int j = pre + 2;
+            if (mobile_core(s, len, j)) return 1;
+            if (j < len && is_dash_space(s[j]) && mobile_core(s, len, j + 1)) return 1;
+        }
+        if (pre == 0) break;
+    }
+    return 0;
+}
+
+/* ^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$ */
+static int tail_1_3(const u32 *s, int len, int i) {
+    if (i == len) return 1;
+    if (is_dash_space(s[i])) i++;
+    int m = len - i;
+    return m >= 1 && m <= 3 && digits_at(s, len, i, m);
+}
+static int shape_card_grouped(const u32 *s, int len) {
+    if (!digits_at(s, len, 0, 4)) return 0;
+    int i = 4, groups = 0, at[4];
+    while (groups < 3 && i < len && is_dash_space(s[i]) && digits_at(s, len, i + 1, 4)) {
+        i += 5;
+        at[++groups] = i;
+    }
+    for (int g = groups; g >= 2; g--)
+        if (tail_1_3(s, len, at[g])) return 1;
+    return 0;
+}
+
+static int card_bin(const char *d, int L) {
+    int p2 = num(d, 2), p4 = num(d, 4);
+    if (d[0] == '4' && (L == 13 || L == 16 || L == 19)) return 1;
+    if (((p2 >= 51 && p2 <= 55) || (p2 >= 22 && p2 <= 27)) && L == 16) return 1;
+    if ((p2 == 34 || p2 == 37) && L == 15) return 1;
+    if ((p2 == 62 || p2 == 60 || p2 == 65 || p2 == 35 || p2 == 94 || p2 == 95 || p2 == 68 || p2 == 69 ||
+         p2 == 81) && L >= 16 && L <= 19)
+        return 1;
+    if ((p2 == 30 || p2 == 36 || p2 == 38) && L == 14) return 1;
+    if ((p4 == 2131 || p4 == 1800) && L == 15) return 1;
+    static const int maestro[] = {5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763, 604, 6390};
+    for (unsigned j = 0; j < sizeof maestro / sizeof *maestro; j++)
+        if (p4 == maestro[j] && L >= 12 && L <= 19) return 1;
+    return 0;
+}
+
+/* ^[0-9]{2}[ \-][0-9]{6}[ \-][0-9]{6}[ \-][0-9]$ */
+static int shape_imei_grouped(const u32 *s, int len) {
+    return len == 18 && digits_at(s, len, 0, 2) && is_dash_space(s[2]) && digits_at(s, len, 3, 6) &&
+           is_dash_space(s[9]) && digits_at(s, len, 10, 6) && is_dash_space(s[16]) && is_digit(s[17]);
+}
+
+/* The landline reading: land_core (country code removed, trunk 0 restored), its digits, area code check. */
+typedef struct {
+    u32 core[80];
+    int len;
+    char digits[80];
+    int ndig;
+    int area_ok;
+} Land;
+static void land(const Tok *k, Land *L) {
+    const u32 *s = k->n;
+    int len = k->len, i = 0, pre = -1;
+    L->len = L->ndig = 0;
+    if (len > 78) { L->area_ok = 0; L->len = -1; return; }
+    if (len > 0 && s[0] == '+') pre = 1;
+    else if (len > 1 && s[0] == '0' && s[1] == '0') pre = 2;
+    int restore0 = 0;
+    if (pre > 0 && pre + 2 <= len && s[pre] == '8' && s[pre + 1] == '6') {
+        int j = pre + 2;
+        int js = (j < len && is_dash_space(s[j])) ? j + 1 : j;
+        if ((js < len && s[js] >= '1' && s[js] <= '9') || (j < len && s[j] >= '1' && s[j] <= '9')) {
+            restore0 = 1;
+            i = js; /* the replace removes the separator greedily */
+        } else {
+            i = js;
+        }
+    } else if (len >= 2 && s[0] == '8' && s[1] == '6') {
+        i = (len > 2 && is_dash_space(s[2])) ? 3 : 2;
+    }
+    if (restore0) L->core[L->len++] = '0';
+    for (; i < len; i++) L->core[L->len++] = s[i];
+    for (int j = 0; j < L->len; j++)
+        if (is_digit(L->core[j])) L->digits[L->ndig++] = (char)L->core[j];
+    L->digits[L->ndig] = 0;
+    const char *g = L->digits;
+    int area3 = L->ndig >= 3 && g[0] == '0' && ((g[1] == '1' && g[2] == '0') || g[1] == '2');
+    int area4 = L->ndig >= 4 && g[0] == '0' && g[1] >= '3' && g[1] <= '9' && is_digit((u32)g[2]) &&
+                is_digit((u32)g[3]);
+    L->area_ok = area3 || area4;
+}
+
+/* ^\(?0[0-9]{2,3}\)?[ \-]?[0-9]{7,8}(?:[ \-][0-9]{1,5})?$ */
+static int shape_landline(const u32 *s, int len) {
+    for (int paren = 1; paren >= 0; paren--) {
+        int i0 = 0;
+        if (paren) { if (len == 0 || s[0] != '(') continue; i0 = 1; }
+        if (i0 >= len || s[i0] != '0') continue;
+        for (int a = 2; a <= 3; a++) {
+            if (!digits_at(s, len, i0 + 1, a)) continue;
+            int i1 = i0 + 1 + a;
+            for (int cp = 1; cp >= 0; cp--) {
+                int i2 = i1;
+                if (cp) { if (i2 >= len || s[i2] != ')') continue; i2++; }
+                for (int sp = 1; sp >= 0; sp--) {
+                    int i3 = i2;
+                    if (sp) { if (i3 >= len || !is_dash_space(s[i3])) continue; i3++; }
+                    for (int b = 7; b <= 8; b++) {
+                        if (!digits_at(s, len, i3, b)) continue;
+                        int i4 = i3 + b;
+                        if (i4 == len) return 1;
+                        if (is_dash_space(s[i4])) {
+                            int m = len - i4 - 1;
+                            if (m >= 1 && m <= 5 && digits_at(s, len, i4 + 1, m)) return 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+/* [ \-][0-9]{1,5}$ (searched): the number ends with an extension-like group */
+static int ends_ext(const u32 *s, int len) {
+    int m = 0;
+    while (m < len && is_digit(s[len - 1 - m])) m++;
+    return m >= 1 && m <= 5 && len - 1 - m >= 0 && is_dash_space(s[len - 1 - m]);
+}
+
+/* ^[0-9]{2,5}(?:[ \-.][0-9]{2,5}){1,4}$ */
+static int shape_grouped_digits(const u32 *s, int len) {
+    int i = 0, groups = 0;
+    while (1) {
+        int m = 0;
+        while (i + m < len && is_digit(s[i + m])) m++;
+        if (m < 2 || m > 5) return 0;
+        i += m;
+        groups++;
+        if (i == len) break;
+        if (s[i] != ' ' && s[i] != '-' && s[i] != '.') return 0;
+        i++;
+    }
+    return groups >= 2 && groups <= 5;
+}
+/* ^(?:19|20)[0-9]{2}[\-./][0-9]{1,2}[\-./][0-9]{1,2}$ */
+static inline int is_dsep(u32 c) { return c == '-' || c == '.' || c == '/'; }
+static int shape_dotted_date(const u32 *s, int len) {
+    if (!digits_at(s, len, 0, 4) || !((s[0] == '1' && s[1] == '9') || (s[0] == '2' && s[1] == '0'))) return 0;
+    int i = 4;
+    for (int k = 0; k < 2; k++) {
+        if (i >= len || !is_dsep(s[i])) return 0;
+        i++;
+        int m = 0;
+        while (i + m < len && is_digit(s[i + m])) m++;
+        if (m < 1 || m > 2) return 0;
+        i += m;
+    }
+    return i == len;
+}
+
+/* ^\+[1-9][0-9]{0,2}[ \-]?[0-9][0-9 \-]{5,16}[0-9]$ */
+static int shape_intl(const u32 *s, int len) {
+    if (len < 2 || s[0] != '+' || s[1] < '1' || s[1] > '9') return 0;
+    for (int cc = 1; cc <= 3; cc++) {
+        if (!digits_at(s, len, 1, cc)) break;
+        for (int sp = 1; sp >= 0; sp--) {
+            int i = 1 + cc;
+            if (sp) { if (i >= len || !is_dash_space(s[i])) continue; i++; }
+            int m = len - i;
+            if (m < 7 || m > 18 || !is_digit(s[i]) || !is_digit(s[len - 1])) continue;
+            int ok = 1;
+            for (int j = i; j < len; j++)
+                if (!is_digit(s[j]) && !is_dash_space(s[j])) { ok = 0; break; }
+            if (ok) return 1;
+        }
+    }
+    return 0;
+}
+static int intl_possible(const Tok *k) {
+    if (!k->dascii) return 0;
+    for (int c = 1; c <= 3 && c <= k->dchars; c++) {
+        int ok = 1;
+        for (int j = 0; j < c; j++)
+            if (!is_digit((u32)k->d[j])) ok = 0;
+        if (!ok) break;
+        int cc = num(k->d, c), rest = k->dlen - c;
+        if (rest >= 0 && rest < 32 && g_intl[cc * 32 + rest]) return 1;
+    }
+    return 0;
+}
+
+/* IPv4: four dot-separated octets 0-255 without leading zeros */
+static int shape_ipv4(const u32 *s, int len) {
+    int i = 0;
+    for (int k = 0; k < 4; k++) {
+        int m = 0;
+        while (i + m < len && is_digit(s[i + m])) m++;
+        if (m < 1 || m > 3 || (m > 1 && s[i] == '0')) return 0;
+        int v = 0;
+        for (int j = 0; j < m; j++) v = v * 10 + (int)(s[i + j] - '0');
+        if (v > 255) return 0;
+        i += m;
+        if (k < 3) {
+            if (i >= len || s[i] != '.') return 0;
+            i++;
+        }
+    }
+    return i == len;
+}
+
+/* ^HH(?::HH){5}$|^HH(?:-HH){5}$ */
+static int shape_mac(const u32 *s, int len) {
+    if (len != 17) return 0;
+    u32 sep = s[2];
+    if (sep != ':' && sep != '-') return 0;
+    for (int k = 0; k < 6; k++) {
+        if (!is_hex(s[3 * k]) || !is_hex(s[3 * k + 1])) return 0;
+        if (k && s[3 * k - 1] != sep) return 0;
+    }
+    return 1;
+}
+
+/* ^[0-9\-]+$ */
+static int digits_dashes(const u32 *s, int len) {
+    for (int j = 0; j < len; j++)
+        if (!is_digit(s[j]) && s[j] != '-') return 0;
+    return len > 0;
+}
+
+/* What ipaddress.IPv6Address accepts (its _ip_int_from_string), for tokens of hex digits and colons. */
+static int ipv6_valid(const u32 *s, int len) {
+    int plen[10], parts = 0, i = 0;
+    while (1) {
+        if (parts == 10) return 0; /* more than 9 parts */
+        int m = 0;
+        while (i + m < len && s[i + m] != ':') m++;
+        plen[parts++] = m;
+        i += m;
+        if (i >= len) break;
+        i++; /* the ':' */
+    }
+    if (parts < 3 || parts > 9) return 0;
+    int skip = -1;
+    for (int j = 1; j < parts - 1; j++)
+        if (plen[j] == 0) {
+            if (skip >= 0) return 0;
+            skip = j;
+        }
+    if (skip >= 0) {
+        int hi = skip, lo = parts - skip - 1;
+        if (plen[0] == 0) {
+            if (--hi) return 0;
+        }
+        if (plen[parts - 1] == 0) {
+            if (--lo) return 0;
+        }
+        if (8 - (hi + lo) < 1) return 0;
+        for (int j = 0; j < parts; j++) {
+            if (j == skip) continue;
+            if ((j == 0 && plen[0] == 0) || (j == parts - 1 && plen[j] == 0)) continue;
+            if (plen[j] < 1 || plen[j] > 4) return 0;
+        }
+    } else {
+        if (parts != 8) return 0;
+        for (int j = 0; j < parts; j++)
+            if (plen[j] < 1 || plen[j] > 4) return 0;
+    }
+    return 1;
+}
+
+/* ^[+\-]?[0-9]{1,3}\.[0-9]{4,} ?, ?[+\-]?[0-9]{1,3}\.[0-9]{4,}$ : the two absolute values */
+static int gps_half(const u32 *s, int len, int i, double *v, int *end) {
+    char buf[64];
+    int b = 0;
+    if (i < len && (s[i] == '+' || s[i] == '-')) i++;
+    int m = 0;
+    while (i + m < len && is_digit(s[i + m])) m++;
+    if (m < 1 || m > 3) return 0;
+    for (int j = 0; j < m; j++) buf[b++] = (char)s[i + j];
+    i += m;
+    if (i >= len || s[i] != '.') return 0;
+    buf[b++] = '.';
+    i++;
+    m = 0;
+    while (i + m < len && is_digit(s[i + m])) m++;
+    if (m < 4) return 0;
+    for (int j = 0; j < m && b < 60; j++) buf[b++] = (char)s[i + j];
+    buf[b] = 0;
+    *v = strtod(buf, NULL);
+    *end = i + m;
+    return 1;
+}
+static int gps_ok(const u32 *s, int len) {
+    double a, b;
+    int e;
+    if (!gps_half(s, len, 0, &a, &e)) return 0;
+    if (e < len && s[e] == ' ') e++;
+    if (e >= len || s[e] != ',') return 0;
+    e++;
+    if (e < len && s[e] == ' ') e++;
+    int e2;
+    if (!gps_half(s, len, e, &b, &e2) || e2 != len) return 0;
+    return (a <= 90 && b <= 180) || (a <= 180 && b <= 90);
+}
+
+/* ^([0-9]{4}) ?[\-/.年] ?([0-9]{1,2}) ?[\-/.月] ?([0-9]{1,2}) ?[日号]?$ , or ^(?:19|20)[0-9]{6}$ */
+static int dob_ok(const u32 *s, int len) {
+    if (len == 8 && all_digits(s, 8) && ((s[0] == '1' && s[1] == '9') || (s[0] == '2' && s[1] == '0'))) {
+        char b[8];
+        for (int j = 0; j < 8; j++) b[j] = (char)s[j];
+        if (valid_date(num(b, 4), num(b + 4, 2), num(b + 6, 2))) return 1;
+    }
+    if (!digits_at(s, len, 0, 4)) return 0;
+    int y = 0, part[2] = {0, 0}, i = 4;
+    for (int j = 0; j < 4; j++) y = y * 10 + (int)(s[j] - '0');
+    static const u32 marks[2] = {0x5E74, 0x6708};
+    for (int k = 0; k < 2; k++) {
+        if (i < len && s[i] == ' ') i++;
+        if (i >= len || !(is_dsep(s[i]) || s[i] == marks[k])) return 0;
+        i++;
+        if (i < len && s[i] == ' ') i++;
+        int m = 0;
+        while (i + m < len && is_digit(s[i + m])) m++;
+        if (m < 1 || m > 2) return 0;
+        for (int j = 0; j < m; j++) part[k] = part[k] * 10 + (int)(s[i + j] - '0');
+        i += m;
+    }
+    if (i < len && s[i] == ' ') i++;
+    if (i < len && (s[i] == 0x65E5 || s[i] == 0x53F7)) i++;
+    return i == len && valid_date(y, part[0], part[1]);
+}
+
+static int has_char(const u32 *s, int len, u32 c) {
+    for (int i = 0; i < len; i++)
+        if (s[i] == c) return 1;
+    return 0;
+}
+static int count_char(const u32 *s, int len, u32 c) {
+    int k = 0;
+    for (int i = 0; i < len; i++) k += s[i] == c;
+    return k;
+}
+static int is_plate_body(u32 c) { return (is_upper(c) && c != 'I' && c != 'O') || is_digit(c); }
+static int is_plate_letter(u32 c) { return is_upper(c) && c != 'I' && c != 'O'; }
+/* ^[PROV][A-HJ-NP-Z][·•・ ]?(?:[A-HJ-NP-Z0-9]{5}|[DF][A-HJ-NP-Z0-9][0-9]{4}|[0-9]{5}[DF])[挂学警港澳]?$ */
+static int plate_body(const u32 *s, int m) {
+    if (m == 5) {
+        for (int j = 0; j < 5; j++)
+            if (!is_plate_body(s[j])) return 0;
+        return 1;
+    }
+    if (m == 6) {
+        if ((s[0] == 'D' || s[0] == 'F') && is_plate_body(s[1]) && digits_at(s, 6, 2, 4)) return 1;
+        if (digits_at(s, 6, 0, 5) && (s[5] == 'D' || s[5] == 'F')) return 1;
+    }
+    return 0;
+}
+static int shape_plate(const u32 *s, int len) {
+    if (len < 7 || !is_prov(s[0]) || !is_plate_letter(s[1])) return 0;
+    for (int sep = 1; sep >= 0; sep--) {
+        int i = 2;
+        if (sep) { if (!is_plate_sep(s[2])) continue; i = 3; }
+        int m = len - i;
+        if (plate_body(s + i, m)) return 1;
+        if (m >= 1 && is_plate_suffix(s[len - 1]) && plate_body(s + i, m - 1)) return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int entity;
+    double conf;
+    int needs;
+} Rule;
+static const Rule RULES[] = {
+    {E_EMAIL, 0.95, 0}, {E_RID, 0.95, 0},   {E_PHONE, 0.9, 0},       {E_CARD, 0.85, 0},  {E_IMEI, 0.6, 0},
+    {E_IMEI, 0.5, 1},   {E_RID, 0.6, 0},    {E_PHONE, 0.8, 0},       {E_PHONE, 0.5, 1},  {E_PHONE, 0.5, 1},
+    {E_USCC, 0.7, 0},   {E_PHONE, 0.75, 0}, {E_IP, 0.75, 0},         {E_MAC, 0.85, 0},   {E_MAC, 0.5, 1},
+    {E_IP, 0.8, 0},     {E_PASSPORT, 0.6, 0}, {E_HKMO, 0.6, 0},      {E_TW, 0.6, 0},     {E_TW, 0.6, 1},
+    {E_PLATE, 0.85, 0}, {E_GPS, 0.8, 0},    {E_DOB, 0.85, 1},        {E_USCC, 0.7, 1},
+};
+#define N_RULES ((int)(sizeof RULES / sizeof *RULES))
+
+/* gate && condition of rule r (structured.py _rules(), same order) */
+static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
+    const u32 *s = k->n;
+    int len = k->len, dl = k->dlen, alld = k->alld;
+    const char *d = k->d;
+#define LAND() do { if (!*land_done) { land(k, L); *land_done = 1; } } while (0)
+    switch (r) {
+    case 0: { /* all of it an e-mail address (a text token always is; a table cell may not be) */
+        ssz no_email_until = 0;
+        return k->at && alt_email(s, len, 0, &no_email_until) == len;
+    }
+    case 1: return k->id_ck && shape_id18(s, len) && region6(d) && valid_date(num(d + 6, 4), num(d + 10, 2), num(d + 12, 2));
+    case 2: {
+        if (!(alld && dl >= 11 && dl <= 15 && !k->plus_cc)) return 0;
+        return shape_mobile(s, len) && g_mobile[num(d + dl - 11, 3)];
+    }
+    case 3:
+        return alld && k->luhn && dl >= 12 && dl <= 19 && ((all_digits(s, len) && len >= 12 && len <= 19) || shape_card_grouped(s, len)) && card_bin(d, dl);
+    case 4:
+    case 5:
+        if (!(alld && k->luhn && dl == 15)) return 0;
+        if (!((len == 15 && all_digits(s, len)) || shape_imei_grouped(s, len))) return 0;
+        if (num(d, 2) == 34 || num(d, 2) == 37) return 0;
+        return r == 5 || g_imei_rb[num(d, 2)];
+    case 6: {
+        if (!(alld && dl == 15 && len == 15 && all_digits(s, len) && region6(d))) return 0;
+        return valid_date(1900 + num(d + 6, 2), num(d + 8, 2), num(d + 10, 2));
+    }
+    case 7:
+        if (!(alld && dl >= 10 && dl <= 19 && !k->plus_cc && (d[0] == '0' || (d[0] == '8' && d[1] == '6')))) return 0;
+        LAND();
+        if (L->len < 0 || !L->area_ok || !shape_landline(L->core, L->len)) return 0;
+        return (L->ndig >= 10 && L->ndig <= 12) || (ends_ext(L->core, L->len) && L->ndig >= 11 && L->ndig <= 17);
+    case 8:
+        if (!(alld && dl >= 11 && dl <= 12 && d[0] == '0')) return 0;
+        if (!(s[0] == '0' && all_digits(s, len) && len >= 11 && len <= 12)) return 0;
+        LAND();
+        return L->area_ok;
+    case 9:
+        return alld && dl >= 7 && dl <= 13 && !k->plus_cc && shape_grouped_digits(s, len) && !shape_dotted_date(s, len);
+    case 10: return k->uscc_ck && !alld;
+    case 11: return k->plus_cc && shape_intl(s, len) && intl_possible(k);
+    case 12: return alld && dl >= 4 && dl <= 12 && shape_ipv4(s, len);
+    case 13: return dl == 12 && shape_mac(s, len) && !digits_dashes(s, len);
+    case 14: return dl == 12 && shape_mac(s, len);
+    case 15: {
+        if (!k->colon2) return 0;
+        for (int j = 0; j < len; j++)
+            if (!is_hex(s[j]) && s[j] != ':') return 0;
+        int dbl = 0;
+        for (int j = 0; j + 1 < len; j++)
+            if (s[j] == ':' && s[j + 1] == ':') { dbl = 1; break; }
+        return dbl || count_char(s, len, ':') == 7;
+    }
+    case 16:
+        return !alld && dl == 9 && len == 9 && ((((s[0] == 'E' || s[0] == 'G') && digits_at(s, len, 1, 8))) || (s[0] == 'E' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)));
+    case 17:
+        if (alld || !(dl == 9 || dl == 11)) return 0;
+        if (len == 9 && (s[0] == 'C' || s[0] == 'W') && digits_at(s, len, 1, 8)) return 1;
+        if (len == 9 && s[0] == 'C' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)) return 1;
+        return (s[0] == 'H' || s[0] == 'M') && (len == 9 || len == 11) && digits_at(s, len, 1, len - 1);
+    case 18: return !alld && dl == 9 && len == 9 && s[0] == 'L' && digits_at(s, len, 1, 8);
+    case 19: return alld && dl == 8 && len == 8 && all_digits(s, len);
+    case 20: return !alld && dl >= 8 && dl <= 13 && shape_plate(s, len);
+    case 21: return k->comma && gps_ok(s, len);
+    case 22: {
+        if (!(k->dchars >= 2 && ((d[0] == '1' && d[1] == '9') || (d[0] == '2' && d[1] == '0')))) return 0;
+        if (!((alld && dl >= 6 && dl <= 8) || has_char(s, len, 0x5E74))) return 0;
+        return dob_ok(s, len);
+    }
+    case 23: return k->uscc_ck && alld;
+    }
+#undef LAND
+    return 0;
+}
+
+static void classify(const u32 *n, int len, Verdict *v) {
+    Tok k;
+    Land L;
+    int land_done = 0;
+    k.n = n;
+    k.len = len;
+    features(&k);
+    int rule_of = -1, ctx1 = -1, ctx2 = -1;
+    for (int r = 0; r < N_RULES; r++) {
+        int needs = RULES[r].needs;
+        if (rule_of >= 0 || (needs && ctx2 >= 0)) continue;
+        if (!rule_holds(r, &k, &L, &land_done)) continue;
+        if (!needs) rule_of = r;
+        else if (ctx1 < 0) ctx1 = r;
+        else ctx2 = r;
+    }
+    int main = rule_of >= 0 ? rule_of : ctx1;
+    int alt = rule_of >= 0 ? ctx1 : ctx2;
+    v->main = main >= 0 ? RULES[main].entity : E_NONE;
+    v->conf = main >= 0 ? RULES[main].conf : 0.0;
+    v->needs = main >= 0 ? RULES[main].needs : 0;
+    v->alt = alt >= 0 ? RULES[alt].entity : E_NONE;
+    v->alt_conf = alt >= 0 ? RULES[alt].conf : 0.0;
+    /* IPv6 syntax, as ipaddress checks it: an invalid one is nothing at all */
+    if (v->main == E_IP && has_char(n, len, ':') && !ipv6_valid(n, len)) {
+        v->main = v->alt = E_NONE;
+    }
+}
+
+/* ------------------------------------------------------------------------------------- context -- */
+/* The nearest context word before a value: ContextRules' "^.*(?:words)" (greedy, so the alternation that
+ * STARTS last wins; at one start, the longest word) with ASCII-letter words needing a non-letter or the
+ * window start on their left. Returns the end of that word in the window, or -1. */
+static inline int word_at(const u32 *w, int wl, int q, const Word *x) {
+    if (q + x->len > wl) return 0;
+    for (int j = 0; j < x->len; j++)
+        if (w[q + j] != x->chars[j]) return 0;
+    return 1;
+}
+static int last_word_end(const u32 *w, int wl, const WordSet *ws) {
+    for (int p = wl - 1; p >= 0; p--) {
+        int best = -1, best_end = -1;
+        const int *b = ws->bucket[w[p] & 63];
+        for (int j = 0; j < ws->bucket_n[w[p] & 63]; j++) {
+            const Word *x = &ws->words[b[j]];
+            if (best >= 0 && b[j] > best) break;
+            if ((!x->bounded || p == 0) && word_at(w, wl, p, x)) { best = b[j]; best_end = p + x->len; break; }
+        }
+        if (p + 1 < wl && !is_alpha(w[p])) {
+            const int *b2 = ws->bucket[w[p + 1] & 63];
+            for (int j = 0; j < ws->bucket_n[w[p + 1] & 63]; j++) {
+                if (best >= 0 && b2[j] > best) break;
+                const Word *x = &ws->words[b2[j]];
+                if (x->bounded && word_at(w, wl, p + 1, x)) { best = b2[j]; best_end = p + 1 + x->len; break; }
+            }
+        }
+        if (best >= 0) return best_end;
+    }
+    return -1;
+}
+
+/* ContextRules.adjust_expr_frame for one candidate: the confidence, or -1 when it is dropped. */
+static double adjust(const u32 *t, ssz start, int entity, double conf, int needs) {
+    u32 w[256];
+    ssz lo = start - g_window;
+    if (lo < 0) lo = 0;
+    for (ssz i = start - 1; i >= lo; i--)
+        if (t[i] == '\n') { lo = i + 1; break; }
+    int wl = (int)(start - lo);
+    for (int i = 0; i < wl; i++) {
+        u32 c = t[lo + i];
+        w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    }
+    int neg = last_word_end(w, wl, &g_neg);
+    int pos = g_has_pos[entity] ? last_word_end(w, wl, &g_pos[entity]) : -1;
+    int has_pos = pos >= 0 && (neg < 0 || pos >= neg);
+    if (has_pos) return needs ? (conf > 0.85 ? conf : 0.85) : (conf + g_boost > 1.0 ? 1.0 : conf + g_boost);
+    if (needs) return -1;
+    if (neg >= 0) return conf - g_penalty < 0 ? 0.0 : conf - g_penalty;
+    return conf;
+}
+
+/* ---------------------------------------------------------------------------------- the scanner -- */
+typedef struct {
+    int8_t *ent;
+    int64_t *start, *end;
+    double *conf;
+    ssz n, cap;
+    int oom;
+} Hits;
+
+static void push(Hits *h, int ent, ssz s, ssz e, double c) {
+    if (h->n == h->cap) {
+        ssz cap = h->cap ? h->cap * 2 : 1024;
+        int8_t *a = realloc(h->ent, cap);
+        int64_t *b = realloc(h->start, cap * 8);
+        int64_t *d = realloc(h->end, cap * 8);
+        double *f = realloc(h->conf, cap * 8);
+        if (a) h->ent = a;
+        if (b) h->start = b;
+        if (d) h->end = d;
+        if (f) h->conf = f;
+        if (!a || !b || !d || !f) { h->oom = 1; return; }
+        h->cap = cap;
+    }
+    h->ent[h->n] = (int8_t)ent;
+    h->start[h->n] = s;
+    h->end[h->n] = e;
+    h->conf[h->n++] = c;
+}
+
+static void emit(Hits *h, const u32 *t, ssz N, ssz start, int len, const Verdict *v) {
+    ssz end = start + len;
+    double c = adjust(t, start, v->main, v->conf, v->needs);
+    /* a plate glued to more letters or digits is part of a longer code */
+    int glued = end < N && t[end] < 128 && is_alnum(t[end]);
+    if (c >= 0 && !(v->main == E_PLATE && glued)) push(h, v->main, start, end, c);
+    if (v->alt != E_NONE) {
+        c = adjust(t, start, v->alt, v->alt_conf, 1);
+        if (c >= 0 && !(v->alt == E_PLATE && glued)) push(h, v->alt, start, end, c);
+    }
+}
+
+#define MIN_CANDIDATE 6
+
+/* [A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z] anywhere */
+static int letter_glued(const u32 *n, int len) {
+    int digits = 0;
+    for (int i = 0; i < len; i++) {
+        if (is_digit(n[i])) {
+            digits++;
+            if (digits >= 6 && ((i - 6 >= 0 && is_alpha(n[i - 6])) || (i + 1 < len && is_alpha(n[i + 1])))) return 1;
+        } else digits = 0;
+    }
+    return 0;
+}
+
+static int is_run_sep(u32 c) { return c == '-' || c == '.' || c == ':' || c == '/' || c == ' '; }
+/* second chance for a token that was nothing as a whole (see _subtokens in structured.py) */
+static void pieces(Hits *h, const u32 *t, ssz N, ssz tok_start, const u32 *n, int len) {
+    int i = 0;
+    while (i <= len) {
+        int j = i;
+        while (j < len && n[j] != ' ') j++;
+        const u32 *s = n + i;
+        int m = j - i, letters = 0, hex = 0, lower = 0, upper = 0, ascii = 1;
+        for (int q = 0; q < m; q++) {
+            u32 c = s[q];
+            if (c >= 128) ascii = 0;
+            if (is_hex(c)) hex++;
+            if (is_alpha(c)) {
+                letters++;
+                if (c >= 'a') lower++; else upper++;
+            }
+        }
+        /* hex strings (hashes, UUID parts, keyed pseudonyms) get no second chance */
+        int hexlike = m >= 12 && hex == m && letters > 0 && !(lower && upper);
+        if (m >= MIN_CANDIDATE && !hexlike) {
+            Verdict v;
+            if (!(letters && ascii)) {
+                classify(s, m, &v);
+                if (v.main != E_NONE) emit(h, t, N, tok_start + i, m, &v);
+            } else {
+                /* digit runs: [0-9]{17}[Xx] | \+?[0-9](?:[0-9]|[\-.:/ ][0-9])* */
+                int p = 0;
+                while (p < m) {
+                    int e = -1;
+                    if (p + 18 <= m && digits_at(s, m, p, 17) && (s[p + 17] == 'X' || s[p + 17] == 'x')) e = p + 18;
+                    else {
+                        int q = p;
+                        if (s[q] == '+') q++;
+                        if (q < m && is_digit(s[q])) {
+                            q++;
+                            while (q < m) {
+                                if (is_digit(s[q])) q++;
+                                else if (is_run_sep(s[q]) && q + 1 < m && is_digit(s[q + 1])) q += 2;
+                                else break;
+                            }
+                            e = q;
+                        }
+                    }
+                    if (e < 0) { p++; continue; }
+                    if (e - p >= MIN_CANDIDATE) {
+                        classify(s + p, e - p, &v);
+                        if (v.main != E_NONE) emit(h, t, N, tok_start + i + p, e - p, &v);
+                    }
+                    p = e;
+                }
+            }
+        }
+        i = j + 1;
+    }
+}
+
+static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
+    ssz no_email_until = 0, p = 0;
+    u32 stack[256];
+    u32 *buf = stack;
+    ssz bufcap = 256;
+    while (p < N && !h->oom) {
+        if (!can_start(t[p])) { p++; continue; }
+        ssz e = match_at(t, N, p, &no_email_until);
+        if (e < 0) { p++; continue; }
+        ssz L = e - p;
+        if (L >= MIN_CANDIDATE && L < (1 << 30)) {
+            if (L > bufcap) {
+                u32 *nb = malloc(L * sizeof(u32));
+                if (!nb) { h->oom = 1; break; }
+                if (buf != stack) free(buf);
+                buf = nb;
+                bufcap = L;
+            }
+            int spaced = 0;
+            for (ssz i = 0; i < L; i++) {
+                buf[i] = norm(t[p + i]);
+                spaced |= buf[i] == ' ';
+            }
+            Verdict v;
+            classify(buf, (int)L, &v);
+            if (v.main != E_NONE) emit(h, t, N, p, (int)L, &v);
+            else if (spaced || letter_glued(buf, (int)L)) pieces(h, t, N, p, buf, (int)L);
+        }
+        p = e;
+    }
+    if (buf != stack) free(buf);
+}
+
+/* ---------------------------------------------------------------------------------- Python API -- */
+static PyObject *hits_result(Hits *h) {
+    if (h->oom) {
+        free(h->ent); free(h->start); free(h->end); free(h->conf);
+        return PyErr_NoMemory();
+    }
+    PyObject *r = Py_BuildValue("(y#y#y#y#)", h->ent ? (char *)h->ent : "", h->n,
+                                h->start ? (char *)h->start : "", h->n * 8, h->end ? (char *)h->end : "", h->n * 8,
+                                h->conf ? (char *)h->conf : "", h->n * 8);
+    free(h->ent); free(h->start); free(h->end); free(h->conf);
+    return r;
+}
+
+static PyObject *py_scan(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
+    if (!g_configured) { PyErr_SetString(PyExc_RuntimeError, "_cscan.configure() was not called"); return NULL; }
+    ssz N = PyUnicode_GET_LENGTH(text);
+    Hits h = {0};
+    if (N == 0) return hits_result(&h);
+    u32 *t = (u32 *)PyUnicode_AsUCS4Copy(text);
+    if (!t) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    scan_ucs4(t, N, &h);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(t);
+    return hits_result(&h);
+}
+
+static int is_ws(u32 c) {
+    return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* classify_arrow(offsets, data, count, offset_bytes): whole values of an Arrow string column (int32 or int64
+ * offsets) -> (entity int8, confidence float64, needs_context uint8) */
+static PyObject *py_classify_arrow(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer off, data;
+    ssz count;
+    int wide;
+    if (!PyArg_ParseTuple(args, "y*y*ni", &off, &data, &count, &wide)) return NULL;
+    if (!g_configured) {
+        PyBuffer_Release(&off); PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_RuntimeError, "_cscan.configure() was not called");
+        return NULL;
+    }
+    if (off.len < (count + 1) * (wide ? 8 : 4)) {
+        PyBuffer_Release(&off); PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
+        return NULL;
+    }
+    PyObject *ent = PyBytes_FromStringAndSize(NULL, count);
+    PyObject *conf = PyBytes_FromStringAndSize(NULL, count * 8);
+    PyObject *needs = PyBytes_FromStringAndSize(NULL, count);
+    if (!ent || !conf || !needs) {
+        Py_XDECREF(ent); Py_XDECREF(conf); Py_XDECREF(needs);
+        PyBuffer_Release(&off); PyBuffer_Release(&data);
+        return NULL;
+    }
+    int8_t *E = (int8_t *)PyBytes_AS_STRING(ent);
+    double *C = (double *)PyBytes_AS_STRING(conf);
+    uint8_t *X = (uint8_t *)PyBytes_AS_STRING(needs);
+    const unsigned char *D = data.buf;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    u32 stack[256];
+    u32 *buf = stack;
+    ssz cap = 256;
+    for (ssz i = 0; i < count; i++) {
+        int64_t a = wide ? ((const int64_t *)off.buf)[i] : ((const int32_t *)off.buf)[i];
+        int64_t b = wide ? ((const int64_t *)off.buf)[i + 1] : ((const int32_t *)off.buf)[i + 1];
+        E[i] = E_NONE; C[i] = 0.0; X[i] = 0;
+        if (a < 0 || b < a || b > data.len) { bad = 1; break; }
+        ssz nb = (ssz)(b - a);
+        if (nb < MIN_CANDIDATE) continue; /* nothing we detect is shorter than six characters */
+        if (nb > cap) {
+            u32 *g = malloc(nb * sizeof(u32));
+            if (!g) { bad = 2; break; }
+            if (buf != stack) free(buf);
+            buf = g;
+            cap = nb;
+        }
+        /* UTF-8 -> code points, normalized */
+        ssz L = 0;
+        for (int64_t q = a; q < b;) {
+            unsigned char c0 = D[q];
+            u32 c;
+            if (c0 < 0x80) { c = c0; q += 1; }
+            else if (c0 < 0xE0 && q + 1 < b) { c = ((c0 & 0x1F) << 6) | (D[q + 1] & 0x3F); q += 2; }
+            else if (c0 < 0xF0 && q + 2 < b) { c = ((c0 & 0x0F) << 12) | ((D[q + 1] & 0x3F) << 6) | (D[q + 2] & 0x3F); q += 3; }
+            else if (q + 3 < b) { c = ((c0 & 0x07) << 18) | ((D[q + 1] & 0x3F) << 12) | ((D[q + 2] & 0x3F) << 6) | (D[q + 3] & 0x3F); q += 4; }
+            else { c = 0xFFFD; q = b; }
+            buf[L++] = norm(c);
+        }
+        ssz s = 0, e = L;
+        while (s < e && is_ws(buf[s])) s++;
+        while (e > s && is_ws(buf[e - 1])) e--;
+        if (e - s == 0 || e - s > (1 << 30)) continue;
+        Verdict v;
+        classify(buf + s, (int)(e - s), &v);
+        E[i] = (int8_t)v.main;
+        C[i] = v.conf;
+        X[i] = (uint8_t)v.needs;
+    }
+    if (buf != stack) free(buf);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&off);
+    PyBuffer_Release(&data);
+    if (bad) {
+        Py_DECREF(ent); Py_DECREF(conf); Py_DECREF(needs);
+        if (bad == 2) return PyErr_NoMemory();
+        PyErr_SetString(PyExc_ValueError, "offsets outside the data buffer");
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", ent, conf, needs);
+}
+
+static int load_words(PyObject *list, WordSet *ws) {
+    /* list of lowercased words, longest first */
+    ssz n = PyList_Size(list);
+    if (n < 0) return -1;
+    ws->words = calloc(n ? n : 1, sizeof(Word));
+    ws->n = (int)n;
+    int counts[64] = {0};
+    for (ssz i = 0; i < n; i++) {
+        PyObject *w = PyList_GetItem(list, i);
+        if (!PyUnicode_Check(w)) { PyErr_SetString(PyExc_TypeError, "context words must be str"); return -1; }
+        Word *x = &ws->words[i];
+        x->len = (int)PyUnicode_GET_LENGTH(w);
+        x->chars = (u32 *)PyUnicode_AsUCS4Copy(w);
+        if (!x->chars || x->len == 0) { PyErr_SetString(PyExc_ValueError, "empty context word"); return -1; }
+        x->bounded = x->chars[0] < 128 && is_alpha(x->chars[0]);
+        counts[x->chars[0] & 63]++;
+    }
+    for (int b = 0; b < 64; b++) {
+        ws->bucket[b] = calloc(counts[b] ? counts[b] : 1, sizeof(int));
+        ws->bucket_n[b] = 0;
+    }
+    for (int i = 0; i < ws->n; i++) {
+        int b = ws->words[i].chars[0] & 63;
+        ws->bucket[b][ws->bucket_n[b]++] = i;
+    }
+    return 0;
+}
+
+/* configure(regions, mobile, imei_rb, intl, today, window, boost, penalty, negative, positive)
+ * regions: bytes of 1,000,000 flags; mobile: 1000 flags; imei_rb: 100 flags; intl: 32,000 flags;
+ * negative: list[str]; positive: list of N_ENT lists of str (lowercased, longest first). Called once. */
+static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer reg, mob, rb, intl;
+    int today, window;
+    double boost, penalty;
+    PyObject *neg, *pos;
+    if (g_configured) Py_RETURN_NONE;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*iiddO!O!", &reg, &mob, &rb, &intl, &today, &window, &boost, &penalty,
+                          &PyList_Type, &neg, &PyList_Type, &pos))
+        return NULL;
+    int ok = reg.len == 1000000 && mob.len == 1000 && rb.len == 100 && intl.len == 32000 &&
+             PyList_Size(pos) == N_ENT && window > 0 && window <= 256;
+    if (ok) {
+        g_region = malloc(1000000);
+        if (g_region) memcpy(g_region, reg.buf, 1000000);
+        memcpy(g_mobile, mob.buf, 1000);
+        memcpy(g_imei_rb, rb.buf, 100);
+        memcpy(g_intl, intl.buf, 32000);
+    }
+    PyBuffer_Release(&reg); PyBuffer_Release(&mob); PyBuffer_Release(&rb); PyBuffer_Release(&intl);
+    if (!ok) { PyErr_SetString(PyExc_ValueError, "configure(): wrong table sizes"); return NULL; }
+    if (!g_region) return PyErr_NoMemory();
+    g_today = today;
+    g_window = window;
+    g_boost = boost;
+    g_penalty = penalty;
+    if (load_words(neg, &g_neg) < 0) return NULL;
+    for (int e = 0; e < N_ENT; e++) {
+        PyObject *l = PyList_GetItem(pos, e);
+        if (!PyList_Check(l)) { PyErr_SetString(PyExc_TypeError, "positive words: a list per entity"); return NULL; }
+        if (load_words(l, &g_pos[e]) < 0) return NULL;
+        g_has_pos[e] = g_pos[e].n > 0;
+    }
+    for (unsigned i = 0; i < sizeof PROVINCES / sizeof *PROVINCES; i++) g_prov[PROVINCES[i] - 0x4E00] = 1;
+    g_configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", py_configure, METH_VARARGS, "Load the rule tables and context words (once)."},
+    {"scan", py_scan, METH_VARARGS, "scan(text) -> (entity int8, start int64, end int64, confidence float64) as bytes"},
+    {"classify_arrow", py_classify_arrow, METH_VARARGS,
+     "classify_arrow(offsets, data, count, wide) -> (entity int8, confidence float64, needs uint8) as bytes"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cscan", "Compiled structured detection.", -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__cscan(void) { return PyModule_Create(&module); }
