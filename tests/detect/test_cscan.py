@@ -70,8 +70,10 @@ def test_same_hits_on_the_labelled_corpus() -> None:
 
 # Characters that build and break every candidate shape: digits (ASCII and full-width), separators, letters
 # of hex/permits/plates, province characters, date marks, context words' characters, line breaks.
-ALPHABET = list("0123456789０１２３４５６７８９ -.:/,+()@Xx_%·\t\n") + list("ABCDEFGHLMWxyzabef") + list(
-    "京粤沪年月日号挂学（）－．：，＠＋手机身份证卡号订单电话"
+ALPHABET = (
+    list("0123456789０１２３４５６７８９ -.:/,+()@Xx_%·\t\n")
+    + list("ABCDEFGHLMWxyzabef")
+    + list("京粤沪年月日号挂学（）－．：，＠＋手机身份证卡号订单电话")
 )
 CHUNKS = [
     "13812345678",
@@ -95,14 +97,17 @@ CHUNKS = [
 ]
 
 
+PIECES = st.one_of(st.sampled_from(ALPHABET), st.sampled_from(CHUNKS))
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(st.sampled_from(ALPHABET), st.sampled_from(CHUNKS)), max_size=60).map("".join))
+@given(st.lists(PIECES, max_size=60).map("".join))
 def test_same_hits_on_adversarial_text(text: str) -> None:
     assert_same(text)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.one_of(st.sampled_from(ALPHABET), st.sampled_from(CHUNKS)), max_size=6).map("".join)))
+@given(st.lists(st.lists(PIECES, max_size=6).map("".join)))
 def test_same_verdicts_on_table_cells(cells: list[str]) -> None:
     values = pl.Series("v", [*cells, None, "  13812345678\u3000", "１３８１２３４５６７８"], dtype=pl.String)
     compiled = classify_values(values).with_columns(pl.col("confidence").round(9))

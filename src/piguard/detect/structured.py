@@ -653,9 +653,7 @@ def _subtokens(miss: pl.DataFrame) -> pl.DataFrame:
     lettered = n.str.contains("[A-Za-z]") & (n.str.len_bytes() == n.str.len_chars())
     # Hex strings (hashes, UUID parts, keyed pseudonyms) are not digits with letters glued on: no second
     # chance, or every pseudonymized column would "contain" phone numbers.
-    parts = parts.filter(
-        ~(n.str.contains(r"^(?:[0-9a-f]{12,}|[0-9A-F]{12,})$") & n.str.contains("[A-Fa-f]"))
-    )
+    parts = parts.filter(~(n.str.contains(r"^(?:[0-9a-f]{12,}|[0-9A-F]{12,})$") & n.str.contains("[A-Fa-f]")))
     plain = parts.filter(~lettered)
     # Lettered pieces are few; Python's re locates each run exactly (a run's text may occur twice).
     runs = parts.filter(lettered)
@@ -794,7 +792,7 @@ ENGINE_ENTITIES = (
 
 @cache
 def _engine_names() -> pl.Series:
-    return pl.Series(list(ENGINE_ENTITIES) + [None], dtype=pl.String)
+    return pl.Series([*ENGINE_ENTITIES, None], dtype=pl.String)
 
 
 def _flags(size: int, keys: Iterable[int]) -> bytes:
