@@ -138,31 +138,31 @@ def _per_runs(path: list[int], per_b: int, per_i: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _lse(x: np.ndarray, axis: int) -> np.ndarray:
-    m = x.max(axis=axis, keepdims=True)
-    return np.squeeze(m, axis) + np.log(np.exp(x - m).sum(axis=axis))
-
-
 def _per_marginals(
     emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray, per_b: int, per_i: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Marginal probabilities of PER-B and PER-I per position (batched forward-backward, log space)."""
+    """Marginal probabilities of PER-B and PER-I per position: batched forward-backward in probability space,
+    each step rescaled (a matrix product per step, not a log-sum-exp over every tag pair)."""
     em = emissions.astype(np.float64)
-    batch, width, _ = em.shape
+    width = em.shape[1]
+    em = np.exp(em - em.max(axis=2, keepdims=True))
+    et = np.exp(trans - trans.max())
     alpha = np.empty_like(em)
-    beta = np.zeros_like(em)
-    alpha[:, 0] = em[:, 0]
+    beta = np.ones_like(em)
+    a = em[:, 0]
+    alpha[:, 0] = a = a / a.sum(axis=1, keepdims=True)
     for t in range(1, width):
-        alpha[:, t] = _lse(alpha[:, t - 1, :, None] + trans[None], 1) + em[:, t]
+        a = (a @ et) * em[:, t]
+        alpha[:, t] = a = a / a.sum(axis=1, keepdims=True)
     for t in range(width - 2, -1, -1):
-        nxt = _lse(trans[None] + (em[:, t + 1] + beta[:, t + 1])[:, None, :], 2)
+        nb = et @ (em[:, t + 1] * beta[:, t + 1]).T
+        nb = nb.T
+        nb = nb / nb.sum(axis=1, keepdims=True)
         live = (t + 1 < lengths)[:, None]
-        beta[:, t] = np.where(live, nxt, 0.0)
-    last = alpha[np.arange(batch), lengths - 1]
-    z = _lse(last, 1)[:, None]
-    pb = np.exp(alpha[:, :, per_b] + beta[:, :, per_b] - z)
-    pi = np.exp(alpha[:, :, per_i] + beta[:, :, per_i] - z)
-    return pb, pi
+        beta[:, t] = np.where(live, nb, 1.0)
+    post = alpha * beta
+    post /= post.sum(axis=2, keepdims=True)
+    return post[:, :, per_b], post[:, :, per_i]
 
 
 def _viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:

@@ -298,7 +298,7 @@ _JOINERS = "·•・‧-－—"
 
 
 def _keep_model_span(
-    d: _Data, text: str, s: int, e: int, p: float = 1.0, p_inside: object = None
+    d: _Data, text: str, s: int, e: int, p: float = 1.0, p_inside: np.ndarray | None = None, offset: int = 0
 ) -> tuple[int, int, float] | None:
     """The span to report for a model span ``s:e`` (its probability ``p``), with a confidence, or None."""
     # Trim a trailing title (杨律师 -> 杨) and leading/trailing punctuation the model sometimes includes.
@@ -334,7 +334,8 @@ def _keep_model_span(
         # character when it ends the phrase as a given-name character does, or when the model itself gave
         # it a fair chance of being inside the name.
         if len(span) == 2 and sl == 1 and e < n and _cjk(text[e]) and text[e] not in d.stop:
-            inside = float(p_inside[e]) if p_inside is not None else 0.0  # type: ignore[index]
+            k = e - offset
+            inside = float(p_inside[k]) if p_inside is not None and 0 <= k < len(p_inside) else 0.0
             title_next = any(text.startswith(t, e) for t in d.titles)
             bounded = e + 1 >= n or not _cjk(text[e + 1]) or (text[e + 1] in d.stop and p < 0.8)
             if not title_next and ((text[e] in d.given and bounded) or inside >= 0.3):
@@ -350,16 +351,23 @@ def _keep_model_span(
     if text.rfind("《", 0, s) > text.rfind("》", 0, s) and text.find("》", e) >= 0:
         return None
     # A transliterated name right before 队/主场/公园/岛 … or after 主队/迎战 … is a team or a place.
-    if not sl and (
-        any(text.startswith(w, e) for w in d.not_person_after)
-        or any(text.endswith(w, 0, s) for w in d.not_person_before)
-    ) and p < 0.9:
+    if (
+        not sl
+        and (
+            any(text.startswith(w, e) for w in d.not_person_after)
+            or any(text.endswith(w, 0, s) for w in d.not_person_before)
+        )
+        and p < 0.9
+    ):
         return None
     # In match reports and betting tips (主场, 逼平, 亚盘 …) a transliteration is mostly a club (博尔顿,
     # 桑坦德); a player or coach is usually introduced by his role (门将格林, 主教练里皮), or the model is
     # sure.
-    if not sl and p < 0.9 and d.rx_team_context.search(text) and not d.rx_role_before.search(
-        text, max(0, s - 6), s
+    if (
+        not sl
+        and p < 0.9
+        and d.rx_team_context.search(text, max(0, s - 80), e + 80)
+        and not d.rx_role_before.search(text, max(0, s - 6), s)
     ):
         return None
     conf = 0.75 if sl else 0.65
@@ -388,13 +396,13 @@ def _overlaps(spans: list[tuple[int, int]], s: int, e: int) -> bool:
 
 
 # A speaker label opening a line of an interview or chat (姜山：德甲怎么看呢？).
-_RX_SPEAKER = re.compile(rf"(?m)^[ \t]*([{_CJK}]{{2,3}})[：:]")
+_RX_SPEAKER = rf"(?m)^[{_CJK}]{{2,3}}[：:]"
 # A Latin name or handle in parentheses (约翰·摩尔（johnmoore）) or before a Chinese name in them
 # (Orion(吕俊贤)).
 _RX_PAREN_LATIN = re.compile(r"[（(]([A-Za-z][A-Za-z.\-]{2,30})[）)]")
 _RX_LATIN_BEFORE_PAREN = re.compile(r"(?<![A-Za-z0-9.])([A-Za-z][A-Za-z0-9.]{1,20})$")
 # Two capitalised words written without a space, as Chinese text often carries them (ChristopherNolan).
-_RX_CAMEL = re.compile(r"(?<![A-Za-z])([A-Z][a-z]{1,12})([A-Z][a-z]{1,14})(?![A-Za-z])")
+_RX_CAMEL = r"[A-Z][a-z]{1,12}[A-Z][a-z]{1,14}"
 _LATIN_ROLES = re.compile(
     r"(?:选手|解说|导演|主演|制作人|制片人|编剧|总监|主编|作者|设计师|艺术家|画家|高手|队友|玩家|将领|歌手|演员)$"
 )
@@ -402,8 +410,10 @@ _LATIN_ROLES = re.compile(
 
 def _speaker_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for m in _RX_SPEAKER.finditer(text):
-        s, e = m.span(1)
+    for s, e in finditer_spans(text, _RX_SPEAKER):
+        e -= 1
+        if s and text[s - 1] != "\n":
+            continue
         sl = _surname_len(d, text, s)
         given = text[s + sl : e]
         if sl and given and not any(c in d.stop for c in given):
@@ -424,12 +434,17 @@ def _latin_beside_names(d: _Data, text: str, hits: list[RawHit], name: str) -> l
             m2 = _RX_LATIN_BEFORE_PAREN.search(text, 0, h.start - 1)
             if m2 and h.end < len(text) and text[h.end] in ")）":
                 out.append(RawHit("PERSON", m2.start(1), m2.end(1), 0.7, name))
-    for m in _RX_CAMEL.finditer(text):
-        first, last = m.group(1), m.group(2)
-        near = text[max(0, m.start() - 1) : m.start()] + text[m.end() : m.end() + 1]
-        known = first in d.en_first and (last in d.en_last or _LATIN_ROLES.search(text, 0, m.start()))
+    for s, e in finditer_spans(text, _RX_CAMEL):
+        if (s and text[s - 1].isascii() and text[s - 1].isalpha()) or (
+            e < len(text) and text[e].isascii() and text[e].isalpha()
+        ):
+            continue
+        cut = next(i for i in range(s + 1, e) if text[i].isupper())
+        first, last = text[s:cut], text[cut:e]
+        near = text[max(0, s - 1) : s] + text[e : e + 1]
+        known = first in d.en_first and (last in d.en_last or _LATIN_ROLES.search(text, 0, s))
         if known and any(_cjk(c) for c in near):
-            out.append(RawHit("PERSON", m.start(), m.end(), 0.7, name))
+            out.append(RawHit("PERSON", s, e, 0.7, name))
     return out
 
 
@@ -485,10 +500,8 @@ class NameDetector:
             return []
         found: list[tuple[int, int, float]] = []
         for (ws, _we), read in zip(windows, lac.person_reads([text[a:b] for a, b in windows]), strict=True):
-            inside = np.zeros(len(text))
-            inside[ws : ws + len(read.p_inside)] = read.p_inside
             for s, e, p in read.spans:
-                kept = _keep_model_span(d, text, ws + s, ws + e, p, inside)
+                kept = _keep_model_span(d, text, ws + s, ws + e, p, read.p_inside, ws)
                 if kept is not None:
                     found.append(kept)
         return [RawHit("PERSON", s, e, c, self.name) for s, e, c in _join_foreign(text, found)]
