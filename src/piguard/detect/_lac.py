@@ -104,7 +104,7 @@ class Lac:
         """Character spans the model tags as a person (PER), per text.
 
         Texts go through in batches of similar length, so padding costs little."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted((i for i in range(len(texts)) if texts[i]), key=lambda i: len(texts[i]))
         paths: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(texts)
         for k in range(0, len(order), batch):
             idx = order[k : k + batch]

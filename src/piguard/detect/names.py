@@ -199,7 +199,7 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
             best = s
             break
         if best >= 0:
-            hits.append(RawHit("PERSON", best, t, 0.85, name))
+            hits.append(RawHit("PERSON", best, t, 0.8, name))
     return hits
 
 
@@ -377,15 +377,30 @@ def _keep_model_span(
 
 
 def _join_foreign(text: str, spans: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
-    """Join the parts of a foreign name written with a middle dot or hyphen (亚当-桑德勒, 奥普拉·温弗利)."""
+    """Join the parts of a foreign name written with a middle dot or hyphen (亚当-桑德勒, 奥普拉·温弗利): two
+    model spans, or a span and a run of transliteration characters on the far side of the joiner."""
     spans.sort()
     out: list[tuple[int, int, float]] = []
+    n = len(text)
     for s, e, c in spans:
         if out:
             ps, pe, pc = out[-1]
-            if pe + 1 == s and text[pe] in _JOINERS and _cjk(text[pe - 1]) and _cjk(text[s]):
-                out[-1] = (ps, e, max(pc, c))
+            joined = pe + 1 == s and text[pe] in _JOINERS and _cjk(text[pe - 1]) and _cjk(text[s])
+            if joined or s < pe:
+                out[-1] = (ps, max(pe, e), max(pc, c))
                 continue
+        if c >= 0.5 and _cjk(text[e - 1]) and e + 2 < n and text[e] in _JOINERS:
+            k = e + 1
+            while k < n and text[k] in _FOREIGN:
+                k += 1
+            if k - e - 1 >= 2:
+                e = k
+        if c >= 0.5 and s >= 3 and text[s - 1] in _JOINERS and _cjk(text[s]):
+            k = s - 1
+            while k > 0 and text[k - 1] in _FOREIGN:
+                k -= 1
+            if s - 1 - k >= 2 and (k == 0 or not _cjk(text[k - 1]) or text[k - 1] in "的和与及、"):
+                s = k
         out.append((s, e, c))
     return out
 
