@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from operator import attrgetter
 
 from piguard import taxonomy
 from piguard.detect.findings import Finding
@@ -35,17 +36,24 @@ def default_registry() -> Registry:
 
 
 def resolve_overlaps(hits: Iterable[RawHit]) -> list[RawHit]:
-    """Keep one hit per overlapping cluster: the most confident, then the longest."""
-    ordered = sorted(hits, key=lambda h: (h.start, -h.confidence, -(h.end - h.start)))
+    """Keep one hit per overlapping cluster: the most confident, then the longest (the first of equals)."""
+    # Sorting on the start alone (stable, C-level key) and letting a strictly better hit replace the kept
+    # one gives the same answer as sorting on (start, -confidence, -length): hits at one start always overlap.
+    ordered = sorted(hits, key=_START)
     kept: list[RawHit] = []
     for h in ordered:
         if kept and h.start < kept[-1].end:
             prev = kept[-1]
-            if (h.confidence, h.end - h.start) > (prev.confidence, prev.end - prev.start):
+            if h.confidence > prev.confidence or (
+                h.confidence == prev.confidence and h.end - h.start > prev.end - prev.start
+            ):
                 kept[-1] = h
             continue
         kept.append(h)
     return kept
+
+
+_START = attrgetter("start")
 
 
 def findings_from_hits(
@@ -60,37 +68,41 @@ def findings_from_hits(
 ) -> list[Finding]:
     """Threshold, filter, mask and locate (line numbers) raw hits."""
     info = _entity_info()
-    selected = []
-    for h in hits:
-        if h.confidence < min_confidence:
-            continue
-        if entities is not None:
-            if h.entity not in entities:
-                continue
-        elif not include_non_personal and not info.get(h.entity, (True, False))[0]:
-            continue
-        selected.append(h)
+    if entities is not None:
+        selected = [h for h in hits if h.confidence >= min_confidence and h.entity in entities]
+    elif include_non_personal:
+        selected = [h for h in hits if h.confidence >= min_confidence]
+    else:
+        hidden = _non_personal()
+        selected = [h for h in hits if h.confidence >= min_confidence and h.entity not in hidden]
     out: list[Finding] = []
+    append = out.append
     line = base_line
     pos = 0
     count = text.count
+    sensitive = {e: s for e, (_p, s) in info.items()}
     for h in resolve_overlaps(selected) if len(selected) > 1 else selected:
-        start, end = h.start, h.end
+        start, end, entity = h.start, h.end, h.entity
         line += count("\n", pos, start)
         pos = start
-        out.append(
+        append(
             Finding(
-                h.entity,
+                entity,
                 base_offset + start,
                 base_offset + end,
                 round(h.confidence, 3),
                 h.detector,
-                mask_value(h.entity, text[start:end]),
-                info.get(h.entity, (True, False))[1],
+                mask_value(entity, text[start:end]),
+                sensitive.get(entity, False),
                 line,
             )
         )
     return out
+
+
+@cache
+def _non_personal() -> frozenset[str]:
+    return frozenset(e for e, (personal, _s) in _entity_info().items() if not personal)
 
 
 @cache

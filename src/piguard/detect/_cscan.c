@@ -45,8 +45,8 @@ typedef struct {
     Word *words; /* longest first */
     int n;
     /* first-character buckets: indices into words, increasing */
-    int *bucket[64];
-    int bucket_n[64];
+    int *bucket[1024];
+    int bucket_n[1024];
 } WordSet;
 
 static WordSet g_neg, g_pos[N_ENT];
@@ -110,6 +110,12 @@ static inline int run(const u32 *t, ssz n, ssz q, int (*cls)(u32)) {
     while (r < n && cls(t[r])) r++;
     return (int)(r - q);
 }
+/* the length of the run, counted no further than cap */
+static inline int run_upto(const u32 *t, ssz n, ssz q, int (*cls)(u32), int cap) {
+    int m = 0;
+    while (m < cap && q + m < n && cls(t[q + m])) m++;
+    return m;
+}
 
 /* ------------------------------------------------------------------------------------ tokenizer -- */
 /* Each alt_* returns the end of its match at p, or -1; the leftmost-first semantics of the regex
@@ -156,7 +162,7 @@ static ssz alt_plate(const u32 *t, ssz n, ssz p) {
 /* D{4} ?年 ?D{1,2} ?月 ?D{1,2} ?[日号]?   (D = ASCII or full-width digit) */
 static int is_D_(u32 c) { return is_D(c); }
 static ssz alt_cn_date(const u32 *t, ssz n, ssz p) {
-    if (run(t, n, p, is_D_) < 4) return -1;
+    if (run_upto(t, n, p, is_D_, 5) != 4) return -1; /* a fifth digit is neither ' ' nor 年 */
     ssz q = p + 4;
     static const u32 marks[2] = {0x5E74 /*年*/, 0x6708 /*月*/};
     for (int k = 0; k < 2; k++) {
@@ -177,7 +183,7 @@ static ssz alt_cn_date(const u32 *t, ssz n, ssz p) {
 /* [+\-]?D{1,3}[.．]D{4,} ?[,，] ?[+\-]?D{1,3}[.．]D{4,} */
 static ssz coord_half(const u32 *t, ssz n, ssz q) {
     if (q < n && (t[q] == '+' || t[q] == '-')) q++;
-    int m = run(t, n, q, is_D_);
+    int m = run_upto(t, n, q, is_D_, 4);
     if (m < 1 || m > 3) return -1;
     q += m;
     if (q >= n || (t[q] != '.' && t[q] != 0xFF0E)) return -1;
@@ -202,7 +208,7 @@ static ssz alt_bracket_landline(const u32 *t, ssz n, ssz p) {
     ssz q = p + 1;
     if (q >= n || t[q] != '0') return -1;
     q++;
-    int m = run(t, n, q, is_D_);
+    int m = run_upto(t, n, q, is_D_, 4);
     if (m < 2 || m > 3) return -1;
     q += m;
     if (q >= n || (t[q] != ')' && t[q] != 0xFF09)) return -1;
@@ -228,7 +234,7 @@ static int is_hex_(u32 c) { return is_hex(c); }
 /* one "H{1,4}:" group at q: the hex run must be 1-4 long and followed by ':' (a longer run cannot give
  * back characters usefully: the next one would be hex, not ':'); returns the run length or 0 */
 static inline int hex_group(const u32 *t, ssz n, ssz q) {
-    int m = run(t, n, q, is_hex_);
+    int m = run_upto(t, n, q, is_hex_, 5);
     if (m < 1 || m > 4 || q + m >= n || t[q + m] != ':') return 0;
     return m;
 }
@@ -352,12 +358,16 @@ static int num(const char *s, int k) {
 
 static const int ID_W[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
 static const int USCC_W[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
-static int uscc_value(char c) {
+static int8_t g_uscc[128]; /* GB 32100 alphabet value of an ASCII character (either case), or -1 */
+static void init_uscc(void) {
     static const char *alpha = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-    if (c >= 'a' && c <= 'z') c -= 32;
-    const char *f = c ? strchr(alpha, c) : NULL;
-    return f ? (int)(f - alpha) : -1;
+    memset(g_uscc, -1, sizeof g_uscc);
+    for (int i = 0; alpha[i]; i++) {
+        g_uscc[(int)alpha[i]] = (int8_t)i;
+        if (alpha[i] >= 'A') g_uscc[alpha[i] + 32] = (int8_t)i;
+    }
 }
+static inline int uscc_value(char c) { return (unsigned char)c < 128 ? g_uscc[(int)c] : -1; }
 
 static void features(Tok *k) {
     const u32 *n = k->n;
@@ -953,6 +963,7 @@ static void classify(const u32 *n, int len, Verdict *v) {
 /* The nearest context word before a value: ContextRules' "^.*(?:words)" (greedy, so the alternation that
  * STARTS last wins; at one start, the longest word) with ASCII-letter words needing a non-letter or the
  * window start on their left. Returns the end of that word in the window, or -1. */
+#define BUCKET(c) ((((c) * 2654435761u) >> 16) & 1023)
 static inline int word_at(const u32 *w, int wl, int q, const Word *x) {
     if (q + x->len > wl) return 0;
     for (int j = 0; j < x->len; j++)
@@ -962,15 +973,15 @@ static inline int word_at(const u32 *w, int wl, int q, const Word *x) {
 static int last_word_end(const u32 *w, int wl, const WordSet *ws) {
     for (int p = wl - 1; p >= 0; p--) {
         int best = -1, best_end = -1;
-        const int *b = ws->bucket[w[p] & 63];
-        for (int j = 0; j < ws->bucket_n[w[p] & 63]; j++) {
+        const int *b = ws->bucket[BUCKET(w[p])];
+        for (int j = 0; j < ws->bucket_n[BUCKET(w[p])]; j++) {
             const Word *x = &ws->words[b[j]];
             if (best >= 0 && b[j] > best) break;
             if ((!x->bounded || p == 0) && word_at(w, wl, p, x)) { best = b[j]; best_end = p + x->len; break; }
         }
         if (p + 1 < wl && !is_alpha(w[p])) {
-            const int *b2 = ws->bucket[w[p + 1] & 63];
-            for (int j = 0; j < ws->bucket_n[w[p + 1] & 63]; j++) {
+            const int *b2 = ws->bucket[BUCKET(w[p + 1])];
+            for (int j = 0; j < ws->bucket_n[BUCKET(w[p + 1])]; j++) {
                 if (best >= 0 && b2[j] > best) break;
                 const Word *x = &ws->words[b2[j]];
                 if (x->bounded && word_at(w, wl, p + 1, x)) { best = b2[j]; best_end = p + 1 + x->len; break; }
@@ -1270,7 +1281,7 @@ static int load_words(PyObject *list, WordSet *ws) {
     if (n < 0) return -1;
     ws->words = calloc(n ? n : 1, sizeof(Word));
     ws->n = (int)n;
-    int counts[64] = {0};
+    int counts[1024] = {0};
     for (ssz i = 0; i < n; i++) {
         PyObject *w = PyList_GetItem(list, i);
         if (!PyUnicode_Check(w)) { PyErr_SetString(PyExc_TypeError, "context words must be str"); return -1; }
@@ -1279,14 +1290,14 @@ static int load_words(PyObject *list, WordSet *ws) {
         x->chars = (u32 *)PyUnicode_AsUCS4Copy(w);
         if (!x->chars || x->len == 0) { PyErr_SetString(PyExc_ValueError, "empty context word"); return -1; }
         x->bounded = x->chars[0] < 128 && is_alpha(x->chars[0]);
-        counts[x->chars[0] & 63]++;
+        counts[BUCKET(x->chars[0])]++;
     }
-    for (int b = 0; b < 64; b++) {
+    for (int b = 0; b < 1024; b++) {
         ws->bucket[b] = calloc(counts[b] ? counts[b] : 1, sizeof(int));
         ws->bucket_n[b] = 0;
     }
     for (int i = 0; i < ws->n; i++) {
-        int b = ws->words[i].chars[0] & 63;
+        int b = BUCKET(ws->words[i].chars[0]);
         ws->bucket[b][ws->bucket_n[b]++] = i;
     }
     return 0;
@@ -1328,6 +1339,7 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
         g_has_pos[e] = g_pos[e].n > 0;
     }
     for (unsigned i = 0; i < sizeof PROVINCES / sizeof *PROVINCES; i++) g_prov[PROVINCES[i] - 0x4E00] = 1;
+    init_uscc();
     g_configured = 1;
     Py_RETURN_NONE;
 }

@@ -19,7 +19,13 @@ _KEEP = {
 }
 _SEPARATORS = frozenset(" \t\n\r\u3000-－—.·•:：/()（）+＋")
 _COUNTRY_PREFIX = re.compile(r"^(?:(?:\+|＋|00)86[ \-]?|[+＋][1-9][0-9]{0,2}[ \-])")
+_GPS_DIGITS = re.compile(r"(\d+\.\d)\d+")
 _SEP_RX = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + "]")
+
+
+def _keep_first_decimal(m: re.Match[str]) -> str:
+    # A function, not a template: re expands a template string anew on every call.
+    return m.group(1) + "***"
 
 
 def _mask_keep(value: str, first: int, last: int, star: str = "*") -> str:
@@ -72,7 +78,7 @@ def mask_value(entity: str, value: str) -> str:
         keep = max(2, min(6, len(value) // 3))
         return value[:keep] + "****"
     if entity == "GPS_COORDINATE":
-        return re.sub(r"(\d+\.\d)\d+", r"\1***", value)
+        return _GPS_DIGITS.sub(_keep_first_decimal, value)
     if entity == "DATE_OF_BIRTH":
         # The year alone is a coarse quasi-identifier; month and day are hidden.
         year = value[:4]
