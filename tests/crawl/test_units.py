@@ -81,6 +81,16 @@ def test_markup_protection_ignores_prose_about_captchas() -> None:
     )
 
 
+def test_markup_keyword_prefilter_is_case_insensitive_like_the_regex() -> None:
+    # The substring prefilter must say yes wherever the IGNORECASE patterns could match, including the
+    # non-ASCII characters re.IGNORECASE equates with ASCII letters (long s, Kelvin sign, dotless i).
+    login = '<p>客户</p><FORM id="LogIn-box"><INPUT TYPE=PASSWORD></form>'
+    assert protection_from_markup(login) == "login_wall"
+    assert protection_from_markup('<p>客户</p><input type="pa\u017f\u017fword">') == "login_wall"
+    assert protection_from_markup('<div class="g-reCAPTCHA">数据</div>') == "captcha"
+    assert protection_from_markup("<p>数据 平台 产品</p>" * 50) is None
+
+
 def test_html_text_skips_scripts_and_survives_garbage() -> None:
     assert html_text("<script>secret()</script><p>a</p><p>b") == "a\nb"
     assert "<<<>>>" in html_text("\x00\x01<<<>>>")  # no exception, the text kept
