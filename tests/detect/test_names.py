@@ -143,3 +143,18 @@ def test_clubs_in_match_reports_are_not_people() -> None:
 
 def test_title_after_an_organisation_is_not_a_name() -> None:
     assert names_in("各区域总经理及各业务部门负责人参加了会议。") == []
+
+
+def test_latin_handles_in_chinese_prose() -> None:
+    assert "Infi" in names_in("世界顶尖魔兽争霸人族选手Infi昨天夺冠。")
+    assert "Moon" in names_in("赛后Moon表示自己状态一般。")
+    got = names_in("本届解说嘉宾有王小明、Dreamer和李华。")
+    assert "Dreamer" in got
+    assert names_in("这款游戏由Activision发行。") == []
+    assert names_in("他们都喜欢玩DOTA和CS。") == []
+
+
+def test_weekdays_and_bylines() -> None:
+    assert names_in("周中联赛杯之后球队状态下滑。") == []
+    assert "马力" in names_in("本报讯（记者马力）市土地整理储备中心昨天宣布。")
+    assert "张永和" in names_in("介绍一个背景。（张永和）设计完以后，这个项目开工了。")

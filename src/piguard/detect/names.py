@@ -68,6 +68,7 @@ class _Data:
     not_person_before: tuple[str, ...]
     rx_team_context: re.Pattern[str]
     rx_role_before: re.Pattern[str]
+    not_name_start: tuple[str, ...]
 
 
 def _alt(words: list[str]) -> str:
@@ -129,6 +130,7 @@ def _data() -> _Data:
         not_person_before=tuple(raw["not_person_before"]),
         rx_team_context=re.compile(_alt(raw["team_context"])),
         rx_role_before=re.compile(rf"(?:{_alt(raw['person_roles'])})[：:]?$"),
+        not_name_start=tuple(raw["not_name_start"]),
     )
 
 
@@ -177,7 +179,9 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
         )
         end = _name_after_context(d, text, ce, strong)
         if end > 0:
-            hits.append(RawHit("PERSON", ce, end, 0.9 if strong else 0.8, name))
+            # A byline (记者马力) is as sure as a labelled field, though LAC often misses the name in it.
+            byline = text[cs:ce].rstrip().endswith(("记者", "通讯员"))
+            hits.append(RawHit("PERSON", ce, end, 0.9 if strong else 0.85 if byline else 0.8, name))
     for t, _ in finditer_spans(text, d.rx_title.pattern):
         best = -1
         for length in (4, 3, 2):
@@ -293,6 +297,14 @@ def _foreign_like(span: str) -> bool:
     return len(span) >= 3 and all(c in _FOREIGN for c in span)
 
 
+# Probabilities (LAC's, of exactly the span) above which the model is believed over a rule.
+_P_TRAIL = 0.5  # a function word ending a three-character span is cut below this (王斌申|请)
+_P_TWO = 0.7  # two characters without a surname are kept from this up (里皮)
+_P_TEAM = 0.9  # in match reports a transliteration is kept as a person from this up
+# What follows a player or coach in a match report and never a club (纳斯里受伤, 卡马乔表示).
+_RX_PERSON_AFTER = re.compile(
+    r"(?:受伤|伤愈|复出|表示|透露|坦言|认为|说|称|执教|上任|下课|转会|加盟|效力|本人|先生|自己|个人|梅开二度|帽子戏法)"
+)
 _TRAIL = frozenset("的了在是和与及跟同说称表已将被把向于对从到为也都就还又再等申简序文辑")
 _JOINERS = "·•・‧-－—"
 
@@ -314,6 +326,8 @@ def _keep_model_span(
         return None
     s = text.index(span, s)
     e = s + len(span)
+    if span.startswith(d.not_name_start):
+        return None  # 周中, 周一: a weekday, not the surname 周
     cjk = sum(1 for c in span if _cjk(c))
     if cjk < 2:
         # Latin-script names are the English rules' job, except a handle or name inside Chinese prose.
@@ -327,7 +341,7 @@ def _keep_model_span(
     if cjk == len(span):
         if span.endswith("某") or span.endswith("氏"):
             return None  # 李某 / 王氏: an anonymised or clan reference, not a name
-        if len(span) > 2 and span[-1] in _TRAIL and sl and len(span) - sl >= 2:
+        if len(span) > 2 and span[-1] in _TRAIL and sl and len(span) - sl >= 2 and p < _P_TRAIL:
             span = span[:-1]
             e -= 1
         # The model often stops a three-character name one short (刘诗|民，陈嘉|上导演): take the next
@@ -343,7 +357,7 @@ def _keep_model_span(
                 e += 1
         # Two characters without a surname are mostly ordinary words the model mistook (银行, 全国), unless
         # the model is sure (里皮, 勒夫) or they spell a transliteration.
-        if len(span) == 2 and not sl and not all(c in _TRANSLIT for c in span) and p < 0.7:
+        if len(span) == 2 and not sl and not all(c in _TRANSLIT for c in span) and p < _P_TWO:
             return None
     # Team fixtures ("卡利亚里vs森普多利亚") and names inside book/film titles are not people.
     if "vs" in text[max(0, s - 3) : s].lower() or "vs" in text[e : e + 3].lower():
@@ -365,9 +379,10 @@ def _keep_model_span(
     # sure.
     if (
         not sl
-        and p < 0.9
+        and p < _P_TEAM
         and d.rx_team_context.search(text, max(0, s - 80), e + 80)
         and not d.rx_role_before.search(text, max(0, s - 6), s)
+        and not _RX_PERSON_AFTER.match(text, e)
     ):
         return None
     conf = 0.75 if sl else 0.65
@@ -421,6 +436,47 @@ _RX_CAMEL = r"[A-Z][a-z]{1,12}[A-Z][a-z]{1,14}"
 _LATIN_ROLES = re.compile(
     r"(?:选手|解说|导演|主演|制作人|制片人|编剧|总监|主编|作者|设计师|艺术家|画家|高手|队友|玩家|将领|歌手|演员)$"
 )
+
+
+# A Latin handle or name inside Chinese prose (选手Infi, 负责人Erik, Moon表示): after a role word, before a
+# verb of speech when capitalised like a name, or listed (、 和 与) beside a name already found.
+_RX_HANDLE = r"[A-Za-z0-9._@/\-]+"
+_RX_HANDLE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]{1,15}")
+_HANDLE_ROLES = re.compile(
+    r"(?:选手|解说|高手|队长|队友|玩家|设计师|负责人|主管|读者|网友|新星|主角|飞行员|小说家|创始人|总裁|总监|"
+    r"作者|制作人|导演|主演|编剧|主编|艺术家|画家|歌手|演员|分析师|经理|老板|冠军|名将|大神|高层|董事)[：:]?$"
+)
+_HANDLE_VERB = re.compile(r"表示|透露|称|说|认为|指出|坦言|曾是|打算|则是|在接受|本人")
+_HANDLE_LIST = "、和与及"
+
+
+def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
+    toks = finditer_spans(text, _RX_HANDLE)
+    if not toks:
+        return []
+    out: list[RawHit] = []
+    n = len(text)
+    ends = {h.end for h in hits}
+    starts = {h.start for h in hits}
+    for s, e in toks:
+        if not _RX_HANDLE_TOKEN.fullmatch(text, s, e):
+            continue
+        before = text[s - 1] if s else ""
+        after = text[e] if e < n else ""
+        if not (before == "" or _cjk(before) or before in "，、：:“”\"（(") or (after and after.isdigit()):
+            continue
+        if not (after == "" or _cjk(after) or after in "，、。：:”\"）)"):
+            continue
+        tok = text[s:e]
+        capitalised = tok[0].isupper() and any(c.islower() for c in tok[1:])
+        listed = (before in _HANDLE_LIST and s - 1 in ends) or (after in _HANDLE_LIST and e + 1 in starts)
+        if (
+            _HANDLE_ROLES.search(text, max(0, s - 6), s)
+            or listed
+            or (capitalised and _HANDLE_VERB.match(text, e))
+        ):
+            out.append(RawHit("PERSON", s, e, 0.6, name))
+    return out
 
 
 def _speaker_hits(d: _Data, text: str, name: str) -> list[RawHit]:
@@ -498,7 +554,9 @@ class NameDetector:
                     for h in hits
                 ]
         if not text.isascii() and re.search(r"[A-Za-z]{3}", text):
-            hits.extend(_latin_beside_names(d, text, [h for h in hits if h.confidence >= 0.5], self.name))
+            strong = [h for h in hits if h.confidence >= 0.5]
+            hits.extend(_latin_beside_names(d, text, strong, self.name))
+            hits.extend(_latin_handles(text, strong, self.name))
         return hits
 
     def _model_hits(self, d: _Data, text: str, cue_hits: list[RawHit]) -> list[RawHit]:
