@@ -122,3 +122,30 @@ def test_robots_cache_capped_at_24_hours(tmp_path: Path) -> None:
     })  # fmt: skip
     mw = PiguardMiddleware.from_crawler(crawler)
     assert mw.cache_ttl == 86400 and mw.parse_limit == 500 * 1024 and mw.max_redirects == 5
+
+
+def test_settings_default_concurrent_items_yields_to_project_value() -> None:
+    from piguard.crawl.settings import piguard_settings
+
+    ua = "bot/1.0 (+https://example.org)"
+    assert piguard_settings(None, user_agent=ua)["CONCURRENT_ITEMS"] == 16
+    assert piguard_settings({"CONCURRENT_ITEMS": 50}, user_agent=ua)["CONCURRENT_ITEMS"] == 50
+
+
+def test_pipeline_freezes_startup_heap_for_the_crawl_only(tmp_path: Path) -> None:
+    import asyncio
+    import gc
+
+    from scrapy.utils.test import get_crawler
+
+    from piguard.crawl.pipeline import PiguardPipeline
+    from piguard.crawl.settings import piguard_settings
+
+    settings = piguard_settings(None, user_agent="bot/1.0 (+https://example.org)", out=str(tmp_path))
+    pipe = PiguardPipeline.from_crawler(get_crawler(settings_dict=settings))
+    try:
+        pipe.open_spider()
+        assert gc.get_freeze_count() > 0
+    finally:
+        asyncio.run(pipe.close_spider())
+    assert gc.get_freeze_count() == 0 and (tmp_path / "summary.json").exists()
