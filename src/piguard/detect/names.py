@@ -301,6 +301,7 @@ def _foreign_like(span: str) -> bool:
 _P_TRAIL = 0.5  # a function word ending a three-character span is cut below this (王斌申|请)
 _P_TWO = 0.7  # two characters without a surname are kept from this up (里皮)
 _P_TEAM = 0.9  # in match reports a transliteration is kept as a person from this up
+_P_INSIDE = 0.2  # a two-character span takes the next character when LAC's PER-I there reaches this
 # What follows a player or coach in a match report and never a club (纳斯里受伤, 卡马乔表示).
 _RX_PERSON_AFTER = re.compile(
     r"(?:受伤|伤愈|复出|表示|透露|坦言|认为|说|称|执教|上任|下课|转会|加盟|效力|本人|先生|自己|个人|梅开二度|帽子戏法)"
@@ -352,7 +353,7 @@ def _keep_model_span(
             inside = float(p_inside[k]) if p_inside is not None and 0 <= k < len(p_inside) else 0.0
             title_next = any(text.startswith(t, e) for t in d.titles)
             bounded = e + 1 >= n or not _cjk(text[e + 1]) or (text[e + 1] in d.stop and p < 0.8)
-            if not title_next and ((text[e] in d.given and bounded) or inside >= 0.3):
+            if not title_next and ((text[e] in d.given and bounded) or inside >= _P_INSIDE):
                 span = text[s : e + 1]
                 e += 1
         # Two characters without a surname are mostly ordinary words the model mistook (银行, 全国), unless
