@@ -106,7 +106,7 @@ def test_same_hits_on_adversarial_text(text: str) -> None:
     assert_same(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(PIECES, max_size=6).map("".join)))
 def test_same_verdicts_on_table_cells(cells: list[str]) -> None:
     values = pl.Series("v", [*cells, None, "  13812345678\u3000", "１３８１２３４５６７８"], dtype=pl.String)

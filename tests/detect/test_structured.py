@@ -407,3 +407,25 @@ def test_hex_pseudonyms_and_hashes_are_not_split_into_phone_numbers() -> None:
         assert scan_text(f"手机号 {token}") == [], token
     # Digits with genuinely glued letters still get their second chance.
     assert [f.entity for f in scan_text("QQ:776979804 手机13810585448QQ")] == ["PHONE_NUMBER"]
+
+
+# --- context on the line above ----------------------------------------------------------------------------
+def test_a_number_alone_on_its_line_takes_the_phone_word_above() -> None:
+    """Forms put the label on one line and the value on the next ("Phone:\\n467 3395")."""
+    assert spans("Personal Info:\nPhone:\n467 3395\n\nE-mail: a.b@example.com") == [
+        ("PHONE_NUMBER", "467 3395"),
+        ("EMAIL_ADDRESS", "a.b@example.com"),
+    ]
+    # The word above only speaks for a value that starts its line.
+    assert spans("Phone:\nroom 467 3395") == []
+    # And a label two lines up does not.
+    assert spans("Phone:\n\n467 3395") == []
+
+
+def test_bare_digit_runs_need_a_phone_word() -> None:
+    assert spans("Fax: 9498777106") == [("PHONE_NUMBER", "9498777106")]
+    assert spans("They're not answering at 516 466 638") == [("PHONE_NUMBER", "516 466 638")]
+    assert spans("ticket 9498777106") == []
+    assert spans("order number 9498777106, fax") == []
+    # A bare 8-digit date after 出生 stays a date of birth.
+    assert spans("出生 19900307") == [("DATE_OF_BIRTH", "19900307")]

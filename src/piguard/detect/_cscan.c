@@ -850,7 +850,7 @@ static const Rule RULES[] = {
     {E_IMEI, 0.5, 1},   {E_RID, 0.6, 0},    {E_PHONE, 0.8, 0},       {E_PHONE, 0.5, 1},  {E_PHONE, 0.5, 1},
     {E_USCC, 0.7, 0},   {E_PHONE, 0.75, 0}, {E_IP, 0.75, 0},         {E_MAC, 0.85, 0},   {E_MAC, 0.5, 1},
     {E_IP, 0.8, 0},     {E_PASSPORT, 0.6, 0}, {E_HKMO, 0.6, 0},      {E_TW, 0.6, 0},     {E_TW, 0.6, 1},
-    {E_PLATE, 0.85, 0}, {E_GPS, 0.8, 0},    {E_DOB, 0.85, 1},        {E_USCC, 0.7, 1},
+    {E_PLATE, 0.85, 0}, {E_GPS, 0.8, 0},    {E_DOB, 0.85, 1},        {E_USCC, 0.7, 1},   {E_PHONE, 0.5, 1},
 };
 #define N_RULES ((int)(sizeof RULES / sizeof *RULES))
 
@@ -925,6 +925,7 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
         return dob_ok(s, len);
     }
     case 23: return k->uscc_ck && alld;
+    case 24: return alld && dl >= 7 && dl <= 13 && !k->plus_cc && all_digits(s, len);
     }
 #undef LAND
     return 0;
@@ -993,13 +994,25 @@ static int last_word_end(const u32 *w, int wl, const WordSet *ws) {
 }
 
 /* ContextRules.adjust_expr_frame for one candidate: the confidence, or -1 when it is dropped. */
+static int is_ws(u32 c);
 static double adjust(const u32 *t, ssz start, int entity, double conf, int needs) {
     u32 w[256];
     ssz lo = start - g_window;
     if (lo < 0) lo = 0;
     for (ssz i = start - 1; i >= lo; i--)
         if (t[i] == '\n') { lo = i + 1; break; }
-    int wl = (int)(start - lo);
+    ssz end = start;
+    /* A value alone on its line ("Phone:\n467 3395") takes its context from the end of the line above. */
+    ssz b = start - 1;
+    while (b >= 0 && t[b] != '\n' && is_ws(t[b])) b--;
+    if (b > 0 && t[b] == '\n') {
+        end = b;
+        lo = end - g_window;
+        if (lo < 0) lo = 0;
+        for (ssz i = end - 1; i >= lo; i--)
+            if (t[i] == '\n') { lo = i + 1; break; }
+    }
+    int wl = (int)(end - lo);
     for (int i = 0; i < wl; i++) {
         u32 c = t[lo + i];
         w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;

@@ -353,13 +353,15 @@ class TableClassifier:
         found = u.select("v", "n").with_columns(cls).filter(matched)
         if found.height == 0:
             return rest
-        agg = found.group_by("entity").agg(
+        # Values that need context are counted apart from those that stand alone, even for one entity:
+        # bare digit runs read as phone numbers only beside a phone word must not swell a column's share
+        # of valid mobile numbers.
+        agg = found.group_by("entity", "needs_context", maintain_order=True).agg(
             pl.col("n").sum().alias("rows"),
             (pl.col("confidence") * pl.col("n")).sum().alias("conf"),
-            pl.col("needs_context").all().alias("ctx"),
             pl.col("v").head(MAX_EXAMPLES).alias("ex"),
         )
-        for ent, rows, conf, ctx, ex in agg.iter_rows():
+        for ent, ctx, rows, conf, ex in agg.iter_rows():
             key = f"{ent}?" if ctx else ent  # entities that need context are kept apart
             st.counts[key] += int(rows)
             st.conf_sum[key] += float(conf)

@@ -5,8 +5,10 @@ A positive word for the candidate's entity raises confidence (and is required fo
 context, such as bare 8-digit dates); a negative word (order no., tracking no., ISBN...) lowers it.
 When both occur, the word nearer to the value speaks for it.
 
-Two implementations of the same rule: ``adjust`` for one candidate, ``adjust_frame`` for a polars frame
-of candidates (used by the text scanner).
+A value that stands alone on its line ("Phone:\n467 3395") takes its window from the end of the line above.
+
+``adjust_expr_frame`` applies the rule to a polars frame of candidates (the reference engine); the compiled
+engine (_cscan.c) applies the same rule to each candidate.
 """
 
 from __future__ import annotations
@@ -60,35 +62,6 @@ class ContextRules:
     negative_words: tuple[str, ...] = ()
     positive_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def adjust(
-        self, text: str, start: int, entity: str, confidence: float, needs_context: bool
-    ) -> float | None:
-        """Confidence after context, or None when the entity needs context and has none."""
-        lo = start - self.window
-        window = text[lo if lo > 0 else 0 : start]
-        nl = window.rfind("\n")
-        if nl >= 0:
-            window = window[nl + 1 :]
-        if not window:
-            return None if needs_context else confidence
-        window = window.lower()
-        pos = self.positive.get(entity)
-        pos_m = pos.search(window) if pos is not None else None
-        neg_m = self.negative.search(window)
-        if pos_m and neg_m:
-            # The nearer word speaks for the value.
-            if pos_m.end() >= neg_m.end():
-                neg_m = None
-            else:
-                pos_m = None
-        if pos_m:
-            return min(1.0, confidence + self.boost) if not needs_context else max(confidence, 0.85)
-        if needs_context:
-            return None
-        if neg_m:
-            return max(0.0, confidence - self.penalty)
-        return confidence
-
     def adjust_expr_frame(self, hits: pl.DataFrame) -> pl.Series:
         """``adjust`` for every row of ``hits`` (columns ``l`` line text, ``cil`` char offset in the line,
         ``entity``, ``confidence``, ``needs_context``): a Float64 series, null where the row is dropped.
@@ -99,6 +72,11 @@ class ContextRules:
             return pl.Series("confidence", [], dtype=pl.Float64)
         lo = (pl.col("cil") - self.window).clip(lower_bound=0)
         win = pl.col("l").str.slice(lo, pl.col("cil") - lo)
+        # A value alone on its line ("Phone:\n467 3395") takes its context from the end of the line above.
+        alone = pl.col("l").str.slice(0, pl.col("cil")).str.strip_chars() == ""
+        if "prev" in hits.columns:
+            above = pl.col("prev").str.slice(-self.window)
+            win = pl.when(alone & pl.col("prev").is_not_null()).then(above).otherwise(win)
         frame = hits.select("entity", "confidence", "needs_context", w=win).with_row_index("_i")
         frame = frame.with_columns(wlen=pl.col("w").str.len_bytes())
         rest_len = pl.col("w").str.replace(self.negative_last, "").str.len_bytes()

@@ -338,6 +338,9 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
         ),
         # An all-digit USCC is rare and reads like many other 18-digit numbers: it needs its context.
         (pl.col("uscc_ck") & alld, true, "CN_USCC", 0.7, True),
+        # A bare run of 7-13 digits after a phone word ("Fax: 9498777106"); last, so that the readings
+        # above (dates, permits) keep their two context slots.
+        (alld & length.is_between(7, 13) & ~pl.col("plus_cc"), has(r"^[0-9]+$"), "PHONE_NUMBER", 0.5, True),
     ]
 
 
@@ -539,13 +542,15 @@ def _locate(text: str) -> pl.DataFrame:
     frame = frame.with_columns(
         lcs=(pl.col("l").str.len_chars() + 1).cum_sum() - (pl.col("l").str.len_chars() + 1),
         lbs=(pl.col("l").str.len_bytes() + 1).cum_sum() - (pl.col("l").str.len_bytes() + 1),
+        # the end of the line above, context for a value that stands alone on its line
+        prev=pl.col("l").str.slice(-_CONTEXT_REACH).shift(1),
     )
     long = frame["l"].str.len_bytes() > _LONG_LINE_BYTES
     if not long.any():
         return _locate_lines(frame, text)
     parts = [_locate_lines(frame.filter(~long), text), _locate_long(frame.filter(long))]
     found = [p for p in parts if p.height]
-    return pl.concat(found, how="vertical_relaxed").sort("start") if found else parts[1]
+    return pl.concat(found, how="diagonal_relaxed").sort("start") if found else parts[1]
 
 
 # Above this, a line's tokens are located by a running search in Python: the vectorized per-token search
@@ -557,9 +562,9 @@ _CONTEXT_REACH = 64  # characters of a long line kept before a token: more than 
 def _locate_long(frame: pl.DataFrame) -> pl.DataFrame:
     """Tokens of very long lines, each with a short excerpt of its line as ``l`` (enough for the
     context window and the character after the token)."""
-    li, ls, lcs, ts, starts, cils = [], [], [], [], [], []
-    found = frame.select("li", "lcs", "l", toks=pl.col("l").str.extract_all(CANDIDATE_PATTERN))
-    for line_no, line_start, line, toks in found.iter_rows():
+    li, ls, lcs, ts, starts, cils, prevs = [], [], [], [], [], [], []
+    found = frame.select("li", "lcs", "l", "prev", toks=pl.col("l").str.extract_all(CANDIDATE_PATTERN))
+    for line_no, line_start, line, prev, toks in found.iter_rows():
         # Tokens come in order and never overlap, and a token's text cannot occur in the gap before it
         # (the regex would have matched there first), so a running search from the previous end is exact.
         e = 0
@@ -573,8 +578,9 @@ def _locate_long(frame: pl.DataFrame) -> pl.DataFrame:
             ts.append(tok)
             starts.append(line_start + s)
             cils.append(s - ws)
+            prevs.append(prev if ws == 0 else None)  # an excerpt from mid-line does not start the line
     return pl.DataFrame(
-        {"li": li, "l": ls, "lcs": lcs, "t": ts, "start": starts, "cil": cils},
+        {"li": li, "l": ls, "lcs": lcs, "t": ts, "start": starts, "cil": cils, "prev": prevs},
         schema={
             "li": pl.UInt32,
             "l": pl.String,
@@ -582,6 +588,7 @@ def _locate_long(frame: pl.DataFrame) -> pl.DataFrame:
             "t": pl.String,
             "start": pl.Int64,
             "cil": pl.Int64,
+            "prev": pl.String,
         },
     )
 
