@@ -168,8 +168,12 @@ out = {{"mb": mb_, "polars_threads": pl.thread_pool_size()}}
 wall, cpu = best_of(lambda: piguard_spans(text, {structured_only!r}))
 out.update(seconds=wall, mb_per_s=mb_ / wall, cpu_seconds=cpu, mb_per_cpu_s=mb_ / cpu)
 if {structured_only!r}:
+    from piguard.detect.structured import _engine, reference_find_structured_frame
+    out["engine"] = "compiled (_cscan.c)" if _engine() is not None else "polars reference"
     wall, cpu = best_of(lambda: find_structured_frame(text))
     out.update(detector_mb_per_s=mb_ / wall, detector_mb_per_cpu_s=mb_ / cpu)
+    wall, cpu = best_of(lambda: reference_find_structured_frame(text), 1)
+    out.update(reference_mb_per_s=mb_ / wall, reference_mb_per_cpu_s=mb_ / cpu)
 print(json.dumps(out))
 """
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -398,8 +402,11 @@ def main() -> None:
         "scope": "structured detectors, whole corpus",
         "mb_per_s_1_thread": round(t1["mb_per_s"], 2),
         "mb_per_cpu_s_1_thread": round(t1["mb_per_cpu_s"], 2),
+        "engine": t1["engine"],
         "detector_only_mb_per_s_1_thread": round(t1["detector_mb_per_s"], 2),
         "detector_only_mb_per_cpu_s_1_thread": round(t1["detector_mb_per_cpu_s"], 2),
+        "reference_engine_mb_per_s_1_thread": round(t1["reference_mb_per_s"], 2),
+        "reference_engine_mb_per_cpu_s_1_thread": round(t1["reference_mb_per_cpu_s"], 2),
         "mb_per_s_default_threads": round(tn["mb_per_s"], 2),
         "detector_only_mb_per_s_default_threads": round(tn["detector_mb_per_s"], 2),
         "default_polars_threads": tn["polars_threads"],
@@ -411,6 +418,10 @@ def main() -> None:
         f"\npiguard structured, scan_text (threshold, overlaps, masks, Findings): "
         f"{t1['mb_per_s']:.1f} MB/s wall, {t1['mb_per_cpu_s']:.1f} MB per CPU-second (POLARS_MAX_THREADS=1); "
         f"{tn['mb_per_s']:.1f} MB/s with {tn['polars_threads']} polars threads"
+    )
+    print(
+        f"piguard structured, {t1['engine']} engine; the polars reference engine: "
+        f"{t1['reference_mb_per_s']:.1f} MB/s wall, {t1['reference_mb_per_cpu_s']:.1f} MB per CPU-second"
     )
     print(
         f"piguard structured, detector only (find_structured_frame): "

@@ -56,16 +56,11 @@ class Lac:
         """Best tag id per character for each text (one padded batch, batched Viterbi)."""
         if not texts:
             return []
-        lengths = np.array([len(t) for t in texts], dtype=np.int64)
-        width = int(lengths.max())
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        vocab, q2b, oov = self._vocab, self._q2b, self._oov
-        for i, t in enumerate(texts):
-            ids[i, : len(t)] = [vocab.get(q2b.get(c, c), oov) for c in t]
-        emissions = self._session.run(None, {"token_ids": ids, "length": lengths})[0]
+        emissions, lengths = self._emissions(texts)
         return _viterbi(emissions, self._trans, lengths)
 
     def _emissions(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder's per-character tag scores for a padded batch, and the texts' lengths."""
         lengths = np.array([len(t) for t in texts], dtype=np.int64)
         width = int(lengths.max())
         ids = np.zeros((len(texts), width), dtype=np.int64)
