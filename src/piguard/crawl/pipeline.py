@@ -151,13 +151,18 @@ class PiguardPipeline:
         t0 = time.perf_counter()
         results = filter_texts([r["text"] for r in records], self.policy)
         per_page = (time.perf_counter() - t0) / len(records)
-        out = []
+        store = self.state.store
+        pages, out = [], []
         for rec, (text, res) in zip(records, results, strict=True):
             rec = {k: v for k, v in rec.items() if k != "text"}
             rec["pi"] = {**res.as_dict(), "filter_seconds": round(per_page, 6)}
             rec["outcome"] = "stored"
-            self.state.store.store_page(rec, text)
+            pages.append(store.prepare_page(rec, text))
             out.append({**rec, "text": text})
+        # In the reactor thread too: a writer thread was measured slower -- each of the ~5 system calls per
+        # page gave the GIL up and waited to get it back from the busy reactor, pages piled up behind it
+        # (1,000 responses alive instead of ~130) and the collector's work grew with them.
+        store.write_pages(pages)
         return out
 
     async def close_spider(self, spider: Any = None) -> None:
