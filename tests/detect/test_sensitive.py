@@ -56,3 +56,15 @@ def test_rules_are_data() -> None:
     )
     assert rules.entities == ("HEALTH_INFO",)
     assert rules.rx_terms.search("员工职业病")
+
+
+def test_log_noise_is_no_person_cue() -> None:
+    """'75ms' is milliseconds, not Ms.; a customer on the next log line is someone else's record."""
+    text = (
+        "2024-03-05 12:41:03 DEBUG done status=200 latency=75ms path=/api/v1/loan/0\n"
+        "2024-03-05 12:41:04 INFO 客户来电\n"
+    )
+    assert [f for f in scan_text(text) if f.entity == "FINANCIAL_INFO"] == []
+    # A real cue on the same line still counts.
+    found = scan_text("Ms. Chen asked to defer her mortgage payment.")
+    assert [f.entity for f in found if f.detector == "sensitive_context"] == ["FINANCIAL_INFO"]

@@ -2,8 +2,8 @@
 
 These categories (PIPL Art. 28) have no fixed format, so the detector looks for the terms that name them
 (``data/sensitive.yaml``: 确诊, 糖尿病, 基督徒, 指纹, 不满十四周岁, 银行流水, 行程轨迹 ...) and reports the
-term. A term alone is a weak signal, reported below the default threshold; a person cue nearby (我, 患者,
-她, my, patient ...) makes it a finding. Users tune terms and cues in the YAML, not the code.
+term. A term alone is a weak signal, reported below the default threshold; a person cue nearby on the same
+line (我, 患者, 她, my, patient ...) makes it a finding. Users tune terms and cues in the YAML, not the code.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class _Rules:
     rx_terms: re.Pattern[str]
     term_entity: dict[str, str]
     entities: tuple[str, ...]
-    # person cues as one Rust regex; English cues need a non-letter or the window's edge on each side
+    # person cues as one Rust regex; English cues need a non-alphanumeric or the window's edge on each side
     cue_rust: str
 
 
@@ -62,8 +62,9 @@ def load_rules(text: str | None = None) -> _Rules:
         rx_terms=re.compile(_alternation(list(term_entity))),
         term_entity=term_entity,
         entities=tuple(raw["categories"]),
+        # An English cue stands as a word: not inside a word and not glued to digits ("75ms" is no Ms.).
         cue_rust="|".join(
-            rf"(?:^|[^a-z]){re.escape(c.lower())}(?:$|[^a-z])" if c[:1].isascii() else re.escape(c)
+            rf"(?:^|[^a-z0-9]){re.escape(c.lower())}(?:$|[^a-z0-9])" if c[:1].isascii() else re.escape(c)
             for c in cues
         ),
     )
@@ -93,10 +94,10 @@ class SensitiveContextDetector:
             return []
         # Is a person cue near each term? One Rust-regex pass over all the windows at once (Python's re
         # tried each window in turn, ~4 us each, which dominated texts full of terms).
-        near = (
-            pl.Series([low[max(0, s - w) : s] for s, _ in spans]).str.contains(r.cue_rust)
-            | pl.Series([low[e : e + w] for _, e in spans]).str.contains(r.cue_rust)
-        ).to_list()
+        # Windows stay on the term's line: a cue on the next log line speaks of someone else.
+        before = pl.Series([low[max(0, s - w) : s] for s, _ in spans]).str.replace(r"(?s)^.*\n", "")
+        after = pl.Series([low[e : e + w] for _, e in spans]).str.replace(r"(?s)\n.*$", "")
+        near = (before.str.contains(r.cue_rust) | after.str.contains(r.cue_rust)).to_list()
         term_entity, name = r.term_entity, self.name
         hi, lo = r.confidence_with_cue, r.confidence
         return [
