@@ -302,22 +302,38 @@ static ssz alt_generic(const u32 *t, ssz n, ssz p) {
     return reps >= 3 ? q : -1;
 }
 
+/* The alternatives in pattern order, but only those that can start with this character. */
 static ssz match_at(const u32 *t, ssz n, ssz p, ssz *no_email_until) {
     ssz e;
     u32 c = t[p];
-    if (c < 128 && is_alnum(c) && (e = alt_email(t, n, p, no_email_until)) >= 0) return e;
-    if (c >= 0x4E00 && (e = alt_plate(t, n, p)) >= 0) return e;
-    if (is_D(c)) {
+    if (c < 128) {
+        if (is_alnum(c)) {
+            if (p >= *no_email_until && (e = alt_email(t, n, p, no_email_until)) >= 0) return e;
+            if (is_digit(c)) {
+                if ((e = alt_cn_date(t, n, p)) >= 0) return e;
+                if ((e = alt_coords(t, n, p)) >= 0) return e;
+            }
+            if (is_hex(c)) {
+                if ((e = alt_mac(t, n, p)) >= 0) return e;
+                if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
+                if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
+            }
+            return alt_generic(t, n, p);
+        }
+        if (c == '+' || c == '-') {
+            if ((e = alt_coords(t, n, p)) >= 0) return e;
+            return c == '+' ? alt_generic(t, n, p) : -1;
+        }
+        return c == '(' ? alt_bracket_landline(t, n, p) : -1;
+    }
+    if (c >= 0xFF10 && c <= 0xFF19) { /* full-width digit */
         if ((e = alt_cn_date(t, n, p)) >= 0) return e;
+        if ((e = alt_coords(t, n, p)) >= 0) return e;
+        return alt_generic(t, n, p);
     }
-    if ((e = alt_coords(t, n, p)) >= 0) return e;
-    if ((e = alt_bracket_landline(t, n, p)) >= 0) return e;
-    if (c < 128 && is_hex(c)) {
-        if ((e = alt_mac(t, n, p)) >= 0) return e;
-        if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
-        if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
-    }
-    return alt_generic(t, n, p);
+    if (c == 0xFF08) return alt_bracket_landline(t, n, p);
+    if (c == 0xFF0B || is_gletter(c)) return alt_generic(t, n, p);
+    return alt_plate(t, n, p);
 }
 
 /* ---------------------------------------------------------------------------------- classifier -- */
