@@ -149,3 +149,10 @@ def test_pipeline_freezes_startup_heap_for_the_crawl_only(tmp_path: Path) -> Non
     finally:
         asyncio.run(pipe.close_spider())
     assert gc.get_freeze_count() == 0 and (tmp_path / "summary.json").exists()
+
+
+def test_signals_as_dict_has_every_field() -> None:
+    from dataclasses import asdict
+
+    sig = page_signals({"x-robots-tag": ["noai"], "tdm-policy": ["https://p"]}, "<p>x</p>", "bot")
+    assert sig.as_dict() == {**asdict(sig), "reserved": True}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -109,9 +109,15 @@ class Signals:
         return any(d in self.robots_directives for d in when["robots_directives"])
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["reserved"] = self.reserved
-        return d
+        # By hand: dataclasses.asdict deep-copies field by field, ~8 us for every response.
+        return {
+            "tdm_reservation": self.tdm_reservation,
+            "tdm_policy": self.tdm_policy,
+            "tdm_source": self.tdm_source,
+            "robots_directives": list(self.robots_directives),
+            "directive_sources": list(self.directive_sources),
+            "reserved": self.reserved,
+        }
 
 
 _META = re.compile(r"<meta\b[^>]*>", re.IGNORECASE)
