@@ -21,6 +21,8 @@ _SEPARATORS = frozenset(" \t\n\r\u3000-－—.·•:：/()（）+＋")
 _COUNTRY_PREFIX = re.compile(r"^(?:(?:\+|＋|00)86[ \-]?|[+＋][1-9][0-9]{0,2}[ \-])")
 _GPS_DIGITS = re.compile(r"(\d+\.\d)\d+")
 _SEP_RX = re.compile("[" + re.escape("".join(sorted(_SEPARATORS))) + "]")
+_NON_SEP_RX = re.compile("[^" + re.escape("".join(sorted(_SEPARATORS))) + "]")
+_DROP_SEPARATORS = str.maketrans("", "", "".join(_SEPARATORS))
 
 
 def _keep_first_decimal(m: re.Match[str]) -> str:
@@ -36,18 +38,22 @@ def _mask_keep(value: str, first: int, last: int, star: str = "*") -> str:
         if n <= first + last:
             first, last = min(first, n // 3), min(last, n // 3)
         return value[:first] + star * (n - first - last) + (value[n - last :] if last else "")
-    n = len(value) - sum(1 for ch in value if ch in seps)
+    n = len(value.translate(_DROP_SEPARATORS))
     if n <= first + last:
         first, last = min(first, n // 3), min(last, n // 3)
-    out = []
-    k = 0  # index among significant characters
-    for ch in value:
-        if ch in seps:
-            out.append(ch)
-        else:
-            out.append(ch if k < first or k >= n - last else star)
+    # Walk in from each end past the characters kept; everything significant between is starred in one
+    # regex call, separators stay as written.
+    a = k = 0
+    while k < first:
+        if value[a] not in seps:
             k += 1
-    return "".join(out)
+        a += 1
+    b, k = len(value), 0
+    while k < last:
+        b -= 1
+        if value[b] not in seps:
+            k += 1
+    return value[:a] + _NON_SEP_RX.sub(star, value[a:b]) + value[b:]
 
 
 def mask_value(entity: str, value: str) -> str:
