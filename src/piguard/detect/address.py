@@ -123,6 +123,16 @@ def _is_cjk(c: str) -> bool:
     return "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf"
 
 
+@cache
+def _place_lengths_by_initial(places: frozenset[str]) -> dict[str, tuple[int, ...]]:
+    """For each first character of a gazetteer name, the lengths of the names it starts (most characters
+    start none, so most positions cost one dict lookup)."""
+    out: dict[str, set[int]] = {}
+    for p in places:
+        out.setdefault(p[:1], set()).add(len(p))
+    return {c: tuple(sorted(n, reverse=True)) for c, n in out.items()}
+
+
 class AddressDetector:
     """ADDRESS in Chinese and English text, by gazetteer and address grammar."""
 
@@ -154,9 +164,10 @@ class AddressDetector:
         has_house = (bool(units) and sum(len(u) for u in units) < e - s) or not units
         # Where does the address really start? At a known place inside the first unit, else after a cue.
         start = -1
-        places = d.places
+        places, by_initial = d.places, _place_lengths_by_initial(d.places)
         for p in range(s, max(first_unit_end - 1, s + 1)):
-            if any(text[p : p + n] in places for n in d.place_lengths if p + n <= e):
+            lengths = by_initial.get(text[p])
+            if lengths and any(text[p : p + n] in places for n in lengths if p + n <= e):
                 start = p
                 break
         cue_before = bool(d.rx_cue_before.search(text[max(0, s - 12) : s]))
