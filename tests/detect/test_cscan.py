@@ -146,3 +146,17 @@ def test_a_huge_single_token_and_surrogates() -> None:
     assert [text[h.start : h.end] for h in find_structured(text)] == ["13812345678"]
     reg = Registry([StructuredDetector()])
     assert [f.entity for f in scan_text(text, registry=reg)] == ["PHONE_NUMBER"]
+
+
+def test_threads_scan_at_once_and_agree() -> None:
+    """The engine releases the GIL while it scans: threads running it at once get the same answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [
+        f"客户{i} 手机 1381234{i:04d} 身份证 11010519491231002X 邮箱 u{i}@example.com\n" * 200 for i in range(8)
+    ]
+    alone = [find_structured_frame(t).rows() for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda t: find_structured_frame(t).rows(), texts))
+    assert together == alone
+    assert all(len(r) == 600 for r in alone)
