@@ -429,3 +429,15 @@ def test_bare_digit_runs_need_a_phone_word() -> None:
     assert spans("order number 9498777106, fax") == []
     # A bare 8-digit date after 出生 stays a date of birth.
     assert spans("出生 19900307") == [("DATE_OF_BIRTH", "19900307")]
+
+
+def test_a_word_right_after_the_number_names_it() -> None:
+    """Contact blocks often put the label after the number ("085 175 7641-Office", "416 60 039 fax")."""
+    assert spans("085 175 7641-Office\\,3660170548-Fax") == [
+        ("PHONE_NUMBER", "085 175 7641"),
+        ("PHONE_NUMBER", "3660170548"),
+    ]
+    assert spans("416 60 039 office") == [("PHONE_NUMBER", "416 60 039")]
+    # Not a label when the word runs on, or when a negative word stands before the number.
+    assert spans("416 60 039 officers") == []
+    assert spans("order no 416 60 039 office") == []

@@ -49,8 +49,8 @@ typedef struct {
     int bucket_n[1024];
 } WordSet;
 
-static WordSet g_neg, g_pos[N_ENT];
-static int g_has_pos[N_ENT];
+static WordSet g_neg, g_pos[N_ENT], g_after[N_ENT];
+static int g_has_pos[N_ENT], g_has_after[N_ENT];
 static int g_window = 24;
 static double g_boost = 0.15, g_penalty = 0.45;
 
@@ -1009,9 +1009,35 @@ static int last_word_end(const u32 *w, int wl, const WordSet *ws) {
     return -1;
 }
 
+/* A word right after the value that names it ("085 175 7641-Office"): up to two separators, then the word
+ * (case-insensitive); a word that starts with an ASCII letter must not run on into more letters. */
+static inline int is_after_sep(u32 c) {
+    return c == ' ' || c == '-' || c == '(' || c == 0xFF08 || c == ':' || c == 0xFF1A;
+}
+static int after_word(const u32 *t, ssz N, ssz end, const WordSet *ws) {
+    for (int k = 0; k <= 2; k++) {
+        ssz q = end + k;
+        if (k > 0 && (q - 1 >= N || !is_after_sep(t[q - 1]))) break;
+        for (int j = 0; j < ws->n; j++) {
+            const Word *x = &ws->words[j];
+            if (q + x->len > N) continue;
+            int ok = 1;
+            for (int m = 0; m < x->len && ok; m++) {
+                u32 c = t[q + m];
+                ok = ((c >= 'A' && c <= 'Z') ? c + 32 : c) == x->chars[m];
+            }
+            if (!ok) continue;
+            ssz r = q + x->len;
+            if (x->bounded && r < N && t[r] < 128 && is_alpha(t[r])) continue;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ContextRules.adjust_expr_frame for one candidate: the confidence, or -1 when it is dropped. */
 static int is_ws(u32 c);
-static double adjust(const u32 *t, ssz start, int entity, double conf, int needs) {
+static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double conf, int needs) {
     u32 w[256];
     ssz lo = start - g_window;
     if (lo < 0) lo = 0;
@@ -1035,7 +1061,8 @@ static double adjust(const u32 *t, ssz start, int entity, double conf, int needs
     }
     int neg = last_word_end(w, wl, &g_neg);
     int pos = g_has_pos[entity] ? last_word_end(w, wl, &g_pos[entity]) : -1;
-    int has_pos = pos >= 0 && (neg < 0 || pos >= neg);
+    int has_pos = (pos >= 0 && (neg < 0 || pos >= neg)) ||
+                  (neg < 0 && g_has_after[entity] && after_word(t, N, start + len, &g_after[entity]));
     if (has_pos) return needs ? (conf > 0.85 ? conf : 0.85) : (conf + g_boost > 1.0 ? 1.0 : conf + g_boost);
     if (needs) return -1;
     if (neg >= 0) return conf - g_penalty < 0 ? 0.0 : conf - g_penalty;
@@ -1073,12 +1100,12 @@ static void push(Hits *h, int ent, ssz s, ssz e, double c) {
 
 static void emit(Hits *h, const u32 *t, ssz N, ssz start, int len, const Verdict *v) {
     ssz end = start + len;
-    double c = adjust(t, start, v->main, v->conf, v->needs);
+    double c = adjust(t, N, start, len, v->main, v->conf, v->needs);
     /* a plate glued to more letters or digits is part of a longer code */
     int glued = end < N && t[end] < 128 && is_alnum(t[end]);
     if (c >= 0 && !(v->main == E_PLATE && glued)) push(h, v->main, start, end, c);
     if (v->alt != E_NONE) {
-        c = adjust(t, start, v->alt, v->alt_conf, 1);
+        c = adjust(t, N, start, len, v->alt, v->alt_conf, 1);
         if (c >= 0 && !(v->alt == E_PLATE && glued)) push(h, v->alt, start, end, c);
     }
 }
@@ -1261,7 +1288,7 @@ static PyObject *py_classify_arrow(PyObject *Py_UNUSED(self), PyObject *args) {
         E[i] = E_NONE; C[i] = 0.0; X[i] = 0;
         if (a < 0 || b < a || b > data.len) { bad = 1; break; }
         ssz nb = (ssz)(b - a);
-        if (nb < MIN_CANDIDATE) continue; /* nothing we detect is shorter than six characters */
+        if (nb == 0) continue; /* (short cells still count: "::1" is an IPv6 address) */
         if (nb > cap) {
             u32 *g = malloc(nb * sizeof(u32));
             if (!g) { bad = 2; break; }
@@ -1332,20 +1359,20 @@ static int load_words(PyObject *list, WordSet *ws) {
     return 0;
 }
 
-/* configure(regions, mobile, imei_rb, intl, today, window, boost, penalty, negative, positive)
+/* configure(regions, mobile, imei_rb, intl, today, window, boost, penalty, negative, positive, after)
  * regions: bytes of 1,000,000 flags; mobile: 1000 flags; imei_rb: 100 flags; intl: 32,000 flags;
- * negative: list[str]; positive: list of N_ENT lists of str (lowercased, longest first). Called once. */
+ * negative: list[str]; positive, after: lists of N_ENT lists of str (lowercased, longest first). Called once. */
 static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_buffer reg, mob, rb, intl;
     int today, window;
     double boost, penalty;
-    PyObject *neg, *pos;
+    PyObject *neg, *pos, *after;
     if (g_configured) Py_RETURN_NONE;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*iiddO!O!", &reg, &mob, &rb, &intl, &today, &window, &boost, &penalty,
-                          &PyList_Type, &neg, &PyList_Type, &pos))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*iiddO!O!O!", &reg, &mob, &rb, &intl, &today, &window, &boost, &penalty,
+                          &PyList_Type, &neg, &PyList_Type, &pos, &PyList_Type, &after))
         return NULL;
     int ok = reg.len == 1000000 && mob.len == 1000 && rb.len == 100 && intl.len == 32000 &&
-             PyList_Size(pos) == N_ENT && window > 0 && window <= 256;
+             PyList_Size(pos) == N_ENT && PyList_Size(after) == N_ENT && window > 0 && window <= 256;
     if (ok) {
         g_region = malloc(1000000);
         if (g_region) memcpy(g_region, reg.buf, 1000000);
@@ -1366,6 +1393,10 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
         if (!PyList_Check(l)) { PyErr_SetString(PyExc_TypeError, "positive words: a list per entity"); return NULL; }
         if (load_words(l, &g_pos[e]) < 0) return NULL;
         g_has_pos[e] = g_pos[e].n > 0;
+        PyObject *a = PyList_GetItem(after, e);
+        if (!PyList_Check(a)) { PyErr_SetString(PyExc_TypeError, "after words: a list per entity"); return NULL; }
+        if (load_words(a, &g_after[e]) < 0) return NULL;
+        g_has_after[e] = g_after[e].n > 0;
     }
     for (unsigned i = 0; i < sizeof PROVINCES / sizeof *PROVINCES; i++) g_prov[PROVINCES[i] - 0x4E00] = 1;
     init_uscc();

@@ -61,6 +61,10 @@ class ContextRules:
     # compiled engine.
     negative_words: tuple[str, ...] = ()
     positive_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Words that name the value from right after it ("085 175 7641-Office", "416 60 039 fax"): up to two
+    # separators, then the word; they count when no negative word stands before the value.
+    after_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    after_pattern: dict[str, str] = field(default_factory=dict)
 
     def adjust_expr_frame(self, hits: pl.DataFrame) -> pl.Series:
         """``adjust`` for every row of ``hits`` (columns ``l`` line text, ``cil`` char offset in the line,
@@ -77,7 +81,8 @@ class ContextRules:
         if "prev" in hits.columns:
             above = pl.col("prev").str.slice(-self.window)
             win = pl.when(alone & pl.col("prev").is_not_null()).then(above).otherwise(win)
-        frame = hits.select("entity", "confidence", "needs_context", w=win).with_row_index("_i")
+        after = pl.col("l").str.slice(pl.col("cil") + pl.col("n").str.len_chars(), AFTER_REACH)
+        frame = hits.select("entity", "confidence", "needs_context", w=win, a=after).with_row_index("_i")
         frame = frame.with_columns(wlen=pl.col("w").str.len_bytes())
         rest_len = pl.col("w").str.replace(self.negative_last, "").str.len_bytes()
         frame = frame.with_columns(neg=pl.when(rest_len < pl.col("wlen")).then(rest_len))
@@ -86,12 +91,17 @@ class ContextRules:
             pat = self.positive_last.get(str(ent))
             if pat:
                 rest = pl.col("w").str.replace(pat, "").str.len_bytes()
-                parts.append(part.with_columns(pos=pl.when(rest < pl.col("wlen")).then(rest)))
+                part = part.with_columns(pos=pl.when(rest < pl.col("wlen")).then(rest))
             else:
-                parts.append(part.with_columns(pos=pl.lit(None, dtype=pl.UInt32)))
+                part = part.with_columns(pos=pl.lit(None, dtype=pl.UInt32))
+            apat = self.after_pattern.get(str(ent))
+            aft = pl.col("a").str.contains(apat).fill_null(False) if apat else pl.lit(False)
+            parts.append(part.with_columns(aft=aft))
         frame = pl.concat(parts).sort("_i")
         # A smaller remainder is a nearer word; ties go to the positive word.
-        has_pos = pl.col("pos").is_not_null() & (pl.col("neg").is_null() | (pl.col("pos") <= pl.col("neg")))
+        has_pos = (
+            pl.col("pos").is_not_null() & (pl.col("neg").is_null() | (pl.col("pos") <= pl.col("neg")))
+        ) | (pl.col("aft") & pl.col("neg").is_null())
         has_neg = pl.col("neg").is_not_null() & ~has_pos
         c, need = pl.col("confidence"), pl.col("needs_context")
         out = (
@@ -121,7 +131,24 @@ def context_rules() -> ContextRules:
         positive_last={k: _last_match_pattern(v) for k, v in raw["positive"].items()},
         negative_words=_ordered(raw["negative"]),
         positive_words={k: _ordered(v) for k, v in raw["positive"].items()},
+        after_words={k: _ordered(v) for k, v in raw.get("positive_after", {}).items()},
+        after_pattern={k: _after_pattern(v) for k, v in raw.get("positive_after", {}).items()},
     )
+
+
+AFTER_REACH = 16  # characters after a value read for an after-word (two separators and the word)
+AFTER_SEPARATORS = " -(（:："
+
+
+def _after_pattern(words: list[str]) -> str:
+    """A Rust regex for "up to two separators, then one of the words" at the start of the text after a
+    value, case-insensitively; an ASCII word must not run on into more letters."""
+    seps = "".join(_rust_escape(c) for c in AFTER_SEPARATORS)
+    alts = []
+    for w in sorted(set(words), key=len, reverse=True):
+        esc = _rust_escape(w.lower())
+        alts.append(f"{esc}(?:$|[^a-z])" if w[:1].isascii() and w[:1].isalpha() else esc)
+    return f"(?is)^[{seps}]{{0,2}}(?:" + "|".join(alts) + ")"
 
 
 def _ordered(words: list[str]) -> tuple[str, ...]:

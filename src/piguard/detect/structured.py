@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from piguard.detect.context import ContextRules, context_rules
+from piguard.detect.context import AFTER_REACH, ContextRules, context_rules
 
 # --- character classes ---------------------------------------------------------------------------------
 _D = "[0-9０-９]"
@@ -573,7 +573,7 @@ def _locate_long(frame: pl.DataFrame) -> pl.DataFrame:
             e = s + len(tok)
             ws = max(0, s - _CONTEXT_REACH)
             li.append(line_no)
-            ls.append(line[ws : e + 1])
+            ls.append(line[ws : e + AFTER_REACH])  # the character after a plate, the words after a value
             lcs.append(line_start + ws)
             ts.append(tok)
             starts.append(line_start + s)
@@ -838,5 +838,6 @@ def _engine() -> ModuleType | None:
         rules.penalty,
         list(rules.negative_words),
         [list(rules.positive_words.get(e, ())) for e in ENGINE_ENTITIES],
+        [list(rules.after_words.get(e, ())) for e in ENGINE_ENTITIES],
     )
     return _cscan
