@@ -218,3 +218,22 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert len(jsonl(res.stdout)) >= 3
+
+
+def test_jsonl_lines_survive_awkward_paths_and_values() -> None:
+    """Each JSONL line is valid JSON with the contract's keys in order, whatever the path or mask holds
+    (quotes, backslashes, control characters, line separators, non-BMP characters)."""
+    from piguard.report import JSONL_KEYS, finding_line
+
+    for path, masked in [
+        ("a.txt", "138****5678"),
+        ('路径/"引号"\\x\t.log', 'a"b\\c\n'),
+        ("😀/\u2028.txt", "张**"),
+    ]:
+        row = {
+            "path": path, "line": 7, "start": 120, "end": 131, "entity": "PHONE_NUMBER",
+            "confidence": 0.95, "sensitive": False, "masked": masked, "detector": "structured",
+        }  # fmt: skip
+        line = finding_line(row)
+        assert "\n" not in line
+        assert list(json.loads(line).items()) == [(k, row[k]) for k in JSONL_KEYS]

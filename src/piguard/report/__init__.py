@@ -80,8 +80,21 @@ class ScanSummary:
 
 
 def finding_line(row: FindingRow) -> str:
-    keys = (*JSONL_KEYS, "value") if "value" in row else JSONL_KEYS
-    return json.dumps({k: row[k] for k in keys}, ensure_ascii=False)
+    """One finding as a JSON object (the JSONL contract's keys, in order). Written out by hand with the json
+    module's C string encoder: a dict through ``json.dumps`` cost ~6 us a finding, most of a dense scan."""
+    if "value" in row:
+        return json.dumps({k: row[k] for k in (*JSONL_KEYS, "value")}, ensure_ascii=False)
+    conf = row["confidence"]
+    return (
+        f'{{"path": {_json_str(row["path"])}, "line": {int(row["line"])}, "start": {int(row["start"])}, '
+        f'"end": {int(row["end"])}, "entity": {_json_str(row["entity"])}, '
+        f'"confidence": {repr(conf) if type(conf) is float and conf - conf == 0 else json.dumps(conf)}, '
+        f'"sensitive": {"true" if row["sensitive"] else "false"}, "masked": {_json_str(row["masked"])}, '
+        f'"detector": {_json_str(row["detector"])}}}'
+    )
+
+
+_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated, ensure_ascii=False
 
 
 class JsonlWriter:
