@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean sanitize
 
 $(STAMP): pyproject.toml src/piguard/detect/_cscan.c
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/crawl_bench.py
 	$(BIN)/python benchmarks/datamap_bench.py
 	$(BIN)/python benchmarks/scan_memory.py
+
+# The compiled engine under AddressSanitizer and UBSan, on the engine's tests (then built plain again).
+sanitize: $(STAMP)
+	gcc -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -shared -fPIC \
+		-I$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['include'])") \
+		src/piguard/detect/_cscan.c \
+		-o src/piguard/detect/_cscan$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/detect/test_cscan.py tests/detect/test_structured.py; \
+		status=$$?; $(BIN)/pip install -q -e '.[dev,spark]'; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
