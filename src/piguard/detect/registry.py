@@ -2,7 +2,7 @@
 
 Like Presidio's recognizer registry, every detector answers one question -- where in this text are my
 entities -- and the registry runs them all and settles overlaps. Unlike Presidio, the built-in structured
-family is one vectorized pass, not one regex per recognizer.
+family is one compiled pass, not one regex per recognizer.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""Vectorized detection of structured personal information (IDs, phones, cards, addresses on the wire...).
+"""Detection of structured personal information (IDs, phones, cards, plates, addresses on the wire...).
 
-How it is fast: one pass of a single Rust regex (through polars) cuts the text into *candidate tokens*;
-every candidate is then classified and validated column-wise (check digits, Luhn, region codes, birth
-dates) with polars expressions, so Python never loops over characters and only touches candidates to
-locate them and read their context. The same classifier serves table columns (``classify_values``).
+Two engines implement one set of rules:
 
-Python's ``re`` scans this kind of pattern at 25-55 MB/s on mixed Chinese text; Rust's regex DFA does the
-whole alternation at roughly 200 MB/s, which is why the candidate pass goes through polars.
+* the **compiled engine** (``_cscan.c``, configured by ``_engine()`` with this module's tables) does
+  tokenizing, classification, validation and context in one pass over the text's code points; it is what
+  ``find_structured``, ``find_structured_frame`` and ``classify_values`` use when it is built;
+* the **reference engine** below states the rules as polars expressions: one pass of a single Rust regex
+  cuts the text into *candidate tokens*, then every candidate is classified and validated column-wise
+  (check digits, Luhn, region codes, birth dates). It is the readable definition, the fallback when the
+  extension is not built, and the oracle that ``tests/detect/test_cscan.py`` holds the compiled engine to.
+
+A rule change is made in both (the differential test shows any text they disagree on).
 """
 
 from __future__ import annotations
