@@ -98,6 +98,7 @@ CHUNKS = [
     "-Office",
     " fax",
     "(mobile)",
+    "x4587",
 ]
 
 

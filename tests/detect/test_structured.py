@@ -441,3 +441,10 @@ def test_a_word_right_after_the_number_names_it() -> None:
     # Not a label when the word runs on, or when a negative word stands before the number.
     assert spans("416 60 039 officers") == []
     assert spans("order no 416 60 039 office") == []
+
+
+def test_a_number_with_an_extension_is_found_without_it() -> None:
+    assert spans("Fax: 345-899-3560x4587") == [("PHONE_NUMBER", "345-899-3560")]
+    assert spans("Desk: +1-903-140-4508x769") == [("PHONE_NUMBER", "+1-903-140-4508")]
+    # A screen size is no phone number.
+    assert spans("display 1920x1080, phone case") == []

@@ -1112,10 +1112,12 @@ static void emit(Hits *h, const u32 *t, ssz N, ssz start, int len, const Verdict
 
 #define MIN_CANDIDATE 6
 
-/* [A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z] anywhere */
+/* [A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]|[0-9][xX][0-9] anywhere (letters glued to a long digit run, or a
+ * telephone extension: "345-899-3560x4587") */
 static int letter_glued(const u32 *n, int len) {
     int digits = 0;
     for (int i = 0; i < len; i++) {
+        if (i + 2 < len && is_digit(n[i]) && (n[i + 1] | 0x20) == 'x' && is_digit(n[i + 2])) return 1;
         if (is_digit(n[i])) {
             digits++;
             if (digits >= 6 && ((i - 6 >= 0 && is_alpha(n[i - 6])) || (i + 1 < len && is_alpha(n[i + 1])))) return 1;

@@ -641,8 +641,9 @@ def _relocate(toks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-# Tokens worth a second chance when whole they are nothing: spaces, or letters glued to a long digit run.
-_SUB_SPLIT = r"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]"
+# Tokens worth a second chance when whole they are nothing: spaces, letters glued to a long digit run, or an
+# extension written after the number (3560x4587).
+_SUB_SPLIT = r"[A-Za-z][0-9]{6}|[0-9]{6}[A-Za-z]|[0-9][xX][0-9]"  # the last: an extension, 3560x4587
 _DIGIT_RUN = r"[0-9]{17}[Xx]|\+?[0-9](?:[0-9]|[\-.:/ ][0-9])*"  # an ID's check 'X' stays with it
 _DIGIT_RUN_RX = re.compile(_DIGIT_RUN)
 
