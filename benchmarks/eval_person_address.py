@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "pii-eval"
@@ -177,7 +178,7 @@ def jionlp_runner() -> Runner | None:
     except ImportError:
         return None
 
-    def safe(fn: Callable[..., list[dict[str, object]]], text: str) -> list[dict[str, object]]:
+    def safe(fn: Callable[..., list[dict[str, Any]]], text: str) -> list[dict[str, Any]]:
         try:
             return fn(text, detail=True)
         except (AttributeError, IndexError, ValueError):  # jionlp crashes on some inputs; count as no finding
@@ -186,10 +187,10 @@ def jionlp_runner() -> Runner | None:
     def run(text: str) -> list[tuple[str, int, int]]:
         out: list[tuple[str, int, int]] = []
         for item in safe(jio.extract_phone_number, text):
-            s, e = item["offset"]  # type: ignore[misc]
+            s, e = item["offset"]
             out.append(("PHONE_NUMBER", s, e))
         for item in safe(jio.extract_email, text):
-            s, e = item["offset"]  # type: ignore[misc]
+            s, e = item["offset"]
             out.append(("EMAIL_ADDRESS", s, e))
         # jionlp has no name or address extractor for free text (its location parser reads one address).
         return out

@@ -67,7 +67,6 @@ def findings_from_hits(
     base_line: int = 1,
 ) -> list[Finding]:
     """Threshold, filter, mask and locate (line numbers) raw hits."""
-    info = _entity_info()
     if entities is not None:
         selected = [h for h in hits if h.confidence >= min_confidence and h.entity in entities]
     elif include_non_personal:
@@ -80,7 +79,7 @@ def findings_from_hits(
     line = base_line
     pos = 0
     count = text.count
-    sensitive = {e: s for e, (_p, s) in info.items()}
+    sensitive = _sensitive()
     rounded = _ROUNDED  # round(x, 3) costs ~0.3 us; detectors emit few distinct confidences
     for h in resolve_overlaps(selected) if len(selected) > 1 else selected:
         start, end, entity, conf = h.start, h.end, h.entity, h.confidence
@@ -112,6 +111,11 @@ _ROUNDED: dict[float, float] = {}
 @cache
 def _non_personal() -> frozenset[str]:
     return frozenset(e for e, (personal, _s) in _entity_info().items() if not personal)
+
+
+@cache
+def _sensitive() -> dict[str, bool]:
+    return {e: sensitive for e, (_p, sensitive) in _entity_info().items()}
 
 
 @cache

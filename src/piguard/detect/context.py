@@ -22,13 +22,22 @@ import polars as pl
 import yaml
 
 
+def _ordered(words: list[str]) -> tuple[str, ...]:
+    """Lowercased, longest first, so '订单号' wins over '订单' (the order every pattern tries the words in,
+    and the order the compiled engine receives them)."""
+    return tuple(w.lower() for w in sorted(set(words), key=len, reverse=True))
+
+
+def _bounded(word: str) -> bool:
+    # An ASCII word must not be the tail of a longer word ('ip' in 'zip').
+    return word[:1].isascii() and word[:1].isalpha()
+
+
 def _alternation(words: list[str]) -> re.Pattern[str]:
-    # Longest first so '订单号' wins over '订单'; ASCII words need a word boundary on the left.
-    parts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        esc = re.escape(w.lower())
-        parts.append(rf"(?<![a-z]){esc}" if w[:1].isascii() and w[:1].isalpha() else esc)
-    return re.compile("|".join(parts))
+    """Python regex for any of ``words`` (lowercased text); ASCII words need a non-letter on their left."""
+    return re.compile(
+        "|".join(rf"(?<![a-z]){re.escape(w)}" if _bounded(w) else re.escape(w) for w in _ordered(words))
+    )
 
 
 _RUST_META = set(r"\.+*?()|[]{}^$#&-~")
@@ -41,11 +50,8 @@ def _rust_escape(s: str) -> str:
 def _last_match_pattern(words: list[str]) -> str:
     """A Rust regex that matches from the start of a window through the end of the LAST context word in
     it (greedy prefix), case-insensitively; ASCII words need a non-letter (or the start) on their left."""
-    parts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        esc = _rust_escape(w.lower())
-        parts.append(f"(?:^|[^a-z]){esc}" if w[:1].isascii() and w[:1].isalpha() else esc)
-    return "(?is)^.*(?:" + "|".join(parts) + ")"
+    alts = (f"(?:^|[^a-z]){_rust_escape(w)}" if _bounded(w) else _rust_escape(w) for w in _ordered(words))
+    return "(?is)^.*(?:" + "|".join(alts) + ")"
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,6 @@ class ContextRules:
     window: int
     boost: float
     penalty: float
-    negative: re.Pattern[str]
-    positive: dict[str, re.Pattern[str]]
     negative_last: str = ""
     positive_last: dict[str, str] = field(default_factory=dict)
     # The words themselves, lowercased and longest first (the order the patterns try them), for the
@@ -125,8 +129,6 @@ def context_rules() -> ContextRules:
         window=int(raw["window"]),
         boost=float(raw["boost"]),
         penalty=float(raw["penalty"]),
-        negative=_alternation(raw["negative"]),
-        positive={k: _alternation(v) for k, v in raw["positive"].items()},
         negative_last=_last_match_pattern(raw["negative"]),
         positive_last={k: _last_match_pattern(v) for k, v in raw["positive"].items()},
         negative_words=_ordered(raw["negative"]),
@@ -144,12 +146,5 @@ def _after_pattern(words: list[str]) -> str:
     """A Rust regex for "up to two separators, then one of the words" at the start of the text after a
     value, case-insensitively; an ASCII word must not run on into more letters."""
     seps = "".join(_rust_escape(c) for c in AFTER_SEPARATORS)
-    alts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        esc = _rust_escape(w.lower())
-        alts.append(f"{esc}(?:$|[^a-z])" if w[:1].isascii() and w[:1].isalpha() else esc)
+    alts = (f"{_rust_escape(w)}(?:$|[^a-z])" if _bounded(w) else _rust_escape(w) for w in _ordered(words))
     return f"(?is)^[{seps}]{{0,2}}(?:" + "|".join(alts) + ")"
-
-
-def _ordered(words: list[str]) -> tuple[str, ...]:
-    return tuple(w.lower() for w in sorted(set(words), key=len, reverse=True))

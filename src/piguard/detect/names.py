@@ -145,7 +145,8 @@ def _surname_len(d: _Data, text: str, i: int) -> int:
 
 
 @cache
-def _any_title_rx(titles: tuple[str, ...]) -> re.Pattern[str]:
+def _any_title(titles: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for "a title starts here" (one C call instead of a startswith per title)."""
     return re.compile(_alt(list(titles)))
 
 
@@ -153,11 +154,6 @@ def _any_title_rx(titles: tuple[str, ...]) -> re.Pattern[str]:
 def _codes(chars: frozenset[str]) -> np.ndarray:
     """Code points of a set of single characters, for vectorized membership tests."""
     return np.array(sorted(ord(c) for c in chars if len(c) == 1), dtype=np.uint32)
-
-
-def _any_title(d: _Data) -> re.Pattern[str]:
-    """One regex for "a title starts here" (one C call instead of a startswith per title)."""
-    return _any_title_rx(d.titles)
 
 
 def _name_after_context(d: _Data, text: str, i: int, strong: bool) -> int:
@@ -181,7 +177,7 @@ def _name_after_context(d: _Data, text: str, i: int, strong: bool) -> int:
     j += 1
     if j < n and _cjk(text[j]) and text[j] not in d.stop:
         bounded = j + 1 >= n or not _cjk(text[j + 1]) or text[j + 1] in d.stop
-        title_next = _any_title(d).match(text, j + 1) is not None
+        title_next = _any_title(d.titles).match(text, j + 1) is not None
         if text[j] in d.given or bounded or title_next:
             j += 1
     return j
@@ -488,9 +484,9 @@ def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
             continue
         before = text[s - 1] if s else ""
         after = text[e] if e < n else ""
-        if not (before == "" or _cjk(before) or before in "，、：:“”\"（(") or (after and after.isdigit()):
+        if not (before == "" or _cjk(before) or before in '，、：:“”"（(') or (after and after.isdigit()):
             continue
-        if not (after == "" or _cjk(after) or after in "，、。：:”\"）)"):
+        if not (after == "" or _cjk(after) or after in '，、。：:”"）)'):
             continue
         tok = text[s:e]
         capitalised = tok[0].isupper() and any(c.islower() for c in tok[1:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import IO, Any
 
 from piguard import __version__, taxonomy
@@ -94,7 +95,7 @@ def finding_line(row: FindingRow) -> str:
     )
 
 
-_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated, ensure_ascii=False
+_json_str = encode_basestring  # C-accelerated; what json.dumps uses with ensure_ascii=False
 
 
 class JsonlWriter:
