@@ -28,6 +28,7 @@ class ScanOptions:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     include_non_personal: bool = False
     detector_files: tuple[str, ...] = ()
+    model_dirs: tuple[str, ...] = ()  # adapted models, in place of the detectors for their entities
     with_values: bool = False  # only when the user explicitly asks for unmasked output
     workers: int = 0  # 0: one per core
 
@@ -45,18 +46,21 @@ class FileEvent:
     note: str | None = None
 
 
-_registry_cache: dict[tuple[str, ...], Registry] = {}
+_registry_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], Registry] = {}
 
 
 def _registry(opts: ScanOptions) -> Registry:
-    if not opts.detector_files:
+    if not opts.detector_files and not opts.model_dirs:
         return default_registry()
-    reg = _registry_cache.get(opts.detector_files)
+    key = (opts.detector_files, opts.model_dirs)
+    reg = _registry_cache.get(key)
     if reg is None:
         reg = Registry.default()
+        for m in opts.model_dirs:
+            reg.use_model(m)
         for f in opts.detector_files:
             reg.load_yaml(f)
-        _registry_cache[opts.detector_files] = reg
+        _registry_cache[key] = reg
     return reg
 
 

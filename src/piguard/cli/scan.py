@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from piguard import taxonomy
 from piguard.detect import DEFAULT_MIN_CONFIDENCE, DetectorConfigError, load_detector_file
+from piguard.detect.adapted import ModelError, load_model
 from piguard.pipeline import FileEvent, ScanOptions, scan_paths
 from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
 from piguard.sources.files import Skip, iter_paths
@@ -71,6 +72,11 @@ def scan(
     detectors: list[Path] = typer.Option(
         [], "--detectors", help="YAML file of extra detectors (repeatable)."
     ),
+    models: list[Path] = typer.Option(
+        [],
+        "--model",
+        help="Adapted model directory (piguard model train); replaces the detectors for its entities.",
+    ),
     include_non_personal: bool = typer.Option(
         False, "--include-non-personal", help="Also report organisation identifiers (CN_USCC)."
     ),
@@ -105,6 +111,11 @@ def scan(
             load_detector_file(d)
         except DetectorConfigError as exc:
             raise _fail(str(exc)) from None
+    for m in models:
+        try:
+            load_model(str(m.resolve()))
+        except ModelError as exc:
+            raise _fail(str(exc)) from None
 
     tables = _table_api()
     table_targets: list[str] = []
@@ -122,6 +133,7 @@ def scan(
         min_confidence=min_confidence,
         include_non_personal=include_non_personal,
         detector_files=tuple(str(d) for d in detectors),
+        model_dirs=tuple(str(m.resolve()) for m in models),
         with_values=unmasked,
         workers=workers,
     )

