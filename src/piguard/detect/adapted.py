@@ -8,8 +8,8 @@ and reports its spans as findings. The model lives where the user saved it, neve
 learned from someone's labelled data carry that data's licence.
 
 A model directory holds ``model.json`` (what it is, what it was trained on, its held-out scores) and one
-``member-K/`` per ensemble member (``encoder.onnx`` and ``crf.npz``). With several members a span is
-reported when most of them find it, with the members' mean probability as its confidence.
+``member-K/`` per ensemble member (``encoder.onnx`` and ``crf.npz``). With several members a span's
+confidence is the members' mean probability of it.
 """
 
 from __future__ import annotations
@@ -118,28 +118,36 @@ class AdaptedModel:
         self.entities = tuple(lab for lab in labels if lab in known)
 
     def tag(self, texts: list[str], batch: int = 32) -> list[list[TaggedSpan]]:
-        """Labelled spans per text (offsets into that text), every label the model knows."""
+        """Labelled spans per text (offsets into that text), every label the model knows.
+
+        Candidates are the spans any member's best path holds; each one's probability is the members' mean
+        probability of exactly that span (so with several members a span one of them alone found scores low,
+        and ``min_confidence`` decides)."""
         out: list[list[TaggedSpan]] = [[] for _ in texts]
         order = sorted((i for i in range(len(texts)) if texts[i]), key=lambda i: len(texts[i]))
-        need = len(self._members) // 2 + 1
         for k in range(0, len(order), batch):
             idx = order[k : k + batch]
             ids, lengths = _lac.encode_batch([texts[i] for i in idx], self._vocab, self._q2b, self._oov)
-            votes: list[dict[tuple[int, int, str], list[float]]] = [{} for _ in idx]
+            reads = []
             for member in self._members:
                 em = member.emissions(ids, lengths)
-                paths = _lac.viterbi(em, member.trans, lengths)
-                post = _lac.posteriors(em, member.trans, lengths)
-                for j in range(len(idx)):
-                    for s, e, label in _runs(paths[j].tolist(), self.tags):
-                        p = _span_probability(post[j], self.tags, s, e, label, int(lengths[j]))
-                        votes[j].setdefault((s, e, label), []).append(p)
-            n = len(self._members)
+                reads.append(
+                    (_lac.viterbi(em, member.trans, lengths), _lac.posteriors(em, member.trans, lengths))
+                )
             for j, i in enumerate(idx):
+                n = int(lengths[j])
+                candidates = sorted(
+                    {span for paths, _ in reads for span in _runs(paths[j].tolist(), self.tags)}
+                )
                 out[i] = [
-                    TaggedSpan(s, e, label, sum(ps) / n)
-                    for (s, e, label), ps in sorted(votes[j].items())
-                    if len(ps) >= need
+                    TaggedSpan(
+                        s,
+                        e,
+                        label,
+                        sum(_span_probability(post[j], self.tags, s, e, label, n) for _, post in reads)
+                        / len(reads),
+                    )
+                    for s, e, label in candidates
                 ]
         return out
 
@@ -207,6 +215,11 @@ class AdaptedDetector:
         self.model = load_model(str(Path(directory).resolve()))
         self.name = f"model:{self.model.manifest.get('name') or self.model.directory.name}"
         self.entities = self.model.entities
+        if not self.entities:
+            raise ModelError(
+                f"{self.model.directory}: reports no piguard entity "
+                f"(labels: {', '.join(self.model.labels)}); label spans PERSON, ADDRESS, ... to train one"
+            )
 
     def find(self, text: str) -> list[RawHit]:
         wanted = set(self.entities)
