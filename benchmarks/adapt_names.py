@@ -27,25 +27,6 @@ CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
 ENTITIES = ("PERSON", "ADDRESS")
 
 
-def strict(pred: list[set[tuple[int, int, str]]], gold: list[set[tuple[int, int, str]]]) -> dict[str, dict]:
-    out = {}
-    for ent in ENTITIES:
-        tp = sum(len({x for x in p if x[2] == ent} & g) for p, g in zip(pred, gold, strict=True))
-        np_ = sum(1 for p in pred for x in p if x[2] == ent)
-        ng = sum(1 for g in gold for x in g if x[2] == ent)
-        prec, rec = (tp / np_ if np_ else 0.0), (tp / ng if ng else 0.0)
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        out[ent] = {
-            "precision": round(prec, 4),
-            "recall": round(rec, 4),
-            "f1": round(f1, 4),
-            "gold": ng,
-            "predicted": np_,
-            "tp": tp,
-        }
-    return out
-
-
 def run_scan(texts: list[str], registry) -> tuple[list[set[tuple[int, int, str]]], float]:
     from piguard.detect import scan_text
 
@@ -90,7 +71,7 @@ def main() -> int:
         return 2
 
     from piguard.detect import Registry
-    from piguard.detect.adapt_train import TrainSettings, train_model
+    from piguard.detect.adapt_train import TrainSettings, strict_scores, train_model
     from piguard.detect.labelled import read_labelled
 
     train = read_labelled([CLUENER / "train.json"]).examples
@@ -129,7 +110,7 @@ def main() -> int:
         results[set_name] = {"mb": round(size, 3), "documents": len(texts)}
         for label, reg in registries.items():
             pred, dt = run_scan(texts, reg)
-            s = strict(pred, gold)
+            s = strict_scores(pred, gold, ENTITIES)
             results[set_name][label] = {"scores": s, "seconds": round(dt, 2), "mb_per_s": round(size / dt, 3)}
             print(
                 f"== {set_name:11s} {label:8s} {size / dt:6.3f} MB/s   "

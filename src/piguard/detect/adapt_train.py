@@ -372,23 +372,31 @@ def _version(dist: str) -> str | None:
 def score(
     model: AdaptedModel, examples: Sequence[LabelledText], min_probability: float = DEFAULT_MIN_CONFIDENCE
 ) -> dict[str, dict[str, float]]:
-    """Strict span scores per label (a prediction counts when label, start and end all match), of the spans
-    a scan would report (probability at least ``min_probability``)."""
+    """Strict span scores per label of the spans a scan would report (probability ``min_probability``+)."""
+    predicted = [
+        {(s.start, s.end, s.label) for s in spans if s.probability >= min_probability}
+        for spans in model.tag([ex.text for ex in examples])
+    ]
+    return strict_scores(predicted, [set(ex.spans) for ex in examples])
+
+
+def strict_scores(
+    predicted: Sequence[set[tuple[int, int, str]]],
+    gold: Sequence[set[tuple[int, int, str]]],
+    labels: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Precision, recall and F1 per label over documents of (start, end, label) spans; a prediction counts
+    only when label, start and end all match a gold span. ``labels``: those to report (default: all seen)."""
     tp: dict[str, int] = {}
     pred: dict[str, int] = {}
-    gold: dict[str, int] = {}
-    for ex, spans in zip(examples, model.tag([ex.text for ex in examples]), strict=True):
-        g = {(s, e, lab) for s, e, lab in ex.spans}
-        p = {(s.start, s.end, s.label) for s in spans if s.probability >= min_probability}
-        for _, _, lab in g:
-            gold[lab] = gold.get(lab, 0) + 1
-        for _, _, lab in p:
-            pred[lab] = pred.get(lab, 0) + 1
-        for _, _, lab in g & p:
-            tp[lab] = tp.get(lab, 0) + 1
+    want: dict[str, int] = {}
+    for p, g in zip(predicted, gold, strict=True):
+        for counts, spans in ((want, g), (pred, p), (tp, g & p)):
+            for _, _, lab in spans:
+                counts[lab] = counts.get(lab, 0) + 1
     out: dict[str, dict[str, float]] = {}
-    for lab in sorted(set(gold) | set(pred)):
-        t, np_, ng = tp.get(lab, 0), pred.get(lab, 0), gold.get(lab, 0)
+    for lab in labels if labels is not None else sorted(set(want) | set(pred)):
+        t, np_, ng = tp.get(lab, 0), pred.get(lab, 0), want.get(lab, 0)
         prec = t / np_ if np_ else 0.0
         rec = t / ng if ng else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
@@ -410,5 +418,6 @@ __all__ = [
     "TrainingUnavailable",
     "score",
     "split_holdout",
+    "strict_scores",
     "train_model",
 ]
