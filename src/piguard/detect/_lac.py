@@ -183,7 +183,7 @@ def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> li
     for t in range(1, width):
         cand = score[:, :, None] + trans[None, :, :]
         best = cand.argmax(axis=1)
-        new = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :] + emissions[:, t, :]
+        new = cand.max(axis=1) + emissions[:, t, :]
         live = (t < lengths)[:, None]
         score = np.where(live, new, score)
         back[:, t, :] = best
