@@ -270,3 +270,24 @@ def test_cli_refuses_a_bad_model_in_one_line(tmp_path: Path) -> None:
     assert res.output.strip().splitlines() == [
         f"piguard scan: {tmp_path}: not a piguard model (no model.json)"
     ]
+
+
+def test_training_without_the_adapt_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import util
+
+    from piguard.detect import adapt_train
+
+    real = util.find_spec
+    monkeypatch.setattr(adapt_train.util, "find_spec", lambda name: None if name == "onnx" else real(name))
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        json.dumps({"text": "王总说", "spans": [{"start": 0, "end": 2, "entity": "PERSON"}]}), "utf-8"
+    )
+    res = runner.invoke(app, ["model", "train", str(data), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        "piguard model: training a model needs PyTorch and onnx (onnx missing): pip install 'piguard[adapt]'"
+    )
+    assert not (tmp_path / "m").exists()

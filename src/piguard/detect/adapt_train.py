@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
+from importlib import metadata, util
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -72,13 +72,15 @@ class TrainReport:
 
 
 def _torch() -> Any:
-    try:
-        import onnx  # noqa: F401 - the exporter needs it
-        import torch
-    except ModuleNotFoundError as exc:
+    """PyTorch, once both it and onnx (which its ONNX exporter needs) are known to be installed."""
+    missing = [name for name in ("torch", "onnx") if util.find_spec(name) is None]
+    if missing:
         raise TrainingUnavailable(
-            f"training a model needs PyTorch and onnx ({exc.name} is missing): pip install 'piguard[adapt]'"
-        ) from None
+            f"training a model needs PyTorch and onnx ({', '.join(missing)} missing): "
+            "pip install 'piguard[adapt]'"
+        )
+    import torch
+
     return torch
 
 
