@@ -70,10 +70,7 @@ class Lac:
                 b, c = pb[j, :n], pi[j, :n]
                 spans = []
                 for s, e in _per_runs(paths[j].tolist(), self._per_b, self._per_i):
-                    p = min([float(b[s])] + [float(c[q]) for q in range(s + 1, e)])
-                    if e < n:
-                        p = min(p, 1.0 - float(c[e]))
-                    spans.append((s, e, p))
+                    spans.append((s, e, span_probability(b, c, s, e, n)))
                 out[i] = PersonRead(spans, b, c)
         return out
 
@@ -88,6 +85,17 @@ class Lac:
             for i, path in zip(idx, self.tag_ids([texts[i] for i in idx]), strict=True):
                 paths[i] = path
         return [_per_runs(path.tolist(), self._per_b, self._per_i) for path in paths]
+
+
+def span_probability(p_begin: np.ndarray, p_inside: np.ndarray, s: int, e: int, n: int) -> float:
+    """A lower bound on the probability that [s, e) is exactly one span, from per-position marginals: its
+    weakest position (begins at s, continues to e - 1, does not continue at e)."""
+    p = float(p_begin[s])
+    for q in range(s + 1, e):
+        p = min(p, float(p_inside[q]))
+    if e < n:
+        p = min(p, 1.0 - float(p_inside[e]))
+    return p
 
 
 def read_vocab(data_dir: Path) -> tuple[dict[str, int], dict[str, str], int]:

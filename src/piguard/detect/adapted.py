@@ -117,6 +117,7 @@ class AdaptedModel:
         self._vocab, self._q2b, self._oov = _lac.read_vocab(base)
         self._members = [_Member(self.directory / str(m), len(self.tags)) for m in members]
         self.labels = tuple(labels)
+        self._bi = {lab: (self.tags.index(f"{lab}-B"), self.tags.index(f"{lab}-I")) for lab in labels}
         known = taxonomy.entities()
         self.entities = tuple(lab for lab in labels if lab in known)
 
@@ -147,7 +148,12 @@ class AdaptedModel:
                         s,
                         e,
                         label,
-                        sum(_span_probability(post[j], self.tags, s, e, label, n) for _, post in reads)
+                        sum(
+                            _lac.span_probability(
+                                post[j, :, self._bi[label][0]], post[j, :, self._bi[label][1]], s, e, n
+                            )
+                            for _, post in reads
+                        )
                         / len(reads),
                     )
                     for s, e, label in candidates
@@ -177,17 +183,6 @@ def _runs(path: list[int], tags: list[str]) -> Iterable[tuple[int, int, str]]:
             start, label = i, tag[:-2]
     if start >= 0:
         yield start, len(path), label
-
-
-def _span_probability(post: np.ndarray, tags: list[str], s: int, e: int, label: str, n: int) -> float:
-    """A lower bound on the probability of exactly this span: its weakest position (as LAC's reads do)."""
-    b, i = tags.index(label + "-B"), tags.index(label + "-I")
-    p = float(post[s, b])
-    for q in range(s + 1, e):
-        p = min(p, float(post[q, i]))
-    if e < n:
-        p = min(p, 1.0 - float(post[e, i]))
-    return p
 
 
 def _segments(text: str) -> Iterable[tuple[int, int]]:
