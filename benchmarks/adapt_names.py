@@ -55,10 +55,13 @@ def generated_slice(mb: float) -> tuple[list[str], list[set[tuple[int, int, str]
 
 
 def main() -> int:
+    from piguard.detect.adapt_train import TrainSettings
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-base", type=float, default=TrainSettings.keep_base)
     ap.add_argument("--model-dir", default=os.path.expanduser("~/.cache/piguard/models/cluener-train"))
     ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
     ap.add_argument(
@@ -71,14 +74,20 @@ def main() -> int:
         return 2
 
     from piguard.detect import Registry
-    from piguard.detect.adapt_train import TrainSettings, strict_scores, train_model
+    from piguard.detect.adapt_train import strict_scores, train_model
     from piguard.detect.labelled import read_labelled
 
     train = read_labelled([CLUENER / "train.json"]).examples
     dev = read_labelled([CLUENER / "dev.json"]).examples
     model_dir = Path(args.model_dir)
     if not args.reuse:
-        settings = TrainSettings(epochs=args.epochs, members=args.members, seed=args.seed, holdout=0.0)
+        settings = TrainSettings(
+            epochs=args.epochs,
+            members=args.members,
+            seed=args.seed,
+            holdout=0.0,
+            keep_base=args.keep_base,
+        )
         print(
             f"training on CLUENER train ({len(train)} sentences), "
             f"{args.members} member(s) x {args.epochs} epochs"

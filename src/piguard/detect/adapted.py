@@ -52,8 +52,6 @@ def vocab_digest(data_dir: Path) -> str:
 
 class _Member:
     def __init__(self, directory: Path, n_tags: int) -> None:
-        import onnxruntime as ort
-
         try:
             crf = np.load(directory / "crf.npz")
             self.trans, self.start, self.end = crf["transitions"], crf["start"], crf["end"]
@@ -65,18 +63,14 @@ class _Member:
             or self.end.shape != (n_tags,)
         ):
             raise ModelError(f"{directory}: crf.npz does not match the {n_tags} tags in model.json")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(
-                str(directory / "encoder.onnx"), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
+            self.session = _lac.encoder_session(directory / "encoder.onnx", threads=1)
+        except Exception as exc:  # onnx and onnxruntime raise their own exception types for unreadable graphs
             raise ModelError(f"{directory}: encoder.onnx cannot be loaded ({type(exc).__name__})") from None
 
     def emissions(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        em = self.session.run(None, {"token_ids": ids})[0].astype(np.float64)
+        feed = {"token_ids": ids, _lac.LENGTH_INPUT: lengths}
+        em = self.session.run(None, feed)[0].astype(np.float64)
         # Start and end scores folded into the first and last real positions: the plain LAC decoders apply.
         em[:, 0, :] += self.start
         em[np.arange(len(lengths)), lengths - 1, :] += self.end
