@@ -250,15 +250,15 @@ def test_cli_train_show_evaluate_and_scan(tmp_path: Path, trained: Path) -> None
     ]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n{broken\n", "utf-8")
     out = tmp_path / "cli-model"
-    res = runner.invoke(
-        app, ["model", "train", str(data), "--out", str(out), "--epochs", "1", "--holdout", "0.2"]
-    )
+    args = ["model", "train", str(data), "--out", str(out), "--epochs", "1", "--holdout", "0.2"]
+    res = runner.invoke(app, [*args, "--keep-base", "0.5"])
     assert res.exit_code == 0, res.output
     assert f"skipped {data}:41: not JSON" in res.output
     assert "32 examples trained, 8 held out" in res.output
 
     res = runner.invoke(app, ["model", "show", str(out)])
     assert res.exit_code == 0 and json.loads(res.output)["reports"] == ["PERSON"]
+    assert json.loads((out / "model.json").read_text("utf-8"))["training"]["settings"]["keep_base"] == 0.5
 
     held = tmp_path / "held.jsonl"
     held.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:10]) + "\n", "utf-8")

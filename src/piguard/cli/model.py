@@ -63,6 +63,12 @@ def train(
     members: int = typer.Option(1, "--members", min=1, help="Ensemble members (each one more training run)."),
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.9, help="Share kept aside and scored."),
     seed: int = typer.Option(0, "--seed"),
+    keep_base: float | None = typer.Option(
+        None,
+        "--keep-base",
+        min=0.0,
+        help="Weight of the loss that keeps LAC's own reading while learning (0: off, trains faster).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
 ) -> None:
     """Fine-tune LAC on labelled examples. Needs PyTorch: pip install 'piguard[adapt]'."""
@@ -71,6 +77,8 @@ def train(
     examples = _read(data)
     console = Console(stderr=True)
     settings = TrainSettings(epochs=epochs, members=members, holdout=holdout, seed=seed)
+    if keep_base is not None:
+        settings.keep_base = keep_base
     try:
         report = train_model(
             examples,
