@@ -12,7 +12,10 @@ are, and why:
 * the embeddings move ten times slower than the GRUs (they hold most of the weights and most of LAC's
   knowledge of rare characters);
 * a fixed number of epochs with a linearly falling learning rate, no early stopping, so no held-out data is
-  needed to choose when to stop (held-out data, when asked for, is only scored).
+  needed to choose when to stop (held-out data, when asked for, is only scored);
+* LAC's own output layer is kept beside the new one and held, by a second loss, to what LAC read before
+  fine-tuning (``keep_base``): the encoder learns the user's labels without forgetting the names LAC knew;
+* batches are packed, so each sentence is read to its own end, as it is when the model runs.
 
 Measured on CLUENER (train -> dev, PERSON, one member): ``python benchmarks/adapt_names.py``.
 """
@@ -61,8 +64,9 @@ class TrainSettings:
     swap_labels: tuple[str, ...] = ("PERSON",)
     # Weight of a second loss that keeps LAC's own reading of each character (its 59 tag scores, through a
     # copy of its output layer) while the new labels are learned, so fine-tuning does not forget what LAC
-    # knew about names ("learning without forgetting"; 0 turns it off).
-    keep_base: float = 0.0
+    # knew about names ("learning without forgetting"; 0 turns it off). One CLUENER member, seed 0: dev
+    # PERSON 0.822 -> 0.832 (generated corpus 0.745 -> 0.777), for about 45% more training time.
+    keep_base: float = 1.0
 
 
 @dataclass
