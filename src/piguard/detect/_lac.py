@@ -113,6 +113,9 @@ def encoder_session(path: Path, threads: int | None = None) -> Any:
     if threads is not None:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = threads
+        # Idle pool threads otherwise spin for work, taking the cores from whatever runs between calls
+        # (training's PyTorch steps, other scans).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(
         model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
     )

