@@ -9,6 +9,7 @@ model is written outside the repository and never shipped) and scores both on th
     .venv/bin/python benchmarks/adapt_names.py                 # train (3 members, 8 epochs) and score
     .venv/bin/python benchmarks/adapt_names.py --members 1     # one member: a third of the time
     .venv/bin/python benchmarks/adapt_names.py --reuse         # score a model trained earlier
+    .venv/bin/python benchmarks/adapt_names.py --ccf           # also train on CCF 2020 text CLUENER lacks
 
 Writes benchmarks/results/adapt.json.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
+CCF = ROOT.parent / "shared" / "data" / "pii-eval" / "ccf2020-privacy" / "ccf2020_privacy_train.jsonl"
 ENTITIES = ("PERSON", "ADDRESS")
 
 
@@ -37,6 +39,48 @@ def run_scan(texts: list[str], registry) -> tuple[list[set[tuple[int, int, str]]
         for t in texts
     ]
     return pred, time.perf_counter() - t0
+
+
+def unseen_passages(examples, seen_texts: list[str], k: int = 12, min_chars: int = 10) -> list:
+    """The passages of ``examples`` that share no ``k``-character run with ``seen_texts``, spans kept.
+
+    CCF BDCI 2020's privacy documents are mostly CLUENER sentences joined together (841 of dev's 1,343
+    sentences are in them), with other text between. Only that other text may be trained on: a passage ends
+    where a run of a CLUENER sentence (train or dev) begins, and a span cut by that end is left out.
+    """
+    from piguard.detect.labelled import LabelledText
+
+    seen = {t[i : i + k] for t in seen_texts for i in range(len(t) - k + 1)}
+    out = []
+    for ex in examples:
+        text = ex.text
+        covered = [False] * len(text)
+        for i in range(len(text) - k + 1):
+            if text[i : i + k] in seen:
+                covered[i : i + k] = [True] * k
+        i = 0
+        while i < len(text):
+            if covered[i]:
+                i += 1
+                continue
+            j = i
+            while j < len(text) and not covered[j]:
+                j += 1
+            start, end = i, j
+            for a, b, _ in ex.spans:  # never cut a span: leave it out of the passage
+                if a < start < b:
+                    start = b
+                if a < end < b:
+                    end = a
+            while start < end and text[start] in "，,。 ":
+                start += 1
+            if end - start >= min_chars:
+                spans = tuple(
+                    (a - start, b - start, lab) for a, b, lab in ex.spans if start <= a and b <= end
+                )
+                out.append(LabelledText(text[start:end], spans))
+            i = j
+    return out
 
 
 def generated_slice(mb: float) -> tuple[list[str], list[set[tuple[int, int, str]]]]:
@@ -63,6 +107,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep-base", type=float, default=TrainSettings.keep_base)
     ap.add_argument("--model-dir", default=os.path.expanduser("~/.cache/piguard/models/cluener-train"))
+    ap.add_argument(
+        "--ccf",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train on the CCF 2020 passages that are in neither CLUENER split",
+    )
     ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
     ap.add_argument(
         "--generated-mb", type=float, default=0.25, help="how much of the generated corpus to score"
@@ -79,6 +129,12 @@ def main() -> int:
 
     train = read_labelled([CLUENER / "train.json"]).examples
     dev = read_labelled([CLUENER / "dev.json"]).examples
+    sources = ["CLUENER2020 train.json"]
+    if args.ccf:
+        extra = unseen_passages(read_labelled([CCF]).examples, [ex.text for ex in train + dev])
+        print(f"CCF 2020: {len(extra)} passages in neither CLUENER split")
+        train = train + extra
+        sources.append(f"CCF BDCI 2020 privacy: {len(extra)} passages in neither CLUENER split")
     model_dir = Path(args.model_dir)
     if not args.reuse:
         settings = TrainSettings(
@@ -88,16 +144,13 @@ def main() -> int:
             holdout=0.0,
             keep_base=args.keep_base,
         )
-        print(
-            f"training on CLUENER train ({len(train)} sentences), "
-            f"{args.members} member(s) x {args.epochs} epochs"
-        )
+        print(f"training on {len(train)} examples, {args.members} member(s) x {args.epochs} epochs")
         report = train_model(
             train,
             model_dir,
             settings=settings,
             name="cluener-train",
-            sources=["CLUENER2020 train.json"],
+            sources=sources,
             overwrite=True,
             progress=lambda m: print("  " + m, flush=True),
         )
