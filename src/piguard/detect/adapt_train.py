@@ -210,14 +210,18 @@ def build_crf(torch: Any, n_tags: int) -> Any:
             self.end = nn.Parameter(torch.zeros(n_tags))
 
         def forward(self, em: Any, y: Any, mask: Any) -> Any:
-            score = self.start[y[:, 0]] + em[:, 0].gather(1, y[:, :1]).squeeze(1)
-            alpha = self.start + em[:, 0]
-            for t in range(1, em.shape[1]):
-                live = mask[:, t]
-                step = self.transitions[y[:, t - 1], y[:, t]] + em[:, t].gather(1, y[:, t : t + 1]).squeeze(1)
-                score = score + step * live
-                nxt = torch.logsumexp(alpha.unsqueeze(2) + self.transitions + em[:, t].unsqueeze(1), 1)
-                alpha = torch.where(live.unsqueeze(1), nxt, alpha)
+            # The gold path's score in one go; only the partition function needs a loop over positions.
+            # Each position's emissions come from one unbind: indexing em[:, t] in the loop made every step's
+            # backward fill a zero tensor the size of the whole batch (a third of training time).
+            live = mask.to(em.dtype)
+            score = self.start[y[:, 0]] + (em.gather(2, y.unsqueeze(2)).squeeze(2) * live).sum(1)
+            score = score + (self.transitions[y[:, :-1], y[:, 1:]] * live[:, 1:]).sum(1)
+            steps = em.unbind(1)
+            alive = mask.unbind(1)
+            alpha = self.start + steps[0]
+            for t in range(1, len(steps)):
+                nxt = torch.logsumexp(alpha.unsqueeze(2) + self.transitions + steps[t].unsqueeze(1), 1)
+                alpha = torch.where(alive[t].unsqueeze(1), nxt, alpha)
             last = y.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1)
             score = score + self.end[last]
             return (torch.logsumexp(alpha + self.end, 1) - score).sum()
@@ -235,14 +239,16 @@ def _batches(examples: Sequence[LabelledText], size: int, rng: random.Random) ->
 
 @dataclass
 class _Batch:
-    ids: Any  # (batch, width) character ids, padded
+    ids: Any  # (batch, width) character ids, padded, as the network being trained numbers them
     tags: Any  # (batch, width) tag ids
     mask: Any  # (batch, width) true on real characters
     lengths: Any
     base: Any  # LAC's own tag scores for the batch, when they are to be kept (keep_base)
 
     @classmethod
-    def of(cls, torch: Any, rows: Sequence[tuple[np.ndarray, list[int]]], base_session: Any) -> _Batch:
+    def of(
+        cls, torch: Any, rows: Sequence[tuple[np.ndarray, list[int]]], base_session: Any, compact: Any
+    ) -> _Batch:
         width = max(len(tags) for _, tags in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
         tags = torch.zeros(len(rows), width, dtype=torch.long)
@@ -256,7 +262,7 @@ class _Batch:
         if base_session is not None:
             feed = {"token_ids": ids.numpy(), "length": lengths.numpy().astype(np.int64)}
             base = torch.from_numpy(base_session.run(None, feed)[0])
-        return cls(ids, tags, mask, lengths, base)
+        return cls(compact[ids], tags, mask, lengths, base)
 
 
 def _batch_loss(torch: Any, net: Any, crf: Any, batch: _Batch, keep_base: float) -> Any:
@@ -288,6 +294,15 @@ def _train_member(
     index = {t: i for i, t in enumerate(tags)}
     net = build_network(torch, len(tags), settings.dropout, weights)
     crf = build_crf(torch, len(tags))
+    encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
+    # Only the characters in the data (and padding) get an embedding row to train: rows of characters never
+    # seen get no gradient, so Adam would leave them as they are anyway, and a dense gradient for all of
+    # LAC's 58,224 rows cost a third of the training time (zero-filling 30 MB every step).
+    seen = torch.from_numpy(np.unique(np.concatenate([np.zeros(1, np.int64)] + [c for c, _ in encoded])))
+    compact = torch.zeros(net.emb.num_embeddings, dtype=torch.long)
+    compact[seen] = torch.arange(len(seen))
+    full_embedding = net.emb.weight.detach().clone()
+    net.emb = torch.nn.Embedding.from_pretrained(full_embedding[seen].clone(), freeze=False)
     opt = torch.optim.Adam(
         [
             {
@@ -299,19 +314,19 @@ def _train_member(
                 "params": [*net.out.parameters(), *net.base_out.parameters(), *crf.parameters()],
                 "lr": settings.lr_head,
             },
-        ]
+        ],
+        fused=True,
     )
     base_session = _base_session(torch.get_num_threads()) if settings.keep_base > 0 else None
     steps = settings.epochs * ((len(examples) + settings.batch - 1) // settings.batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.05, 1.0 - step / max(steps, 1)))
-    encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
     net.train()
     for epoch in range(settings.epochs):
         t0 = time.perf_counter()
         total = 0.0
         batches = _batches(examples, settings.batch, rng)
         for idx in batches:
-            batch = _Batch.of(torch, [encoded[i] for i in idx], base_session)
+            batch = _Batch.of(torch, [encoded[i] for i in idx], base_session, compact)
             opt.zero_grad()
             loss = _batch_loss(torch, net, crf, batch, settings.keep_base)
             loss.backward()
@@ -324,6 +339,9 @@ def _train_member(
             f"({time.perf_counter() - t0:.0f} s)"
         )
     net.eval()
+    with torch.no_grad():
+        full_embedding[seen] = net.emb.weight
+    net.emb = torch.nn.Embedding.from_pretrained(full_embedding)
     return net, crf
 
 
