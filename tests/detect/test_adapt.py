@@ -308,3 +308,23 @@ def test_training_without_the_adapt_extra_says_what_to_install(
         "piguard model: training a model needs PyTorch and onnx (onnx missing): pip install 'piguard[adapt]'"
     )
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("span", "name"),
+    [
+        ("米切尔·", "米切尔"),  # a model reaching over the joiner before the next part of the sentence
+        ("约瑟夫•马洛德•威廉•", "约瑟夫•马洛德•威廉"),
+        ("马克·雅各布(Mark", "马克·雅各布"),  # half a bracket: the longer side is the name
+        ("menez）", "menez"),
+        ("（charles", "charles"),
+        ("约翰·摩尔（johnmoore）", "约翰·摩尔（johnmoore）"),  # a closed pair stays
+        ("·", None),
+    ],
+)
+def test_model_names_are_trimmed_to_a_well_formed_name(span: str, name: str | None) -> None:
+    from piguard.detect.adapted import _well_formed_name
+
+    text = f"据报道，{span}昨日表示"
+    got = _well_formed_name(text, 4, 4 + len(span))
+    assert (text[got[0] : got[1]] if got else None) == name

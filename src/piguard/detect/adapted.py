@@ -32,6 +32,11 @@ FORMAT = "piguard-adapted-tagger/1"
 # Long texts are read in segments cut at a sentence end or line break; the model was trained on sentences.
 _SEGMENT = 200
 _BREAK = re.compile(r"[。！？!?；;\n]")
+# A person's name never begins or ends with a joiner or separator and never holds half a pair of brackets;
+# a model sometimes reaches over one (米切尔· , 马克·雅各布(Mark , menez） ), so such spans are trimmed.
+_NAME_LABELS = frozenset({"PERSON"})
+_NAME_EDGE = " \t·•・‧-－—_,，、"
+_BRACKETS = {")": "(", "）": "（", "]": "[", "】": "【", "》": "《", "」": "「", "』": "『"}
 
 
 class ModelError(ValueError):
@@ -137,21 +142,21 @@ class AdaptedModel:
                 candidates = sorted(
                     {span for paths, _ in reads for span in _runs(paths[j].tolist(), self.tags)}
                 )
-                out[i] = [
-                    TaggedSpan(
-                        s,
-                        e,
-                        label,
-                        sum(
-                            _lac.span_probability(
-                                post[j, :, self._bi[label][0]], post[j, :, self._bi[label][1]], s, e, n
-                            )
-                            for _, post in reads
+                found: dict[tuple[int, int, str], float] = {}
+                for s, e, label in candidates:
+                    p = sum(
+                        _lac.span_probability(
+                            post[j, :, self._bi[label][0]], post[j, :, self._bi[label][1]], s, e, n
                         )
-                        / len(reads),
-                    )
-                    for s, e, label in candidates
-                ]
+                        for _, post in reads
+                    ) / len(reads)
+                    if label in _NAME_LABELS:
+                        trimmed = _well_formed_name(texts[i], s, e)
+                        if trimmed is None:
+                            continue
+                        s, e = trimmed
+                    found[s, e, label] = max(p, found.get((s, e, label), 0.0))
+                out[i] = [TaggedSpan(s, e, label, p) for (s, e, label), p in sorted(found.items())]
         return out
 
     def find(self, text: str) -> list[TaggedSpan]:
@@ -177,6 +182,34 @@ def _runs(path: list[int], tags: list[str]) -> Iterable[tuple[int, int, str]]:
             start, label = i, tag[:-2]
     if start >= 0:
         yield start, len(path), label
+
+
+def _well_formed_name(text: str, s: int, e: int) -> tuple[int, int] | None:
+    """``s:e`` cut at any bracket it does not close or open (keeping the longer side) and stripped of
+    separators at its edges; None when nothing is left."""
+    while True:
+        opened: list[int] = []
+        cut = -1
+        for q in range(s, e):
+            c = text[q]
+            if c in _BRACKETS.values():
+                opened.append(q)
+            elif c in _BRACKETS:
+                if opened and text[opened[-1]] == _BRACKETS[c]:
+                    opened.pop()
+                else:
+                    cut = q
+                    break
+        if cut < 0 and opened:
+            cut = opened[0]
+        if cut < 0:
+            break
+        s, e = (s, cut) if cut - s >= e - cut - 1 else (cut + 1, e)
+    while s < e and text[s] in _NAME_EDGE:
+        s += 1
+    while e > s and text[e - 1] in _NAME_EDGE:
+        e -= 1
+    return (s, e) if e > s else None
 
 
 def _segments(text: str) -> Iterable[tuple[int, int]]:
