@@ -60,7 +60,9 @@ def train(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to."),
     epochs: int = typer.Option(8, "--epochs", min=1),
-    members: int = typer.Option(1, "--members", min=1, help="Ensemble members (each one more training run)."),
+    members: int = typer.Option(
+        1, "--members", min=1, help="Ensemble members (trained side by side, one per core)."
+    ),
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.9, help="Share kept aside and scored."),
     seed: int = typer.Option(0, "--seed"),
     keep_base: float | None = typer.Option(

@@ -23,6 +23,7 @@ Measured on CLUENER (train -> dev, PERSON, one member): ``python benchmarks/adap
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -30,6 +31,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata, util
@@ -376,6 +378,60 @@ def _export_member(torch: Any, net: Any, crf: Any, directory: Path) -> None:
         )
 
 
+@dataclass
+class _MemberJob:
+    """One ensemble member to train and export: in this process, or in a worker of its own."""
+
+    examples: Sequence[LabelledText]  # before mention swapping: each member swaps with its own seed
+    tags: list[str]
+    settings: TrainSettings
+    seed: int
+    directory: Path
+    threads: int
+
+    def run(self, progress: Callable[[str], None]) -> None:
+        torch = _torch()
+        torch.set_num_threads(self.threads)
+        base = _lac.data_dir()
+        assert base is not None  # checked before training starts
+        train = list(self.examples)
+        if self.settings.swap_labels:
+            train += swap_mentions(train, self.settings.swap_labels, self.seed)
+        net, crf = _train_member(
+            torch,
+            train,
+            self.tags,
+            self.settings,
+            self.seed,
+            _lac_weights(base),
+            _lac.read_vocab(base),
+            progress,
+        )
+        _export_member(torch, net, crf, self.directory)
+
+
+def _run_job(job: _MemberJob, messages: Any) -> None:
+    job.run(lambda msg: messages.put(f"{job.directory.name}: {msg}"))
+
+
+def _run_parallel(work: Sequence[_MemberJob], jobs: int, progress: Callable[[str], None]) -> None:
+    """Members trained side by side, one worker process per core: PyTorch gains little from a second
+    thread on a network this small, so N members on N cores take about the time of one."""
+    ctx = multiprocessing.get_context("spawn")  # a fork would copy PyTorch's thread pools in a bad state
+    with ctx.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        messages = manager.Queue()
+        pending = {pool.submit(_run_job, job, messages) for job in work}
+        while pending:
+            done, pending = wait(pending, timeout=0.5)
+            while not messages.empty():
+                progress(messages.get())
+            for future in done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()  # type: ignore[misc]
+
+
 def split_holdout(
     examples: Sequence[LabelledText], share: float, seed: int
 ) -> tuple[list[LabelledText], list[LabelledText]]:
@@ -400,7 +456,7 @@ def train_model(
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> TrainReport:
     """Fine-tune LAC on ``examples`` and save the model to ``out_dir`` (written whole or not at all)."""
-    torch = _torch()
+    torch = _torch()  # PyTorch and onnx present, or say what to install before any work is done
     settings = settings or TrainSettings()
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -415,26 +471,28 @@ def train_model(
     if not train:
         raise ValueError("no example left to train on")
     n_train = len(train)
-    if settings.swap_labels:
-        train = train + swap_mentions(train, settings.swap_labels, settings.seed)
+    n_swapped = len(swap_mentions(train, settings.swap_labels, settings.seed)) if settings.swap_labels else 0
     tags = tags_for(examples)
-    weights = _lac_weights(base)
-    vocab = _lac.read_vocab(base)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    cores = max(1, os.cpu_count() or 1)
+    jobs = min(settings.members, cores)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        members = []
-        for k in range(settings.members):
+        members = [f"member-{k}" for k in range(settings.members)]
+        work = [
+            _MemberJob(train, tags, settings, settings.seed + k, staging / members[k], max(1, cores // jobs))
+            for k in range(settings.members)
+        ]
+        for k, job in enumerate(work):
             progress(
                 f"member {k + 1}/{settings.members}: {n_train} examples "
-                f"(+{len(train) - n_train} with mentions swapped), {len(tags)} tags"
+                f"(+{n_swapped} with mentions swapped), {len(tags)} tags"
             )
-            net, crf = _train_member(
-                torch, train, tags, settings, settings.seed + k, weights, vocab, progress
-            )
-            _export_member(torch, net, crf, staging / f"member-{k}")
-            members.append(f"member-{k}")
+            if jobs == 1:
+                job.run(progress)
+        if jobs > 1:
+            _run_parallel(work, jobs, progress)
+        threads = work[0].threads
         manifest = {
             "format": FORMAT,
             "name": name or out.name,
@@ -449,11 +507,12 @@ def train_model(
             "training": {
                 "sources": list(sources),
                 "examples": n_train,
-                "swapped_copies": len(train) - n_train,
+                "swapped_copies": n_swapped,
                 "held_out": len(held),
                 "settings": settings.__dict__,
                 "seconds": round(time.perf_counter() - t0, 1),
-                "threads": torch.get_num_threads(),
+                "threads": threads,
+                "parallel_members": jobs,
                 "torch": torch.__version__,
             },
         }
