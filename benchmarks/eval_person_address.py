@@ -237,8 +237,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="*", default=["generated", "cluener-dev", "ccf2020", "presidio-synth"])
     ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--peer-seconds", type=float, default=60.0,
-                    help="stop a peer after this many seconds on a set (scored on the documents it finished)")
+    ap.add_argument(
+        "--peer-seconds",
+        type=float,
+        default=60.0,
+        help="stop a peer after this many seconds on a set (scored on the documents it finished)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/person_address.json"))
     args = ap.parse_args()
 

@@ -114,6 +114,7 @@ def test_model_probabilities_agree_with_best_path() -> None:
     assert texts[1][s:e] == "彭小军" and 0.5 < p <= 1.0
     assert all(0.0 <= x <= 1.0 + 1e-9 for x in reads[1].p_inside)
 
+
 def test_model_reads_a_window_the_same_in_any_batch() -> None:
     # A scan sends a file's windows through LAC in padded batches; a short one must read as it does alone.
     from piguard.detect import _lac
@@ -128,7 +129,6 @@ def test_model_reads_a_window_the_same_in_any_batch() -> None:
     assert [(s, e) for s, e, _ in batched.spans] == [(s, e) for s, e, _ in alone.spans] == [(2, 5)]
     assert batched.p_begin == pytest.approx(alone.p_begin, abs=1e-6)
     assert batched.p_inside == pytest.approx(alone.p_inside, abs=1e-6)
-
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,16 @@ def entities(
             json.dumps(
                 [
                     {
-                        "id": e.id, "zh": e.zh, "en": e.en, "class": e.pi_class, "personal": e.personal,
-                        "sensitive": e.sensitive, "identifier": e.identifier, "fideslang": e.fideslang,
-                        "detectable": e.detectable, "basis": e.basis,
+                        "id": e.id,
+                        "zh": e.zh,
+                        "en": e.en,
+                        "class": e.pi_class,
+                        "personal": e.personal,
+                        "sensitive": e.sensitive,
+                        "identifier": e.identifier,
+                        "fideslang": e.fideslang,
+                        "detectable": e.detectable,
+                        "basis": e.basis,
                     }
                     for e in rows
                 ],
