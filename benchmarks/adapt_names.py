@@ -7,7 +7,7 @@ model is written outside the repository and never shipped) and scores both on th
 (label, start and end must all match; CLUENER's inclusive ends are converted).
 
     .venv/bin/python benchmarks/adapt_names.py                 # train (3 members, 8 epochs) and score
-    .venv/bin/python benchmarks/adapt_names.py --members 1     # one member (members train in parallel, one per core)
+    .venv/bin/python benchmarks/adapt_names.py --members 1     # one member (several train one per core)
     .venv/bin/python benchmarks/adapt_names.py --reuse         # score a model trained earlier
     .venv/bin/python benchmarks/adapt_names.py --ccf           # also train on CCF 2020 text CLUENER lacks
 
