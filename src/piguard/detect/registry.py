@@ -108,15 +108,17 @@ class PatternDetector:
 
 
 def load_detector_file(path: str | Path) -> list[PatternDetector]:
-    """Read user detectors from YAML::
+    """Read user detectors from YAML.
 
-    detectors:
-      - name: employee_id
-        entity: EMPLOYEE_ID        # any id; unknown ids are treated as non-sensitive personal data
-        pattern: 'EMP-\\d{6}'
-        validator: none            # none | luhn | cn_ric | iso7064_mod_11_2
-        confidence: 0.8
-        context: [工号, employee]
+    A detector file looks like this::
+
+        detectors:
+          - name: employee_id
+            entity: EMPLOYEE_ID        # any id; unknown ids are treated as non-sensitive personal data
+            pattern: 'EMP-\\d{6}'
+            validator: none            # none | luhn | cn_ric | iso7064_mod_11_2
+            confidence: 0.8
+            context: [工号, employee]
     """
     p = Path(path)
     try:
