@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+# Test modules import tests/shared_data.py by name; with --import-mode=importlib pytest does not put
+# this directory on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
 
 POSTGRES_URL = os.environ.get(
     "PIGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

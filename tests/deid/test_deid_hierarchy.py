@@ -9,8 +9,10 @@ import pytest
 
 from piguard.deid import DeidError, load_hierarchy_dir, read_arx_csv
 from piguard.deid import hierarchy as hm
+from shared_data import needs_shared, shared_path
 
-ADULT = Path(__file__).resolve().parents[3] / "shared" / "data" / "anon" / "adult"
+ADULT = shared_path("data", "anon", "adult")
+pytestmark = needs_shared(ADULT)
 
 
 def test_reads_arx_adult_hierarchies() -> None:

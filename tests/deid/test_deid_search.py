@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -12,8 +11,10 @@ from deid_checker import arx_loss, check_output
 
 from piguard.deid import DeidConfig, DeidError, Lattice, Models, deidentify, load_hierarchy_dir
 from piguard.deid.models import LDiversity, TCloseness
+from shared_data import needs_shared, shared_path
 
-ADULT = Path(__file__).resolve().parents[3] / "shared" / "data" / "anon" / "adult"
+ADULT = shared_path("data", "anon", "adult")
+pytestmark = needs_shared(ADULT)
 QIS = ["sex", "age", "race", "marital-status", "education", "native-country", "workclass", "occupation"]
 
 

@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 from piguard.cli import app
 from piguard.deid import DeidConfig, DeidError, Models, deidentify
 from piguard.deid.models import LDiversity
+from shared_data import needs_shared, shared_path
 
-ADULT = Path(__file__).resolve().parents[3] / "shared" / "data" / "anon" / "adult"
+ADULT = shared_path("data", "anon", "adult")
+pytestmark = needs_shared(ADULT)
 QIS = ["sex", "age", "race", "marital-status", "education", "native-country", "workclass", "occupation"]
 
 
