@@ -113,6 +113,11 @@ def main() -> int:
         default=False,
         help="also train on the CCF 2020 passages that are in neither CLUENER split",
     )
+    ap.add_argument(
+        "--swap",
+        default=",".join(TrainSettings.swap_labels),
+        help="labels whose mentions are swapped in the augmented copy (comma-separated; 'all': every label)",
+    )
     ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
     ap.add_argument(
         "--generated-mb", type=float, default=0.25, help="how much of the generated corpus to score"
@@ -143,6 +148,11 @@ def main() -> int:
             seed=args.seed,
             holdout=0.0,
             keep_base=args.keep_base,
+            swap_labels=tuple(
+                sorted({lab for ex in train for _, _, lab in ex.spans})
+                if args.swap == "all"
+                else [lab for lab in args.swap.split(",") if lab]
+            ),
         )
         print(f"training on {len(train)} examples, {args.members} member(s) x {args.epochs} epochs")
         report = train_model(

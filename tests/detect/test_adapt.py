@@ -328,3 +328,31 @@ def test_model_names_are_trimmed_to_a_well_formed_name(span: str, name: str | No
     text = f"据报道，{span}昨日表示"
     got = _well_formed_name(text, 4, 4 + len(span))
     assert (text[got[0] : got[1]] if got else None) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "parts", "names"),
+    [
+        # A transliterated name split at its joiner is one name again, at the weaker part's probability.
+        ("缺少索尔-坎贝尔在后防压阵", [(2, 4, 0.9), (5, 8, 0.6)], [("索尔-坎贝尔", 0.6)]),
+        ("迈克尔·布兰德说", [(0, 3, 0.8), (4, 7, 0.7)], [("迈克尔·布兰德", 0.7)]),
+        # Names apart by a list separator or a word stay apart.
+        ("张三、李四", [(0, 2, 0.9), (3, 5, 0.9)], [("张三", 0.9), ("李四", 0.9)]),
+        ("张三和李四", [(0, 2, 0.9), (3, 5, 0.9)], [("张三", 0.9), ("李四", 0.9)]),
+    ],
+)
+def test_model_names_split_at_a_joiner_are_joined(
+    text: str, parts: list[tuple[int, int, float]], names: list[tuple[str, float]]
+) -> None:
+    from piguard.detect.adapted import _join_names
+
+    got = _join_names(text, {(s, e, "PERSON"): p for s, e, p in parts})
+    assert [(text[t.start : t.end], t.probability) for t in got] == names
+
+
+def test_a_name_is_not_joined_to_another_label() -> None:
+    from piguard.detect.adapted import _join_names
+
+    text = "索尔-北京市"
+    got = _join_names(text, {(0, 2, "PERSON"): 0.9, (3, 6, "ADDRESS"): 0.9})
+    assert [(t.start, t.end, t.label) for t in got] == [(0, 2, "PERSON"), (3, 6, "ADDRESS")]
