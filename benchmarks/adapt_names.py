@@ -118,6 +118,7 @@ def main() -> int:
         default=",".join(TrainSettings.swap_labels),
         help="labels whose mentions are swapped in the augmented copy (comma-separated; 'all': every label)",
     )
+    ap.add_argument("--swap-copies", type=int, default=TrainSettings.swap_copies)
     ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
     ap.add_argument(
         "--generated-mb", type=float, default=0.25, help="how much of the generated corpus to score"
@@ -148,6 +149,7 @@ def main() -> int:
             seed=args.seed,
             holdout=0.0,
             keep_base=args.keep_base,
+            swap_copies=args.swap_copies,
             swap_labels=tuple(
                 sorted({lab for ex in train for _, _, lab in ex.spans})
                 if args.swap == "all"

@@ -29,6 +29,7 @@ from piguard.detect import _lac
 from piguard.detect.adapt_train import (
     TrainSettings,
     _lac_weights,
+    augmented,
     build_network,
     score,
     train_model,
@@ -193,6 +194,19 @@ def test_scan_with_the_model_replaces_the_shipped_name_detector(trained: Path) -
     assert any(f.entity == "PHONE_NUMBER" for f in found)  # structured detection is untouched
     person = next(f for f in found if text[f.start : f.end] == "孙经理")
     assert person.detector == "model:forum" and "孙经理" not in person.masked
+
+
+def test_each_swapped_copy_draws_its_own_mentions() -> None:
+    examples = _examples(40, seed=3)
+    one = augmented(examples, TrainSettings(swap_copies=1), seed=0)
+    two = augmented(examples, TrainSettings(swap_copies=2), seed=0)
+    assert one == two[: len(one)] and len(two) == 3 * len(examples)
+    first, second = two[len(examples) : 2 * len(examples)], two[2 * len(examples) :]
+    assert first != second  # a second copy with the first one's draws would teach nothing new
+    names = {ex.text[s:e] for ex in examples for s, e, lab in ex.spans if lab == "PERSON"}
+    for ex in second:  # labels still sit on mentions of their own label
+        assert all(ex.text[s:e] in names for s, e, lab in ex.spans if lab == "PERSON")
+    assert augmented(examples, TrainSettings(swap_labels=()), seed=0) == examples
 
 
 def test_existing_model_is_kept_unless_overwrite(trained: Path, tmp_path: Path) -> None:

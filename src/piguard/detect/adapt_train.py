@@ -64,6 +64,7 @@ class TrainSettings:
     # Mention replacement: each labelled example is also seen once more with its mentions of these labels
     # swapped for other mentions of the same label from the data (CLUENER PERSON, one member: 0.823 -> 0.838).
     swap_labels: tuple[str, ...] = ("PERSON",)
+    swap_copies: int = 1  # how many swapped copies of each example, each drawn with its own seed
     # Weight of a second loss that keeps LAC's own reading of each character (its 59 tag scores, through a
     # copy of its output layer) while the new labels are learned, so fine-tuning does not forget what LAC
     # knew about names ("learning without forgetting"; 0 turns it off). One CLUENER member, seed 0: dev
@@ -131,6 +132,16 @@ def swap_mentions(examples: Sequence[LabelledText], labels: Sequence[str], seed:
             text += mention
             pos = e
         out.append(LabelledText(text + ex.text[pos:], tuple(moved)))
+    return out
+
+
+def augmented(examples: Sequence[LabelledText], settings: TrainSettings, seed: int) -> list[LabelledText]:
+    """What a member trains on: the examples, then ``settings.swap_copies`` mention-swapped copies of them,
+    each copy drawn with its own seed."""
+    out = list(examples)
+    if settings.swap_labels:
+        for copy in range(settings.swap_copies):
+            out += swap_mentions(examples, settings.swap_labels, seed + 7919 * copy)
     return out
 
 
@@ -394,9 +405,7 @@ class _MemberJob:
         torch.set_num_threads(self.threads)
         base = _lac.data_dir()
         assert base is not None  # checked before training starts
-        train = list(self.examples)
-        if self.settings.swap_labels:
-            train += swap_mentions(train, self.settings.swap_labels, self.seed)
+        train = augmented(self.examples, self.settings, self.seed)
         net, crf = _train_member(
             torch,
             train,
@@ -471,7 +480,7 @@ def train_model(
     if not train:
         raise ValueError("no example left to train on")
     n_train = len(train)
-    n_swapped = len(swap_mentions(train, settings.swap_labels, settings.seed)) if settings.swap_labels else 0
+    n_swapped = len(augmented(train, settings, settings.seed)) - len(train)
     tags = tags_for(examples)
     cores = max(1, os.cpu_count() or 1)
     jobs = min(settings.members, cores)
