@@ -121,11 +121,10 @@ def swap_mentions(examples: Sequence[LabelledText], labels: Sequence[str], seed:
                 pool.setdefault(lab, []).append(ex.text[s:e])
     out: list[LabelledText] = []
     for ex in examples:
-        spans = sorted(ex.spans)
-        if not spans or any(a[1] > b[0] for a, b in pairwise(spans)):
-            continue  # overlapping spans cannot be rewritten one after the other
+        if not _swappable(ex):
+            continue
         text, moved, pos = "", [], 0
-        for s, e, lab in spans:
+        for s, e, lab in sorted(ex.spans):
             text += ex.text[pos:s]
             mention = rng.choice(pool[lab]) if lab in pool else ex.text[s:e]
             moved.append((len(text), len(text) + len(mention), lab))
@@ -133,6 +132,13 @@ def swap_mentions(examples: Sequence[LabelledText], labels: Sequence[str], seed:
             pos = e
         out.append(LabelledText(text + ex.text[pos:], tuple(moved)))
     return out
+
+
+def _swappable(ex: LabelledText) -> bool:
+    """Whether an example gets a swapped copy: it has spans and none overlap (overlapping spans cannot be
+    rewritten one after the other)."""
+    spans = sorted(ex.spans)
+    return bool(spans) and not any(a[1] > b[0] for a, b in pairwise(spans))
 
 
 def augmented(examples: Sequence[LabelledText], settings: TrainSettings, seed: int) -> list[LabelledText]:
@@ -480,7 +486,8 @@ def train_model(
     if not train:
         raise ValueError("no example left to train on")
     n_train = len(train)
-    n_swapped = len(augmented(train, settings, settings.seed)) - len(train)
+    # Counted, not built: each member builds its own copies with its own seed.
+    n_swapped = sum(map(_swappable, train)) * settings.swap_copies if settings.swap_labels else 0
     tags = tags_for(examples)
     cores = max(1, os.cpu_count() or 1)
     jobs = min(settings.members, cores)
