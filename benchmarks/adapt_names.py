@@ -119,12 +119,6 @@ def main() -> int:
         help="labels whose mentions are swapped in the augmented copy (comma-separated; 'all': every label)",
     )
     ap.add_argument("--swap-copies", type=int, default=TrainSettings.swap_copies)
-    ap.add_argument(
-        "--lexicon",
-        action=argparse.BooleanOptionalAction,
-        default=TrainSettings.lexicon,
-        help="give the model jieba dictionary word-class flags per character (detect/lexicon.py)",
-    )
     ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
     ap.add_argument(
         "--generated-mb", type=float, default=0.25, help="how much of the generated corpus to score"
@@ -156,7 +150,6 @@ def main() -> int:
             holdout=0.0,
             keep_base=args.keep_base,
             swap_copies=args.swap_copies,
-            lexicon=args.lexicon,
             swap_labels=tuple(
                 sorted({lab for ex in train for _, _, lab in ex.spans})
                 if args.swap == "all"

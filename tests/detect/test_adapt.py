@@ -25,7 +25,7 @@ except ModuleNotFoundError:  # the adapt extra is part of `make install`; CI mus
         raise
     pytest.skip("training needs the adapt extra: pip install -e '.[adapt]'", allow_module_level=True)
 
-from piguard.detect import _lac, lexicon
+from piguard.detect import _lac
 from piguard.detect.adapt_train import (
     TrainSettings,
     _lac_weights,
@@ -207,54 +207,6 @@ def test_each_swapped_copy_draws_its_own_mentions() -> None:
     for ex in second:  # labels still sit on mentions of their own label
         assert all(ex.text[s:e] in names for s, e, lab in ex.spans if lab == "PERSON")
     assert augmented(examples, TrainSettings(swap_labels=()), seed=0) == examples
-
-
-@pytest.fixture(scope="module")
-def with_lexicon(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "lexicon"
-    train_model(
-        _examples(120, seed=2),
-        out,
-        settings=TrainSettings(epochs=2, members=1, holdout=0.0, lexicon=True, keep_base=0.0),
-    )
-    return out
-
-
-def test_lexicon_flags_start_at_zero_weight() -> None:
-    # A model given lexicon flags starts as LAC: the flags enter through a layer that starts at zero.
-    weights = _lac_weights(_lac.data_dir())
-    net = build_network(torch, 5, 0.0, weights, n_lex=lexicon.WIDTH).eval()
-    plain = build_network(torch, 5, 0.0, weights).eval()
-    ids = torch.from_numpy(np.array([[5, 17, 230, 8]]))
-    flags = torch.ones(1, 4, lexicon.WIDTH)
-    with torch.no_grad():
-        assert torch.allclose(net.encode(ids, None, flags), plain.encode(ids))
-
-
-def test_model_trained_with_lexicon_flags_records_and_reads_them(with_lexicon: Path) -> None:
-    manifest = json.loads((with_lexicon / "model.json").read_text("utf-8"))
-    assert manifest["lexicon"]["package"] == "jieba"
-    assert manifest["lexicon"]["dict_sha256"] == lexicon.load().sha256
-    model = AdaptedModel(with_lexicon)
-    texts = [ex.text for ex in _examples(30, seed=13)]
-    together = model.tag(texts)
-    assert sum(map(len, together)) > 10
-    for text, spans in zip(texts, together, strict=True):  # flags of a padded batch read as alone
-        alone = {(s.start, s.end, s.label): s.probability for s in model.tag([text])[0]}
-        assert {(s.start, s.end, s.label) for s in spans} == set(alone)
-
-
-def test_model_trained_with_another_dictionary_is_refused(with_lexicon: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "m"
-    shutil.copytree(with_lexicon, copy)
-    manifest = json.loads((copy / "model.json").read_text("utf-8"))
-    manifest["lexicon"]["dict_sha256"] = "0" * 64
-    (copy / "model.json").write_text(json.dumps(manifest), "utf-8")
-    with pytest.raises(ModelError, match=r"m: trained with jieba .*dictionary, not the installed one"):
-        AdaptedModel(copy)
-    (copy / "model.json").write_text(json.dumps({**manifest, "lexicon": None}), "utf-8")
-    with pytest.raises(ModelError, match="does not say whose"):
-        AdaptedModel(copy)
 
 
 def test_existing_model_is_kept_unless_overwrite(trained: Path, tmp_path: Path) -> None:

@@ -71,11 +71,6 @@ def train(
         min=0.0,
         help="Weight of the loss that keeps LAC's own reading while learning (0: off, trains faster).",
     ),
-    lexicon: bool = typer.Option(
-        False,
-        "--lexicon",
-        help="Give the model jieba dictionary flags per character (person, place, organisation words).",
-    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
 ) -> None:
     """Fine-tune LAC on labelled examples. Needs PyTorch: pip install 'piguard[adapt]'."""
@@ -83,7 +78,7 @@ def train(
 
     examples = _read(data)
     console = Console(stderr=True)
-    settings = TrainSettings(epochs=epochs, members=members, holdout=holdout, seed=seed, lexicon=lexicon)
+    settings = TrainSettings(epochs=epochs, members=members, holdout=holdout, seed=seed)
     if keep_base is not None:
         settings.keep_base = keep_base
     try:
@@ -142,7 +137,6 @@ def show(model: Path = typer.Argument(..., help="Model directory.")) -> None:
         "labels": list(m.labels),
         "members": len(m.manifest.get("members", [])),
         "base": m.manifest.get("base"),
-        "lexicon": m.manifest.get("lexicon"),
         "training": m.manifest.get("training"),
         "held_out_scores": m.manifest.get("held_out_scores"),
     }

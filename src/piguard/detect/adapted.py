@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from piguard import taxonomy
-from piguard.detect import _lac, lexicon
+from piguard.detect import _lac
 from piguard.detect.structured import RawHit
 
 FORMAT = "piguard-adapted-tagger/1"
-LEXICON_INPUT = "lexicon"  # the encoder input of lexicon flags, in models trained with them
 # Long texts are read in segments cut at a sentence end or line break; the model was trained on sentences.
 _SEGMENT = 200
 _BREAK = re.compile(r"[。！？!?；;\n]")
@@ -75,12 +74,8 @@ class _Member:
         except Exception as exc:  # onnx and onnxruntime raise their own exception types for unreadable graphs
             raise ModelError(f"{directory}: encoder.onnx cannot be loaded ({type(exc).__name__})") from None
 
-        self.reads_lexicon = any(i.name == LEXICON_INPUT for i in self.session.get_inputs())
-
-    def emissions(self, ids: np.ndarray, lengths: np.ndarray, lex: np.ndarray | None) -> np.ndarray:
+    def emissions(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         feed = {"token_ids": ids, _lac.LENGTH_INPUT: lengths}
-        if self.reads_lexicon:
-            feed[LEXICON_INPUT] = lex
         em = self.session.run(None, feed)[0].astype(np.float64)
         # Start and end scores folded into the first and last real positions: the plain LAC decoders apply.
         em[:, 0, :] += self.start
@@ -121,9 +116,6 @@ class AdaptedModel:
             )
         self._vocab, self._q2b, self._oov = _lac.read_vocab(base)
         self._members = [_Member(self.directory / str(m), len(self.tags)) for m in members]
-        self._lexicon: lexicon.Lexicon | None = None
-        if any(m.reads_lexicon for m in self._members):
-            self._lexicon = _matching_lexicon(self.directory, manifest.get("lexicon"))
         self.labels = tuple(labels)
         self._bi = {lab: (self.tags.index(f"{lab}-B"), self.tags.index(f"{lab}-I")) for lab in labels}
         known = taxonomy.entities()
@@ -139,12 +131,10 @@ class AdaptedModel:
         order = sorted((i for i in range(len(texts)) if texts[i]), key=lambda i: len(texts[i]))
         for k in range(0, len(order), batch):
             idx = order[k : k + batch]
-            chunk = [texts[i] for i in idx]
-            ids, lengths = _lac.encode_batch(chunk, self._vocab, self._q2b, self._oov)
-            lex = self._lexicon.batch(chunk, ids.shape[1]) if self._lexicon else None
+            ids, lengths = _lac.encode_batch([texts[i] for i in idx], self._vocab, self._q2b, self._oov)
             reads = []
             for member in self._members:
-                em = member.emissions(ids, lengths, lex)
+                em = member.emissions(ids, lengths)
                 reads.append(
                     (_lac.viterbi(em, member.trans, lengths), _lac.posteriors(em, member.trans, lengths))
                 )
@@ -177,22 +167,6 @@ class AdaptedModel:
         for (start, _end), spans in zip(segments, self.tag([text[a:b] for a, b in segments]), strict=True):
             found.extend(TaggedSpan(start + s.start, start + s.end, s.label, s.probability) for s in spans)
         return found
-
-
-def _matching_lexicon(directory: Path, recorded: object) -> lexicon.Lexicon:
-    """The installed lexicon, if it is the one the model was trained with."""
-    if not isinstance(recorded, dict):
-        raise ModelError(f"{directory}: its encoder reads lexicon flags but model.json does not say whose")
-    try:
-        lex = lexicon.load()
-    except lexicon.LexiconUnavailable as exc:
-        raise ModelError(f"{directory}: {exc}") from None
-    if recorded.get("dict_sha256") != lex.sha256:
-        raise ModelError(
-            f"{directory}: trained with jieba {recorded.get('version')}'s dictionary, "
-            f"not the installed one ({lex.version})"
-        )
-    return lex
 
 
 def _runs(path: list[int], tags: list[str]) -> Iterable[tuple[int, int, str]]:
