@@ -35,8 +35,8 @@ _BREAK = re.compile(r"[。！？!?；;\n]")
 # A person's name never begins or ends with a joiner or separator and never holds half a pair of brackets;
 # a model sometimes reaches over one (米切尔· , 马克·雅各布(Mark , menez） ), so such spans are trimmed.
 _NAME_LABELS = frozenset({"PERSON"})
-_NAME_EDGE = " \t·•・‧-－—_,，、"
-_NAME_JOINERS = "·•・‧-－"
+_NAME_JOINERS = "·•・‧-－"  # inside a name they join its parts (迈克尔·布兰德); at its edge they are cut
+_NAME_EDGE = _NAME_JOINERS + " \t—_,，、"
 _BRACKETS = {")": "(", "）": "（", "]": "[", "】": "【", "》": "《", "」": "「", "』": "『"}
 
 
