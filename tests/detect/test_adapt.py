@@ -281,6 +281,19 @@ def test_cli_train_show_evaluate_and_scan(tmp_path: Path, trained: Path) -> None
     assert json.loads(res.output)["PERSON"]["gold"] == sum(
         1 for r in rows[:10] for sp in r["spans"] if sp["entity"] == "PERSON"
     )
+    # The same examples as a token-per-line BMES file (MSRA's layout) score the same.
+    columns = tmp_path / "held.bmes"
+    with columns.open("w", encoding="utf-8") as fh:
+        for r in rows[:10]:
+            tags = ["O"] * len(r["text"])
+            for sp in r["spans"]:
+                n = sp["end"] - sp["start"]
+                marks = ["S"] if n == 1 else ["B", *["M"] * (n - 2), "E"]
+                tags[sp["start"] : sp["end"]] = [f"{m}-{sp['entity']}" for m in marks]
+            fh.write("".join(f"{ch} {tag}\n" for ch, tag in zip(r["text"], tags, strict=True)) + "\n")
+    res_columns = runner.invoke(app, ["model", "evaluate", str(trained), str(columns), "--json"])
+    assert res_columns.exit_code == 0, res_columns.output
+    assert json.loads(res_columns.output) == json.loads(res.output)
 
     src = tmp_path / "chat.txt"
     src.write_text("请转告周律师明天开会\n", "utf-8")

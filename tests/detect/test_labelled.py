@@ -86,3 +86,63 @@ def test_swapped_mentions_keep_spans_on_their_new_text() -> None:
                 assert mention in names if lab == "PERSON" else mention == "浙商银行"
         assert copies[0].text.startswith("浙商银行") and copies[0].text.endswith("博士说")
         assert copies[1].text[copies[1].spans[0][1] :].startswith("认为")
+
+
+def _columns(rows: list[tuple[str, str]], sep: str = " ") -> str:
+    """Token-per-line text; an empty row ends a sentence."""
+    return "".join(f"{tok}{sep}{tag}\n" if tok else "\n" for tok, tag in rows)
+
+
+def test_column_files_in_each_tag_scheme_read_to_the_json_spans(tmp_path: Path) -> None:
+    text = "浙商银行叶老桂说"
+    expected = parse_example(
+        {
+            "text": text,
+            "entities": [{"label": "ORG", "start": 0, "end": 4}, {"label": "PER", "start": 4, "end": 7}],
+        }
+    )
+    schemes = {
+        "bio": ["B-ORG", "I-ORG", "I-ORG", "I-ORG", "B-PER", "I-PER", "I-PER", "O"],
+        "bmes": ["B-ORG", "M-ORG", "M-ORG", "E-ORG", "B-PER", "M-PER", "E-PER", "O"],
+        "bilou": ["B-ORG", "I-ORG", "I-ORG", "L-ORG", "B-PER", "I-PER", "L-PER", "O"],
+    }
+    for name, tags in schemes.items():
+        f = tmp_path / f"{name}.txt"
+        sep = "\t" if name == "bio" else " "  # Weibo NER is tab-separated, MSRA space-separated
+        f.write_text(_columns([*zip(text, tags, strict=True), ("", "")], sep), "utf-8")
+        report = read_labelled([f])
+        assert report.examples == [expected], name
+        assert not report.problems
+    assert expected.spans == ((0, 4, "ORG"), (4, 7, "PERSON"))  # PER is a person; ORG kept as given
+
+
+def test_column_sentences_end_at_blank_lines_and_single_tokens_are_spans(tmp_path: Path) -> None:
+    f = tmp_path / "msra.txt"
+    rows = [("-DOCSTART-", "O"), ("", ""), ("王", "S-PER"), ("说", "O"), ("", ""), ("", "")]
+    rows += [("去", "O"), ("京", "I-LOC"), ("城", "I-LOC")]  # I- after O begins a span; no final blank line
+    f.write_text(_columns(rows).replace("\n", "\r\n"), "utf-8")  # Windows line ends, as MSRA ships
+    report = read_labelled([f])
+    assert report.examples == [
+        LabelledText("王说", ((0, 1, "PERSON"),)),
+        LabelledText("去京城", ((1, 3, "LOC"),)),
+    ]
+
+
+def test_a_column_sentence_with_a_bad_line_is_named_and_skipped(tmp_path: Path) -> None:
+    f = tmp_path / "weibo.conll"
+    rows = [("李", "B-PER"), ("雷", "I-PER"), ("", "")]
+    rows += [("韩", "B-PER"), ("梅", "X-PER"), ("梅", "I-PER"), ("", "")]  # line 5: no such tag
+    rows += [("好", "O"), ("", "")]
+    text = _columns(rows).replace("梅 I-PER\n", "梅\n")  # line 6: a token without a tag
+    f.write_text(text, "utf-8")
+    report = read_labelled([f])
+    assert [ex.text for ex in report.examples] == ["李雷", "好"]
+    assert report.problems == [
+        f"{f}:5: tag 'X-PER' is not O or B-/I-/M-/E-/S-/L-/U- and a label (sentence skipped)"
+    ]
+
+
+def test_multi_column_files_take_the_first_and_last_columns(tmp_path: Path) -> None:
+    f = tmp_path / "conll.txt"
+    f.write_text("张 NR _ B-PER\n三 NR _ E-PER\n来 VV _ O\n\n", "utf-8")
+    assert read_labelled([f]).examples == [LabelledText("张三来", ((0, 2, "PERSON"),))]

@@ -56,7 +56,8 @@ def _scores_table(title: str, scores: dict[str, dict[str, float]]) -> Table:
 @model_app.command("train")
 def train(
     data: list[Path] = typer.Argument(
-        ..., help="Labelled JSON-lines files (piguard, CLUENER or entity-list layout)."
+        ...,
+        help="Labelled files: JSON lines (piguard, CLUENER or entity-list layout) or BIO/BMES columns.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to."),
     epochs: int = typer.Option(8, "--epochs", min=1),
@@ -103,7 +104,7 @@ def train(
 @model_app.command("evaluate")
 def evaluate(
     model: Path = typer.Argument(..., help="Model directory."),
-    data: list[Path] = typer.Argument(..., help="Labelled JSON-lines files to score against."),
+    data: list[Path] = typer.Argument(..., help="Labelled files to score against (any layout train reads)."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Strict span scores of a model on labelled examples (label, start and end must all match)."""

@@ -1,24 +1,32 @@
 """Labelled text: the examples a name/address model is adapted on and scored against.
 
-Three line-per-example JSON layouts are read (the ones Chinese NER data comes in):
+Four layouts are read (the ones Chinese NER data comes in). Three are JSON, one example per line:
 
 * piguard's own: ``{"text": ..., "spans": [{"start": 0, "end": 3, "entity": "PERSON"}]}`` (end exclusive);
 * CLUENER's: ``{"text": ..., "label": {"name": {"叶老桂": [[9, 11]]}}}`` (end *inclusive*);
 * entity lists (CCF BDCI and many others): ``{"text": ..., "entities": [{"label": ..., "start", "end"}]}``
   (end exclusive).
 
+The fourth is the token-per-line column layout of MSRA, People's Daily, Weibo NER and CoNLL: a token and its
+tag on each line (other columns between them are ignored), a blank line between sentences, tags in BIO, BIOES,
+BMES or BILOU (``B-PER``, ``I-PER``, ``M-PER``, ``E-PER``, ``S-PER``, ``O``). Tokens are joined as they are:
+Chinese corpora give one character per line. A file is read as columns when its first line is not JSON
+but a token and a tag.
+
 Labels are mapped to piguard entity ids where one fits (``name`` -> PERSON, ``address`` -> ADDRESS, see
 ``LABEL_MAP``); any other label is kept as given. A model learns every label it is shown (telling a club
 from a person helps it), but only piguard entity ids are ever reported.
 
 A bad line (not JSON, no text, a span outside the text) is reported with its file and line number and
-skipped; the rest of the file is still read.
+skipped, as is a column sentence with a bad line in it; the rest of the file is still read.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,19 +122,94 @@ def iter_file(path: str | Path, report: ReadReport) -> Iterator[LabelledText]:
     except OSError as exc:
         raise LabelledDataError(f"{p}: cannot open: {exc.strerror or exc}") from None
     with fh:
-        n = 0
+        seen = [0]  # the number of the line last read, for the encoding error
+
+        def numbered() -> Iterator[tuple[int, str]]:
+            for seen[0], line in enumerate(fh, 1):
+                yield seen[0], line
+
         try:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield parse_example(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    report.problems.append(f"{p}:{n}: not JSON ({exc.msg})")
-                except ValueError as exc:
-                    report.problems.append(f"{p}:{n}: {exc}")
+            lines = numbered()
+            first = next((nl for nl in lines if nl[1].strip()), None)  # skips leading blank lines
+            if first is None:
+                return
+            rest = itertools.chain([first], lines)
+            if _is_column_line(first[1]):
+                yield from _column_examples(rest, p, report)
+            else:
+                yield from _json_examples(rest, p, report)
         except UnicodeDecodeError:
-            raise LabelledDataError(f"{p}: line {n + 1} is not UTF-8") from None
+            raise LabelledDataError(f"{p}: line {seen[0] + 1} is not UTF-8") from None
+
+
+def _json_examples(lines: Iterable[tuple[int, str]], p: Path, report: ReadReport) -> Iterator[LabelledText]:
+    for n, line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield parse_example(json.loads(line))
+        except json.JSONDecodeError as exc:
+            report.problems.append(f"{p}:{n}: not JSON ({exc.msg})")
+        except ValueError as exc:
+            report.problems.append(f"{p}:{n}: {exc}")
+
+
+_TAG = re.compile(r"O|[BIMESLU]-\S+")
+
+
+def _is_column_line(line: str) -> bool:
+    fields = line.split()
+    return len(fields) >= 2 and not line.lstrip().startswith("{") and bool(_TAG.fullmatch(fields[-1]))
+
+
+def _column_examples(lines: Iterable[tuple[int, str]], p: Path, report: ReadReport) -> Iterator[LabelledText]:
+    tokens: list[str] = []
+    tags: list[str] = []
+    problem = ""
+    for n, line in itertools.chain(lines, [(0, "")]):
+        fields = line.split()
+        if fields and fields[0] == "-DOCSTART-":  # CoNLL's document marker, not a sentence
+            continue
+        if fields:
+            if problem:
+                continue
+            if len(fields) < 2:
+                problem = f"{p}:{n}: a token without a tag"
+            elif not _TAG.fullmatch(fields[-1]):
+                problem = f"{p}:{n}: tag {fields[-1][:30]!r} is not O or B-/I-/M-/E-/S-/L-/U- and a label"
+            else:
+                tokens.append(fields[0])
+                tags.append(fields[-1])
+            continue
+        if problem:
+            report.problems.append(problem + " (sentence skipped)")
+        elif tokens:
+            yield LabelledText("".join(tokens), _spans_from_tags(tokens, tags))
+        tokens, tags, problem = [], [], ""
+
+
+def _spans_from_tags(tokens: list[str], tags: list[str]) -> tuple[tuple[int, int, str], ...]:
+    """Spans from a tag sequence in any of BIO, BIOES, BMES and BILOU.
+
+    Decoded leniently, as conlleval does: an inside tag (I-, M-, E-, L-) that does not continue a span of
+    its label begins one. Written here rather than taken from seqeval, which needs scikit-learn for this.
+    """
+    spans: list[tuple[int, int, str]] = []
+    open_label, start, end, offset = "", 0, 0, 0
+    for token, tag in zip(tokens, tags, strict=True):
+        token_start, offset = offset, offset + len(token)
+        prefix, label = tag[0], tag[2:]
+        if tag == "O" or prefix in "BSU" or label != open_label:
+            if open_label:
+                spans.append((start, end, map_label(open_label)))
+            open_label, start = ("", 0) if tag == "O" else (label, token_start)
+        end = offset
+        if open_label and prefix in "ESLU":
+            spans.append((start, end, map_label(open_label)))
+            open_label = ""
+    if open_label:
+        spans.append((start, end, map_label(open_label)))
+    return tuple(sorted(set(spans)))
 
 
 def read_labelled(paths: list[str | Path] | tuple[str | Path, ...]) -> ReadReport:
