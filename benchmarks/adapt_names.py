@@ -10,6 +10,8 @@ model is written outside the repository and never shipped) and scores both on th
     .venv/bin/python benchmarks/adapt_names.py --members 1     # one member (several train one per core)
     .venv/bin/python benchmarks/adapt_names.py --reuse         # score a model trained earlier
     .venv/bin/python benchmarks/adapt_names.py --ccf           # also train on CCF 2020 text CLUENER lacks
+    .venv/bin/python benchmarks/adapt_names.py --extra msra_train.txt --extra-needs PERSON
+                                                  # also train on another corpus's sentences with a name
 
 Writes benchmarks/results/adapt.json.
 """
@@ -114,6 +116,17 @@ def main() -> int:
         help="also train on the CCF 2020 passages that are in neither CLUENER split",
     )
     ap.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        help="another labelled file to train on (its passages that share no 12-character run with CLUENER)",
+    )
+    ap.add_argument(
+        "--extra-needs",
+        default="",
+        help="train only on the --extra passages holding this label (PERSON: those with a name)",
+    )
+    ap.add_argument(
         "--swap",
         default=",".join(TrainSettings.swap_labels),
         help="labels whose mentions are swapped in the augmented copy (comma-separated; 'all': every label)",
@@ -141,6 +154,13 @@ def main() -> int:
         print(f"CCF 2020: {len(extra)} passages in neither CLUENER split")
         train = train + extra
         sources.append(f"CCF BDCI 2020 privacy: {len(extra)} passages in neither CLUENER split")
+    for extra_path in args.extra:
+        extra = unseen_passages(read_labelled([Path(extra_path)]).examples, [ex.text for ex in train + dev])
+        if args.extra_needs:
+            extra = [ex for ex in extra if any(lab == args.extra_needs for _, _, lab in ex.spans)]
+        print(f"{extra_path}: {len(extra)} passages in neither CLUENER split")
+        train = train + extra
+        sources.append(f"{Path(extra_path).name}: {len(extra)} passages in neither CLUENER split")
     model_dir = Path(args.model_dir)
     if not args.reuse:
         settings = TrainSettings(
