@@ -138,8 +138,14 @@ def test_a_column_sentence_with_a_bad_line_is_named_and_skipped(tmp_path: Path) 
     report = read_labelled([f])
     assert [ex.text for ex in report.examples] == ["李雷", "好"]
     assert report.problems == [
-        f"{f}:5: tag 'X-PER' is not O or B-/I-/M-/E-/S-/L-/U- and a label (sentence skipped)"
+        f"{f}:5: the last column is not a tag (O, or B-/I-/M-/E-/S-/L-/U- and a label) (sentence skipped)"
     ]
+    # A malformed line's last column may be text; it is not echoed.
+    bad = tmp_path / "shifted.txt"
+    bad.write_text("好 O\n\n王 B-PER\n小明 O 小\n\n", "utf-8")
+    assert read_labelled([bad]).problems[0] == (
+        f"{bad}:4: the last column is not a tag (O, or B-/I-/M-/E-/S-/L-/U- and a label) (sentence skipped)"
+    )
 
 
 def test_multi_column_files_take_the_first_and_last_columns(tmp_path: Path) -> None:

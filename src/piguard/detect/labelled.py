@@ -176,7 +176,8 @@ def _column_examples(lines: Iterable[tuple[int, str]], p: Path, report: ReadRepo
             if len(fields) < 2:
                 problem = f"{p}:{n}: a token without a tag"
             elif not _TAG.fullmatch(fields[-1]):
-                problem = f"{p}:{n}: tag {fields[-1][:30]!r} is not O or B-/I-/M-/E-/S-/L-/U- and a label"
+                # the value is not echoed: in a malformed line the last column may be text, not a tag
+                problem = f"{p}:{n}: the last column is not a tag (O, or B-/I-/M-/E-/S-/L-/U- and a label)"
             else:
                 tokens.append(fields[0])
                 tags.append(fields[-1])
