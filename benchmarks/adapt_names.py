@@ -124,7 +124,7 @@ def main() -> int:
     ap.add_argument(
         "--extra-needs",
         default="",
-        help="train only on the --extra passages holding this label (PERSON: those with a name)",
+        help="train only on the extra passages (--ccf, --extra) holding this label (PERSON: with a name)",
     )
     ap.add_argument(
         "--swap",
@@ -149,18 +149,13 @@ def main() -> int:
     train = read_labelled([CLUENER / "train.json"]).examples
     dev = read_labelled([CLUENER / "dev.json"]).examples
     sources = ["CLUENER2020 train.json"]
-    if args.ccf:
-        extra = unseen_passages(read_labelled([CCF]).examples, [ex.text for ex in train + dev])
-        print(f"CCF 2020: {len(extra)} passages in neither CLUENER split")
-        train = train + extra
-        sources.append(f"CCF BDCI 2020 privacy: {len(extra)} passages in neither CLUENER split")
-    for extra_path in args.extra:
-        extra = unseen_passages(read_labelled([Path(extra_path)]).examples, [ex.text for ex in train + dev])
+    for extra_path in ([CCF] if args.ccf else []) + [Path(x) for x in args.extra]:
+        extra = unseen_passages(read_labelled([extra_path]).examples, [ex.text for ex in train + dev])
         if args.extra_needs:
             extra = [ex for ex in extra if any(lab == args.extra_needs for _, _, lab in ex.spans)]
-        print(f"{extra_path}: {len(extra)} passages in neither CLUENER split")
+        print(f"{extra_path.name}: {len(extra)} passages in neither CLUENER split")
         train = train + extra
-        sources.append(f"{Path(extra_path).name}: {len(extra)} passages in neither CLUENER split")
+        sources.append(f"{extra_path.name}: {len(extra)} passages in neither CLUENER split")
     model_dir = Path(args.model_dir)
     if not args.reuse:
         settings = TrainSettings(
