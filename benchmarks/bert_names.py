@@ -65,7 +65,7 @@ def main() -> int:
         )
         return 2
     from piguard.detect._lac import viterbi
-    from piguard.detect.adapt_train import build_crf, strict_scores, tag_ids, tags_for
+    from piguard.detect.adapt_train import _batches, build_crf, strict_scores, tag_ids, tags_for
     from piguard.detect.adapted import _well_formed_name
     from piguard.detect.labelled import read_labelled
 
@@ -110,9 +110,7 @@ def main() -> int:
     t0 = time.perf_counter()
     for epoch in range(args.epochs):
         net.train()
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][1]) + rng.random() * 8)
-        batches = [order[k : k + args.batch] for k in range(0, len(order), args.batch)]
-        rng.shuffle(batches)
+        batches = _batches(train, args.batch, rng)  # batched as the LAC-based model is
         total, te = 0.0, time.perf_counter()
         for batch in batches:
             rows = [encoded[i] for i in batch]
