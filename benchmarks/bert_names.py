@@ -32,18 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
 
 
-def spans_of(path: list[int], tags: list[str]) -> set[tuple[int, int, str]]:
-    """(start, end, label) of each B-I* run; an I- after another label starts a span, as conlleval reads."""
-    spans, current = set(), None
-    for p, tag in enumerate([*map(tags.__getitem__, path), "O"]):
-        if current and not (tag.endswith("-I") and tag[:-2] == current[1]):
-            spans.add((current[0], p, current[1]))
-            current = None
-        if tag != "O" and current is None:
-            current = (p, tag[:-2])
-    return spans
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="a local Hugging Face BERT directory")
@@ -66,7 +54,7 @@ def main() -> int:
         return 2
     from piguard.detect._lac import viterbi
     from piguard.detect.adapt_train import _batches, build_crf, strict_scores, tag_ids, tags_for
-    from piguard.detect.adapted import _well_formed_name
+    from piguard.detect.adapted import _runs, _well_formed_name
     from piguard.detect.labelled import read_labelled
 
     torch.manual_seed(args.seed)
@@ -145,7 +133,8 @@ def main() -> int:
             em = net(ids, torch.ones_like(ids)).numpy().astype(np.float64)
             em[:, 0] += crf.start.detach().numpy()
             em[:, -1] += crf.end.detach().numpy()
-            found = spans_of(viterbi(em, trans, np.array([len(ex.text)]))[0].tolist(), tags)
+            # decoded as piguard's adapted model decodes a path
+            found = set(_runs(viterbi(em, trans, np.array([len(ex.text)]))[0].tolist(), tags))
             raw.append(found)
             kept = set()
             for s, e, label in found:
