@@ -12,6 +12,8 @@ model is written outside the repository and never shipped) and scores both on th
     .venv/bin/python benchmarks/adapt_names.py --ccf           # also train on CCF 2020 text CLUENER lacks
     .venv/bin/python benchmarks/adapt_names.py --extra msra_train.txt --extra-needs PERSON
                                                   # also train on another corpus's sentences with a name
+    .venv/bin/python benchmarks/adapt_names.py --extra msra_train.txt --extra-needs PERSON --extra-head own
+                                                  # ... through an output layer and CRF of their own
 
 Writes benchmarks/results/adapt.json.
 """
@@ -131,6 +133,12 @@ def main() -> int:
         default=",".join(TrainSettings.swap_labels),
         help="labels whose mentions are swapped in the augmented copy (comma-separated; 'all': every label)",
     )
+    ap.add_argument(
+        "--extra-head",
+        choices=("shared", "own"),
+        default="shared",
+        help="extra passages share the output layer and CRF, or train the encoder through their own",
+    )
     ap.add_argument("--swap-copies", type=int, default=TrainSettings.swap_copies)
     ap.add_argument("--reuse", action="store_true", help="score the model already in --model-dir")
     ap.add_argument(
@@ -149,12 +157,16 @@ def main() -> int:
     train = read_labelled([CLUENER / "train.json"]).examples
     dev = read_labelled([CLUENER / "dev.json"]).examples
     sources = ["CLUENER2020 train.json"]
+    auxiliary: list = []
     for extra_path in ([CCF] if args.ccf else []) + [Path(x) for x in args.extra]:
         extra = unseen_passages(read_labelled([extra_path]).examples, [ex.text for ex in train + dev])
         if args.extra_needs:
             extra = [ex for ex in extra if any(lab == args.extra_needs for _, _, lab in ex.spans)]
         print(f"{extra_path.name}: {len(extra)} passages in neither CLUENER split")
-        train = train + extra
+        if args.extra_head == "own":
+            auxiliary += extra
+        else:
+            train = train + extra
         sources.append(f"{extra_path.name}: {len(extra)} passages in neither CLUENER split")
     model_dir = Path(args.model_dir)
     if not args.reuse:
@@ -180,6 +192,7 @@ def main() -> int:
             sources=sources,
             overwrite=True,
             progress=lambda m: print("  " + m, flush=True),
+            auxiliary=auxiliary,
         )
         print(f"  trained in {report.seconds:.0f} s")
 

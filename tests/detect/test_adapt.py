@@ -209,6 +209,37 @@ def test_each_swapped_copy_draws_its_own_mentions() -> None:
     assert augmented(examples, TrainSettings(swap_labels=()), seed=0) == examples
 
 
+def _clubs_as_people(examples: list[LabelledText]) -> list[LabelledText]:
+    """The same kind of notes labelled by another notion: clubs are PERSON (as a lone surname is in a news
+    corpus, where the user's data says otherwise)."""
+    return [LabelledText(ex.text, tuple((s, e, "PERSON") for s, e, _lab in ex.spans)) for ex in examples]
+
+
+def _clubs_reported(model_dir: Path, held: list[LabelledText]) -> tuple[int, int]:
+    """(clubs reported as PERSON, clubs) in ``held``."""
+    clubs = {(i, s, e) for i, ex in enumerate(held) for s, e, lab in ex.spans if lab == "organization"}
+    spans = AdaptedModel(model_dir).tag([ex.text for ex in held])
+    found = {(i, t.start, t.end) for i, ts in enumerate(spans) for t in ts if t.label == "PERSON"}
+    return len(clubs & found), len(clubs)
+
+
+def test_another_corpus_teaches_reading_through_its_own_head(tmp_path: Path) -> None:
+    ours, theirs = _examples(120, seed=21), _clubs_as_people(_examples(240, seed=22))
+    settings = TrainSettings(epochs=3, members=1, holdout=0.0, seed=0)
+    held = [ex for ex in _examples(200, seed=23) if any(lab == "organization" for *_, lab in ex.spans)]
+    mixed = train_model(ours + theirs, tmp_path / "mixed", settings=settings).directory
+    own = train_model(ours, tmp_path / "own", settings=settings, auxiliary=theirs).directory
+    mixed_clubs, clubs = _clubs_reported(mixed, held)
+    own_clubs, _ = _clubs_reported(own, held)
+    assert clubs >= 20
+    assert mixed_clubs >= clubs // 4  # one output layer for both corpora takes their notion as ours
+    assert own_clubs <= 1  # a head of its own: their notion stays theirs
+    assert score(AdaptedModel(own), _examples(60, seed=24))["PERSON"]["f1"] >= 0.9
+    manifest = json.loads((own / "model.json").read_text("utf-8"))
+    assert manifest["training"]["auxiliary_examples"] == len(theirs)
+    assert manifest["tags"] == ["O", "PERSON-B", "PERSON-I", "organization-B", "organization-I"]
+
+
 def test_existing_model_is_kept_unless_overwrite(trained: Path, tmp_path: Path) -> None:
     copy = tmp_path / "m"
     shutil.copytree(trained, copy)
@@ -263,16 +294,30 @@ def test_cli_train_show_evaluate_and_scan(tmp_path: Path, trained: Path) -> None
         for ex in _examples(40, seed=7)
     ]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n{broken\n", "utf-8")
+    news = tmp_path / "news.jsonl"  # another notion of a name, read through a head of its own
+    news.write_text(
+        "".join(
+            json.dumps(
+                {"text": ex.text, "spans": [{"start": s, "end": e, "entity": lab} for s, e, lab in ex.spans]}
+            )
+            + "\n"
+            for ex in _clubs_as_people(_examples(12, seed=8))
+        ),
+        "utf-8",
+    )
     out = tmp_path / "cli-model"
     args = ["model", "train", str(data), "--out", str(out), "--epochs", "1", "--holdout", "0.2"]
-    res = runner.invoke(app, [*args, "--keep-base", "0.5"])
+    res = runner.invoke(app, [*args, "--keep-base", "0.5", "--also-read", str(news)])
     assert res.exit_code == 0, res.output
     assert f"skipped {data}:41: not JSON" in res.output
     assert "32 examples trained, 8 held out" in res.output
 
     res = runner.invoke(app, ["model", "show", str(out)])
     assert res.exit_code == 0 and json.loads(res.output)["reports"] == ["PERSON"]
-    assert json.loads((out / "model.json").read_text("utf-8"))["training"]["settings"]["keep_base"] == 0.5
+    training = json.loads((out / "model.json").read_text("utf-8"))["training"]
+    assert training["settings"]["keep_base"] == 0.5
+    assert training["auxiliary_examples"] == 12
+    assert f"{news} (read through its own output layer)" in training["sources"]
 
     held = tmp_path / "held.jsonl"
     held.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:10]) + "\n", "utf-8")

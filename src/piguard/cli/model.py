@@ -72,12 +72,19 @@ def train(
         min=0.0,
         help="Weight of the loss that keeps LAC's own reading while learning (0: off, trains faster).",
     ),
+    also_read: list[Path] = typer.Option(
+        [],
+        "--also-read",
+        help="Another labelled corpus (a news NER corpus, say) to learn reading from, through an output "
+        "layer of its own: its labels are never taken as yours. Repeatable.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
 ) -> None:
     """Fine-tune LAC on labelled examples. Needs PyTorch: pip install 'piguard[adapt]'."""
     from piguard.detect.adapt_train import TrainingUnavailable, TrainSettings, train_model
 
     examples = _read(data)
+    auxiliary = _read(also_read) if also_read else []
     console = Console(stderr=True)
     settings = TrainSettings(epochs=epochs, members=members, holdout=holdout, seed=seed)
     if keep_base is not None:
@@ -87,9 +94,10 @@ def train(
             examples,
             out,
             settings=settings,
-            sources=[str(p) for p in data],
+            sources=[str(p) for p in data] + [f"{p} (read through its own output layer)" for p in also_read],
             overwrite=overwrite,
             progress=lambda msg: console.print(msg, highlight=False),
+            auxiliary=auxiliary,
         )
     except (TrainingUnavailable, FileExistsError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -284,10 +284,10 @@ class _Batch:
         return cls(compact[ids], tags, mask, lengths, base)
 
 
-def _batch_loss(torch: Any, net: Any, crf: Any, batch: _Batch, keep_base: float) -> Any:
+def _batch_loss(torch: Any, net: Any, crf: Any, batch: _Batch, keep_base: float, out: Any = None) -> Any:
     h = net.encode(batch.ids, batch.lengths)
     size = len(batch.lengths)
-    loss = crf(net.out(net.drop(h)), batch.tags, batch.mask) / size
+    loss = crf((out or net.out)(net.drop(h)), batch.tags, batch.mask) / size
     if batch.base is not None:
         # KL from LAC's per-character tag distribution (temperature 2) to that of the copy of its output
         # layer reading the fine-tuned encoder.
@@ -307,6 +307,7 @@ def _train_member(
     weights: dict[str, np.ndarray],
     vocab: tuple[dict[str, int], dict[str, str], int],
     progress: Callable[[str], None],
+    auxiliary: Sequence[LabelledText] = (),
 ) -> tuple[Any, Any]:
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -314,10 +315,20 @@ def _train_member(
     net = build_network(torch, len(tags), settings.dropout, weights)
     crf = build_crf(torch, len(tags))
     encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
+    # Another corpus with a notion of its own (news NER's PER, say): it trains the shared encoder through an
+    # output layer and CRF of its own, never exported, so it teaches reading but not its labels.
+    aux_tags = tags_for(auxiliary) if auxiliary else []
+    aux_index = {t: i for i, t in enumerate(aux_tags)}
+    aux_encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, aux_index)) for ex in auxiliary]
+    # Built only when there is such a corpus: a layer's random start draws from the seed's stream.
+    aux_out = torch.nn.Linear(256, len(aux_tags)) if auxiliary else None
+    aux_crf = build_crf(torch, len(aux_tags)) if auxiliary else None
+    aux_params = [*aux_out.parameters(), *aux_crf.parameters()] if auxiliary else []
     # Only the characters in the data (and padding) get an embedding row to train: rows of characters never
     # seen get no gradient, so Adam would leave them as they are anyway, and a dense gradient for all of
     # LAC's 58,224 rows cost a third of the training time (zero-filling 30 MB every step).
-    seen = torch.from_numpy(np.unique(np.concatenate([np.zeros(1, np.int64)] + [c for c, _ in encoded])))
+    chars = [np.zeros(1, np.int64)] + [c for c, _ in encoded + aux_encoded]
+    seen = torch.from_numpy(np.unique(np.concatenate(chars)))
     compact = torch.zeros(net.emb.num_embeddings, dtype=torch.long)
     compact[seen] = torch.arange(len(seen))
     full_embedding = net.emb.weight.detach().clone()
@@ -330,26 +341,40 @@ def _train_member(
             },
             {"params": list(net.emb.parameters()), "lr": settings.lr_embedding},
             {
-                "params": [*net.out.parameters(), *net.base_out.parameters(), *crf.parameters()],
+                "params": [
+                    *net.out.parameters(),
+                    *net.base_out.parameters(),
+                    *crf.parameters(),
+                    *aux_params,
+                ],
                 "lr": settings.lr_head,
             },
         ],
         fused=True,
     )
     base_session = _base_session(torch.get_num_threads()) if settings.keep_base > 0 else None
-    steps = settings.epochs * ((len(examples) + settings.batch - 1) // settings.batch)
+    steps = settings.epochs * (
+        (len(examples) + settings.batch - 1) // settings.batch
+        + (len(auxiliary) + settings.batch - 1) // settings.batch
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.05, 1.0 - step / max(steps, 1)))
     net.train()
     for epoch in range(settings.epochs):
         t0 = time.perf_counter()
         total = 0.0
-        batches = _batches(examples, settings.batch, rng)
-        for idx in batches:
-            batch = _Batch.of(torch, [encoded[i] for i in idx], base_session, compact)
+        batches = [(False, idx) for idx in _batches(examples, settings.batch, rng)]
+        if auxiliary:  # each batch from one corpus, so its loss goes through that corpus's head
+            batches += [(True, idx) for idx in _batches(auxiliary, settings.batch, rng)]
+            rng.shuffle(batches)
+        for is_aux, idx in batches:
+            rows = [(aux_encoded if is_aux else encoded)[i] for i in idx]
+            batch = _Batch.of(torch, rows, base_session, compact)
             opt.zero_grad()
-            loss = _batch_loss(torch, net, crf, batch, settings.keep_base)
+            loss = _batch_loss(
+                torch, net, aux_crf if is_aux else crf, batch, settings.keep_base, aux_out if is_aux else None
+            )
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(net.parameters()) + list(crf.parameters()), 5.0)
+            torch.nn.utils.clip_grad_norm_([*net.parameters(), *crf.parameters(), *aux_params], 5.0)
             opt.step()
             sched.step()
             total += float(loss.detach())
@@ -405,6 +430,7 @@ class _MemberJob:
     seed: int
     directory: Path
     threads: int
+    auxiliary: Sequence[LabelledText] = ()
 
     def run(self, progress: Callable[[str], None]) -> None:
         torch = _torch()
@@ -421,6 +447,7 @@ class _MemberJob:
             _lac_weights(base),
             _lac.read_vocab(base),
             progress,
+            self.auxiliary,
         )
         _export_member(torch, net, crf, self.directory)
 
@@ -469,8 +496,13 @@ def train_model(
     sources: Sequence[str] = (),
     overwrite: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
+    auxiliary: Sequence[LabelledText] = (),
 ) -> TrainReport:
-    """Fine-tune LAC on ``examples`` and save the model to ``out_dir`` (written whole or not at all)."""
+    """Fine-tune LAC on ``examples`` and save the model to ``out_dir`` (written whole or not at all).
+
+    ``auxiliary``: examples of another labelled corpus (a news NER corpus, say) that train the shared encoder
+    through an output layer and CRF of their own, left out of the saved model: more text to learn reading
+    from, without its notion of a name becoming the model's."""
     torch = _torch()  # PyTorch and onnx present, or say what to install before any work is done
     settings = settings or TrainSettings()
     out = Path(out_dir)
@@ -496,7 +528,15 @@ def train_model(
     try:
         members = [f"member-{k}" for k in range(settings.members)]
         work = [
-            _MemberJob(train, tags, settings, settings.seed + k, staging / members[k], max(1, cores // jobs))
+            _MemberJob(
+                train,
+                tags,
+                settings,
+                settings.seed + k,
+                staging / members[k],
+                max(1, cores // jobs),
+                auxiliary,
+            )
             for k in range(settings.members)
         ]
         for k, job in enumerate(work):
@@ -525,6 +565,7 @@ def train_model(
                 "examples": n_train,
                 "swapped_copies": n_swapped,
                 "held_out": len(held),
+                "auxiliary_examples": len(auxiliary),
                 "settings": settings.__dict__,
                 "seconds": round(time.perf_counter() - t0, 1),
                 "threads": threads,
