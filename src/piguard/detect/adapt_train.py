@@ -287,7 +287,8 @@ class _Batch:
 def _batch_loss(torch: Any, net: Any, crf: Any, batch: _Batch, keep_base: float, out: Any = None) -> Any:
     h = net.encode(batch.ids, batch.lengths)
     size = len(batch.lengths)
-    loss = crf((out or net.out)(net.drop(h)), batch.tags, batch.mask) / size
+    head = net.out if out is None else out  # out: another corpus's own output layer
+    loss = crf(head(net.drop(h)), batch.tags, batch.mask) / size
     if batch.base is not None:
         # KL from LAC's per-character tag distribution (temperature 2) to that of the copy of its output
         # layer reading the fine-tuned encoder.
