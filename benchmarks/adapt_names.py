@@ -162,12 +162,14 @@ def main() -> int:
         extra = unseen_passages(read_labelled([extra_path]).examples, [ex.text for ex in train + dev])
         if args.extra_needs:
             extra = [ex for ex in extra if any(lab == args.extra_needs for _, _, lab in ex.spans)]
-        print(f"{extra_path.name}: {len(extra)} passages in neither CLUENER split")
+        source = f"{extra_path.name}: {len(extra)} passages in neither CLUENER split"
         if args.extra_head == "own":
             auxiliary += extra
+            source += ", read through an output layer of their own"
         else:
             train = train + extra
-        sources.append(f"{extra_path.name}: {len(extra)} passages in neither CLUENER split")
+        print(source)
+        sources.append(source)
     model_dir = Path(args.model_dir)
     if not args.reuse:
         settings = TrainSettings(
