@@ -312,19 +312,26 @@ def _train_member(
 ) -> tuple[Any, Any]:
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    index = {t: i for i, t in enumerate(tags)}
     net = build_network(torch, len(tags), settings.dropout, weights)
     crf = build_crf(torch, len(tags))
-    encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, index)) for ex in examples]
+
+    def encode(corpus: Sequence[LabelledText], corpus_tags: list[str]) -> list[tuple[np.ndarray, list[int]]]:
+        at = {t: i for i, t in enumerate(corpus_tags)}
+        return [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, at)) for ex in corpus]
+
+    encoded = encode(examples, tags)
     # Another corpus with a notion of its own (news NER's PER, say): it trains the shared encoder through an
-    # output layer and CRF of its own, never exported, so it teaches reading but not its labels.
-    aux_tags = tags_for(auxiliary) if auxiliary else []
-    aux_index = {t: i for i, t in enumerate(aux_tags)}
-    aux_encoded = [(_lac.encode_batch([ex.text], *vocab)[0][0], tag_ids(ex, aux_index)) for ex in auxiliary]
-    # Built only when there is such a corpus: a layer's random start draws from the seed's stream.
-    aux_out = torch.nn.Linear(256, len(aux_tags)) if auxiliary else None
-    aux_crf = build_crf(torch, len(aux_tags)) if auxiliary else None
-    aux_params = [*aux_out.parameters(), *aux_crf.parameters()] if auxiliary else []
+    # output layer and CRF of its own, never exported, so it teaches reading but not its labels. Built only
+    # when there is such a corpus: a layer's random start draws from the seed's stream.
+    aux_encoded: list[tuple[np.ndarray, list[int]]] = []
+    aux_out = aux_crf = None
+    aux_params: list[Any] = []
+    if auxiliary:
+        aux_tags = tags_for(auxiliary)
+        aux_encoded = encode(auxiliary, aux_tags)
+        aux_out = torch.nn.Linear(net.out.in_features, len(aux_tags))
+        aux_crf = build_crf(torch, len(aux_tags))
+        aux_params = [*aux_out.parameters(), *aux_crf.parameters()]
     # Only the characters in the data (and padding) get an embedding row to train: rows of characters never
     # seen get no gradient, so Adam would leave them as they are anyway, and a dense gradient for all of
     # LAC's 58,224 rows cost a third of the training time (zero-filling 30 MB every step).
