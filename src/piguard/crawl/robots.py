@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 MAX_LINE_LEN = 2083 * 8  # robots.cc kMaxLineLen: bytes kept per line, the rest ignored
 PARSE_LIMIT = 500 * 1024  # RFC 9309 2.5: parse at least the first 500 KiB; we parse exactly that much
@@ -86,38 +88,88 @@ def _find_first_of(s: str, chars: str, start: int) -> int:
     return best
 
 
-def escape_pattern(pattern: str) -> str:
-    """Percent-encode non-ASCII bytes, upper-case existing ``%xx`` escapes (robots.cc MaybeEscapePattern)."""
-    raw = pattern.encode("utf-8", "surrogateescape")
-    if all(b < 0x80 for b in raw) and "%" not in pattern:
-        return pattern
+# Octets RFC 3986 allows nowhere in a URI (controls, space, "<>\\^`{|}): a browser or Scrapy sends them
+# percent-encoded, so a rule or URL that holds them raw is compared in that form.
+_NOT_IN_URIS = frozenset(range(0x21)) | frozenset(b'"<>\\^`{|}\x7f')
+_NEEDS_WORK = re.compile(r'[^\x21-\x7e]|[%$"<>\\^`{|}]')
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normalize(text: str, *, pattern: bool) -> str:
+    """The form RFC 9309 2.2.2 compares: octets outside ASCII percent-encoded, ``%xx`` of an unreserved
+    character decoded (``%7E`` is ``~``, RFC 3986 2.3), other escapes upper-cased (``%3c`` is ``%3C``).
+
+    ``*`` and ``$`` are the two characters a rule gives a meaning to; RFC 9309 2.2.3 writes them as ``%2A``
+    and ``%24`` to match them literally. So in a URL they become ``%2A`` and ``%24``; in a rule ``*`` stays
+    the wildcard and only a final ``$`` anchors, any other ``$`` is the literal ``%24``."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if not _NEEDS_WORK.search(text) and (pattern or "*" not in text):
+        return text
     out = bytearray()
-    i = 0
-    while i < len(raw):
+    i, n = 0, len(raw)
+    while i < n:
         b = raw[i]
-        if b == 0x25 and i + 2 < len(raw) and raw[i + 1] in _HEX and raw[i + 2] in _HEX:
-            out += b"%" + bytes(raw[i + 1 : i + 3]).upper()
+        if b == 0x25 and i + 2 < n and raw[i + 1] in _HEX and raw[i + 2] in _HEX:
+            octet = int(raw[i + 1 : i + 3], 16)
+            if octet in _UNRESERVED:
+                out.append(octet)
+            else:
+                out += b"%" + bytes(raw[i + 1 : i + 3]).upper()
             i += 3
             continue
-        if b >= 0x80:
+        if b >= 0x80 or b in _NOT_IN_URIS:
             out += b"%%%02X" % b
+        elif b == 0x24 and not (pattern and i == n - 1):  # '$': literal unless it ends a rule
+            out += b"%24"
+        elif b == 0x2A and not pattern:  # '*' in a URL is a literal character
+            out += b"%2A"
         else:
             out.append(b)
         i += 1
     return out.decode("ascii")
 
 
+def escape_pattern(pattern: str) -> str:
+    """A rule's path in the form it is compared in (see :func:`_normalize`)."""
+    return _normalize(pattern, pattern=True)
+
+
+def normalize_path(path: str) -> str:
+    """A URL's path, params and query in the form rules are compared with (see :func:`_normalize`)."""
+    return _normalize(path, pattern=False)
+
+
 @lru_cache(maxsize=8192)
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> tuple[str, tuple[str, ...] | None, str, bool]:
+    """``(head, middle, tail, anchored)``: the literal runs around ``*`` wildcards (runs of ``*`` collapse);
+    ``middle`` is None when the rule has no wildcard at all."""
     anchored = pattern.endswith("$")
-    body = pattern[:-1] if anchored else pattern
-    rx = ".*".join(re.escape(part) for part in body.split("*"))
-    return re.compile(rx + (r"\Z" if anchored else ""), re.DOTALL)
+    parts = (pattern[:-1] if anchored else pattern).split("*")
+    if len(parts) == 1:
+        return parts[0], None, "", anchored
+    return parts[0], tuple(p for p in parts[1:-1] if p), parts[-1], anchored
 
 
 def matches(path: str, pattern: str) -> bool:
-    """Prefix match with ``*`` (any run) and a trailing ``$`` (end of path); ``$`` elsewhere is literal."""
-    return _compile(pattern).match(path) is not None
+    """Prefix match with ``*`` (any run) and a trailing ``$`` (end of path); both already normalized.
+
+    Linear-time: each literal run between wildcards is found at its leftmost place after the previous one
+    (with ``*`` as the only wildcard, leftmost is always safe), so a hostile run of stars cannot make the
+    matcher backtrack the way a regular expression of ``.*`` does."""
+    head, middle, tail, anchored = _compile(pattern)
+    if not path.startswith(head):
+        return False
+    if middle is None:
+        return not anchored or len(path) == len(head)
+    pos = len(head)
+    for part in middle:
+        found = path.find(part, pos)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    if anchored:
+        return len(path) - len(tail) >= pos and path.endswith(tail)
+    return not tail or path.find(tail, pos) >= 0
 
 
 @dataclass(frozen=True)
@@ -139,7 +191,7 @@ class Group:
 class Verdict:
     allowed: bool
     rule: Rule | None  # the deciding rule, None when no rule matched
-    group: str  # 'specific' | 'global' | 'none'
+    group: str  # 'specific' | 'global' | 'none' | 'implicit' (/robots.txt itself)
 
 
 def _split_lines(body: bytes) -> list[bytes]:
@@ -185,13 +237,38 @@ def _key_kind(key: str) -> str:
     return k
 
 
-def _parse_rate(value: str) -> float | None:
-    # Request-rate: n/m with an optional unit on m (s, m, h): seconds between requests = m / n.
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value.lower())
+_RATE = re.compile(
+    r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*(?:(\d{2}):?(\d{2})\s*-\s*(\d{2}):?(\d{2}))?\s*"
+)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+RateWindow = tuple[int, int]  # minutes after 00:00 UTC: (start, end); end < start wraps past midnight
+
+
+def _parse_rate(value: str) -> tuple[float, RateWindow | None] | None:
+    """Request-rate ``n/m[smhd] [HHMM-HHMM]``: (seconds between requests, UTC window or None).
+
+    Not part of RFC 9309; the form is the 1996 extended standard's (``1/10s 1820-1940``, ``9000/1d``)."""
+    m = _RATE.fullmatch(value.lower())
     if not m or int(m.group(1)) == 0:
         return None
-    seconds = float(m.group(2)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(3)]
-    return seconds / int(m.group(1))
+    seconds = float(m.group(2)) * _UNIT_SECONDS[m.group(3)] / int(m.group(1))
+    window = None
+    if m.group(4) is not None:
+        h1, m1, h2, m2 = (int(m.group(k)) for k in (4, 5, 6, 7))
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            return None
+        window = (h1 * 60 + m1, h2 * 60 + m2)
+    return seconds, window
+
+
+def _in_window(window: RateWindow | None, now: float | None) -> bool:
+    if window is None:
+        return True
+    t = time.gmtime(time.time() if now is None else now)
+    minute = t.tm_hour * 60 + t.tm_min
+    start, end = window
+    return start <= minute <= end if start <= end else (minute >= start or minute <= end)
 
 
 class RobotsTxt:
@@ -207,7 +284,7 @@ class RobotsTxt:
         # One flat list of events in file order; groups are resolved per agent at match time, the way
         # robots.cc does it (its state machine depends on the agent being matched).
         self._events: list[tuple[str, str, int]] = []
-        self._delays: dict[str, tuple[float | None, float | None]] = {}
+        self._delays: dict[str, tuple[float | None, tuple[float, RateWindow | None] | None]] = {}
         self.sitemaps: list[str] = []
         for n, bline in enumerate(_split_lines(raw), start=1):
             kv = _key_value(bline.decode("utf-8", "surrogateescape"))
@@ -222,7 +299,9 @@ class RobotsTxt:
             self._events.append((kind, value, n))
 
     def verdict(self, agent: str, url: str) -> Verdict:
-        path = path_params_query(url)
+        path = normalize_path(path_params_query(url))
+        if path == "/robots.txt":
+            return Verdict(True, None, "implicit")  # RFC 9309 2.2.2: /robots.txt is implicitly allowed
         best: dict[tuple[str, bool], tuple[int, Rule | None]] = {}
         for kind, value, line, scope in self._group_lines(agent, closers=("allow", "disallow")):
             if kind not in ("allow", "disallow"):
@@ -280,14 +359,18 @@ class RobotsTxt:
     def allowed(self, agent: str, url: str) -> bool:
         return self.verdict(agent, url).allowed
 
-    def delays(self, agent: str) -> tuple[float | None, float | None]:
-        """(Crawl-delay, Request-rate seconds) from the group that applies to ``agent`` (specific, else *)."""
+    def delays(self, agent: str, now: float | None = None) -> tuple[float | None, float | None]:
+        """(Crawl-delay, Request-rate seconds) from the group that applies to ``agent`` (specific, else *).
+        A Request-rate with a time window applies only inside that window (UTC)."""
         if agent not in self._delays:
             self._delays[agent] = self._find_delays(agent)
-        return self._delays[agent]
+        crawl_delay, rate = self._delays[agent]
+        if rate is None or not _in_window(rate[1], now):
+            return crawl_delay, None
+        return crawl_delay, rate[0]
 
-    def _find_delays(self, agent: str) -> tuple[float | None, float | None]:
-        found: dict[str, list[float | None]] = {"specific": [None, None], "global": [None, None]}
+    def _find_delays(self, agent: str) -> tuple[float | None, tuple[float, RateWindow | None] | None]:
+        found: dict[str, list[Any]] = {"specific": [None, None], "global": [None, None]}
         # For delays, Crawl-delay and Request-rate lines are group members too and close the agent list.
         closers = ("allow", "disallow", "crawl-delay", "request-rate")
         for kind, value, _line, scope in self._group_lines(agent, closers=closers):
@@ -297,7 +380,7 @@ class RobotsTxt:
                     d = float(value)
                 except ValueError:
                     continue
-                if d >= 0 and d == d:
+                if d >= 0 and d == d and d != float("inf"):
                     slot[0] = d
             elif kind == "request-rate":
                 r = _parse_rate(value)
