@@ -338,7 +338,8 @@ def test_robots_unanswered_is_disallow_all(edge_crawl: dict) -> None:
 
 def test_timeouts_bounded_and_recorded(edge_crawl: dict) -> None:
     recs = edge_crawl["recs"]
-    assert edge_crawl["rc"] == 0 and edge_crawl["took"] < 45
+    # Timeouts are errors of the crawl: it finishes, and says so with exit code 3.
+    assert edge_crawl["rc"] == 3 and edge_crawl["took"] < 45
     assert recs[("edge", "/slow")]["outcome"] == "error" and "Timeout" in recs[("edge", "/slow")]["error"]
     assert recs[("edge", "/fast")]["outcome"] == "stored"
 

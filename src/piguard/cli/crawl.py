@@ -44,9 +44,26 @@ def crawl(
     ),
     redis_key: str = typer.Option("piguard", "--redis-key", help="Distributed mode: Redis key prefix."),
     worker: str | None = typer.Option(None, "--worker", help="Worker id (distributed mode: file suffix)."),
-    log_level: str = typer.Option("WARNING", "--log-level", help="Scrapy log level."),
+    log_level: str = typer.Option(
+        "WARNING", "--log-level", help="Log level of DIR/crawl.log: CRITICAL, ERROR, WARNING, INFO or DEBUG."
+    ),
+    allow_private: bool = typer.Option(
+        False,
+        "--allow-private",
+        help="Also fetch private, loopback and link-local addresses that links or redirects lead to "
+        "(the start URLs' own hosts are always allowed).",
+    ),
+    max_retry_after: float = typer.Option(
+        120.0,
+        "--max-retry-after",
+        help="Longest Retry-After (seconds) to wait for; a host asking for more is left alone for the rest "
+        "of the crawl and its URLs recorded as deferred.",
+    ),
 ) -> None:
-    """Crawl lawfully: RFC 9309 robots.txt, opt-out signals, no bypass, PI filtered before storing."""
+    """Crawl lawfully: RFC 9309 robots.txt, opt-out signals, no bypass, PI filtered before storing.
+
+    Exit codes: 0 every URL decided without error, 2 usage or the crawl could not run, 3 finished with
+    errors (unreachable hosts, timeouts, size caps: see errors_by_kind), 130 interrupted."""
     from piguard.crawl.runner import crawl_settings, run_crawl
 
     bad = [u for u in urls if not u.startswith(("http://", "https://"))]
@@ -69,6 +86,10 @@ def crawl(
             max_depth=max_depth,
             redis_key=redis_key,
             log_level=log_level,
+            extra={
+                "PIGUARD_ALLOW_PRIVATE": allow_private,
+                "PIGUARD_MAX_RETRY_AFTER": max(0.0, max_retry_after),
+            },
         )
     except (CrawlConfigError, PolicyError) as exc:
         typer.echo(f"piguard crawl: {exc}", err=True)
@@ -82,7 +103,16 @@ def crawl(
     summary.pop("robots", None)
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=1))
     if "error" in summary:
+        typer.echo(f"piguard crawl: {summary['error']}", err=True)
         raise typer.Exit(2)
+    if summary.get("interrupted"):
+        raise typer.Exit(130)
+    if summary.get("errors"):
+        kinds = ", ".join(f"{k} {v}" for k, v in summary.get("errors_by_kind", {}).items())
+        typer.echo(
+            f"piguard crawl: {summary['errors']} URL(s) failed ({kinds}); see provenance.jsonl", err=True
+        )
+        raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:

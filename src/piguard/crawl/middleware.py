@@ -19,6 +19,7 @@ that did not produce a page: HTTP errors after retries, timeouts, size caps, con
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from dataclasses import dataclass
@@ -61,11 +62,31 @@ def check_user_agent(ua: str | None) -> str:
     token = product_token(ua)
     if not token or token.lower() in ("mozilla", "opera"):
         raise CrawlConfigError(f"user agent must start with the crawler's own product token, not {ua[:40]!r}")
+    first = re.split(r"[/\s]", ua.strip(), maxsplit=1)[0]
+    if first != token:
+        # RFC 9309 2.2.1: a product token is letters, '_' and '-'; a name with other characters would be cut
+        # short when matched, and the crawler would obey another bot's group.
+        raise CrawlConfigError(
+            f"the crawler's name {first[:40]!r} is not an RFC 9309 product token (letters, '_' and '-' only)"
+        )
     if not _URL_RX.search(ua):
         raise CrawlConfigError(
             f"user agent must carry a contact URL or e-mail, e.g. '{token}/1.0 (+https://...)'"
         )
     return ua
+
+
+def record_outcome(state: CrawlState, request: Request, record: dict[str, Any]) -> None:
+    """Write ``record`` to the provenance and mark ``request`` as accounted for (no second record)."""
+    request.meta["piguard_recorded"] = True
+    state.store.record(record)
+
+
+def _is_public_address(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
 
 
 def _origin(url: str) -> str:
@@ -120,6 +141,11 @@ class PiguardMiddleware:
         self._tdmrep: dict[str, tuple[TdmRep | None, float, str | None]] = {}
         self._pending: dict[str, Any] = {}
         self._received: dict[int, int] = {}
+        # Private, loopback and link-local targets are refused unless allowed (a redirect or link to
+        # localhost, a router or a cloud metadata address is not the public web): the start URLs' own hosts
+        # are allowed, everything with PIGUARD_ALLOW_PRIVATE.
+        self.allow_private = s.getbool("PIGUARD_ALLOW_PRIVATE", False)
+        self._host_ok: dict[str, str | None] = {}
         crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
 
     @classmethod
@@ -260,20 +286,78 @@ class PiguardMiddleware:
         request.headers.pop(b"Cookie", None)
         base = {"url": request.url, "requested_at": time.time()}
         if request.meta.get("proxy"):
-            self.state.store.record({**base, "outcome": "refused", "reason": "proxy not allowed"})
-            raise IgnoreRequest("piguard: proxies are not used")
-        scheme = urlsplit(request.url).scheme
-        if scheme not in ("http", "https"):
-            self.state.store.record({**base, "outcome": "refused", "reason": f"scheme {scheme}"})
-            raise IgnoreRequest(f"piguard: scheme {scheme} not crawled")
+            self._refuse(request, base, "proxy not allowed")
+        parts = urlsplit(request.url)
+        if parts.scheme not in ("http", "https"):
+            self._refuse(request, base, f"scheme {parts.scheme}")
+        redirected_from = request.meta.get("redirect_urls")
+        if redirected_from:
+            base["redirected_from"] = redirected_from[0]
+            self._check_redirect_scope(request, base, parts.netloc)
+        host = parts.hostname or ""
+        abandoned = self.state.abandoned.get(host)
+        if abandoned is not None:
+            record_outcome(self.state, request, {**base, "outcome": "deferred", "reason": abandoned})
+            raise IgnoreRequest(f"piguard: host {host} backed off for this crawl")
         origin = _origin(request.url)
         entry = self._robots.get(origin)
-        if entry is None or entry.expires_at <= time.time():
-            return self._decide_after_fetch(request, origin, base)
+        if host not in self._host_ok or entry is None or entry.expires_at <= time.time():
+            return self._decide_after_fetch(request, origin, host, base)
+        self._check_host(request, host, base)
         self._decide(request, entry, base)
         return None
 
-    async def _decide_after_fetch(self, request: Request, origin: str, base: dict[str, Any]) -> None:
+    def _refuse(self, request: Request, base: dict[str, Any], reason: str) -> None:
+        record_outcome(self.state, request, {**base, "outcome": "refused", "reason": reason})
+        raise IgnoreRequest(f"piguard: {reason}")
+
+    def _start_hosts(self) -> set[str]:
+        spider = getattr(self.crawler, "spider", None)
+        hosts = set(getattr(spider, "allowed_hosts", ()) or ())
+        hosts.update(urlsplit(u).netloc for u in getattr(spider, "start_urls", ()) or ())
+        return hosts
+
+    def _check_redirect_scope(self, request: Request, base: dict[str, Any], netloc: str) -> None:
+        # A redirect is a new request: robots.txt of its origin is checked like any other (below), and a
+        # spider that keeps to its hosts (``allowed_hosts``) is kept to them across redirects too.
+        spider = getattr(self.crawler, "spider", None)
+        allowed = getattr(spider, "allowed_hosts", None)
+        if allowed and netloc not in allowed:
+            self._refuse(request, base, f"redirect to {netloc} leaves the crawl's hosts")
+
+    async def _resolve(self, host: str) -> None:
+        """Decide once per host whether it may be contacted (``_host_ok[host]`` None) or why not.
+
+        The name is resolved again when the request is sent; a host whose DNS answer changes in between
+        (rebinding) is outside what this check sees."""
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        start_hosts = {urlsplit("//" + h).hostname for h in self._start_hosts()}
+        if self.allow_private or host in start_hosts:
+            self._host_ok[host] = None
+            return
+        try:
+            addr = host if _is_ip(host) else await maybe_deferred_to_future(_reactor().resolve(host))
+        except Exception:  # no such name: the download fails on its own and is recorded as an error
+            self._host_ok[host] = None
+            return
+        self._host_ok[host] = (
+            None
+            if _is_public_address(addr)
+            else f"{host} is a private or loopback address (allow with --allow-private)"
+        )
+
+    def _check_host(self, request: Request, host: str, base: dict[str, Any]) -> None:
+        reason = self._host_ok.get(host)
+        if reason is not None:
+            self._refuse(request, base, reason)
+
+    async def _decide_after_fetch(
+        self, request: Request, origin: str, host: str, base: dict[str, Any]
+    ) -> None:
+        if host not in self._host_ok:
+            await self._resolve(host)
+        self._check_host(request, host, base)
         entry = await self._robots_for(origin)
         self._decide(request, entry, base)
 
@@ -287,9 +371,16 @@ class PiguardMiddleware:
             else {"line": verdict.rule.line, "allow": verdict.rule.allow, "pattern": verdict.rule.pattern},
         }
         request.meta["piguard_robots"] = robots
-        if urlsplit(request.url).path != "/robots.txt" and not verdict.allowed:
-            outcome = "refused_robots"
-            self.state.store.record({**base, "outcome": outcome, "robots": robots})
+        if not verdict.allowed:
+            if entry.verdict_kind == "unreachable" and entry.status is None:
+                # The host did not answer at all (refused, timed out, no such name): an error of this crawl,
+                # not a site's decision; nothing was fetched.
+                error = f"host unreachable ({entry.error})"
+                record_outcome(
+                    self.state, request, {**base, "outcome": "error", "error": error, "robots": robots}
+                )
+                raise IgnoreRequest(f"piguard: {error}")
+            record_outcome(self.state, request, {**base, "outcome": "refused_robots", "robots": robots})
             raise IgnoreRequest("piguard: disallowed by robots.txt")
         cd, rr = entry.parser.delays(self.token)
         request.meta["piguard_interval"] = max(self.min_delay, cd or 0.0, rr or 0.0)
@@ -328,12 +419,20 @@ class PiguardMiddleware:
         }
         request.meta["piguard"] = meta
         if protection is not None:
-            self.state.store.record({**meta, "outcome": "protected", "stored": False})
+            record_outcome(self.state, request, {**meta, "outcome": "protected", "stored": False})
             raise IgnoreRequest(f"piguard: protected ({protection}); not retried")
         if sig.reserved and not self.licence:
-            self.state.store.record({**meta, "outcome": "reserved", "stored": False})
+            record_outcome(self.state, request, {**meta, "outcome": "reserved", "stored": False})
             raise IgnoreRequest("piguard: reserved for text and data mining; no licence declared")
         return response
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _chain(d: Any) -> Any:
@@ -395,7 +494,10 @@ class PiguardPacingMiddleware:
         self.user_agent = check_user_agent(s.get("PIGUARD_USER_AGENT") or s.get("USER_AGENT"))
         self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
         self.max_backoff = s.getfloat("PIGUARD_MAX_BACKOFF", 60.0)
-        self.max_retry_after = float(rules()["protection"]["max_retry_after_seconds"])
+        self.max_retry_after = min(
+            s.getfloat("PIGUARD_MAX_RETRY_AFTER", 120.0),
+            float(rules()["protection"]["max_retry_after_seconds"]),
+        )
         self.per_host = max(1, s.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 1))
         self._locks: dict[str, Any] = {}
         self._fails: dict[str, int] = {}
@@ -460,6 +562,13 @@ class PiguardPacingMiddleware:
             self._fails.pop(host, None)
         if status in rules()["protection"]["retry_after_statuses"]:
             ra = retry_after_seconds(response.headers.get(b"Retry-After"), time.time())
+            if ra is not None and ra > self.max_retry_after:
+                # The host asks for more patience than this crawl has: leave it alone for the rest of the
+                # crawl (its remaining URLs are recorded as deferred) rather than hold the crawl hostage.
+                self.state.abandoned[host] = (
+                    f"host asked to wait {ra:.0f} s (Retry-After on {status}), over this crawl's limit of "
+                    f"{self.max_retry_after:.0f} s"
+                )
             hold = min(ra if ra is not None else self.min_delay * 4, self.max_retry_after)
             self.state.pacer.hold(host, hold)
         self._release(request)
@@ -486,29 +595,51 @@ class PiguardOutcomeMiddleware:
         allowed = request.meta.get("handle_httpstatus_all") or response.status in request.meta.get(
             "handle_httpstatus_list", ()
         )
-        if not allowed:
+        if not allowed and not request.meta.get("piguard_recorded"):
             meta = request.meta.get("piguard") or {"url": request.url, "status": response.status}
-            self.state.store.record({**meta, "outcome": "http_error", "stored": False})
+            record_outcome(self.state, request, {**meta, "outcome": "http_error", "stored": False})
         return response
 
     def process_exception(self, request: Request, exception: BaseException, spider: Any = None) -> None:
         if request.meta.get("piguard_internal") or isinstance(exception, IgnoreRequest):
             return None
-        kind = type(exception).__name__
-        text = str(exception)
-        if kind in ("DownloadCancelledError", "CancelledError") or "max size" in text.lower():
-            kind = "size_cap_exceeded"
-        self.state.store.record(
-            {
-                "url": request.url,
-                "outcome": "error",
-                "error": kind,
-                "stored": False,
-                "robots": request.meta.get("piguard_robots"),
-                "fetched_at": request.meta.get("piguard_fetched_at"),
-            }
-        )
+        record_failure(self.state, request, exception)
         return None
+
+
+def failure_kind(exception: BaseException) -> str:
+    """A short, value-free name for why a request produced no page."""
+    kind = type(exception).__name__
+    text = str(exception).lower()
+    if kind in ("DownloadCancelledError", "CancelledError") or "max size" in text or "larger than" in text:
+        return "size_cap_exceeded"
+    if "max redirections" in text or ("redirect" in text and "loop" in text):
+        return "redirect_limit"
+    if "non-http" in text or ("redirect" in text and "scheme" in text):
+        return "redirect_not_http"
+    if kind == "IgnoreRequest":
+        return "ignored"
+    return kind
+
+
+def record_failure(state: CrawlState, request: Request, exception: BaseException) -> None:
+    """Record a request that ended without a page, once (a middleware may already have recorded it)."""
+    if request.meta.get("piguard_recorded") or request.meta.get("piguard_internal"):
+        return
+    redirects = request.meta.get("redirect_urls") or []
+    record_outcome(
+        state,
+        request,
+        {
+            "url": redirects[0] if redirects else request.url,
+            "final_url": request.url,
+            "outcome": "error",
+            "error": failure_kind(exception),
+            "stored": False,
+            "robots": request.meta.get("piguard_robots"),
+            "fetched_at": request.meta.get("piguard_fetched_at"),
+        },
+    )
 
 
 def _reactor() -> Any:

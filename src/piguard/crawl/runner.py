@@ -3,9 +3,11 @@ reactor cannot be restarted, so callers that crawl repeatedly run each crawl in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,32 @@ from typing import Any
 from piguard.crawl.middleware import check_user_agent
 from piguard.crawl.pifilter import PiPolicy
 from piguard.crawl.settings import piguard_settings
+from piguard.crawl.state import CrawlConfigError, check_worker_id
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# After SIGTERM/SIGINT the crawl closes gracefully (pages in the pipeline written, summary saved); a crawl
+# that has not ended this many seconds later is killed.
+STOP_GRACE_SECONDS = 30.0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable as a URL: say nothing of it but its scheme
+        return url.split(":", 1)[0] + "://..."
+
+
+def check_redis(url: str, timeout: float = 5.0) -> None:
+    """Fail before the crawl starts when the Redis server is unreachable or does not answer."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client.ping()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        raise CrawlConfigError(f"Redis at {_redacted(url)} is not usable ({type(exc).__name__})") from None
 
 
 def crawl_settings(
@@ -35,7 +63,13 @@ def crawl_settings(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     check_user_agent(user_agent)
+    check_worker_id(worker)
     PiPolicy.parse(pi_policy, pi_entities)  # validate before anything starts
+    level = log_level.upper()
+    if level not in LOG_LEVELS:
+        raise CrawlConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+    if redis_url:
+        check_redis(redis_url)
     s = piguard_settings(
         None,
         user_agent=user_agent,
@@ -52,7 +86,7 @@ def crawl_settings(
         PIGUARD_PI_POLICY=pi_policy,
         PIGUARD_PI_ENTITIES=pi_entities,
         PIGUARD_WORKER_ID=worker,
-        LOG_LEVEL=log_level,
+        LOG_LEVEL=level,
         TELNETCONSOLE_ENABLED=False,
         REMOTE_CONTROL_ENABLED=False,
     )
@@ -82,17 +116,61 @@ def worker_env() -> dict[str, str]:
 
 def run_crawl(urls: list[str], settings: dict[str, Any], *, follow: bool = True) -> dict[str, Any]:
     """Crawl ``urls`` with ``settings`` (from :func:`crawl_settings`) in a child process with
-    :data:`WORKER_ENV`, and return the crawl summary (``{"error": ...}`` when the crawl did not finish)."""
+    :data:`WORKER_ENV`, and return the crawl summary (``{"error": ...}`` when the crawl did not finish).
+
+    SIGTERM or SIGINT here is passed to the child once: it stops taking new requests, finishes writing and
+    saves its summary (``"interrupted": true``); a child still running after :data:`STOP_GRACE_SECONDS`
+    is killed. The child has its own session, so a terminal's Ctrl-C reaches it only through us (once)."""
     job = {"urls": urls, "settings": settings, "follow": follow}
-    res = subprocess.run(
-        [sys.executable, "-m", "piguard.crawl.runner"], input=json.dumps(job), text=True, env=worker_env()
-    )
     out = Path(settings["PIGUARD_OUT"])
     worker = settings.get("PIGUARD_WORKER_ID")
     summary_path = out / (f"summary-{worker}.json" if worker else "summary.json")
-    if res.returncode != 0 or not summary_path.exists():
-        return {"error": f"crawl process ended with code {res.returncode} without a summary (see the log)"}
-    return json.loads(summary_path.read_text("utf-8"))
+    with contextlib.suppress(FileNotFoundError):
+        summary_path.unlink()  # a summary left by an earlier crawl must not pass for this one's
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "piguard.crawl.runner"],
+        stdin=subprocess.PIPE,
+        text=True,
+        env=worker_env(),
+        start_new_session=True,
+    )
+    stopping: list[int] = []
+
+    def _forward(signum: int, _frame: Any) -> None:
+        if not stopping:
+            stopping.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+
+    old = {sig: signal.signal(sig, _forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+        while True:
+            try:
+                proc.wait(timeout=STOP_GRACE_SECONDS if stopping else 0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stopping:
+                    proc.kill()
+                    proc.wait()
+                    break
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if not summary_path.exists():
+        why = "interrupted" if stopping else f"ended with code {proc.returncode}"
+        return {"error": f"crawl process {why} without a summary (see {out / _log_name(worker)})"}
+    summary = json.loads(summary_path.read_text("utf-8"))
+    if stopping:
+        summary["interrupted"] = True
+    return summary
+
+
+def _log_name(worker: str | None) -> str:
+    return f"crawl-{worker}.log" if worker else "crawl.log"
 
 
 def crawl_in_process(urls: list[str], settings: dict[str, Any], *, follow: bool = True) -> Any:
@@ -109,6 +187,28 @@ def crawl_in_process(urls: list[str], settings: dict[str, Any], *, follow: bool 
     return crawler
 
 
+def _child_main() -> int:
+    job = json.loads(sys.stdin.read())
+    settings = job["settings"]
+    # Scrapy's log (warnings, and tracebacks of anything unexpected) goes to a file in the output directory;
+    # the terminal gets the summary and one line per problem from the parent.
+    settings.setdefault(
+        "LOG_FILE", str(Path(settings["PIGUARD_OUT"]) / _log_name(settings.get("PIGUARD_WORKER_ID")))
+    )
+    try:
+        crawl_in_process(job["urls"], settings, follow=job["follow"])
+    except CrawlConfigError as exc:
+        print(f"piguard crawl: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        logging.getLogger("piguard.crawl").exception("crawl failed")
+        print(
+            f"piguard crawl: the crawl failed ({type(exc).__name__}); see {settings['LOG_FILE']}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    _job = json.loads(sys.stdin.read())
-    crawl_in_process(_job["urls"], _job["settings"], follow=_job["follow"])
+    sys.exit(_child_main())

@@ -10,7 +10,9 @@ import scrapy
 from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 
+from piguard.crawl.middleware import record_failure
 from piguard.crawl.pipeline import page_item
+from piguard.crawl.state import state_for
 
 
 class SiteSpider(scrapy.Spider):
@@ -30,8 +32,12 @@ class SiteSpider(scrapy.Spider):
             yield scrapy.Request(url, callback=self.parse, errback=self.failed, dont_filter=False)
 
     def failed(self, failure: Any) -> None:
-        # Already recorded in the provenance by PiguardOutcomeMiddleware; handled here so Scrapy does not
-        # log a traceback for an ordinary timeout or size cap.
+        # Most failures are already in the provenance (piguard's middlewares record them); what fails
+        # after them (a redirect loop, a redirect to a non-HTTP URL, a compressed body past the size cap) is
+        # recorded here, so no URL vanishes. Handled, so Scrapy logs no traceback for an ordinary failure.
+        request = getattr(failure, "request", None)
+        if request is not None:
+            record_failure(state_for(self.crawler), request, failure.value)
         return None
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:

@@ -7,6 +7,7 @@ reserves the next slot using the Redis server's clock, so workers' clocks do not
 
 from __future__ import annotations
 
+import re
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +20,18 @@ if TYPE_CHECKING:
 
 class CrawlConfigError(ValueError):
     """The crawl is not configured to run lawfully (e.g. no honest user agent); it refuses to start."""
+
+
+_WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_worker_id(worker: str | None) -> str | None:
+    """A worker id names files inside the output directory: letters, digits, '_', '.', '-' only."""
+    if worker is None or _WORKER_ID.fullmatch(worker):
+        return worker
+    raise CrawlConfigError(
+        "worker id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )
 
 
 class Pacer(Protocol):
@@ -74,7 +87,8 @@ class RedisPacer:
     def __init__(self, url: str, prefix: str = "piguard:pace") -> None:
         import redis
 
-        self.client = redis.Redis.from_url(url)
+        # Timeouts: a Redis server that accepts and never answers must fail the crawl, not hang it.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         self.prefix = prefix
         self._reserve = self.client.register_script(_RESERVE)
         self._hold = self.client.register_script(_HOLD)
@@ -90,6 +104,8 @@ class CrawlState:
     def __init__(self, store: PageStore, pacer: Pacer) -> None:
         self.store = store
         self.pacer = pacer
+        # Hosts left alone for the rest of the crawl, with why (a Retry-After beyond the crawl's limit).
+        self.abandoned: dict[str, str] = {}
         self.robots: dict[str, dict[str, Any]] = {}
 
     def robots_seen(self, origin: str, info: dict[str, Any]) -> None:
@@ -107,7 +123,7 @@ def state_for(crawler: Crawler) -> CrawlState:
         s = crawler.settings
         store = PageStore(
             s.get("PIGUARD_OUT", "piguard-crawl"),
-            s.get("PIGUARD_WORKER_ID") or None,
+            check_worker_id(s.get("PIGUARD_WORKER_ID") or None),
             fsync=s.getbool("PIGUARD_FSYNC", True),
         )
         if s.get("PIGUARD_PACER", "local") == "redis":

@@ -154,6 +154,8 @@ class PageStore:
                 "errors": self.counts["error"],
                 "errors_by_kind": dict(sorted(self.errors.items())),
                 "http_errors": self.counts["http_error"],
+                "refused_other": self.counts["refused"],
+                "deferred": self.counts["deferred"],
                 "not_stored_other": self.counts["not_text"] + self.counts["refused"],
                 "records": sum(self.counts.values()),
                 "pi_removed_by_entity": dict(sorted(self.pi_removed.items())),
