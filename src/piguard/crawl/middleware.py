@@ -147,10 +147,27 @@ class PiguardMiddleware:
         self.allow_private = s.getbool("PIGUARD_ALLOW_PRIVATE", False)
         self._host_ok: dict[str, str | None] = {}
         crawler.signals.connect(self._bytes_received, signal=signals.bytes_received)
+        crawler.signals.connect(self._dropped, signal=signals.request_dropped)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PiguardMiddleware:
         return cls(crawler)
+
+    def _dropped(self, request: Request, spider: Any = None) -> None:
+        # The scheduler drops a redirect back to a URL already seen (a loop) without telling anyone.
+        redirects = request.meta.get("redirect_urls")
+        if redirects and not request.meta.get("piguard_recorded"):
+            record_outcome(
+                self.state,
+                request,
+                {
+                    "url": redirects[0],
+                    "final_url": request.url,
+                    "outcome": "error",
+                    "error": "redirect_loop",
+                    "stored": False,
+                },
+            )
 
     # --- robots.txt and tdmrep.json ------------------------------------------------------------------
     def _bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:
@@ -490,6 +507,7 @@ class PiguardPacingMiddleware:
 
     def __init__(self, crawler: Crawler) -> None:
         s = crawler.settings
+        self.crawler = crawler
         self.state = state_for(crawler)
         self.user_agent = check_user_agent(s.get("PIGUARD_USER_AGENT") or s.get("USER_AGENT"))
         self.min_delay = s.getfloat("PIGUARD_MIN_DELAY", 1.0)
@@ -541,10 +559,22 @@ class PiguardPacingMiddleware:
         request.meta["piguard_lock"] = host  # from here on, the slot is released on response or failure
         if wait is None:
             await maybe_deferred_to_future(slot.acquire())
+            self._unless_stopping(request)
             wait = self.state.pacer.reserve(host, self._interval(request, host))
         if wait > 0:
             await maybe_deferred_to_future(deferLater(_reactor(), wait, lambda: None))
+            self._unless_stopping(request)
         request.meta["piguard_fetched_at"] = time.time()
+
+    def _unless_stopping(self, request: Request) -> None:
+        # A graceful stop (SIGTERM, CLOSESPIDER_PAGECOUNT) waits for every request inside the downloader;
+        # requests still queued for a host's slot are let go here instead of being sent one by one.
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None and not getattr(engine, "running", True):
+            record_outcome(
+                self.state, request, {"url": request.url, "outcome": "deferred", "reason": "crawl stopped"}
+            )
+            raise IgnoreRequest("piguard: crawl stopping")
 
     def _release(self, request: Request) -> None:
         host = request.meta.pop("piguard_lock", None)
@@ -611,7 +641,12 @@ def failure_kind(exception: BaseException) -> str:
     """A short, value-free name for why a request produced no page."""
     kind = type(exception).__name__
     text = str(exception).lower()
-    if kind in ("DownloadCancelledError", "CancelledError") or "max size" in text or "larger than" in text:
+    cause = type(exception.__cause__).__name__ if exception.__cause__ is not None else ""
+    if (
+        kind in ("DownloadCancelledError", "CancelledError")
+        or "MaxSize" in cause
+        or any(w in text for w in ("max size", "maxsize", "larger than"))
+    ):
         return "size_cap_exceeded"
     if "max redirections" in text or ("redirect" in text and "loop" in text):
         return "redirect_limit"

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +149,15 @@ def run_crawl(urls: list[str], settings: dict[str, Any], *, follow: bool = True)
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(json.dumps(job))
             proc.stdin.close()
+        deadline: float | None = None
         while True:
             try:
-                proc.wait(timeout=STOP_GRACE_SECONDS if stopping else 0.5)
+                proc.wait(timeout=0.5)
                 break
             except subprocess.TimeoutExpired:
-                if stopping:
+                if stopping and deadline is None:
+                    deadline = time.monotonic() + STOP_GRACE_SECONDS
+                if deadline is not None and time.monotonic() > deadline:
                     proc.kill()
                     proc.wait()
                     break
