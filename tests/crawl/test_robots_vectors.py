@@ -36,12 +36,10 @@ def test_all_145_vectors_present() -> None:
 
 # Three of Google's vectors record limits of Google's library that its own test comments call so ("the caller
 # must escape" a raw non-ASCII URL; matching %62%61%7A against baz "should not be relied on"). RFC 9309 2.2.2
-# decides them the other way: non-ASCII octets in the URI are percent-encoded before comparison, and an
-# encoded unreserved character is the character (the RFC's table matches /foo/bar/%62%61%7A as /foo/bar/baz).
+# decides them the other way; suites/google_rfc_conflicts.json gives each with its reason.
 RFC_DECIDES_OTHERWISE = {
-    ("User-agent: FooBot\nDisallow: /\nAllow: /foo/bar/ツ\n", "http://foo.bar/foo/bar/ツ"): True,
-    ("User-agent: FooBot\nDisallow: /\nAllow: /foo/bar/%E3%83%84\n", "http://foo.bar/foo/bar/ツ"): True,
-    ("User-agent: FooBot\nDisallow: /\nAllow: /foo/bar/%62%61%7A\n", "http://foo.bar/foo/bar/baz"): True,
+    (c["robotstxt"], c["url"]): c["rfc_9309"]
+    for c in json.loads((Path(__file__).parent / "suites" / "google_rfc_conflicts.json").read_text("utf-8"))
 }
 
 
