@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from piguard.detect.labelled import LabelledDataError, read_labelled
+from piguard.adapt.labelled import LabelledDataError, read_labelled
 
 model_app = typer.Typer(
     help="Fine-tune the name/address model on your labelled text; score and inspect adapted models.",
@@ -82,7 +82,7 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
 ) -> None:
     """Fine-tune LAC on labelled examples. Needs PyTorch: pip install 'piguard[adapt]'."""
-    from piguard.detect.adapt_train import TrainingUnavailable, TrainSettings, train_model
+    from piguard.adapt.train import TrainingUnavailable, TrainSettings, train_model
 
     examples = _read(data)
     auxiliary = _read(also_read) if also_read else []
@@ -117,7 +117,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Strict span scores of a model on labelled examples (label, start and end must all match)."""
-    from piguard.detect.adapt_train import score
+    from piguard.adapt.train import score
     from piguard.detect.adapted import AdaptedModel, ModelError
 
     examples = _read(data)

@@ -2,7 +2,7 @@
 
 The shipped name and address detectors are rules plus Baidu's LAC, which was trained on news. A lender's
 chat logs or a game forum name people differently (handles, nicknames, "the club is not a person"), and
-what counts as an address differs between data sets. ``piguard model train`` (see ``adapt_train``) starts
+what counts as an address differs between data sets. ``piguard model train`` (:mod:`piguard.adapt`) starts
 from LAC's weights and fine-tunes them on labelled examples the user holds; this module loads the result
 and reports its spans as findings. The model lives where the user saved it, never in the package: weights
 learned from someone's labelled data carry that data's licence.

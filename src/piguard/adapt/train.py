@@ -17,7 +17,7 @@ are, and why:
   fine-tuning (``keep_base``): the encoder learns the user's labels without forgetting the names LAC knew;
 * batches are packed, so each sentence is read to its own end, as it is when the model runs.
 
-Measured on CLUENER (train -> dev, PERSON, one member): ``python benchmarks/adapt_names.py``.
+Measured on CLUENER (train -> dev, PERSON, one member): ``python docs/experiments/adapt_names.py``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from piguard.adapt.labelled import LabelledText
 from piguard.detect import DEFAULT_MIN_CONFIDENCE, _lac
 from piguard.detect.adapted import FORMAT, AdaptedModel, ModelError, vocab_digest
-from piguard.detect.labelled import LabelledText
 
 
 class TrainingUnavailable(RuntimeError):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from piguard.detect.adapt_train import split_holdout, swap_mentions
-from piguard.detect.labelled import LabelledDataError, LabelledText, parse_example, read_labelled
+from piguard.adapt.labelled import LabelledDataError, LabelledText, parse_example, read_labelled
+from piguard.adapt.train import split_holdout, swap_mentions
 
 
 def test_three_layouts_read_to_the_same_spans() -> None:

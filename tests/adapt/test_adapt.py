@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from piguard.adapt.labelled import LabelledText
 from piguard.cli import app
 from piguard.detect import Registry, scan_text
-from piguard.detect.labelled import LabelledText
 
 try:
     import torch
@@ -25,8 +25,7 @@ except ModuleNotFoundError:  # the adapt extra is part of `make install`; CI mus
         raise
     pytest.skip("training needs the adapt extra: pip install -e '.[adapt]'", allow_module_level=True)
 
-from piguard.detect import _lac
-from piguard.detect.adapt_train import (
+from piguard.adapt.train import (
     TrainSettings,
     _lac_weights,
     augmented,
@@ -34,6 +33,7 @@ from piguard.detect.adapt_train import (
     score,
     train_model,
 )
+from piguard.detect import _lac
 from piguard.detect.adapted import AdaptedModel, ModelError
 
 runner = CliRunner()
@@ -366,7 +366,7 @@ def test_training_without_the_adapt_extra_says_what_to_install(
 ) -> None:
     from importlib import util
 
-    from piguard.detect import adapt_train
+    from piguard.adapt import train as adapt_train
 
     real = util.find_spec
     monkeypatch.setattr(adapt_train.util, "find_spec", lambda name: None if name == "onnx" else real(name))

@@ -6,16 +6,16 @@ LAC on a user's own labelled text; this script does that with CLUENER's train sp
 model is written outside the repository and never shipped) and scores both on the dev split, strictly
 (label, start and end must all match; CLUENER's inclusive ends are converted).
 
-    .venv/bin/python benchmarks/adapt_names.py                 # train (3 members, 8 epochs) and score
-    .venv/bin/python benchmarks/adapt_names.py --members 1     # one member (several train one per core)
-    .venv/bin/python benchmarks/adapt_names.py --reuse         # score a model trained earlier
-    .venv/bin/python benchmarks/adapt_names.py --ccf           # also train on CCF 2020 text CLUENER lacks
-    .venv/bin/python benchmarks/adapt_names.py --extra msra_train.txt --extra-needs PERSON
+    .venv/bin/python docs/experiments/adapt_names.py                 # train (3 members, 8 epochs) and score
+    .venv/bin/python docs/experiments/adapt_names.py --members 1     # one member (several train one per core)
+    .venv/bin/python docs/experiments/adapt_names.py --reuse         # score a model trained earlier
+    .venv/bin/python docs/experiments/adapt_names.py --ccf           # also train on CCF 2020 text CLUENER lacks
+    .venv/bin/python docs/experiments/adapt_names.py --extra msra_train.txt --extra-needs PERSON
                                                   # also train on another corpus's sentences with a name
-    .venv/bin/python benchmarks/adapt_names.py --extra msra_train.txt --extra-needs PERSON --extra-head own
+    .venv/bin/python docs/experiments/adapt_names.py --extra msra_train.txt --extra-needs PERSON --extra-head own
                                                   # ... through an output layer and CRF of their own
 
-Writes benchmarks/results/adapt.json.
+Writes docs/experiments/results/adapt.json.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository; this script lives in docs/experiments/
 CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
 CCF = ROOT.parent / "shared" / "data" / "pii-eval" / "ccf2020-privacy" / "ccf2020_privacy_train.jsonl"
 ENTITIES = ("PERSON", "ADDRESS")
@@ -52,7 +52,7 @@ def unseen_passages(examples, seen_texts: list[str], k: int = 12, min_chars: int
     sentences are in them), with other text between. Only that other text may be trained on: a passage ends
     where a run of a CLUENER sentence (train or dev) begins, and a span cut by that end is left out.
     """
-    from piguard.detect.labelled import LabelledText
+    from piguard.adapt.labelled import LabelledText
 
     seen = {t[i : i + k] for t in seen_texts for i in range(len(t) - k + 1)}
     out = []
@@ -103,7 +103,7 @@ def generated_slice(mb: float) -> tuple[list[str], list[set[tuple[int, int, str]
 
 
 def main() -> int:
-    from piguard.detect.adapt_train import TrainSettings
+    from piguard.adapt.train import TrainSettings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=int, default=3)
@@ -144,15 +144,15 @@ def main() -> int:
     ap.add_argument(
         "--generated-mb", type=float, default=0.25, help="how much of the generated corpus to score"
     )
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "adapt.json"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "experiments" / "results" / "adapt.json"))
     args = ap.parse_args()
     if not (CLUENER / "train.json").exists():
         print(f"CLUENER not found under {CLUENER}", file=sys.stderr)
         return 2
 
+    from piguard.adapt.labelled import read_labelled
+    from piguard.adapt.train import strict_scores, train_model
     from piguard.detect import Registry
-    from piguard.detect.adapt_train import strict_scores, train_model
-    from piguard.detect.labelled import read_labelled
 
     train = read_labelled([CLUENER / "train.json"]).examples
     dev = read_labelled([CLUENER / "dev.json"]).examples

