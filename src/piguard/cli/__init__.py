@@ -18,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: with Rich markup, "pip install 'piguard[adapt]'" printed as "pip install 'piguard'".
+    rich_markup_mode=None,
 )
 
 

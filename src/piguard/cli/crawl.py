@@ -64,6 +64,13 @@ def crawl(
 
     Exit codes: 0 every URL decided without error, 2 usage or the crawl could not run, 3 finished with
     errors (unreachable hosts, timeouts, size caps: see errors_by_kind), 130 interrupted."""
+    from piguard._extras import MissingExtra, require
+
+    try:
+        require("scrapy", "crawl", "piguard crawl")
+    except MissingExtra as exc:
+        typer.echo(f"piguard crawl: {exc}", err=True)
+        raise typer.Exit(2) from None
     from piguard.crawl.runner import crawl_settings, run_crawl
 
     bad = [u for u in urls if not u.startswith(("http://", "https://"))]

@@ -1,0 +1,25 @@
+"""The command line as a new user meets it: help text intact, optional features naming their extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from piguard._extras import MissingExtra, require
+
+PIGUARD = str(Path(sys.executable).parent / "piguard")
+
+
+def test_help_keeps_bracketed_text() -> None:
+    # Rich markup used to swallow "[adapt]": the install hint printed as pip install 'piguard'.
+    out = subprocess.run([PIGUARD, "model", "train", "--help"], capture_output=True, text=True, check=True)
+    assert "piguard[adapt]" in out.stdout
+
+
+def test_missing_extra_names_the_extra_to_install() -> None:
+    with pytest.raises(MissingExtra, match=r"pip install 'piguard\[crawl\]'"):
+        require("surely_not_installed_module_xyz", "crawl", "piguard crawl")
+    require("json", "crawl", "piguard crawl")  # an importable module passes
