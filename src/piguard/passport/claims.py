@@ -1,0 +1,322 @@
+"""Testing a passport's claims against the bytes: the personal-information inventory (the data map's column
+scan), direct identifiers cell by cell, and k-anonymity / l-diversity recomputed on the declared
+quasi-identifiers. Issue and verify run the same code, so a passport never claims what its data contradicts.
+
+Every value shown is masked by the detectors' masking; raw values never leave this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import polars as pl
+
+from piguard import taxonomy
+from piguard.passport import records
+
+DEFAULT_SAMPLE = 10_000
+# Direct identifiers the structured detectors validate mechanically (check digits, number plans): the cell
+# check looks for these. Names and addresses are judged per column by the data map.
+_SCAN_CHUNK_CHARS = 1 << 20
+
+
+class ClaimsError(ValueError):
+    """The data cannot be read for a claim check; the message names the file (never a value)."""
+
+
+@cache
+def direct_entities() -> frozenset[str]:
+    return frozenset(e.id for e in taxonomy.entities().values() if e.identifier == "direct")
+
+
+@cache
+def cell_entities() -> tuple[str, ...]:
+    from piguard.detect import STRUCTURED_ENTITIES
+
+    return tuple(e for e in STRUCTURED_ENTITIES if e in direct_entities())
+
+
+# --- inventory ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InventoryRow:
+    file: str
+    column: str
+    entity: str
+    share: float
+    sensitive: bool
+    identifier: str
+    examples_masked: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file, "column": self.column, "entity": self.entity, "share": self.share,
+            "sensitive": self.sensitive, "identifier": self.identifier,
+        }  # fmt: skip
+
+
+@dataclass
+class Inventory:
+    rows: list[InventoryRow]
+    rows_scanned: int
+    method: str  # full | sampled
+    problems: list[str]  # files or tables the scan could not read (no values in them)
+
+
+def _is_tabular(fmt: str, path: str) -> bool:
+    from piguard.sources.tables import is_tabular_file
+
+    return fmt in ("csv", "tsv", "jsonl", "parquet") or is_tabular_file(path)
+
+
+def inventory(
+    files: Iterable[tuple[str, str, str]], *, full: bool, sample_rows: int = DEFAULT_SAMPLE
+) -> Inventory:
+    """The data map of (name, path, format) files: one row per column and entity."""
+    from piguard.sources.tables import scan_tables
+
+    tax = taxonomy.entities()
+    rows: list[InventoryRow] = []
+    problems: list[str] = []
+    scanned = 0
+    for name, path, fmt in files:
+        if not _is_tabular(fmt, path):
+            got, n = _text_inventory(name, path)
+            rows.extend(got)
+            scanned += n
+            continue
+        dm = scan_tables(path, full=full, sample_rows=sample_rows)
+        problems.extend(f"{name}: {s['reason']}" for s in dm.skipped)
+        scanned += sum(int(t.get("rows_scanned", 0)) for t in dm.tables)  # type: ignore[call-overload]
+        for r in dm.rows:
+            et = tax.get(str(r["entity"]))
+            if et is not None and not et.personal:
+                continue
+            rows.append(
+                InventoryRow(
+                    name, str(r["column"]), str(r["entity"]), round(float(r["share"]), 4),  # type: ignore[arg-type]
+                    bool(et and et.sensitive), et.identifier if et else "none",
+                    tuple(str(x) for x in r.get("examples_masked") or ())[:3],  # type: ignore[attr-defined]
+                )
+            )  # fmt: skip
+    return Inventory(rows, scanned, "full" if full else "sampled", problems)
+
+
+def _text_inventory(name: str, path: str) -> tuple[list[InventoryRow], int]:
+    """A file that is not a table: the entities the text scanner finds, share = lines holding them."""
+    from piguard.pipeline import ScanOptions, scan_file
+
+    lines_with: dict[str, set[int]] = defaultdict(set)
+    examples: dict[str, list[str]] = defaultdict(list)
+    total = 0
+    for ev in scan_file(path, ScanOptions(workers=1)):
+        if ev.skip is not None:
+            return [], 0
+        for f in ev.findings:
+            ent = str(f["entity"])
+            lines_with[ent].add(int(f["line"]))  # type: ignore[call-overload]
+            if len(examples[ent]) < 3:
+                examples[ent].append(str(f["masked"]))
+    with open(path, "rb") as fh:
+        total = sum(1 for _ in fh) or 1
+    tax = taxonomy.entities()
+    out = []
+    for ent, lines in sorted(lines_with.items()):
+        et = tax.get(ent)
+        out.append(
+            InventoryRow(name, "", ent, round(len(lines) / total, 4), bool(et and et.sensitive),
+                         et.identifier if et else "none", tuple(examples[ent]))
+        )  # fmt: skip
+    return out, total
+
+
+# --- direct identifiers, cell by cell ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellHit:
+    file: str
+    record: int  # 1-based canonical record number
+    column: str | None
+    entity: str
+    masked: str
+
+
+@dataclass
+class CellScan:
+    hits: list[CellHit]
+    records_scanned: int
+    records_total: int
+
+
+def _record_texts(path: str, fmt: str, n: int, step: int, limit: int) -> Iterable[tuple[int, str]]:
+    """(0-based index, decoded text) of records 0, step, 2*step, ... of a file."""
+    if fmt in records.TEXT_MODES:
+        with records._Mapped(path) as buf:
+            for i, (a, b) in enumerate(records.text_spans(buf, fmt, 0, step, limit)):
+                yield i * step, bytes(buf[a:b]).decode("utf-8", errors="replace")
+        return
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        index = 0
+        for batch in pf.iter_batches(batch_size=65536):
+            rows = batch.num_rows
+            picks = [i for i in range(rows) if (index + i) % step == 0]
+            if picks:
+                sub = batch.take(picks).to_pylist()
+                for i, row in zip(picks, sub, strict=True):
+                    yield index + i, "\t".join("" if v is None else str(v) for v in row.values())
+            index += rows
+        return
+    raise ClaimsError(f"{path}: not a table or text records")
+
+
+def _column_of(fmt: str, header: list[str] | None, text: str, start: int) -> str | None:
+    """The column a hit at ``start`` of a record lies in: separators before it, outside quotes (CSV/TSV),
+    or tabs before it (Parquet records are rendered tab-joined)."""
+    if header is None or fmt not in ("csv", "tsv", "parquet"):
+        return None
+    if fmt == "csv":
+        idx, quoted = 0, False
+        for ch in text[:start]:
+            if ch == '"':
+                quoted = not quoted
+            elif ch == "," and not quoted:
+                idx += 1
+    else:
+        idx = text.count("\t", 0, start)
+    return header[idx] if idx < len(header) else None
+
+
+def _header(path: str, fmt: str) -> list[str] | None:
+    if fmt in ("csv", "tsv"):
+        with open(path, "rb") as fh:
+            first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+        return next(csv.reader([first], delimiter="," if fmt == "csv" else "\t"), None)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    return None
+
+
+def scan_cells(name: str, path: str, fmt: str, n_records: int, *, full: bool,
+               sample: int = DEFAULT_SAMPLE, max_hits: int = 20) -> CellScan:  # fmt: skip
+    """Validated direct identifiers (ID numbers, phones, cards, e-mail...) in the records of one file:
+    every record with ``full``, else an evenly spaced sample. Hits carry masked values only."""
+    from piguard.detect import scan_text
+
+    if fmt not in ("csv", "tsv", "jsonl", "parquet") or n_records == 0:
+        return CellScan([], 0, n_records)
+    step = 1 if full or n_records <= sample else math.ceil(n_records / sample)
+    limit = n_records if step == 1 else sample
+    header = _header(path, fmt)
+    hits: list[CellHit] = []
+    scanned = 0
+    ents = cell_entities()
+    # Records are joined into ~1 MB texts so the compiled detector runs once per chunk, not per record.
+    batch: list[tuple[int, str]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal batch, size
+        if not batch:
+            return
+        text = "\n".join(t for _, t in batch)
+        starts = np.cumsum([0] + [len(t) + 1 for _, t in batch[:-1]])
+        for f in scan_text(text, entities=ents):
+            k = int(np.searchsorted(starts, f.start, side="right") - 1)
+            idx, rec = batch[k]
+            if len(hits) < max_hits:
+                col = _column_of(fmt, header, rec, f.start - int(starts[k]))
+                hits.append(CellHit(name, idx + 1, col, f.entity, f.masked))
+        batch, size = [], 0
+
+    for idx, text in _record_texts(path, fmt, n_records, step, limit):
+        batch.append((idx, text.replace("\n", " ")))
+        size += len(text) + 1
+        scanned += 1
+        if size >= _SCAN_CHUNK_CHARS:
+            flush()
+            if len(hits) >= max_hits:
+                break
+    flush()
+    return CellScan(hits, scanned, n_records)
+
+
+# --- k-anonymity and l-diversity ---------------------------------------------------------------------------
+@dataclass
+class ModelCheck:
+    k: int | None  # smallest equivalence class (suppressed records excluded)
+    classes: int
+    suppressed: int
+    l_failures: dict[str, int]  # column -> classes that fail the declared l-diversity
+    l_measured: dict[str, int]  # column -> smallest number of distinct values in a class
+
+
+SUPPRESSED = "*"
+
+
+def _frame(path: str, fmt: str, columns: list[str]) -> pl.DataFrame:
+    try:
+        if fmt == "parquet":
+            lf = pl.scan_parquet(path)
+        elif fmt == "jsonl":
+            lf = pl.read_ndjson(path, infer_schema_length=None).lazy()
+        elif fmt in ("csv", "tsv"):
+            from piguard.deid.tableio import sniff_delimiter
+
+            with open(path, "rb") as fh:
+                sample = fh.read(65536).decode("utf-8", errors="replace")
+            sep = "\t" if fmt == "tsv" else sniff_delimiter(sample)
+            lf = pl.scan_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy",
+                             truncate_ragged_lines=True, raise_if_empty=False)  # fmt: skip
+        else:
+            raise ClaimsError(f"{path}: k and l are checked on CSV, TSV, JSON Lines and Parquet tables")
+        have = lf.collect_schema().names()
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise ClaimsError(f"{path}: declared column {missing[0]!r} is not in the data")
+        return lf.select([pl.col(c).cast(pl.String) for c in columns]).collect()
+    except ClaimsError:
+        raise
+    except Exception as exc:  # polars' parse errors quote cells: never pass their text on
+        raise ClaimsError(f"{path}: cannot read the table ({type(exc).__name__})") from None
+
+
+def check_models(
+    path: str, fmt: str, quasi: list[str], l_models: list[tuple[str, int, str, float]]
+) -> ModelCheck:
+    """Recompute k and l on the delivered table. Records whose quasi-identifiers are all ``*`` are the
+    suppressed ones (as piguard deid and ARX write them) and are left out, as the models leave them out."""
+    from piguard.deid import LDiversity
+
+    sens = list(dict.fromkeys(c for c, *_ in l_models))
+    df = _frame(path, fmt, list(dict.fromkeys([*quasi, *sens])))
+    qi = df.select(quasi).fill_null("")
+    suppressed_mask = np.ones(df.height, dtype=bool)
+    for c in quasi:
+        suppressed_mask &= (qi[c] == SUPPRESSED).to_numpy()
+    kept = df.filter(pl.Series(~suppressed_mask))
+    if kept.height == 0:
+        return ModelCheck(None, 0, int(suppressed_mask.sum()), {}, {})
+    class_id = kept.select(quasi).fill_null("").hash_rows().to_numpy()
+    _, cls = np.unique(class_id, return_inverse=True)
+    cls = cls.reshape(-1)
+    sizes = np.bincount(cls)
+    fails: dict[str, int] = {}
+    measured: dict[str, int] = {}
+    for column, l_value, variant, c in l_models:
+        codes = kept[column].fill_null("").rank("dense").to_numpy().astype(np.int64) - 1
+        hist = np.zeros((len(sizes), int(codes.max()) + 1 if len(codes) else 1), dtype=np.int64)
+        np.add.at(hist, (cls, codes), 1)
+        model = LDiversity(column, int(l_value), variant, float(c))
+        ok = model.fulfilled(hist)
+        fails[f"{column}:{variant}:{l_value}"] = int((~ok).sum())
+        measured[column] = int((hist > 0).sum(axis=1).min())
+    return ModelCheck(int(sizes.min()), len(sizes), int(suppressed_mask.sum()), fails, measured)
