@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -176,21 +177,56 @@ def _record_texts(path: str, fmt: str, n: int, step: int, limit: int) -> Iterabl
     raise ClaimsError(f"{path}: not a table or text records")
 
 
-def _column_of(fmt: str, header: list[str] | None, text: str, start: int) -> str | None:
-    """The column a hit at ``start`` of a record lies in: separators before it, outside quotes (CSV/TSV),
-    or tabs before it (Parquet records are rendered tab-joined)."""
+def _field_at(fmt: str, header: list[str] | None, text: str, start: int) -> tuple[str | None, str]:
+    """The column a hit at ``start`` of a record lies in, and that field's text: separators before it
+    outside quotes (CSV), tabs (TSV, and Parquet records, which are rendered tab-joined)."""
     if header is None or fmt not in ("csv", "tsv", "parquet"):
-        return None
-    if fmt == "csv":
-        idx, quoted = 0, False
-        for ch in text[:start]:
-            if ch == '"':
-                quoted = not quoted
-            elif ch == "," and not quoted:
-                idx += 1
-    else:
-        idx = text.count("\t", 0, start)
-    return header[idx] if idx < len(header) else None
+        return None, ""
+    sep = "," if fmt == "csv" else "\t"
+    idx, quoted, field_start = 0, False, 0
+    for i, ch in enumerate(text[:start]):
+        if ch == '"' and fmt == "csv":
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            idx, field_start = idx + 1, i + 1
+    end = start
+    while end < len(text) and (text[end] != sep or (quoted and fmt == "csv")):
+        if text[end] == '"' and fmt == "csv":
+            quoted = not quoted
+        end += 1
+    field = text[field_start:end].strip().strip('"')
+    return (header[idx] if idx < len(header) else None), field
+
+
+_TOKEN = re.compile(r"[0-9A-Za-z]+")
+
+
+class _TokenColumns:
+    """Keyed pseudonyms are random tokens: now and then one is all digits and passes a check digit (a
+    16-hex pseudonym is all digits about once in 1,800, and one in ten of those passes Luhn). A hit that
+    is the whole cell, in a column whose values are mostly letter-bearing tokens of exactly its length, is
+    such a token and is not counted. The column's shape is read only when a hit needs it."""
+
+    def __init__(self, path: str, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
+        self._lengths: dict[str, dict[int, float]] = {}
+
+    def _profile(self, column: str) -> dict[int, float]:
+        if column not in self._lengths:
+            try:
+                values = _frame(self.path, self.fmt, [column])[column].drop_nulls()
+            except ClaimsError:
+                values = pl.Series([], dtype=pl.String)
+            n = max(1, values.len())
+            tokens = values.filter(values.str.contains(r"^[0-9A-Za-z]+$") & values.str.contains(r"[A-Za-z]"))
+            counts = tokens.str.len_chars().value_counts()
+            self._lengths[column] = {int(r[0]): int(r[1]) / n for r in counts.iter_rows()}
+        return self._lengths[column]
+
+    def is_token(self, column: str | None, field: str, hit_len: int) -> bool:
+        if column is None or len(field) != hit_len or not _TOKEN.fullmatch(field):
+            return False
+        return self._profile(column).get(len(field), 0.0) >= 0.5
 
 
 def _header(path: str, fmt: str) -> list[str] | None:
@@ -216,6 +252,7 @@ def scan_cells(name: str, path: str, fmt: str, n_records: int, *, full: bool,
     step = 1 if full or n_records <= sample else math.ceil(n_records / sample)
     limit = n_records if step == 1 else sample
     header = _header(path, fmt)
+    tokens = _TokenColumns(path, fmt)
     hits: list[CellHit] = []
     scanned = 0
     ents = cell_entities()
@@ -233,8 +270,9 @@ def scan_cells(name: str, path: str, fmt: str, n_records: int, *, full: bool,
             k = int(np.searchsorted(starts, f.start, side="right") - 1)
             idx, rec = batch[k]
             if len(hits) < max_hits:
-                col = _column_of(fmt, header, rec, f.start - int(starts[k]))
-                hits.append(CellHit(name, idx + 1, col, f.entity, f.masked))
+                col, field = _field_at(fmt, header, rec, f.start - int(starts[k]))
+                if not tokens.is_token(col, field, f.end - f.start):
+                    hits.append(CellHit(name, idx + 1, col, f.entity, f.masked))
         batch, size = [], 0
 
     for idx, text in _record_texts(path, fmt, n_records, step, limit):
