@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from piguard.ledger import Ledger, LedgerError, pseudonym
+from piguard.passport.predicate import format_time
 
 VALID_KINDS = frozenset(("explicit", "separate", "guardian"))
 
@@ -34,10 +36,18 @@ def provenance(ledger: Ledger, dataset_id: str, crawl_dir: str | None = None) ->
         "source": str(p.get("source_identity", "")),
         "upstream": list(dict.fromkeys(p.get("upstream") or [])),
         "categories": list(dict.fromkeys(p.get("categories") or [])),
-        "recordedAt": str(p.get("recorded_at", e["at"])),
+        "recordedAt": _rfc3339(str(p.get("recorded_at", e["at"]))),
         "auditEntry": {"seq": int(e["seq"]), "hash": str(e["hash"])},
         "crawl": crawl,
     }
+
+
+def _rfc3339(text: str) -> str:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return format_time(t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 # The crawl summary's counts (crawl/store.py) and the predicate's names for them.
