@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 import math
 import re
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -76,23 +78,27 @@ def _is_tabular(fmt: str, path: str) -> bool:
 
 
 def inventory(
-    files: Iterable[tuple[str, str, str]], *, full: bool, sample_rows: int = DEFAULT_SAMPLE
+    files: Iterable[tuple[str, str, str, int]], *, full: bool, sample_rows: int = DEFAULT_SAMPLE
 ) -> Inventory:
-    """The data map of (name, path, format) files: one row per column and entity."""
+    """The data map of (name, path, format, records) files: one row per column and entity."""
     from piguard.sources.tables import scan_tables
 
     tax = taxonomy.entities()
     rows: list[InventoryRow] = []
     problems: list[str] = []
     scanned = 0
-    for name, path, fmt in files:
+    for name, path, fmt, n_records in files:
         if not _is_tabular(fmt, path):
             got, n = _text_inventory(name, path)
             rows.extend(got)
             scanned += n
             continue
-        dm = scan_tables(path, full=full, sample_rows=sample_rows)
-        problems.extend(f"{name}: {s['reason']}" for s in dm.skipped)
+        with tempfile.TemporaryDirectory(prefix="piguard-sample-") as tmp:
+            target = path
+            if not full and fmt in records.TEXT_MODES and n_records > sample_rows:
+                target = _write_sample(path, fmt, n_records, sample_rows, Path(tmp) / Path(path).name)
+            dm = scan_tables(target, full=True, sample_rows=sample_rows)
+        problems.extend(f"{name}: {str(s['reason']).replace(target, name)}" for s in dm.skipped)
         scanned += sum(int(t.get("rows_scanned", 0)) for t in dm.tables)  # type: ignore[call-overload]
         for r in dm.rows:
             et = tax.get(str(r["entity"]))
@@ -106,6 +112,21 @@ def inventory(
                 )
             )  # fmt: skip
     return Inventory(rows, scanned, "full" if full else "sampled", problems)
+
+
+def _write_sample(path: str, fmt: str, n_records: int, sample_rows: int, out: Path) -> str:
+    """An evenly spaced sample of a text table's records (with its header) in a file of the same kind,
+    so the data map reads ``sample_rows`` records instead of parsing the whole file to pick them."""
+    step = math.ceil(n_records / sample_rows)
+    with records._Mapped(path) as buf:
+        spans = records.text_spans(buf, fmt, 0, step, sample_rows)
+        with open(out, "wb") as fh:
+            if spans and records.TEXT_MODES[fmt][1]:
+                fh.write(bytes(buf[: spans[0][0]]))  # the header (and its line break)
+            for a, b in spans:
+                fh.write(bytes(buf[a:b]))
+                fh.write(b"\n")
+    return str(out)
 
 
 def _text_inventory(name: str, path: str) -> tuple[list[InventoryRow], int]:
@@ -331,30 +352,32 @@ def check_models(
     path: str, fmt: str, quasi: list[str], l_models: list[tuple[str, int, str, float]]
 ) -> ModelCheck:
     """Recompute k and l on the delivered table. Records whose quasi-identifiers are all ``*`` are the
-    suppressed ones (as piguard deid and ARX write them) and are left out, as the models leave them out."""
+    suppressed ones (as piguard deid and ARX write them) and are left out, as the models leave them out.
+    Group-bys do the counting; l-diversity is judged by piguard.deid's own model classes."""
     from piguard.deid import LDiversity
 
     sens = list(dict.fromkeys(c for c, *_ in l_models))
-    df = _frame(path, fmt, list(dict.fromkeys([*quasi, *sens])))
-    qi = df.select(quasi).fill_null("")
-    suppressed_mask = np.ones(df.height, dtype=bool)
-    for c in quasi:
-        suppressed_mask &= (qi[c] == SUPPRESSED).to_numpy()
-    kept = df.filter(pl.Series(~suppressed_mask))
+    df = _frame(path, fmt, list(dict.fromkeys([*quasi, *sens]))).with_columns(pl.col(quasi).fill_null(""))
+    all_starred = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in quasi])
+    suppressed = int(df.select(all_starred.sum()).item())
+    kept = df.filter(~all_starred)
     if kept.height == 0:
-        return ModelCheck(None, 0, int(suppressed_mask.sum()), {}, {})
-    class_id = kept.select(quasi).fill_null("").hash_rows().to_numpy()
-    _, cls = np.unique(class_id, return_inverse=True)
-    cls = cls.reshape(-1)
-    sizes = np.bincount(cls)
+        return ModelCheck(None, 0, suppressed, {}, {})
+    sizes = kept.group_by(quasi).len()["len"]
     fails: dict[str, int] = {}
     measured: dict[str, int] = {}
     for column, l_value, variant, c in l_models:
-        codes = kept[column].fill_null("").rank("dense").to_numpy().astype(np.int64) - 1
-        hist = np.zeros((len(sizes), int(codes.max()) + 1 if len(codes) else 1), dtype=np.int64)
-        np.add.at(hist, (cls, codes), 1)
+        # Each class's value counts, largest first; classes with the same number of distinct values are
+        # judged together as one histogram matrix (the models look at counts, not at which value is which).
+        per_class = (
+            kept.group_by([*quasi, column]).len()
+            .group_by(quasi).agg(pl.col("len").sort(descending=True).alias("counts"))["counts"]
+        )  # fmt: skip
         model = LDiversity(column, int(l_value), variant, float(c))
-        ok = model.fulfilled(hist)
-        fails[f"{column}:{variant}:{l_value}"] = int((~ok).sum())
-        measured[column] = int((hist > 0).sum(axis=1).min())
-    return ModelCheck(int(sizes.min()), len(sizes), int(suppressed_mask.sum()), fails, measured)
+        failing, widths = 0, per_class.list.len()
+        for width in widths.unique().to_list():
+            rows = per_class.filter(widths == width).to_list()
+            failing += int((~model.fulfilled(np.array(rows, dtype=np.int64))).sum())
+        fails[f"{column}:{variant}:{l_value}"] = failing
+        measured[column] = int(widths.min())  # type: ignore[arg-type]
+    return ModelCheck(int(sizes.min()), len(sizes), suppressed, fails, measured)  # type: ignore[arg-type]

@@ -226,8 +226,10 @@ def issue(req: IssueRequest) -> Issued:
                 f"unknown purpose {unknown[0]!r}; valid: {', '.join(sorted(_known_purposes(ledger)))}"
             )
         hashed = dataset.hash_files(files)
-        formats = {h.name: h.hashes.format for h in hashed}
-        inv = claims.inventory([(n, p, formats[n]) for n, p in files], full=not req.sampled_scan)
+        inv = claims.inventory(
+            [(h.name, h.hashes.path, h.hashes.format, h.hashes.records) for h in hashed],
+            full=not req.sampled_scan,
+        )
         if inv.problems:
             raise IssueError(f"cannot map {inv.problems[0]}")
         if req.state != "raw":

@@ -262,7 +262,7 @@ def _check_claims(
 ) -> None:
     mode = "every record" if opts.full else f"a sample of up to {opts.sample} records per file"
     t0 = time.perf_counter()
-    inv = claims.inventory([(n, p, f) for n, p, f, _ in present], full=opts.full, sample_rows=opts.sample)
+    inv = claims.inventory(present, full=opts.full, sample_rows=opts.sample)
     v.timings["rescan"] = time.perf_counter() - t0
     for prob in inv.problems:
         v.fail("scan", f"cannot re-scan {prob}")
