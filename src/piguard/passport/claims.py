@@ -11,8 +11,8 @@ import csv
 import math
 import re
 import tempfile
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -226,22 +226,27 @@ class _TokenColumns:
     """Keyed pseudonyms are random tokens: now and then one is all digits and passes a check digit (a
     16-hex pseudonym is all digits about once in 1,800, and one in ten of those passes Luhn). A hit that
     is the whole cell, in a column whose values are mostly letter-bearing tokens of exactly its length, is
-    such a token and is not counted. The column's shape is read only when a hit needs it."""
+    such a token and is not counted. A column's shape is judged on the first records scanned, and only
+    when a hit needs it."""
 
-    def __init__(self, path: str, fmt: str) -> None:
-        self.path, self.fmt = path, fmt
+    KEEP = 2000
+
+    def __init__(self, fmt: str, header: list[str] | None) -> None:
+        self.fmt, self.header = fmt, header or []
+        self.texts: list[str] = []
         self._lengths: dict[str, dict[int, float]] = {}
+
+    def feed(self, text: str) -> None:
+        if len(self.texts) < self.KEEP:
+            self.texts.append(text)
 
     def _profile(self, column: str) -> dict[int, float]:
         if column not in self._lengths:
-            try:
-                values = _frame(self.path, self.fmt, [column])[column].drop_nulls()
-            except ClaimsError:
-                values = pl.Series([], dtype=pl.String)
-            n = max(1, values.len())
-            tokens = values.filter(values.str.contains(r"^[0-9A-Za-z]+$") & values.str.contains(r"[A-Za-z]"))
-            counts = tokens.str.len_chars().value_counts()
-            self._lengths[column] = {int(r[0]): int(r[1]) / n for r in counts.iter_rows()}
+            idx = self.header.index(column) if column in self.header else -1
+            rows = csv.reader(self.texts) if self.fmt == "csv" else (t.split("\t") for t in self.texts)
+            values = [r[idx] for r in rows if 0 <= idx < len(r) and r[idx]]
+            tokens = Counter(len(v) for v in values if _TOKEN.fullmatch(v) and not v.isdigit())
+            self._lengths[column] = {n: c / max(1, len(values)) for n, c in tokens.items()}
         return self._lengths[column]
 
     def is_token(self, column: str | None, field: str, hit_len: int) -> bool:
@@ -273,7 +278,7 @@ def scan_cells(name: str, path: str, fmt: str, n_records: int, *, full: bool,
     step = 1 if full or n_records <= sample else math.ceil(n_records / sample)
     limit = n_records if step == 1 else sample
     header = _header(path, fmt)
-    tokens = _TokenColumns(path, fmt)
+    tokens = _TokenColumns(fmt, header)
     hits: list[CellHit] = []
     scanned = 0
     ents = cell_entities()
@@ -297,6 +302,7 @@ def scan_cells(name: str, path: str, fmt: str, n_records: int, *, full: bool,
         batch, size = [], 0
 
     for idx, text in _record_texts(path, fmt, n_records, step, limit):
+        tokens.feed(text)
         batch.append((idx, text.replace("\n", " ")))
         size += len(text) + 1
         scanned += 1
@@ -321,7 +327,10 @@ class ModelCheck:
 SUPPRESSED = "*"
 
 
-def _frame(path: str, fmt: str, columns: list[str]) -> pl.DataFrame:
+def _frame(
+    path: str, fmt: str, columns: list[str], query: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
+) -> pl.DataFrame:
+    """``columns`` of a table as text, through ``query`` (a lazy plan, so only those columns are built)."""
     try:
         if fmt == "parquet":
             lf = pl.scan_parquet(path)
@@ -341,7 +350,8 @@ def _frame(path: str, fmt: str, columns: list[str]) -> pl.DataFrame:
         missing = [c for c in columns if c not in have]
         if missing:
             raise ClaimsError(f"{path}: declared column {missing[0]!r} is not in the data")
-        return lf.select([pl.col(c).cast(pl.String) for c in columns]).collect()
+        lf = lf.select([pl.col(c).cast(pl.String) for c in columns])
+        return (query(lf) if query else lf).collect()
     except ClaimsError:
         raise
     except Exception as exc:  # polars' parse errors quote cells: never pass their text on
@@ -353,24 +363,26 @@ def check_models(
 ) -> ModelCheck:
     """Recompute k and l on the delivered table. Records whose quasi-identifiers are all ``*`` are the
     suppressed ones (as piguard deid and ARX write them) and are left out, as the models leave them out.
-    Group-bys do the counting; l-diversity is judged by piguard.deid's own model classes."""
+    One pass counts the records of every (quasi-identifiers, sensitive values) combination; the rest works
+    on those counts. l-diversity is judged by piguard.deid's own model classes."""
     from piguard.deid import LDiversity
 
-    sens = list(dict.fromkeys(c for c, *_ in l_models))
-    df = _frame(path, fmt, list(dict.fromkeys([*quasi, *sens]))).with_columns(pl.col(quasi).fill_null(""))
-    all_starred = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in quasi])
-    suppressed = int(df.select(all_starred.sum()).item())
-    kept = df.filter(~all_starred)
+    sens = [c for c in dict.fromkeys(c for c, *_ in l_models) if c not in quasi]
+    cols = [*quasi, *sens]
+    groups = _frame(path, fmt, cols, lambda lf: lf.fill_null("").group_by(cols).len())
+    starred = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in quasi])
+    suppressed = int(groups.filter(starred)["len"].sum())
+    kept = groups.filter(~starred)
     if kept.height == 0:
         return ModelCheck(None, 0, suppressed, {}, {})
-    sizes = kept.group_by(quasi).len()["len"]
+    sizes = kept.group_by(quasi).agg(pl.col("len").sum())["len"]
     fails: dict[str, int] = {}
     measured: dict[str, int] = {}
     for column, l_value, variant, c in l_models:
         # Each class's value counts, largest first; classes with the same number of distinct values are
         # judged together as one histogram matrix (the models look at counts, not at which value is which).
         per_class = (
-            kept.group_by([*quasi, column]).len()
+            kept.group_by([*quasi, column]).agg(pl.col("len").sum())
             .group_by(quasi).agg(pl.col("len").sort(descending=True).alias("counts"))["counts"]
         )  # fmt: skip
         model = LDiversity(column, int(l_value), variant, float(c))
