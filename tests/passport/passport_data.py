@@ -54,3 +54,14 @@ def deliver(root: Path) -> tuple[Path, Path, Path]:
 def copy_delivery(supply: Supply, dest: Path) -> Path:
     shutil.copytree(supply.delivery, dest)
     return dest
+
+
+def validate(doc: object, schema_name: str) -> None:
+    """Validate ``doc`` against one of piguard's published schemas (src/piguard/schemas)."""
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    text = resources.files("piguard.schemas").joinpath(f"{schema_name}.schema.json").read_text("utf-8")
+    jsonschema.Draft202012Validator(json.loads(text)).validate(doc)

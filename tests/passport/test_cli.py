@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from passport_data import APPLICANTS, BANK, copy_delivery
+from passport_data import APPLICANTS, BANK, copy_delivery, validate
 from typer.testing import CliRunner
 
 from piguard.cli import app
@@ -158,6 +158,11 @@ def test_revoked_passport(supply, tmp_path):
     assert code == 0, out
     code, out = run(*verify_args(supply, supply.delivery, None, "--revocations", str(lst)))
     assert code == 1 and "revoked: the issuer revoked this passport" in out and "superseded" in out
+    validate(json.loads(base64.b64decode(json.loads(lst.read_text())["payload"])), "passport-revocations")
+    code, out = run(
+        *verify_args(supply, supply.delivery, None, "--revocations", str(lst), "--format", "json")
+    )
+    validate(json.loads(out), "passport-verdict")
     # A list signed by another key revokes nothing of this issuer's and must itself be trusted.
     other = tmp_path / "other-list.json"
     run(
@@ -272,6 +277,7 @@ def test_record_proof_round_trip(supply, tmp_path):
     )
     assert code == 0, out
     assert oct(proof.stat().st_mode & 0o777) == "0o600"
+    validate(json.loads(proof.read_text()), "passport-record-proof")
     code, out = run(
         "passport",
         "verify-record",
@@ -333,6 +339,7 @@ def test_json_and_html_reports_and_the_installed_command(supply, tmp_path):
     code, out = run(*verify_args(supply, supply.delivery, None, "--format", "json"))
     doc = json.loads(out)
     assert code == 0 and doc["verdict"] == "accept" and doc["id"].startswith("sha256:")
+    validate(doc, "passport-verdict")
     case = copy_delivery(supply, tmp_path / "d")
     f = case / "loan.deid.csv"
     lines = f.read_text("utf-8").splitlines(keepends=True)

@@ -42,9 +42,16 @@ def prove_record(data_file: str, passport_path: str, row: int) -> dict[str, Any]
         ((name, path),) = dataset.collect([data_file])
     except (dataset.DatasetError, ValueError) as exc:
         raise ProofError(f"{data_file}: {exc}") from None
-    entry = next((f for f in pred.files if f.name == name), None)
-    if entry is None:
-        raise ProofError(f"{name} is not a file of passport {passport_path}")
+    # A file issued from inside a directory is named by its path there ("2026/q3.csv"); its base name finds
+    # it when no other file of the passport shares that base name.
+    matches = [f for f in pred.files if f.name == name] or [
+        f for f in pred.files if f.name.rsplit("/", 1)[-1] == name
+    ]
+    if len(matches) != 1:
+        why = "is not a file of" if not matches else "names several files of"
+        raise ProofError(f"{name} {why} passport {passport_path}")
+    entry = matches[0]
+    name = entry.name
     if not 1 <= row <= entry.records:
         raise ProofError(f"--row {row}: {name} has records 1 to {entry.records}")
     (h,) = dataset.hash_files([(name, path)], layer_max_nodes=pred.layer_max_nodes)
