@@ -327,7 +327,7 @@ class ModelCheck:
 SUPPRESSED = "*"
 
 
-def _frame(
+def read_columns(
     path: str, fmt: str, columns: list[str], query: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
 ) -> pl.DataFrame:
     """``columns`` of a table as text, through ``query`` (a lazy plan, so only those columns are built)."""
@@ -369,7 +369,7 @@ def check_models(
 
     sens = [c for c in dict.fromkeys(c for c, *_ in l_models) if c not in quasi]
     cols = [*quasi, *sens]
-    groups = _frame(path, fmt, cols, lambda lf: lf.fill_null("").group_by(cols).len())
+    groups = read_columns(path, fmt, cols, lambda lf: lf.fill_null("").group_by(cols).len())
     starred = pl.all_horizontal([pl.col(q) == SUPPRESSED for q in quasi])
     suppressed = int(groups.filter(starred)["len"].sum())
     kept = groups.filter(~starred)

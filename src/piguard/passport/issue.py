@@ -113,20 +113,24 @@ def _hierarchy_digests(
                 out[col] = {"column": col, "sha256": digest, "source": "report"}
     specs: dict[str, Any] = {}
     base = Path(".")
-    hier_dir = req.hierarchies_dir
+    dirs = [Path(req.hierarchies_dir)] if req.hierarchies_dir else []
     if req.deid_config:
-        try:
-            import yaml
+        import yaml
 
-            cfg_path = Path(req.deid_config)
-            doc = yaml.safe_load(cfg_path.read_text("utf-8")) or {}
-        except (OSError, ValueError) as exc:
+        try:
+            doc = yaml.safe_load(Path(req.deid_config).read_text("utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise IssueError(
                 f"de-identification config {req.deid_config}: cannot read ({type(exc).__name__})"
             ) from None
-        base = cfg_path.parent
+        if not isinstance(doc, dict):
+            raise IssueError(f"de-identification config {req.deid_config} is not a mapping")
+        base = Path(
+            req.deid_config
+        ).parent  # the config's paths are relative to it, as piguard deid reads them
         specs = dict(doc.get("hierarchies") or {})
-        hier_dir = hier_dir or doc.get("hierarchy_dir")
+        if doc.get("hierarchy_dir"):
+            dirs.append(base / str(doc["hierarchy_dir"]))
     for col in quasi:
         if col in out:
             continue
@@ -139,16 +143,13 @@ def _hierarchy_digests(
                 "source": "auto",
             }
             continue
-        candidates = []
-        if isinstance(spec, str):
-            candidates.append(base / spec)
-        if hier_dir:
-            d = Path(hier_dir) if Path(hier_dir).is_absolute() or not req.deid_config else base / hier_dir
-            candidates += [d / f"{col}.csv", *sorted(d.glob(f"*_hierarchy_{col}.csv"))] if d.is_dir() else []
-        for c in candidates:
-            if c.is_file():
-                out[col] = {"column": col, "sha256": _file_sha256(str(c)), "source": "file"}
-                break
+        candidates = [base / spec] if isinstance(spec, str) else []
+        for d in dirs:
+            if d.is_dir():
+                candidates += [d / f"{col}.csv", *sorted(d.glob(f"*_hierarchy_{col}.csv"))]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is not None:
+            out[col] = {"column": col, "sha256": _file_sha256(str(found)), "source": "file"}
     return [out[c] for c in quasi if c in out]
 
 
@@ -176,6 +177,74 @@ def _known_purposes(ledger: Any) -> set[str]:
     if ledger is not None:
         known |= set(ledger.declared_purposes())
     return known
+
+
+def _refuse_contradictions(
+    req: IssueRequest, hashed: list[dataset.HashedFile], inv: claims.Inventory, models: dict[str, Any],
+    quasi: list[str],
+) -> None:  # fmt: skip
+    """IssueError when the bytes contradict the declared state: direct identifiers in data declared
+    pseudonymized or anonymized (by column, then record by record), or a k or l the table does not meet."""
+    full = not req.sampled_scan
+    if req.state != "raw":
+        direct = [r for r in inv.rows if r.identifier == "direct"]
+        if direct:
+            r = direct[0]
+            raise IssueError(
+                f"refusing to issue '{req.state}': {r.file} column {r.column!r} holds {r.entity} "
+                f"(share {r.share:.0%}; e.g. {', '.join(r.examples_masked) or 'masked'})"
+            )
+        for h in hashed:
+            cs = claims.scan_cells(h.name, h.hashes.path, h.hashes.format, h.hashes.records, full=full)
+            if cs.hits:
+                hit = cs.hits[0]
+                where = f" column {hit.column!r}" if hit.column else ""
+                more = f"{len(cs.hits)}{'+' if len(cs.hits) >= 20 else ''}"
+                raise IssueError(
+                    f"refusing to issue '{req.state}': {h.name} record {hit.record}{where} holds a "
+                    f"{hit.entity} ({hit.masked}); {more} found"
+                )
+    if not quasi:
+        return
+    l_models = [(d["column"], d["l"], d["variant"], d.get("c", 1.0)) for d in models["lDiversity"]]
+    for h in hashed:
+        try:
+            mc = claims.check_models(h.hashes.path, h.hashes.format, quasi, l_models)
+        except claims.ClaimsError as exc:
+            raise IssueError(str(exc)) from None
+        if models["k"] is not None and mc.k is not None and mc.k < models["k"]:
+            raise IssueError(
+                f"refusing to claim k={models['k']}: {h.name} has an equivalence class of {mc.k} "
+                f"on {', '.join(quasi)}"
+            )
+        bad = {m: n for m, n in mc.l_failures.items() if n}
+        if bad:
+            m, n = next(iter(bad.items()))
+            raise IssueError(f"refusing to claim l-diversity {m}: {n} classes of {h.name} fail it")
+
+
+def _from_ledger(
+    req: IssueRequest, ledger: Ledger, inv: claims.Inventory, notes: list[str]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The provenance record and the consent coverage of the data's subjects (LedgerError passes up)."""
+    from piguard.passport import ledgerinfo
+
+    provenance = consent = None
+    if req.provenance_id:
+        provenance = ledgerinfo.provenance(ledger, req.provenance_id, req.crawl_dir)
+        if provenance["method"] == "crawled_public" and provenance["crawl"] is None:
+            notes.append("provenance says crawled_public but no --crawl DIR was given: no crawl summary")
+    if req.subjects and req.subject_column:
+        fmt = dataset.records.file_format(req.subjects)
+        try:
+            values = claims.read_columns(req.subjects, fmt, [req.subject_column])[req.subject_column]
+        except claims.ClaimsError as exc:
+            raise IssueError(f"--subjects: {exc}") from None
+        consent = ledgerinfo.consent_coverage(
+            ledger, load_key(ledger.url), (v for v in values.to_list() if v is not None),
+            purposes=req.purposes, recipients=req.recipients, entities=sorted({r.entity for r in inv.rows}),
+        )  # fmt: skip
+    return provenance, consent
 
 
 def issue(req: IssueRequest) -> Issued:
@@ -207,7 +276,10 @@ def issue(req: IssueRequest) -> Issued:
         raise IssueError(f"--out {req.out} is one of the data files")
 
     report = _read_report(req.deid_report) if req.deid_report else None
-    models = _declared_models(report)
+    try:
+        models = _declared_models(report)
+    except (KeyError, TypeError, ValueError):
+        raise IssueError(f"de-identification report {req.deid_report}: its models are malformed") from None
     quasi = [str(q) for q in (report or {}).get("levels", {})]
     sensitive = list(dict.fromkeys(d["column"] for d in models["lDiversity"] + models["tCloseness"]))
     if req.state == "anonymized" and (models["k"] is None or not quasi):
@@ -232,63 +304,8 @@ def issue(req: IssueRequest) -> Issued:
         )
         if inv.problems:
             raise IssueError(f"cannot map {inv.problems[0]}")
-        if req.state != "raw":
-            direct = [r for r in inv.rows if r.identifier == "direct"]
-            if direct:
-                r = direct[0]
-                raise IssueError(
-                    f"refusing to issue '{req.state}': {r.file} column {r.column!r} holds {r.entity} "
-                    f"(share {r.share:.0%}; e.g. {', '.join(r.examples_masked) or 'masked'})"
-                )
-            for h, (name, path) in zip(hashed, files, strict=True):
-                cs = claims.scan_cells(
-                    name, path, h.hashes.format, h.hashes.records, full=not req.sampled_scan
-                )
-                if cs.hits:
-                    hit = cs.hits[0]
-                    where = f" column {hit.column!r}" if hit.column else ""
-                    raise IssueError(
-                        f"refusing to issue '{req.state}': {name} record {hit.record}{where} holds a "
-                        f"{hit.entity} ({hit.masked}); {len(cs.hits)}{'+' if len(cs.hits) >= 20 else ''} "
-                        "found"
-                    )
-        if quasi:
-            l_models = [(d["column"], d["l"], d["variant"], d.get("c", 1.0)) for d in models["lDiversity"]]
-            for h, (name, path) in zip(hashed, files, strict=True):
-                try:
-                    mc = claims.check_models(path, h.hashes.format, quasi, l_models)
-                except claims.ClaimsError as exc:
-                    raise IssueError(str(exc)) from None
-                if models["k"] is not None and mc.k is not None and mc.k < models["k"]:
-                    raise IssueError(
-                        f"refusing to claim k={models['k']}: {name} has an equivalence class of {mc.k} "
-                        f"on {', '.join(quasi)}"
-                    )
-                bad = {m: n for m, n in mc.l_failures.items() if n}
-                if bad:
-                    m, n = next(iter(bad.items()))
-                    raise IssueError(f"refusing to claim l-diversity {m}: {n} classes of {name} fail it")
-        provenance = consent = None
-        if ledger is not None and req.provenance_id:
-            from piguard.passport import ledgerinfo
-
-            provenance = ledgerinfo.provenance(ledger, req.provenance_id, req.crawl_dir)
-            if provenance["method"] == "crawled_public" and provenance["crawl"] is None:
-                notes.append("provenance says crawled_public but no --crawl DIR was given: no crawl summary")
-        if ledger is not None and req.subjects:
-            from piguard.passport import ledgerinfo
-
-            key = load_key(ledger.url)
-            fmt = dataset.records.file_format(req.subjects)
-            try:
-                values = claims._frame(req.subjects, fmt, [str(req.subject_column)])[str(req.subject_column)]
-            except claims.ClaimsError as exc:
-                raise IssueError(f"--subjects: {exc}") from None
-            personal = sorted({r.entity for r in inv.rows})
-            consent = ledgerinfo.consent_coverage(
-                ledger, key, (v for v in values.to_list() if v is not None),
-                purposes=req.purposes, recipients=req.recipients, entities=personal,
-            )  # fmt: skip
+        _refuse_contradictions(req, hashed, inv, models, quasi)
+        provenance, consent = _from_ledger(req, ledger, inv, notes) if ledger is not None else (None, None)
     except LedgerError as exc:
         raise IssueError(str(exc)) from None
     finally:
