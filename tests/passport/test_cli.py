@@ -382,3 +382,16 @@ def test_no_raw_value_in_any_rejection(supply, tmp_path):
     assert "extra-file: contacts.csv" in out
     assert "undeclared-pi: contacts.csv column '电话' holds PHONE_NUMBER" in out
     shutil.rmtree(case)
+
+
+def test_headerless_table_never_shows_a_value_as_a_column_name(supply, tmp_path):
+    """Without a header row the first record's values become column names: they are masked too."""
+    with open(APPLICANTS, encoding="utf-8") as fh:
+        rows = [(r["身份证号"], r["城市"]) for r in csv.DictReader(fh)][:200]
+    data = tmp_path / "ids.csv"
+    data.write_text("".join(f"{i},{c}\n" for i, c in rows), "utf-8")
+    code, out = run(
+        "passport", "issue", str(data), "--key", str(supply.root / "trusted" / "supplier.key"), "--out",
+        str(tmp_path / "p.json"), "--purpose", "risk_control", "--recipient", "*", "--state", "pseudonymized",
+    )  # fmt: skip
+    assert code == 2 and "refusing to issue 'pseudonymized'" in out and "**********" in out

@@ -45,6 +45,17 @@ def cell_entities() -> tuple[str, ...]:
     return tuple(e for e in STRUCTURED_ENTITIES if e in direct_entities())
 
 
+def shown(column: str) -> str:
+    """A column name as messages show it: quoted, with anything a detector finds in it masked (a CSV
+    without a header row has data values as its "column names")."""
+    from piguard.detect import scan_text
+
+    out = column
+    for f in sorted(scan_text(column), key=lambda f: -f.start):
+        out = out[: f.start] + f.masked + out[f.end :]
+    return repr(out)
+
+
 # --- inventory ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InventoryRow:

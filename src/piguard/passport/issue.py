@@ -191,14 +191,14 @@ def _refuse_contradictions(
         if direct:
             r = direct[0]
             raise IssueError(
-                f"refusing to issue '{req.state}': {r.file} column {r.column!r} holds {r.entity} "
+                f"refusing to issue '{req.state}': {r.file} column {claims.shown(r.column)} holds {r.entity} "
                 f"(share {r.share:.0%}; e.g. {', '.join(r.examples_masked) or 'masked'})"
             )
         for h in hashed:
             cs = claims.scan_cells(h.name, h.hashes.path, h.hashes.format, h.hashes.records, full=full)
             if cs.hits:
                 hit = cs.hits[0]
-                where = f" column {hit.column!r}" if hit.column else ""
+                where = f" column {claims.shown(hit.column)}" if hit.column else ""
                 more = f"{len(cs.hits)}{'+' if len(cs.hits) >= 20 else ''}"
                 raise IssueError(
                     f"refusing to issue '{req.state}': {h.name} record {hit.record}{where} holds a "

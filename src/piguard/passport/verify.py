@@ -269,7 +269,7 @@ def _check_claims(
     declared = {(e.file, e.column, e.entity) for e in pred.inventory}
     undeclared = [r for r in inv.rows if (r.file, r.column, r.entity) not in declared]
     for r in undeclared:
-        col = f" column {r.column!r}" if r.column else ""
+        col = f" column {claims.shown(r.column)}" if r.column else ""
         ex = f" (e.g. {', '.join(r.examples_masked)})" if r.examples_masked else ""
         v.fail(
             "undeclared-pi",
@@ -285,7 +285,7 @@ def _check_claims(
             if r.identifier == "direct":
                 v.fail(
                     "direct-identifier",
-                    f"{r.file} column {r.column!r} holds {r.entity} (share {r.share:.1%}) "
+                    f"{r.file} column {claims.shown(r.column)} holds {r.entity} (share {r.share:.1%}) "
                     f"in data declared {pred.state}",
                     file=r.file,
                 )
@@ -294,7 +294,7 @@ def _check_claims(
         for name, path, fmt, n in present:
             cs = claims.scan_cells(name, path, fmt, n, full=opts.full, sample=opts.sample)
             for hit in cs.hits[:5]:
-                col = f" column {hit.column!r}" if hit.column else ""
+                col = f" column {claims.shown(hit.column)}" if hit.column else ""
                 v.fail(
                     "direct-identifier",
                     f"{name} record {hit.record}{col} holds a {hit.entity} ({hit.masked}) "
