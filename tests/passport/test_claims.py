@@ -91,3 +91,24 @@ def test_cell_scan_skips_pseudonym_lookalikes_but_not_raw_ids(tmp_path):
         "BANK_CARD",
         "BANK_CARD",
     ]
+
+
+def test_full_cell_scan_finds_what_the_record_by_record_scan_finds(tmp_path):
+    rng = random.Random(11)
+    rows = [
+        f'{rng.randrange(10**6)},"{rng.choice(["北京市", "上海市"])}",{rng.random():.4f}' for _ in range(3000)
+    ]
+    rows[5] = '7,"line one\nline two 110101199003071233",0.5'  # inside a quoted multi-line field
+    rows[1999] = "8,13812345678,0.25"
+    rows[2999] = "9,zhang.wei@example.com,0.75"
+    p = tmp_path / "t.csv"
+    p.write_bytes(("编号,城市,分值\r\n" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    n = records.text_leaves(p.read_bytes(), "csv")[1]
+    assert n == 3000
+    whole = claims.scan_cells("t.csv", str(p), "csv", n, full=True)
+    by_record = claims.scan_cells("t.csv", str(p), "csv", n, full=False, sample=n)
+    found = [(h.record, h.column, h.entity, h.masked) for h in whole.hits]
+    assert found == [(h.record, h.column, h.entity, h.masked) for h in by_record.hits]
+    assert [(r, c, e) for r, c, e, _ in found] == [
+        (6, "城市", "CN_RESIDENT_ID"), (2000, "城市", "PHONE_NUMBER"), (3000, "城市", "EMAIL_ADDRESS"),
+    ]  # fmt: skip

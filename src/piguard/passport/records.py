@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from piguard.passport import merkle
 from piguard.passport.merkle import _merkle
 
@@ -135,6 +137,15 @@ def text_spans(buf: bytes | mmap.mmap, fmt: str, first: int, step: int, limit: i
         if i >= first and (i - first) % step == 0:
             out.append(span)
     return out
+
+
+def text_span_array(buf: bytes | mmap.mmap, fmt: str, n_records: int) -> np.ndarray:
+    """(start, end) byte spans of the first ``n_records`` records after the header, an (n, 2) int64 array."""
+    mode, header = TEXT_MODES[fmt]
+    if _merkle is not None:
+        raw = _merkle.spans(buf, mode, header, 0, 1, n_records)
+        return np.frombuffer(raw, dtype=np.int64).reshape(-1, 2)
+    return np.array(list(_py_spans(buf, mode, header))[:n_records], dtype=np.int64).reshape(-1, 2)
 
 
 class _Mapped:
