@@ -83,13 +83,17 @@ def parse_envelope(data: bytes, source: str) -> Envelope:
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError("malformed", f"{source} is larger than {MAX_ENVELOPE_BYTES // 2**20} MiB")
     try:
-        doc = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise EnvelopeError("malformed", f"{source} is not UTF-8 text") from None
+    if not text.strip():
+        raise EnvelopeError("malformed", f"{source} is empty")
+    try:
+        doc = json.loads(text)
     except RecursionError:
         raise EnvelopeError("malformed", f"{source}: JSON nested too deeply") from None
-    except ValueError as exc:
-        cut = " (truncated?)" if "Expecting" in str(exc) and exc.pos >= len(data.rstrip()) - 1 else ""  # type: ignore[attr-defined]
+    except json.JSONDecodeError as exc:
+        cut = " (it ends early: truncated?)" if exc.pos >= len(text.rstrip()) else ""
         raise EnvelopeError("malformed", f"{source} is not valid JSON{cut}") from None
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
         raise EnvelopeError(
