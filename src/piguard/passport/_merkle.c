@@ -66,20 +66,22 @@ static int parse_mode(int mode) {
     return 0;
 }
 
-/* leaves(buffer, mode, skip_header) -> (bytes of 32-byte leaf hashes, record count, header end offset) */
+/* leaves(buffer, mode, skip_header) -> (bytes of 32-byte leaf hashes, record count, header end offset).
+ * The result is grown in place (its GIL is taken back only to resize it), so 10 million leaves are never
+ * copied from a scratch buffer. */
 static PyObject *py_leaves(PyObject *self, PyObject *args) {
     Py_buffer buf;
     int mode, skip_header;
     if (!PyArg_ParseTuple(args, "y*ip", &buf, &mode, &skip_header)) return NULL;
     if (parse_mode(mode) < 0) { PyBuffer_Release(&buf); return NULL; }
-    const unsigned char *p = buf.buf, *end = p + buf.len;
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *out = PyMem_RawMalloc(cap * SHA256_DIGEST_LENGTH);
-    if (!out) { PyBuffer_Release(&buf); return PyErr_NoMemory(); }
+    /* First guess: a record every 64 bytes (grown by half when short). */
+    ssz cap = buf.len / 64 + 1024, n = 0;
+    PyObject *leaves = PyBytes_FromStringAndSize(NULL, cap * SHA256_DIGEST_LENGTH);
+    if (!leaves) { PyBuffer_Release(&buf); return NULL; }
     ssz header_end = 0;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    const unsigned char *q = p;
+    const unsigned char *p = buf.buf, *end = p + buf.len, *q = p;
     int need_header = skip_header;
     while (q < end) {
         const unsigned char *e = record_end(q, end, mode);
@@ -91,16 +93,17 @@ static PyObject *py_leaves(PyObject *self, PyObject *args) {
                 header_end = next - p;
             } else {
                 if (n == cap) {
-                    unsigned char *grown = PyMem_RawRealloc(out, cap * 2 * SHA256_DIGEST_LENGTH);
-                    if (!grown) { failed = 1; break; }
-                    out = grown;
-                    cap *= 2;
+                    Py_BLOCK_THREADS
+                    cap += cap / 2;
+                    failed = _PyBytes_Resize(&leaves, cap * SHA256_DIGEST_LENGTH) < 0;
+                    Py_UNBLOCK_THREADS
+                    if (failed) break;
                 }
                 SHA256_CTX ctx;
                 SHA256_Init(&ctx);
                 SHA256_Update(&ctx, &LEAF_PREFIX, 1);
                 SHA256_Update(&ctx, q, (size_t)len);
-                SHA256_Final(out + n * SHA256_DIGEST_LENGTH, &ctx);
+                SHA256_Final((unsigned char *)PyBytes_AS_STRING(leaves) + n * SHA256_DIGEST_LENGTH, &ctx);
                 n++;
             }
         }
@@ -108,11 +111,9 @@ static PyObject *py_leaves(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
-    if (failed) { PyMem_RawFree(out); return PyErr_NoMemory(); }
-    PyObject *leaves = PyBytes_FromStringAndSize((const char *)out, (ssz)(n * SHA256_DIGEST_LENGTH));
-    PyMem_RawFree(out);
-    if (!leaves) return NULL;
-    return Py_BuildValue("(Nnn)", leaves, (ssz)n, header_end);
+    if (failed) return NULL; /* _PyBytes_Resize freed it and set MemoryError */
+    if (_PyBytes_Resize(&leaves, n * SHA256_DIGEST_LENGTH) < 0) return NULL;
+    return Py_BuildValue("(Nnn)", leaves, n, header_end);
 }
 
 /* spans(buffer, mode, skip_header, first, step, limit) -> bytes of int64 (start, end) pairs for records

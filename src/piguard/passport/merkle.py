@@ -47,7 +47,7 @@ def _pairs(src: bytes, dst: bytearray, start: int, stop: int) -> None:
         )
 
 
-def level_up(nodes: bytes, pool: ThreadPoolExecutor | None = None) -> bytes:
+def level_up(nodes: bytes | bytearray, pool: ThreadPoolExecutor | None = None) -> bytearray:
     """The next level: pairs hashed, an unpaired last node carried up as it is."""
     n = count(nodes)
     pairs = n // 2
@@ -59,7 +59,7 @@ def level_up(nodes: bytes, pool: ThreadPoolExecutor | None = None) -> bytes:
         _pairs(nodes, out, 0, pairs)
     if n & 1:
         out[pairs * HASH_LEN :] = nodes[(n - 1) * HASH_LEN :]
-    return bytes(out)
+    return out  # a bytearray: bytes-like everywhere it is used, and not copied once more
 
 
 def layer(leaves: bytes, max_nodes: int, pool: ThreadPoolExecutor | None = None) -> tuple[int, bytes]:
@@ -78,7 +78,7 @@ def root_of(nodes: bytes, pool: ThreadPoolExecutor | None = None) -> bytes:
         return EMPTY_ROOT
     while count(nodes) > 1:
         nodes = level_up(nodes, pool)
-    return nodes
+    return bytes(nodes)
 
 
 def inclusion_proof(leaves: bytes, index: int) -> list[bytes]:

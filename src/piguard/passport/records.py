@@ -273,15 +273,16 @@ def hash_file(path: str, name: str, pool: ThreadPoolExecutor) -> FileHashes:
     fmt = file_format(path)
     try:
         size = os.path.getsize(path)
-        digest = pool.submit(_digest_file, path)
         if fmt in TEXT_MODES:
             with _Mapped(path) as buf:
+                # One map, read by both threads: hashlib releases the GIL over a buffer, as does the C code.
+                digest = pool.submit(lambda: hashlib.sha256(buf).hexdigest())
                 leaves, n = text_leaves(buf, fmt)
-        elif fmt == "parquet":
-            leaves, n = _parquet_leaves(path)
+                sha = digest.result()
         else:
-            leaves, n = _block_leaves(path)
-        sha = digest.result()
+            digest = pool.submit(_digest_file, path)
+            leaves, n = _parquet_leaves(path) if fmt == "parquet" else _block_leaves(path)
+            sha = digest.result()
     except OSError as exc:
         raise RecordsError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     return FileHashes(name, path, fmt, size, sha, n, leaves)
