@@ -13,7 +13,7 @@ from typing import Any
 from piguard._fs import OutputPathError, atomic_write_text
 from piguard.keys import SigningKey
 from piguard.ledger import Ledger, LedgerError, load_key
-from piguard.passport import claims, dataset, envelope
+from piguard.passport import claims, dataset, envelope, records
 from piguard.passport.predicate import (
     MERKLE_ALGORITHM,
     PREDICATE_TYPE,
@@ -58,14 +58,6 @@ class Issued:
     id: str
     statement: dict[str, Any]
     notes: list[str]
-
-
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_report(path: str) -> dict[str, Any]:
@@ -149,7 +141,7 @@ def _hierarchy_digests(
                 candidates += [d / f"{col}.csv", *sorted(d.glob(f"*_hierarchy_{col}.csv"))]
         found = next((c for c in candidates if c.is_file()), None)
         if found is not None:
-            out[col] = {"column": col, "sha256": _file_sha256(str(found)), "source": "file"}
+            out[col] = {"column": col, "sha256": records.file_sha256(found), "source": "file"}
     return [out[c] for c in quasi if c in out]
 
 
@@ -235,7 +227,7 @@ def _from_ledger(
         if provenance["method"] == "crawled_public" and provenance["crawl"] is None:
             notes.append("provenance says crawled_public but no --crawl DIR was given: no crawl summary")
     if req.subjects and req.subject_column:
-        fmt = dataset.records.file_format(req.subjects)
+        fmt = records.file_format(req.subjects)
         try:
             values = claims.read_columns(req.subjects, fmt, [req.subject_column])[req.subject_column]
         except claims.ClaimsError as exc:
@@ -330,7 +322,7 @@ def issue(req: IssueRequest) -> Issued:
         "declaredState": {
             "state": req.state,
             "deidReport": None if report is None else {
-                "sha256": _file_sha256(str(req.deid_report)),
+                "sha256": records.file_sha256(str(req.deid_report)),
                 "suppressedRows": int(report.get("suppressed_rows", 0)),
                 "minClassSize": int(report.get("min_class_size", 0)),
                 "equivalenceClasses": int(report.get("equivalence_classes", 0)),

@@ -13,6 +13,7 @@ from typing import Any
 
 from piguard.ledger import Ledger, LedgerError, pseudonym
 from piguard.passport.predicate import format_time
+from piguard.passport.records import file_sha256
 
 VALID_KINDS = frozenset(("explicit", "separate", "guardian"))
 
@@ -80,13 +81,7 @@ def crawl_summary(out_dir: str) -> dict[str, Any]:
         for src, dst in _CRAWL_TALLIES.items():
             for k, v in (doc.get(src) or {}).items():
                 total[dst][k] = total[dst].get(k, 0) + int(v)
-    files = []
-    for f in sorted(d.glob("provenance*.jsonl")):
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        files.append({"name": f.name, "sha256": h.hexdigest()})
+    files = [{"name": f.name, "sha256": file_sha256(f)} for f in sorted(d.glob("provenance*.jsonl"))]
     total["provenanceFiles"] = files
     return total
 

@@ -61,7 +61,7 @@ class FileHashes:
     leaves: bytes
 
 
-def _digest_file(path: str) -> str:
+def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_DIGEST_CHUNK):
@@ -280,7 +280,7 @@ def hash_file(path: str, name: str, pool: ThreadPoolExecutor) -> FileHashes:
                 leaves, n = text_leaves(buf, fmt)
                 sha = digest.result()
         else:
-            digest = pool.submit(_digest_file, path)
+            digest = pool.submit(file_sha256, path)
             leaves, n = _parquet_leaves(path) if fmt == "parquet" else _block_leaves(path)
             sha = digest.result()
     except OSError as exc:
