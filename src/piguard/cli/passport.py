@@ -90,7 +90,7 @@ def keygen(
         help=f"Encrypt the private key: asks for a passphrase (or reads ${PASSPHRASE_ENV}).",
     ),
 ) -> None:
-    """Create an Ed25519 key pair. ${PIGUARD_PASSPHRASE}, when set, encrypts the private key too."""
+    """Create an Ed25519 key pair; $PIGUARD_PASSPHRASE, when set, encrypts the private key too."""
     secret: bytes | None = None
     env = os.environ.get(PASSPHRASE_ENV)
     if env:
