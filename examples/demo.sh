@@ -29,5 +29,8 @@ cp examples/deid/loan_applicants.yaml "$OUT/deid.yaml"
 
 step "4. Prove nothing raw is left: scan the delivered file"
 allow_policy_exit "$BIN/piguard" scan "$OUT/loan_applicants.deid.csv" --format table
+
+step "5. Prove where the data came from: the buyer's story with a signed dataset passport"
+BIN=$BIN bash examples/passport/story.sh "$OUT/passport"
 echo
 echo "Outputs are in $OUT/"

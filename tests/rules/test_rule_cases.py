@@ -195,6 +195,16 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             },
         },
     ),
+    # Dataset passports (piguard passport), real ones: see the ``passports`` fixture.
+    "PASSPORT-10-UNVERIFIED": ({"passport": "forged"}, {"passport": "valid"}),
+    "PASSPORT-14-PURPOSE": (
+        {"passport": "valid", "flow": {"activity": "use", "purpose": "marketing"}},
+        {"passport": "valid", "flow": {"activity": "use"}},
+    ),
+    "PASSPORT-23-RECIPIENT": (
+        {"passport": "valid", "flow": {**PROVIDE, "recipient": {"kind": "third_party", "name": "Other"}}},
+        {"passport": "valid", "flow": PROVIDE},
+    ),
 }
 
 
@@ -232,12 +242,35 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     return led
 
 
-def _decide(patch: dict[str, Any], ledger: Ledger) -> list[str]:
+@pytest.fixture(scope="module")
+def passports(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Any]:
+    """A passport permitting account_registration for recipient R, and the same statement signed by a key
+    the checker does not trust."""
+    from piguard.keys import generate
+    from piguard.passport import IssueRequest, issue
+    from piguard.passport.check import checker
+
+    root = Path(tmp_path_factory.mktemp("passports"))
+    (root / "data.csv").write_text("城市,金额\n北京市,1\n", "utf-8")
+    paths = {}
+    for name in ("valid", "forged"):
+        key = generate(root / name, owner=name)
+        paths[name] = str(root / f"{name}.json")
+        req = IssueRequest(data=[str(root / "data.csv")], key=key, out=paths[name],
+                           purposes=["account_registration"], recipients=["R", "测试公司"])  # fmt: skip
+        issue(req)
+    return paths, checker([root / "valid.pub"])
+
+
+def _decide(patch: dict[str, Any], ledger: Ledger, passports: tuple[dict[str, str], Any]) -> list[str]:
     doc = build(patch)
     if "ledger" in patch:
         doc["flows"][0]["consent"] = {"ref": LEDGER_REFS[patch["ledger"]]}
+    if "passport" in patch:
+        doc["flows"][0]["passport"] = passports[0][patch["passport"]]
     parsed = parse_flows(yaml.safe_dump(doc, allow_unicode=True), "case.yaml")
-    (decision,) = Engine(ledger if "ledger" in patch else None).evaluate(parsed)
+    engine = Engine(ledger if "ledger" in patch else None, passports[1] if "passport" in patch else None)
+    (decision,) = engine.evaluate(parsed)
     return [r.rule for r in decision.reasons]
 
 
@@ -252,10 +285,10 @@ def test_every_decidable_rule_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_fires(rule_id: str, ledger: Ledger) -> None:
-    assert rule_id in _decide(CASES[rule_id][0], ledger)
+def test_rule_fires(rule_id: str, ledger: Ledger, passports: tuple[dict[str, str], Any]) -> None:
+    assert rule_id in _decide(CASES[rule_id][0], ledger, passports)
 
 
 @pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_stays_quiet(rule_id: str, ledger: Ledger) -> None:
-    assert rule_id not in _decide(CASES[rule_id][1], ledger)
+def test_rule_stays_quiet(rule_id: str, ledger: Ledger, passports: tuple[dict[str, str], Any]) -> None:
+    assert rule_id not in _decide(CASES[rule_id][1], ledger, passports)

@@ -23,6 +23,10 @@ def check(
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | html"),
     output: Path = typer.Option(None, "--output", "-o", help="Write the report to this file."),
     fail_on: str = typer.Option("deny", "--fail-on", help="deny | warn | never: which verdict makes exit 1."),
+    trust: list[Path] = typer.Option(
+        [], "--trust", help="Trusted keys (.pub or a directory) for flows that name a dataset passport."
+    ),
+    revocations: list[Path] = typer.Option([], "--revocations", help="Signed passport revocation lists."),
 ) -> None:
     """Check declared flows against PIPL, the 2019 app method and the 2021 necessary-information scope."""
     if fmt not in ("table", "json", "html"):
@@ -38,7 +42,16 @@ def check(
             led = Ledger.open(ledger, create=False)
             extra = led.declared_purposes()
         doc = load_flows(flows_file, extra)
-        decisions = Engine(led).evaluate(doc)
+        passports = None
+        if trust:
+            from piguard.passport.check import PassportSetupError, checker
+
+            try:
+                passports = checker(trust, revocations)
+            except PassportSetupError as exc:
+                typer.echo(f"piguard check: {exc}", err=True)
+                raise typer.Exit(2) from None
+        decisions = Engine(led, passports).evaluate(doc)
     except FlowsError as exc:
         for line in exc.errors:
             typer.echo(f"piguard check: {line}", err=True)

@@ -42,6 +42,21 @@ class ConsentSource(Protocol):
     def datasets_exist(self, ids: Sequence[str]) -> set[str]: ...
 
 
+class PassportView(NamedTuple):
+    """A flow's dataset passport as the engine needs it. ``purposes``/``recipients`` are None when the
+    passport could not be read from an authenticated payload."""
+
+    problems: tuple[str, ...]
+    purposes: frozenset[str] | None
+    recipients: frozenset[str] | None
+
+
+class PassportSource(Protocol):
+    """Verifies dataset passports (``piguard.passport`` provides one; the engine does not import it)."""
+
+    def passport(self, path: str, data: tuple[str, ...]) -> PassportView: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     rule: str
@@ -87,6 +102,23 @@ def _matchers() -> dict[str, Any]:
 
 
 @cache
+def _passport_matcher() -> Any:
+    """Passport rules alone, for flows that carry no personal information by their declaration."""
+    return packs.compile_matcher(tuple(r for r in packs.decidable_rules() if r.pack == "passport.yaml"))
+
+
+def _passport_facts(doc: FlowsDoc, flow: Flow, view: PassportView) -> dict[str, Any]:
+    facts: dict[str, Any] = {"passport_problems": list(view.problems)}
+    if view.purposes is not None and view.recipients is not None:
+        facts["passport_purpose_not_permitted"] = [p for p in flow.purposes if p not in view.purposes]
+        # Who receives the data: the named recipient when it is passed on, else the controller itself.
+        who = (flow.recipient_name or "(unnamed)") if flow.recipient_kind != "self" else doc.controller
+        if "*" not in view.recipients and who not in view.recipients:
+            facts["passport_recipient_not_permitted"] = [who]
+    return facts
+
+
+@cache
 def _personal() -> frozenset[str]:
     return frozenset(e.id for e in taxonomy.entities().values() if e.personal)
 
@@ -122,8 +154,9 @@ def _pick(
 class Engine:
     """Evaluates flows documents. Reuse one engine for many documents; it holds no per-document state."""
 
-    def __init__(self, ledger: ConsentSource | None = None) -> None:
+    def __init__(self, ledger: ConsentSource | None = None, passports: PassportSource | None = None) -> None:
         self.ledger = ledger
+        self.passports = passports
         self.by_activity = _rules_by_activity()
         self.matchers = _matchers()
         self._cache: dict[Any, Any] = {}
@@ -278,12 +311,24 @@ class Engine:
         article = rule.article.format(app_type=app_type) if "{" in rule.article else rule.article
         return Reason(rule.id, rule.source, article, rule.severity, en, zh)
 
-    def decide(self, doc: FlowsDoc, flow: Flow, facts: dict[str, Any] | None) -> Decision:
+    def _passport_views(self, doc: FlowsDoc) -> dict[tuple[str, tuple[str, ...]], PassportView]:
+        wanted = list(dict.fromkeys((f.passport, f.passport_data) for f in doc.flows if f.passport))
+        if wanted and self.passports is None:
+            f = next(f for f in doc.flows if f.passport)
+            raise FlowsError(
+                [f"{doc.path}:{f.line}: flow {f.id!r} names a dataset passport: pass --trust KEYS"]
+            )
+        source = self.passports
+        return {w: source.passport(*w) for w in wanted} if source is not None else {}
+
+    def decide(
+        self, doc: FlowsDoc, flow: Flow, facts: dict[str, Any] | None, matcher: Any = None
+    ) -> Decision:
         if facts is None:
             return Decision(flow.id, "allow", [], flow.line)
         reasons: list[Reason] = []
         worst = 0
-        for rule in self.matchers[flow.activity](facts):
+        for rule in (matcher or self.matchers[flow.activity])(facts):
             detail = tuple(facts[rule.detail]) if rule.detail else ()
             key = (rule.id, detail, facts["app_type"])
             reason = self._reasons.get(key)
@@ -300,6 +345,7 @@ class Engine:
     def evaluate(self, doc: FlowsDoc) -> list[Decision]:
         """One decision per flow, in file order; FlowsError for references the ledger cannot resolve."""
         by_id, by_sub, _ = self._resolve(doc)
+        views = self._passport_views(doc)
         if doc.extra_purposes is not self._extra:
             # Cached facts depend on the purposes a ledger declares; a document with others starts afresh.
             self._cache.clear()
@@ -309,6 +355,13 @@ class Engine:
             # Anonymized data, or data with nothing personal in it, is not personal information (Art. 4, 73).
             personal = not flow.anonymized and any(e in self.personal for e in flow.data)
             facts = self.facts(doc, flow, by_id, by_sub) if personal else None
+            if flow.passport:
+                pf = _passport_facts(doc, flow, views[(flow.passport, flow.passport_data)])
+                if facts is None:  # the passport's rules still apply: an unproven anonymization is not one
+                    out.append(self.decide(doc, flow, {"activity": flow.activity, "app_type": None, **pf},
+                                           _passport_matcher()))  # fmt: skip
+                    continue
+                facts.update(pf)
             out.append(self.decide(doc, flow, facts))
         return out
 

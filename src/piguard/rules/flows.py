@@ -37,6 +37,7 @@ FLOW_KEYS = (
     "id", "activity", "data", "purpose", "subjects", "legal_basis", "consent", "recipient", "anonymized",
     "pseudonymized", "retention", "opt_out", "significant_impact", "optional", "transfer_mechanism",
     "entrustment_contract", "impact_assessment", "source", "disclosed", "purpose_shown_at_request", "notes",
+    "passport",
 )  # fmt: skip
 TOP_KEYS = ("controller", "app_type", "app", "flows", "version")
 MAX_FLOWS_BYTES = 64 * 1024 * 1024
@@ -81,6 +82,8 @@ class Flow:
     subject_refused: bool = False
     disclosed: bool | None = None
     purpose_shown_at_request: bool | None = None
+    passport: str | None = None  # a dataset passport (path, relative to the flows file's directory)
+    passport_data: tuple[str, ...] = ()  # the delivered data to verify it against (same)
 
 
 @dataclass(slots=True)
@@ -333,7 +336,33 @@ class _Checker:
                 prov = s.get("provenance")
                 f.source_provenance = str(prov) if prov is not None else None
                 f.subject_refused = bool(self.boolean(s, "subject_refused", f"{where}.source", False))
+        self.passport(m, f, where)
         return f
+
+    def passport(self, m: _LDict, f: Flow, where: str) -> None:
+        """``passport: FILE`` or ``passport: {file: FILE, data: [PATH, ...]}``; paths are relative to the
+        flows file's directory."""
+        v = m.get("passport")
+        if v is None:
+            return
+        base = Path(self.path).parent if self.path != "<flows>" else Path(".")
+        if isinstance(v, str) and v:
+            f.passport = str(base / v)
+            return
+        p = self.mapping(m, "passport", where)
+        if p is None:
+            return
+        self.keys(p, ("file", "data"), f"{where}.passport")
+        file, data = p.get("file"), p.get("data")
+        items = [data] if isinstance(data, str) else data
+        paths_ok = isinstance(items, list) and all(isinstance(d, str) and d for d in items)
+        if not isinstance(file, str) or not file:
+            self.err(p.line, f"{where}.passport: missing 'file' (the passport JSON)")
+        elif items is not None and not paths_ok:
+            self.err(self.line_of(p, "data"), f"{where}.passport.data: expected a path or a list of paths")
+        else:
+            f.passport = str(base / file)
+            f.passport_data = tuple(str(base / d) for d in items or ())
 
 
 def parse_flows(

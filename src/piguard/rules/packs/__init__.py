@@ -63,9 +63,13 @@ FACTS: dict[str, str] = {
     "app.deletion_and_cancellation": "correction, deletion and account cancellation functions exist",
     "app.request_response_days": "working days to handle correction/deletion/cancellation requests",
     "app.complaint_channel": "a complaint and report channel is published",
+    "passport_problems": "why the flow's dataset passport fails verification (empty when it verifies)",
+    "passport_purpose_not_permitted": "the flow's purposes that its dataset passport does not permit",
+    "passport_recipient_not_permitted": "who receives the data (the recipient, or the controller itself) "
+    "when the passport does not permit it",
 }
 
-_PACK_FILES = ("pipl.yaml", "app_2019.yaml", "necessary_2021.yaml")
+_PACK_FILES = ("pipl.yaml", "app_2019.yaml", "necessary_2021.yaml", "passport.yaml")
 SEVERITIES = ("deny", "warn")
 SEVERITY_RANK = {"allow": 0, "warn": 1, "deny": 2}
 
