@@ -7,7 +7,7 @@ import pytest
 from datamap_data import EXPECTED, customers, verdicts
 
 from piguard.detect.columns import TableClassifier, header_hint
-from piguard.sources.tables import DataMap, add_table_result
+from piguard.sources.datamap import DataMap, add_table_result
 
 
 @pytest.mark.parametrize(

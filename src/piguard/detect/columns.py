@@ -501,6 +501,8 @@ class ColumnVerdict:
     confidence: float
     evidence: str  # why, in words (header, validated share)
     examples_masked: tuple[str, ...]
+    # The figures behind ``share``: rows holding the entity, rows judged, and how they were counted.
+    counts: dict[str, object] = field(default_factory=dict)
 
 
 def _is_sequence(nums: list[int]) -> bool:
