@@ -116,7 +116,7 @@ def iter_paths(paths: list[str], skips: list[Skip]) -> Iterator[str]:
         elif stat.S_ISREG(st.st_mode):
             yield str(p)
         else:
-            skips.append(Skip(display_path(raw), f"not a regular file ({_kind(st.st_mode)}); not read"))
+            skips.append(Skip(display_path(raw), f"not a regular file but a {_kind(st.st_mode)}; not read"))
 
 
 def _walk(root: Path, seen: set[tuple[int, int]], skips: list[Skip]) -> Iterator[str]:
@@ -149,7 +149,7 @@ def _walk(root: Path, seen: set[tuple[int, int]], skips: list[Skip]) -> Iterator
                 yield entry.path
             else:
                 kind = _kind(entry.stat().st_mode)
-                skips.append(Skip(display_path(entry.path), f"not a regular file ({kind}); not read"))
+                skips.append(Skip(display_path(entry.path), f"not a regular file but a {kind}; not read"))
         except OSError as exc:
             skips.append(Skip(display_path(entry.path), f"cannot stat: {exc.strerror or exc}"))
 
@@ -166,7 +166,7 @@ def open_regular(path: str) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise UnreadableInput(f"not a regular file ({_kind(mode)}); not read")
+            raise UnreadableInput(f"not a regular file but a {_kind(mode)}; not read")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -185,16 +185,18 @@ class BoundedInflate(io.RawIOBase):
         self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
         self._limits = limits
         self.inflated = 0
+        self._stop: str | None = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        # The read that crosses a bound is still handed over (it is scanned); the next one stops.
+        if self._stop is not None:
+            raise UnreadableInput(self._stop)
         n = self._gz.readinto(buf)
         self.inflated += n
-        why = self._limits.check_inflation(self.inflated, self._compressed())
-        if why is not None:
-            raise UnreadableInput(why)
+        self._stop = self._limits.check_inflation(self.inflated, self._compressed())
         return n
 
     def _compressed(self) -> int:

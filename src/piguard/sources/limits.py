@@ -17,9 +17,9 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_DECOMPRESSED = 2 << 30  # 2 GiB
 # Apache POI's ZipSecureFile refuses entries that inflate more than 100:1 (its "min inflate ratio" 0.01).
 DEFAULT_MAX_RATIO = 100.0
-# The ratio is judged only past this many decompressed bytes: a 1 KiB file of blank lines may inflate
-# 500:1 and harm no one.
-RATIO_GRACE_BYTES = 32 << 20
+# The ratio is judged only past this many decompressed bytes: a small file of blank lines may inflate
+# 500:1 and harm no one. (POI's grace is 100 KiB; logs repeat more than office documents.)
+RATIO_GRACE_BYTES = 4 << 20
 
 _ENV = {
     "timeout_s": "PIGUARD_TIMEOUT",

@@ -87,6 +87,14 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(sorted((s for s in out if s), key=len, reverse=True))
 
 
+def url_identifiers(url: str) -> tuple[str, ...]:
+    """Host, database and user of ``url``: shown in its redacted form anyway, so messages may name them."""
+    parsed = _parse(url)
+    if parsed is None:
+        return ()
+    return tuple(str(x) for x in (parsed.host, parsed.database, parsed.username) if x)
+
+
 def _scrub(text: str, secrets: Iterable[str]) -> str:
     for s in secrets:
         if len(s) >= _MIN_SCRUB:
@@ -109,6 +117,12 @@ def _mask_with_detectors(text: str) -> str:
     return text
 
 
+def _is_driver_prose(text: str) -> bool:
+    """A quoted sentence of the driver's own (``'Lost connection to MySQL server during query'``): plain ASCII
+    words, at least four, no digits or ``@``. Data quoted back (a name, an ID, an address) is not that."""
+    return text.isascii() and len(text.split()) >= 4 and not re.search(r"[0-9@]", text)
+
+
 def _mask_literal(value: str) -> str:
     return "*" * len(value) if len(value) <= 3 else value[0] + "*" * min(len(value) - 1, 7)
 
@@ -124,7 +138,7 @@ def mask_message(text: str, *, secrets: Iterable[str] = (), keep: Iterable[str] 
 
     def literal(m: re.Match[str]) -> str:
         inner = next(g for g in m.groups() if g is not None)
-        if inner in kept or "*" in inner:  # an identifier we named, or already masked
+        if inner in kept or "*" in inner or _is_driver_prose(inner):
             return m.group(0)
         q = m.group(0)[0]
         return f"{q}{_mask_literal(inner)}{q}"
@@ -142,4 +156,4 @@ def describe_error(exc: BaseException, *, secrets: Iterable[str] = (), keep: Ite
     return f"{name}: {body}" if body else name
 
 
-__all__ = ["describe_error", "mask_message", "redact_url", "url_secrets"]
+__all__ = ["describe_error", "mask_message", "redact_url", "url_identifiers", "url_secrets"]

@@ -38,7 +38,7 @@ from piguard.detect.columns import MAX_CELL_CHARS
 from piguard.sources.datamap import BATCH_ROWS, TableScan
 from piguard.sources.limits import ReadLimits
 from piguard.sources.paths import display_path
-from piguard.sources.redact import describe_error, redact_url, url_secrets
+from piguard.sources.redact import describe_error, redact_url, url_identifiers, url_secrets
 
 SYSTEM_SCHEMAS = {
     "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys",
@@ -102,6 +102,11 @@ def make_engine(url: str, limits: ReadLimits | None = None) -> Engine:
         db = u.database or ""
         if not db or db == ":memory:":
             raise ValueError("an in-memory SQLite database holds nothing to scan")
+        if u.query and not Path(db).exists():
+            raise FileNotFoundError(
+                "no such SQLite file (it is never created); a '?' in a file name is written %3F in a URL, "
+                "or give the file's path instead of a URL"
+            )
         return sqlite_engine(db, limits)
     if backend == "postgresql":
         ms = int(timeout * 1000)
@@ -181,10 +186,11 @@ def iter_sql_tables(
     """The tables of the database at ``url`` (or of the SQLite file ``sqlite_path``), lazily."""
     source = display_path(sqlite_path) if sqlite_path else redact_url(url)
     secrets = () if sqlite_path else url_secrets(url)
+    known = [display_path(sqlite_path)] if sqlite_path else list(url_identifiers(url))
     try:
         eng = sqlite_engine(sqlite_path, limits) if sqlite_path else make_engine(url, limits)
     except Exception as exc:
-        why = describe_error(exc, secrets=secrets)
+        why = describe_error(exc, secrets=secrets, keep=known)
         yield {"source": source, "table": "*", "reason": f"cannot open the database: {why}"}
         return
     try:
@@ -192,7 +198,7 @@ def iter_sql_tables(
             with eng.connect() as conn:
                 tables = _list_tables(conn, include, exclude)
         except Exception as exc:
-            why = describe_error(exc, secrets=secrets)
+            why = describe_error(exc, secrets=secrets, keep=known)
             yield {"source": source, "table": "*", "reason": f"cannot connect: {why}"}
             return
         for schema, name, kind in tables:
@@ -205,7 +211,7 @@ def iter_sql_tables(
                 "full" if full else "sample",
                 lambda: iter(()),
                 expected_rows=None if full else sample_rows,
-                identifiers=[name, schema or ""],
+                identifiers=[name, schema or "", *known],
                 secrets=secrets,
             )
             ts.batches = _batches(eng, schema, name, kind, full=full, sample_rows=sample_rows, scan=ts)
@@ -260,6 +266,8 @@ def _batches(  # type: ignore[no-untyped-def]
     def run() -> Iterator[pl.DataFrame]:
         with eng.connect() as conn:
             table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+            if conn.dialect.name in ("mysql", "mariadb"):
+                table = _mysql_true_names(conn, table)
             scan.identifiers.extend(c.name for c in table.columns)
             binary = [c.name for c in table.columns if _is_binary(c.type)]
             for b in binary:  # an empty binary column: the classifier reports it as not scanned
@@ -279,6 +287,31 @@ def _batches(  # type: ignore[no-untyped-def]
             conn.rollback()
 
     return run
+
+
+def _mysql_true_names(conn: Connection, table: sa.Table) -> sa.Table:
+    """SQLAlchemy 2.0/2.1 reflects MySQL columns from SHOW CREATE TABLE without undoing its escaping, so a
+    column named ``sh`ouji`` comes back as ``sh``ouji`` and every SELECT naming it fails. The names in
+    information_schema are the true ones: where a reflected name is not among them and its unescaped form
+    is, the table is rebuilt with the true name (same types)."""
+    if not any("``" in c.name for c in table.columns):
+        return table
+    true = set(
+        conn.execute(
+            sa.text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = COALESCE(:s, DATABASE()) AND table_name = :t"
+            ),
+            {"s": table.schema, "t": table.name},
+        ).scalars()
+    )
+    cols = []
+    for c in table.columns:
+        real = (
+            c.name.replace("``", "`") if c.name not in true and c.name.replace("``", "`") in true else c.name
+        )
+        cols.append(sa.Column(real, c.type, primary_key=c.primary_key))
+    return sa.Table(table.name, sa.MetaData(), *cols, schema=table.schema)
 
 
 def _pg_copy(
