@@ -274,12 +274,15 @@ class TableClassifier:
     def add(self, df: pl.DataFrame) -> None:
         self.rows += df.height
         todo = []
-        for name in df.columns:
+        # One pass over the columns in order: looking each up by name (df.schema[name], df[name]) walks
+        # the schema every time, and a 100,000-column CSV would take hours.
+        for series in df.get_columns():
+            name = series.name
             st = self.columns.get(name)
             if st is None:
-                st = self.columns[name] = ColumnStats(name=name, dtype=str(df.schema[name]))
+                st = self.columns[name] = ColumnStats(name=name, dtype=str(series.dtype))
             if st.skipped_reason is None:
-                todo.append((st, df.get_column(name)))
+                todo.append((st, series))
         # Columns are independent and polars releases the GIL while it computes: two threads keep both
         # cores busy. Each thread only touches its own column's stats.
         if len(todo) > 1 and _POOL_WORKERS > 1:
