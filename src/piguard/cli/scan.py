@@ -293,6 +293,10 @@ def _render(
         extra: dict[str, Any] = {"sources": datamap_rows}
         if combinations:
             extra["combinations"] = combinations
+        # Why each data-map row was reported, with the figures behind its share (piguard.sources.datamap).
+        evidence = [e for dm in maps for e in getattr(dm, "evidence", [])]
+        if evidence:
+            extra["evidence"] = evidence
         writer.close(summary, extra if fmt == Format.json else None)
     elif fmt == Format.html and len(maps) == 1 and summary.files_scanned == 0:
         # Only a table or database: its own page, with tables scanned, evidence and charts.
