@@ -86,6 +86,23 @@ def _transcode(path: str, codec: str, skip: int) -> tuple[str, int, int]:
     return tmp, mixed, counter.bytes
 
 
+def _read(
+    path: str, sep: str, step: int, sample_rows: int, *, quote_char: str | None
+) -> Iterator[pl.DataFrame]:
+    lf = pl.scan_csv(
+        path,
+        separator=sep,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        encoding="utf8-lossy",
+        raise_if_empty=False,
+        quote_char=quote_char,
+    )
+    if step > 1:
+        lf = lf.gather_every(step).head(sample_rows)
+    return lf.collect_batches(chunk_size=BATCH_ROWS)
+
+
 def csv_table(path: str, sep: str, *, full: bool, sample_rows: int) -> TableScan:
     """One table for a CSV or TSV file (a reader error surfaces when its batches are read)."""
     with open_regular(path) as fh:
@@ -115,17 +132,18 @@ def csv_table(path: str, sep: str, *, full: bool, sample_rows: int) -> TableScan
                 notes.append(f"decoded as {found.codec}")
         try:
             with library_path(src) as readable:
-                lf = pl.scan_csv(
-                    readable,
-                    separator=sep,
-                    infer_schema=False,
-                    truncate_ragged_lines=True,
-                    encoding="utf8-lossy",
-                    raise_if_empty=False,
-                )
-                if step > 1:
-                    lf = lf.gather_every(step).head(sample_rows)
-                yield from lf.collect_batches(chunk_size=BATCH_ROWS)
+                yielded = 0
+                try:
+                    for batch in _read(readable, sep, step, sample_rows, quote_char='"'):
+                        yielded += 1
+                        yield batch
+                except pl.exceptions.ComputeError:
+                    if yielded:
+                        raise
+                    # Quotes that never close (a stray '"' in a free-text field) defeat the CSV parser;
+                    # read every quote as a plain character instead of losing the table.
+                    notes.append("malformed quoting; read with quotes taken literally")
+                    yield from _read(readable, sep, step, sample_rows, quote_char=None)
         finally:
             if tmp:
                 os.unlink(tmp)

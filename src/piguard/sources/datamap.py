@@ -8,6 +8,8 @@ reader, and ``tables.py`` (the orchestrator) imports both.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,6 +31,7 @@ ROW_KEYS = (
     "examples_masked",
 )
 BATCH_ROWS = 200_000
+_LONG_DIGITS = re.compile(r"\d{9,}")
 
 
 @dataclass
@@ -107,18 +110,35 @@ def map_table(ts: TableScan, dm: DataMap, progress: ProgressFn | None = None) ->
     add_table_result(dm, ts.source, ts.table, ts.method, clf, ts.notes)
 
 
+@functools.lru_cache(maxsize=65536)
+def column_label(name: str) -> str:
+    """A column name as reports show it: identifiers the validators accept (a phone number, an ID number,
+    an e-mail address) masked. A file without a header row makes its first row of data the column names."""
+    from piguard.detect import STRUCTURED_ENTITIES, scan_text
+
+    if len(name) < 5 or not any(ch.isdigit() or ch == "@" for ch in name):
+        return name
+    found = scan_text(name[:1000], entities=STRUCTURED_ENTITIES)
+    for f in sorted(found, key=lambda f: f.start, reverse=True):
+        name = name[: f.start] + f.masked + name[f.end :]
+    # A digit run as long as a phone number's that the validators did not take ("13812345678aaa") is
+    # still no column's name; dates (8 digits) are left alone.
+    return _LONG_DIGITS.sub(lambda m: m.group(0)[:3] + "*" * (len(m.group(0)) - 3), name)
+
+
 def add_table_result(
     dm: DataMap, source: str, table: str, method: str, clf: TableClassifier, notes: list[str] | None = None
 ) -> None:
     tax = taxonomy.entities()
     table_entities: dict[str, list[str]] = {}
+    masked_names = sum(1 for name in clf.columns if column_label(name) != name)
     for v in clf.verdicts():
         et = tax.get(v.entity)
         dm.rows.append(
             {
                 "source": source,
                 "table": table,
-                "column": v.column,
+                "column": column_label(v.column),
                 "entity": v.entity,
                 "share": v.share,
                 "rows_scanned": clf.rows,
@@ -131,28 +151,38 @@ def add_table_result(
             {
                 "source": source,
                 "table": table,
-                "column": v.column,
+                "column": column_label(v.column),
                 "entity": v.entity,
-                "evidence": v.evidence,
+                "evidence": v.evidence.replace(v.column, column_label(v.column)),
                 **v.counts,
             }
         )
-        table_entities.setdefault(v.column, []).append(v.entity)
+        table_entities.setdefault(column_label(v.column), []).append(v.entity)
     for st in clf.columns.values():
+        label = column_label(st.name)
         if st.skipped_reason:
-            dm.skip(source, table, f"column {st.name!r}: {st.skipped_reason}")
+            dm.skip(source, table, f"column {label!r}: {st.skipped_reason}")
         if st.truncated:
             dm.notes.append(
                 {
                     "source": source,
                     "table": table,
-                    "note": f"column {st.name!r}: {st.truncated} cell(s) over "
+                    "note": f"column {label!r}: {st.truncated} cell(s) over "
                     f"1 MiB, only the first 1 MiB of each was scanned",
                 }
             )
         note = header_only_note(st)
-        if note and st.name not in table_entities:
-            dm.notes.append({"source": source, "table": table, "note": f"column {st.name!r}: {note}"})
+        if note and label not in table_entities:
+            dm.notes.append({"source": source, "table": table, "note": f"column {label!r}: {note}"})
+    if masked_names:
+        dm.notes.append(
+            {
+                "source": source,
+                "table": table,
+                "note": f"{masked_names} column name(s) hold personal data and are shown masked "
+                "(a file without a header row?)",
+            }
+        )
     for n in notes or []:
         dm.notes.append({"source": source, "table": table, "note": n})
     combo = combinations(table_entities)

@@ -39,18 +39,17 @@ def _parse(url: str) -> sa.URL | None:
 
 
 def _last_at_userinfo(url: str) -> tuple[str, str, str] | None:
-    """(scheme, userinfo, rest) splitting at the *last* ``@`` before the query, as urllib does.
+    """(scheme, userinfo, rest) splitting at the *last* ``@``, as urllib does for the network location.
 
     SQLAlchemy splits at the first ``@``: in ``u:p@ss/w@host/db`` (an unencoded ``@`` in the password) it
     takes ``p`` for the password and ``ss/w@host/db`` for host and database, which would show ``ss/w``. The
     user meant the password ``p@ss/w``; hiding everything before the last ``@`` hides what they meant."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
+    if not sep or "@" not in rest:
         return None
-    head = rest.split("?", 1)[0]
-    if "@" not in head:
-        return None
-    userinfo = head.rpartition("@")[0]
+    # The last '@' of the whole URL, query included: a password holding '@?' must not leak its tail into
+    # what the parser takes for the query. (An '@' inside a real query only hides more than needed.)
+    userinfo = rest.rpartition("@")[0]
     return scheme, userinfo, rest[len(userinfo) + 1 :]
 
 
@@ -117,6 +116,17 @@ def _mask_with_detectors(text: str) -> str:
     return text
 
 
+def _mask_unclosed(line: str) -> str:
+    """Mask from a quote that is never closed (an odd count of it in the line) to the end of the line."""
+    for q in ("`", '"'):
+        if line.count(q) % 2:
+            cut = line.rindex(q) + 1
+            tail = line[cut:]
+            if tail.strip():
+                line = line[:cut] + _mask_literal(tail)
+    return line
+
+
 def _is_driver_prose(text: str) -> bool:
     """A quoted sentence of the driver's own (``'Lost connection to MySQL server during query'``): plain ASCII
     words, at least four, no digits or ``@``. Data quoted back (a name, an ID, an address) is not that."""
@@ -138,12 +148,15 @@ def mask_message(text: str, *, secrets: Iterable[str] = (), keep: Iterable[str] 
 
     def literal(m: re.Match[str]) -> str:
         inner = next(g for g in m.groups() if g is not None)
-        if inner in kept or "*" in inner or _is_driver_prose(inner):
+        if inner in kept or _is_driver_prose(inner):
             return m.group(0)
         q = m.group(0)[0]
         return f"{q}{_mask_literal(inner)}{q}"
 
     text = _QUOTED.sub(literal, text)
+    # A quote left open runs to the end of the line: polars quotes a raw CSV row that holds a newline, so
+    # the first line of its message ends inside the quote.
+    text = "\n".join(_mask_unclosed(line) for line in text.split("\n"))
     return _LONG_DIGITS.sub(lambda m: m.group(0)[:2] + "*" * (len(m.group(0)) - 2), text)
 
 
