@@ -38,6 +38,7 @@ class Sniffed:
     codec: str
     skip: int  # bytes at the start that are not text (a byte-order mark, or bytes that only looked like one)
     note: str | None = None
+    bad: int = 0  # of the skipped bytes, those that were not a real mark (counted as bad bytes)
 
 
 def _valid_prefix(data: bytes, codec: str) -> bool:
@@ -64,10 +65,15 @@ def sniff(head: bytes) -> Sniffed:
         if not head.startswith(bom):
             continue
         body = head[len(bom) :]
-        if codec.startswith(("utf-16", "utf-32")) and b"\x00" not in body and _valid_prefix(body, "utf-8"):
-            # Real UTF-16/32 text is not valid UTF-8 without NUL bytes; this is UTF-8 behind stray bytes.
-            return Sniffed("utf-8", len(bom), f"bytes {bom.hex(' ').upper()} at the start are not a "
-                           "byte-order mark (the text after them is UTF-8); skipped")  # fmt: skip
+        if codec.startswith(("utf-16", "utf-32")) and b"\x00" not in body:
+            # Real UTF-16/32 text of any length holds NUL bytes (ASCII, newlines) and is not UTF-8; UTF-8
+            # behind stray bytes is UTF-8, even with a few bad bytes of its own.
+            bad, non_ascii = _utf8_damage(body)
+            if _valid_prefix(body, "utf-8") or non_ascii > bad:
+                note = (
+                    f"bytes {bom.hex(' ').upper()} at the start are not a byte-order mark (the text is UTF-8)"
+                )
+                return Sniffed("utf-8", len(bom), note, bad=len(bom))
         wide = codec.startswith(("utf-16", "utf-32")) and b"\x00" in body
         if wide or _valid_prefix(body, codec):  # damaged UTF-16 is still UTF-16: decoded with replacement
             return Sniffed(codec, len(bom))

@@ -46,7 +46,7 @@ def check_zip_members(path: str, limits: ReadLimits) -> None:
             ratio = info.file_size / max(1, info.compress_size)
             if info.file_size > RATIO_GRACE_BYTES and ratio > limits.max_ratio:
                 raise WorkbookTooLarge(
-                    f"workbook member {info.filename!r} inflates {ratio:.0f}:1 to {human(info.file_size)} "
+                    f"workbook member {info.filename} inflates {ratio:.0f}:1 to {human(info.file_size)} "
                     "(possible decompression bomb; raise with --max-ratio)"
                 )
 
@@ -73,17 +73,21 @@ def excel_tables(
         names = list(wb.sheetnames)
     source, base = display_path(path), display_path(Path(path).name)
     for sheet in names:
+        notes: list[str] = []
         yield TableScan(
             source,
             f"{base}:{sheet}",
             "full" if full else f"first {sample_rows} rows",
-            _excel_batches(path, sheet, None if full else sample_rows),
+            _excel_batches(path, sheet, None if full else sample_rows, notes),
+            notes,
             expected_rows=None if full else sample_rows,
             identifiers=[base, sheet],
         )
 
 
-def _excel_batches(path: str, sheet: str, limit: int | None) -> Callable[[], Iterator[pl.DataFrame]]:
+def _excel_batches(
+    path: str, sheet: str, limit: int | None, notes: list[str]
+) -> Callable[[], Iterator[pl.DataFrame]]:
     def batches() -> Iterator[pl.DataFrame]:
         with _load(path) as wb:
             ws = wb[sheet]
@@ -96,10 +100,11 @@ def _excel_batches(path: str, sheet: str, limit: int | None) -> Callable[[], Ite
             # rows, so the walk is bounded by Excel's row limit, not by the rows present.
             for walked, row in enumerate(ws.iter_rows(values_only=True), start=1):
                 if walked > MAX_ROWS:
-                    raise ValueError(f"sheet {sheet!r} runs past Excel's {MAX_ROWS} rows; not a workbook")
+                    notes.append(f"sheet runs past Excel's {MAX_ROWS} rows; the rows beyond were not read")
+                    break
+                if not any(v is not None and str(v).strip() for v in row[:MAX_COLUMNS]):
+                    continue  # an empty row holds nothing, and is no sample
                 if header is None:
-                    if not any(v is not None and str(v).strip() for v in row[:MAX_COLUMNS]):
-                        continue
                     cells = row[:MAX_COLUMNS]
                     header = _unique_names([str(v).strip() if v is not None else "" for v in cells])
                     width = len(header)

@@ -278,6 +278,7 @@ def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | No
             if found.note:
                 info.notes.append(found.note)
         counter = ReplacementCounter()
+        counter.bytes = found.bad
         decoder = codecs.getincrementaldecoder(found.codec)(ERRORS)
         offset, line = 0, 1
         pending = ""

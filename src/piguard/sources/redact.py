@@ -53,19 +53,26 @@ def _last_at_userinfo(url: str) -> tuple[str, str, str] | None:
     return scheme, userinfo, rest[len(userinfo) + 1 :]
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``; text the parser cannot read is shown as its scheme."""
+def parse_url(url: str) -> sa.URL | None:
+    """``url`` as the user meant it: SQLAlchemy's parse, except that an unencoded ``@`` in the password is
+    part of the password (split at the last ``@``). None when no parser reads it."""
     parsed = _parse(url)
     split = _last_at_userinfo(url)
     if split is not None:
         scheme, userinfo, rest = split
         user, colon, password = userinfo.partition(":")
         if parsed is None or (parsed.password or "") != password or (parsed.username or "") != user:
-            # Re-encode the userinfo the way the user meant it, then let the parser render it.
+            # Re-encode the userinfo the way the user meant it, then let the parser read it.
             fixed = (
                 f"{scheme}://{quote(user, safe='')}{':' + quote(password, safe='') if colon else ''}@{rest}"
             )
             parsed = _parse(fixed)
+    return parsed
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``; text the parser cannot read is shown as its scheme."""
+    parsed = parse_url(url)
     if parsed is None:
         scheme = url.partition("://")[0] if "://" in url else ""
         return f"{scheme}://…" if scheme and scheme.replace("+", "").isalnum() else "(unparseable URL)"
@@ -88,7 +95,7 @@ def url_secrets(url: str) -> tuple[str, ...]:
 
 def url_identifiers(url: str) -> tuple[str, ...]:
     """Host, database and user of ``url``: shown in its redacted form anyway, so messages may name them."""
-    parsed = _parse(url)
+    parsed = parse_url(url)
     if parsed is None:
         return ()
     return tuple(str(x) for x in (parsed.host, parsed.database, parsed.username) if x)
@@ -169,4 +176,4 @@ def describe_error(exc: BaseException, *, secrets: Iterable[str] = (), keep: Ite
     return f"{name}: {body}" if body else name
 
 
-__all__ = ["describe_error", "mask_message", "redact_url", "url_identifiers", "url_secrets"]
+__all__ = ["describe_error", "mask_message", "parse_url", "redact_url", "url_identifiers", "url_secrets"]

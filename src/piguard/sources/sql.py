@@ -38,7 +38,7 @@ from piguard.detect.columns import MAX_CELL_CHARS
 from piguard.sources.datamap import BATCH_ROWS, TableScan
 from piguard.sources.limits import ReadLimits
 from piguard.sources.paths import display_path
-from piguard.sources.redact import describe_error, redact_url, url_identifiers, url_secrets
+from piguard.sources.redact import describe_error, parse_url, redact_url, url_identifiers, url_secrets
 
 SYSTEM_SCHEMAS = {
     "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys",
@@ -94,7 +94,8 @@ def sqlite_engine(path: str, limits: ReadLimits | None = None) -> Engine:
 def make_engine(url: str, limits: ReadLimits | None = None) -> Engine:
     """An engine whose every session is read only and whose every wait is bounded."""
     limits = limits or ReadLimits.from_env()
-    u = sa.make_url(url)
+    # As the user meant it: a password holding an unencoded '@' is still the password (redact.parse_url).
+    u = parse_url(url) or sa.make_url(url)
     backend = u.get_backend_name()
     timeout = limits.timeout_s
     connect_args: dict[str, Any] = {}
