@@ -311,7 +311,7 @@ def test_json_nested_past_any_record_layout_is_named(tmp_path: Path) -> None:
     p = tmp_path / "deep.json"
     p.write_text("[" * 100_000 + "]" * 100_000)
     dm = scan_tables(str(p))
-    assert "nested deeper than" in dm.skipped[0]["reason"]
+    assert "nested too deeply" in dm.skipped[0]["reason"]
     q = tmp_path / "deep.jsonl"
     q.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps({"shouji": PHONE}) + "\n")
     dm = scan_tables(str(q))

@@ -116,8 +116,8 @@ def column_label(name: str) -> str:
     an e-mail address) masked. A file without a header row makes its first row of data the column names."""
     from piguard.detect import STRUCTURED_ENTITIES, scan_text
 
-    if len(name) < 5 or not any(ch.isdigit() or ch == "@" for ch in name):
-        return name
+    if "@" not in name and sum(ch.isdigit() for ch in name) < 7:
+        return name  # a phone, ID or card number has more digits; "c12345" is a name
     found = scan_text(name[:1000], entities=STRUCTURED_ENTITIES)
     for f in sorted(found, key=lambda f: f.start, reverse=True):
         name = name[: f.start] + f.masked + name[f.end :]
@@ -131,14 +131,15 @@ def add_table_result(
 ) -> None:
     tax = taxonomy.entities()
     table_entities: dict[str, list[str]] = {}
-    masked_names = sum(1 for name in clf.columns if column_label(name) != name)
+    labels = {name: column_label(name) for name in clf.columns}
+    masked_names = sum(1 for name, label in labels.items() if label != name)
     for v in clf.verdicts():
         et = tax.get(v.entity)
         dm.rows.append(
             {
                 "source": source,
                 "table": table,
-                "column": column_label(v.column),
+                "column": labels[v.column],
                 "entity": v.entity,
                 "share": v.share,
                 "rows_scanned": clf.rows,
@@ -151,15 +152,15 @@ def add_table_result(
             {
                 "source": source,
                 "table": table,
-                "column": column_label(v.column),
+                "column": labels[v.column],
                 "entity": v.entity,
-                "evidence": v.evidence.replace(v.column, column_label(v.column)),
+                "evidence": v.evidence.replace(v.column, labels[v.column]),
                 **v.counts,
             }
         )
-        table_entities.setdefault(column_label(v.column), []).append(v.entity)
+        table_entities.setdefault(labels[v.column], []).append(v.entity)
     for st in clf.columns.values():
-        label = column_label(st.name)
+        label = labels[st.name]
         if st.skipped_reason:
             dm.skip(source, table, f"column {label!r}: {st.skipped_reason}")
         if st.truncated:

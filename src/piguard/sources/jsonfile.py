@@ -22,8 +22,6 @@ from piguard.sources.paths import display_path
 
 # A JSON document (not JSON Lines) is parsed whole; beyond this size it is skipped with a hint.
 MAX_JSON_DOCUMENT_BYTES = 512 * 1024 * 1024
-# Deeper nesting than this is not a record layout: json.loads would recurse until RecursionError.
-MAX_JSON_DEPTH = 200
 RECORDS_PER_BATCH = 20_000
 
 
@@ -66,24 +64,11 @@ def _decode_line(line: bytes) -> str:
         return line.decode("gb18030", errors="replace")
 
 
-def _too_deep(raw: bytes) -> bool:
-    """Nesting deeper than MAX_JSON_DEPTH, judged on brackets (cheap, and strings rarely hold many)."""
-    depth = 0
-    for b in raw:
-        if b in b"[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return True
-        elif b in b"]}":
-            depth -= 1
-    return False
-
-
 def _loads(raw: bytes) -> object:
     try:
         return json.loads(_decode_line(raw))
-    except RecursionError:
-        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except RecursionError:  # the C decoder stops cleanly at Python's recursion limit
+        raise ValueError("JSON nested too deeply to be a table") from None
 
 
 def _records_frame(records: list[object]) -> pl.DataFrame:
@@ -137,8 +122,6 @@ def json_table(path: str, *, full: bool, sample_rows: int) -> TableScan:
                 f"JSON document of {size >> 20} MiB is too large to parse whole; convert it to JSON Lines"
             )
         raw = fh.read().lstrip(codecs.BOM_UTF8)
-    if _too_deep(raw):
-        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels; not a table")
     doc = _loads(raw)
     del raw
     records, where = _find_records(doc)

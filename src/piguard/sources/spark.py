@@ -20,7 +20,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from piguard.sources.datamap import DataMap, add_table_result
 from piguard.sources.parquet import is_dataset_dir
 from piguard.sources.paths import display_path
 from piguard.sources.redact import describe_error, mask_message
+from piguard.sources.selection import table_selected
 
 _STATS_SCHEMA = "stats string"
 
@@ -144,9 +145,16 @@ def spark_datasets(root: Path) -> list[tuple[Path, str]]:
 
 
 def scan_path_spark(
-    path: str, *, full: bool = False, sample_rows: int = 10000, master: str | None = None
+    path: str,
+    *,
+    full: bool = False,
+    sample_rows: int = 10000,
+    master: str | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> DataMap:
-    """Map a Parquet file, a dataset, or a directory of datasets with Spark."""
+    """Map a Parquet file, a dataset, or a directory of datasets with Spark (``include`` / ``exclude``:
+    patterns on the dataset names, applied before Spark reads anything)."""
     dm = DataMap()
     shown = display_path(path)
     try:
@@ -164,6 +172,9 @@ def scan_path_spark(
         if not targets:
             dm.skip(shown, "*", "no Parquet dataset found")
             return dm
+    targets = [(t, name) for t, name in targets if table_selected(name, include, exclude)]
+    if not targets:
+        return dm
     try:
         spark = spark_session(master)
     except Exception as exc:  # no Java, or a master that cannot be reached

@@ -23,6 +23,7 @@ from piguard.sources.datamap import ROW_KEYS, DataMap, ProgressFn, TableScan, ad
 from piguard.sources.limits import ReadLimits
 from piguard.sources.paths import display_path
 from piguard.sources.redact import describe_error, redact_url
+from piguard.sources.selection import table_selected
 
 TABULAR_SUFFIXES = {".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet", ".xlsx"}
 BINARY_TABLE_SUFFIXES = {".parquet", ".xlsx"}
@@ -92,9 +93,8 @@ def scan_tables(
             return dm
         from piguard.sources.spark import scan_path_spark
 
-        return _filtered(scan_path_spark(target, full=full, sample_rows=sample_rows), include, exclude)
-    from piguard.sources.sql import table_selected
-
+        dm = scan_path_spark(target, full=full, sample_rows=sample_rows, include=include, exclude=exclude)
+        return _filtered(dm, include, exclude)
     for item in iter_table_scans(
         target, full=full, sample_rows=sample_rows, include=include, exclude=exclude, limits=limits
     ):
@@ -108,8 +108,6 @@ def scan_tables(
 
 
 def _filtered(dm: DataMap, include: Sequence[str] | None, exclude: Sequence[str] | None) -> DataMap:
-    from piguard.sources.sql import table_selected
-
     if not include and not exclude:
         return dm
     out = DataMap()
