@@ -269,6 +269,7 @@ class ColumnStats:
     sub_rows: int = 0
     sub_hit_rows: Counter[str] = field(default_factory=Counter)
     wordy_rows: int = 0
+    word_checked_rows: int = 0  # the rows those were counted among (the batches the subsample read)
     shape_counts: Counter[str] = field(default_factory=Counter)  # name / address / vocabulary shapes
     examples: dict[str, list[str]] = field(default_factory=dict)
     numbers: dict[str, list[int]] = field(default_factory=dict)
@@ -297,6 +298,7 @@ class ColumnStats:
             "sub_rows": self.sub_rows,
             "sub_hit_rows": dict(self.sub_hit_rows),
             "wordy_rows": self.wordy_rows,
+            "word_checked_rows": self.word_checked_rows,
             "shape_counts": dict(self.shape_counts),
             "examples": self.examples,
             "sequence": {e: _is_sequence(nums) for e, nums in self.numbers.items()},
@@ -322,6 +324,7 @@ class ColumnStats:
         self.sub_rows += d.get("sub_rows", 0)
         self.sub_hit_rows.update(d.get("sub_hit_rows", {}))
         self.wordy_rows += d.get("wordy_rows", 0)
+        self.word_checked_rows += d.get("word_checked_rows", 0)
         self.shape_counts.update(d["shape_counts"])
         for ent, exs in d["examples"].items():
             for ex in exs:
@@ -450,11 +453,13 @@ class TableClassifier:
             st.free_text_rows += int(texty.get_column("n").sum())
             self._free_text(st, texty)
         self._shapes(st, rest, hint)
-        if self._text_detectors and _is_texty(series.dtype):
+        # The batches that feed the subsample also say what share of rows has words at all (only the
+        # first batch, usually: a regex over every batch of a 10M-row table would cost more than it tells).
+        if self._text_detectors and _is_texty(series.dtype) and st.sub_seen < TEXT_DETECTOR_SAMPLE:
             wordy = u.filter(pl.col("v").str.contains(WORDY_RE))
             st.wordy_rows += int(wordy.get_column("n").sum())
-            if st.sub_seen < TEXT_DETECTOR_SAMPLE:
-                self._text_subsample(st, wordy)
+            st.word_checked_rows += int(u.get_column("n").sum())
+            self._text_subsample(st, wordy)
 
     def _add_wide(self, group: list[tuple[ColumnStats, pl.Series]]) -> None:
         """``_add_column`` for many text columns at once: the same steps over one long frame of (column
@@ -493,9 +498,13 @@ class TableClassifier:
             self._free_text_wide(stats, texty)
         self._shapes_wide(stats, hints, rest)
         if self._text_detectors:
+            open_ = [i for i, st in enumerate(stats) if st.sub_seen < TEXT_DETECTOR_SAMPLE]
+            u = u.filter(pl.col("c").is_in(open_))
             wordy = u.filter(pl.col("v").str.contains(WORDY_RE))
             for c, rows in wordy.group_by("c").agg(pl.col("n").sum()).iter_rows():
                 stats[c].wordy_rows += int(rows)
+            for c, rows in u.group_by("c").agg(pl.col("n").sum()).iter_rows():
+                stats[c].word_checked_rows += int(rows)
             self._text_subsample_wide(stats, wordy)
 
     def _whole_values_wide(self, stats: list[ColumnStats], u: pl.DataFrame) -> pl.DataFrame:
@@ -906,7 +915,7 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
                 why = (
                     f"text detectors found {ent} in {hits} of {st.sub_seen} sampled values "
                     f"({st.sub_hit_rows[ent]} of the {st.sub_rows} rows they stand for); "
-                    f"{st.wordy_rows} of {n} values have words"
+                    f"{st.wordy_rows} of {st.word_checked_rows} values read for it have words"
                 )
                 counts = {
                     "basis": "text detectors on a sample",
@@ -916,6 +925,7 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
                     "sampled_rows": st.sub_rows,
                     "sampled_rows_with_entity": st.sub_hit_rows[ent],
                     "rows_with_words": st.wordy_rows,
+                    "rows_checked_for_words": st.word_checked_rows,
                 }
                 out.append(
                     ColumnVerdict(
@@ -960,11 +970,13 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
 
 def sample_share(st: ColumnStats, entity: str) -> float:
     """Share of non-empty rows holding ``entity`` by the text detectors' subsample: the share of rows whose
-    value has words at all, times the share of sampled rows (weighted by how often each sampled value
-    occurs) in which the entity was found."""
+    value has words at all (counted in the batches the subsample read), times the share of sampled rows
+    (weighted by how often each sampled value occurs) in which the entity was found."""
     if not st.sub_rows or not st.non_null:
         return 0.0
-    return min(1.0, (st.sub_hit_rows[entity] / st.sub_rows) * (st.wordy_rows / st.non_null))
+    if not st.word_checked_rows:
+        return 0.0
+    return min(1.0, (st.sub_hit_rows[entity] / st.sub_rows) * (st.wordy_rows / st.word_checked_rows))
 
 
 def _validatable(entity: str) -> bool:
