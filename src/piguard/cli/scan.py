@@ -178,7 +178,9 @@ def scan(
         out: IO[str] = sys.stdout
         if output:
             try:
-                out = stack.enter_context(output.open("w", encoding="utf-8"))
+                # A file name that is not UTF-8 (a surrogate escape in Python) is written as its JSON escape
+                # (\udce9), which reads back to the same bytes, instead of failing the whole report.
+                out = stack.enter_context(output.open("w", encoding="utf-8", errors="backslashreplace"))
             except OSError as exc:
                 raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
         writer = _writer(fmt, out)
