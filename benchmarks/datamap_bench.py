@@ -3,6 +3,8 @@ non-personal), PostgreSQL sampled vs full, and the Spark engine vs the single-pr
 
     .venv/bin/python benchmarks/datamap_bench.py                 # 10M-row Parquet, 1M-row PostgreSQL
     .venv/bin/python benchmarks/datamap_bench.py --rows 1000000 --pg-rows 200000 --no-spark
+    .venv/bin/python benchmarks/datamap_bench.py --no-parquet --no-postgres --no-spark \
+        --wide 1000,10000,100000 --bomb-gib 10          # hostile input: wide CSV, decompression bomb
 
 Writes benchmarks/results/datamap.json. Data is generated with a fixed seed, vectorized (numpy), under
 benchmarks/data/ (not committed).
@@ -257,6 +259,100 @@ def bench_spark(rows: int) -> dict[str, object]:
     return out
 
 
+def wide_csv(columns: int, rows: int = 3) -> Path:
+    """A CSV as wide as a hostile export: a third phone numbers, a third names, a third status words."""
+    p = DATA / f"wide_{columns}.csv"
+    if p.exists():
+        return p
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    with p.open("w", encoding="utf-8") as fh:
+        fh.write(",".join(f"c{i}" for i in range(columns)) + "\n")
+        for r in range(rows):
+            cells = []
+            for i in range(columns):
+                kind = i % 3
+                if kind == 0:
+                    cells.append(f"{_PREFIXES[(i + r) % len(_PREFIXES)]}{rng.integers(0, 10**8):08d}")
+                elif kind == 1:
+                    cells.append(_SURNAMES[(i + r) % len(_SURNAMES)] + _GIVEN[(i * 7 + r) % len(_GIVEN)])
+                else:
+                    cells.append(["已完成", "处理中", "已取消"][(i + r) % 3])
+            fh.write(",".join(cells) + "\n")
+    return p
+
+
+def bench_wide(widths: list[int]) -> dict[str, object]:
+    """Seconds to map a CSV of 3 rows by its number of columns: linear (it was quadratic: 1k columns 5.5 s,
+    10k > 120 s), and the long-form pass against the column-by-column one it replaces for wide tables."""
+    import piguard.detect.columns as columns
+    from piguard.sources.tables import scan_tables
+
+    scan_tables(str(wide_csv(100)))  # load the text detectors' models once, outside the timings
+    out: dict[str, object] = {"rows": 3, "runs": []}
+    for n in widths:
+        p = wide_csv(n)
+        t = time.perf_counter()
+        dm = scan_tables(str(p))
+        long_s = time.perf_counter() - t
+        run: dict[str, object] = {
+            "columns": n,
+            "seconds": round(long_s, 2),
+            "ms_per_column": round(1000 * long_s / n, 3),
+            "pi_columns": len({r["column"] for r in dm.rows}),
+        }
+        if n <= 10_000:
+            saved = columns.WIDE_MIN_COLUMNS
+            columns.WIDE_MIN_COLUMNS = 10**9
+            columns.header_hint.cache_clear()
+            try:
+                t = time.perf_counter()
+                per_col = scan_tables(str(p))
+                run["column_by_column_seconds"] = round(time.perf_counter() - t, 2)
+                run["same_verdicts"] = found(per_col) == found(dm)
+            finally:
+                columns.WIDE_MIN_COLUMNS = saved
+        out["runs"].append(run)  # type: ignore[union-attr]
+        print(f"wide CSV {n} columns x 3 rows: {long_s:.2f} s ({run})")
+    return out
+
+
+def bench_bomb(inflated_gib: int) -> dict[str, object]:
+    """``piguard scan`` on a gzip of ``inflated_gib`` GiB of text lines (the issue's 22 MB .gz of 10 GB ran
+    15 minutes): seconds, peak memory, and the skip line. The file is gzip members of one compressed block
+    written over and over, so building it takes seconds."""
+    import gzip
+    import resource
+    import subprocess
+
+    p = DATA / f"bomb_{inflated_gib}g.log.gz"
+    if not p.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        line = "客户来电 手机 13812345678 备注 " + "-" * 200 + "\n"
+        member = gzip.compress((line * ((64 << 20) // len(line.encode()))).encode(), compresslevel=9)
+        with p.open("wb") as fh:
+            for _ in range(inflated_gib * 16):
+                fh.write(member)
+    exe = str(Path(sys.executable).parent / "piguard")
+    t = time.perf_counter()
+    res = subprocess.run(
+        [exe, "scan", str(p), "--format", "jsonl", "--no-progress"], capture_output=True, timeout=3600
+    )
+    seconds = time.perf_counter() - t
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = {
+        "compressed_bytes": p.stat().st_size,
+        "inflated_bytes": inflated_gib << 30,
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": round(peak_kib / 1024),
+        "exit_code": res.returncode,
+        "findings_before_the_bound": res.stdout.count(b"\n"),
+        "skip": res.stderr.decode("utf-8", "replace").strip().splitlines()[-1:],
+    }
+    print(f"gzip bomb of {inflated_gib} GiB ({p.stat().st_size >> 20} MiB): {out}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -265,6 +361,8 @@ def main() -> None:
     ap.add_argument("--no-parquet", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--wide", default="", help="comma-separated column counts, e.g. 1000,10000,100000")
+    ap.add_argument("--bomb-gib", type=int, default=0, help="gzip bomb of this many GiB (0: skip)")
     args = ap.parse_args()
     # Parts run separately are merged into one results file; each part records its own command and load.
     results: dict[str, object] = json.loads(RESULTS.read_text("utf-8")) if RESULTS.exists() else {}
@@ -287,6 +385,10 @@ def main() -> None:
         results["postgres"] = stamp(bench_postgres(args.pg_rows, url))
     if not args.no_spark:
         results["spark"] = stamp(bench_spark(args.spark_rows))
+    if args.wide:
+        results["wide_csv"] = stamp(bench_wide([int(x) for x in args.wide.split(",")]))
+    if args.bomb_gib:
+        results["gzip_bomb"] = stamp(bench_bomb(args.bomb_gib))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

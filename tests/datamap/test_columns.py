@@ -7,7 +7,7 @@ import pytest
 from datamap_data import EXPECTED, customers, verdicts
 
 from piguard.detect.columns import TableClassifier, header_hint
-from piguard.sources.tables import DataMap, add_table_result
+from piguard.sources.datamap import DataMap, add_table_result
 
 
 @pytest.mark.parametrize(
@@ -139,3 +139,54 @@ def test_header_only_entities_need_fitting_values() -> None:
     dm = _map(df)
     assert verdicts(dm.rows) == {("年龄", "AGE"), ("xb", "GENDER"), ("mima", "ACCOUNT_CREDENTIAL")}
     assert {r["entity"]: r["sensitive"] for r in dm.rows}["ACCOUNT_CREDENTIAL"] is True
+
+
+def test_free_text_names_share_is_the_share_of_rows_with_its_evidence() -> None:
+    """A remark column where a third of the rows name a customer: the share says a third (it said 1.0 when
+    the rows without words were left out of the sample, or distinct values counted instead of rows)."""
+    surnames, given = "王李张刘陈杨黄赵吴周", ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军"]
+    notes = []
+    for i in range(600):
+        if i % 3 == 0:
+            notes.append(f"客户{surnames[i % 10]}{given[(i // 10) % 10]}来电咨询贷款额度，已回复")
+        elif i % 3 == 1:
+            notes.append(f"系统自动备注：本月账单已出，第{i}号")
+        else:
+            notes.append("-- -- -- -- -- --")  # punctuation only: no words, no name, still a row
+    dm = _map(pl.DataFrame({"备注": notes}))
+    (row,) = [r for r in dm.rows if r["entity"] == "PERSON"]
+    assert 0.2 <= float(row["share"]) <= 0.45, row  # type: ignore[arg-type]
+    (ev,) = [e for e in dm.evidence if e["entity"] == "PERSON"]
+    assert ev["basis"] == "text detectors on a sample" and ev["non_empty"] == 600
+    # Words are counted in the batches the sample came from (the first 150 rows here): two rows in three.
+    assert ev["rows_with_words"] * 3 == ev["rows_checked_for_words"] * 2  # type: ignore[operator]
+    assert ev["sampled_rows_with_entity"] <= ev["sampled_rows"]  # type: ignore[operator]
+
+
+def test_wide_tables_take_the_long_form_pass_with_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The long-form pass for wide text tables (a 100,000-column CSV) against the column-by-column one."""
+    import piguard.detect.columns as columns
+
+    df = customers(300).with_columns(pl.all().cast(pl.String))
+
+    def stats(min_columns: int) -> TableClassifier:
+        monkeypatch.setattr(columns, "WIDE_MIN_COLUMNS", min_columns)
+        clf = TableClassifier()
+        for i in range(0, df.height, 150):
+            clf.add(df.slice(i, 150))
+        return clf
+
+    narrow, wide = stats(10**9), stats(1)
+    for name, a in narrow.columns.items():
+        b = wide.columns[name]
+        assert (a.non_null, a.free_text_rows, a.truncated) == (b.non_null, b.free_text_rows, b.truncated), (
+            name
+        )
+        assert +a.counts == +b.counts and +a.shape_counts == +b.shape_counts, name
+        assert a.conf_sum.keys() == b.conf_sum.keys(), name
+        assert {k: set(v) for k, v in a.numbers.items()} == {k: set(v) for k, v in b.numbers.items()}, name
+    # The text detectors' subsample may take other distinct values first; the verdicts agree.
+    assert {(v.column, v.entity) for v in narrow.verdicts()} == {
+        (v.column, v.entity) for v in wide.verdicts()
+    }
+    assert {(v.column, v.entity) for v in wide.verdicts()} == EXPECTED

@@ -46,3 +46,25 @@ def test_spark_dataframe_sampling_and_binary_columns(spark: Any) -> None:
     assert [s["reason"] for s in dm.skipped] == ["column 'photo': binary column, not scanned"]
     missing = scan_tables("/nonexistent/lake", engine="spark")
     assert missing.skipped[0]["reason"] == "no such file or directory"
+
+
+def test_spark_engine_on_a_lake_of_datasets(tmp_path: Path, spark: Any) -> None:
+    """The README's form, ``piguard scan lake/ --engine spark``: every dataset under lake/ is a table
+    (Spark alone fails on lake/ with UNABLE_TO_INFER_SCHEMA)."""
+    lake = tmp_path / "lake"
+    (lake / "customers").mkdir(parents=True)
+    df = customers(400)
+    df.head(200).write_parquet(lake / "customers" / "part-0.parquet")
+    df.tail(200).write_parquet(lake / "customers" / "part-1.parquet")
+    (lake / "customers" / "_SUCCESS").write_bytes(b"")
+    (lake / "customers" / "README.csv").write_text("not,part,of,the,dataset\n")
+    orders = lake / "orders" / "dt=2024-01-01"
+    orders.mkdir(parents=True)
+    df.select("order_no", "col7").write_parquet(orders / "part-0.parquet")
+    dm = scan_tables(str(lake), engine="spark", full=True)
+    assert dm.skipped == [], dm.skipped
+    assert {t["table"] for t in dm.tables} == {"customers", "orders"}
+    assert verdicts(dm.rows, "customers") == EXPECTED
+    assert verdicts(dm.rows, "orders") == {("col7", "PHONE_NUMBER")}
+    only = scan_tables(str(lake), engine="spark", include=["orders"])
+    assert {t["table"] for t in only.tables} == {"orders"}

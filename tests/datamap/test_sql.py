@@ -42,7 +42,7 @@ def test_sqlite_tables_views_and_read_only(tmp_path: Path) -> None:
 def test_sqlite_missing_file_is_not_created(tmp_path: Path) -> None:
     db = tmp_path / "absent.db"
     dm = scan_tables(f"sqlite:///{db}")
-    assert dm.rows == [] and "cannot connect" in dm.skipped[0]["reason"]
+    assert dm.rows == [] and "no such SQLite file" in dm.skipped[0]["reason"]
     assert not db.exists()
 
 

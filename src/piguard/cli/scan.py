@@ -18,7 +18,9 @@ from piguard.detect import DEFAULT_MIN_CONFIDENCE, DetectorConfigError, load_det
 from piguard.detect.adapted import ModelError, load_model
 from piguard.pipeline import FileEvent, ScanOptions, scan_paths
 from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
-from piguard.sources.files import Skip, iter_paths
+from piguard.sources.files import STDIN, Skip, iter_paths
+from piguard.sources.limits import DEFAULT_TIMEOUT_S, LimitError, ReadLimits, parse_size
+from piguard.sources.redact import mask_message, redact_url
 
 EXIT_OK, EXIT_MATCHED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -90,6 +92,24 @@ def scan(
     engine: str = typer.Option("polars", "--engine", help="Tables: polars (one machine) or spark."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes for files (0: one per core)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on a terminal."),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT_S,
+        "--timeout",
+        min=0.1,
+        help="Databases: seconds to connect, and to wait for a reply.",
+    ),
+    include: list[str] = typer.Option(
+        [], "--include", help="Tables: only schema.table names matching this pattern (repeatable; crm.*)."
+    ),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Tables: skip schema.table names matching this pattern (repeatable)."
+    ),
+    max_decompressed: str = typer.Option(
+        "2G", "--max-decompressed", help="Largest size a .gz or .xlsx may inflate to (e.g. 500M, 8G)."
+    ),
+    max_ratio: float = typer.Option(
+        100.0, "--max-ratio", min=1.0, help="Largest compression ratio of a .gz or .xlsx (judged past 4 MiB)."
+    ),
 ) -> None:
     """Scan for personal information. Exit codes: 0 clean, 1 --fail-on matched, 2 usage or fatal error,
     3 finished but some inputs were skipped."""
@@ -117,6 +137,12 @@ def scan(
         except ModelError as exc:
             raise _fail(str(exc)) from None
 
+    try:
+        limits = ReadLimits(timeout, parse_size(max_decompressed), max_ratio)
+    except LimitError as exc:
+        raise _fail(str(exc)) from None
+    limits.export()  # the scan's worker processes read the same bounds
+
     tables = _table_api()
     table_targets: list[str] = []
     file_targets: list[str] = []
@@ -124,7 +150,7 @@ def scan(
         if tables is not None and tables.is_table_target(t):
             table_targets.append(t)
         elif "://" in t:
-            raise _fail(f"{t}: not a supported database URL")
+            raise _fail(f"{redact_url(t)}: not a supported database URL")
         else:
             file_targets.append(t)
 
@@ -152,14 +178,21 @@ def scan(
         out: IO[str] = sys.stdout
         if output:
             try:
-                out = stack.enter_context(output.open("w", encoding="utf-8"))
+                # A file name that is not UTF-8 (a surrogate escape in Python) is written as its JSON escape
+                # (\udce9), which reads back to the same bytes, instead of failing the whole report.
+                out = stack.enter_context(output.open("w", encoding="utf-8", errors="backslashreplace"))
             except OSError as exc:
                 raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
         writer = _writer(fmt, out)
-        _scan_text_files(writer, text_files, opts, summary, progress)
+        # Standard input is read once, in this process, after the files (never handed to a worker).
+        stdin = [f for f in text_files if f == STDIN][:1]
+        _scan_text_files(writer, [f for f in text_files if f != STDIN], opts, summary, progress)
+        if stdin:
+            _scan_text_files(writer, stdin, opts, summary, progress)
         maps = _scan_table_targets(
-            tables, table_targets, summary, full=full, sample_rows=sample_rows, engine=engine
-        )
+            tables, table_targets, summary, full=full, sample_rows=sample_rows, engine=engine,
+            include=include, exclude=exclude, limits=limits, progress=progress,
+        )  # fmt: skip
         datamap_rows = [row for dm in maps for row in dm.rows]
         _render(out, fmt, output, writer, summary, maps)
     if fmt != Format.table:
@@ -222,6 +255,10 @@ def _scan_table_targets(
     full: bool,
     sample_rows: int,
     engine: str,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    limits: ReadLimits | None = None,
+    progress: bool = False,
 ) -> list[Any]:
     """One ``DataMap`` per table target (see ``piguard.sources.tables``); failures become skip notes."""
     maps: list[Any] = []
@@ -229,10 +266,14 @@ def _scan_table_targets(
         return maps
     for t in dict.fromkeys(targets):
         try:
-            dm = tables.scan_tables(t, full=full, sample_rows=sample_rows, engine=engine)
+            with _table_progress(progress) as on_table:
+                dm = tables.scan_tables(
+                    t, full=full, sample_rows=sample_rows, engine=engine, include=include or None,
+                    exclude=exclude or None, limits=limits, progress=on_table,
+                )  # fmt: skip
         except Exception as exc:  # the data map reports its own skips; this is the last guard
-            reason = f"table scan failed: {type(exc).__name__}: {_redact_url(str(exc))}"
-            summary.skipped.append(Skip(_redact_url(t), reason))
+            reason = f"table scan failed: {type(exc).__name__}: {mask_message(str(exc))}"
+            summary.skipped.append(Skip(redact_url(t) if "://" in t else t, reason))
             continue
         maps.append(dm)
         for s in dm.skipped:
@@ -254,6 +295,10 @@ def _render(
         extra: dict[str, Any] = {"sources": datamap_rows}
         if combinations:
             extra["combinations"] = combinations
+        # Why each data-map row was reported, with the figures behind its share (piguard.sources.datamap).
+        evidence = [e for dm in maps for e in getattr(dm, "evidence", [])]
+        if evidence:
+            extra["evidence"] = evidence
         writer.close(summary, extra if fmt == Format.json else None)
     elif fmt == Format.html and len(maps) == 1 and summary.files_scanned == 0:
         # Only a table or database: its own page, with tables scanned, evidence and charts.
@@ -270,11 +315,31 @@ def _render(
         render_table(summary, Console(file=out) if output else Console(), datamap_rows)
 
 
-def _redact_url(text: str) -> str:
-    """Never echo a password from a database URL."""
-    import re
+@contextlib.contextmanager
+def _table_progress(enabled: bool) -> Any:
+    """A bar per table on stderr, only on a terminal: rows read of rows expected (the sample size, or the
+    table's estimate). Yields the callback ``scan_tables`` takes, or None."""
+    err = Console(stderr=True)
+    if not (enabled and err.is_terminal):
+        yield None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    )  # fmt: skip
+    tasks: dict[int, Any] = {}
 
-    return re.sub(r"(://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
+    def on_table(ts: Any, rows: int, done: bool) -> None:
+        task = tasks.get(id(ts))
+        if task is None:
+            task = tasks[id(ts)] = bar.add_task(ts.table, total=ts.expected_rows)
+        bar.update(task, completed=rows)
+        if done:
+            bar.remove_task(task)
+            tasks.pop(id(ts), None)
+
+    with bar:
+        yield on_table
 
 
 def _account(summary: ScanSummary, ev: FileEvent) -> None:

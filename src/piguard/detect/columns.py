@@ -55,7 +55,13 @@ SHARE_NEGATIVE_HEADER = 0.98
 # Per-value text detectors (names, addresses, sensitive context) look at this many values per column.
 TEXT_DETECTOR_SAMPLE = 100
 MAX_EXAMPLES = 3
+# Values that may hold a name or an address: Chinese characters, or a Latin word.
+WORDY_RE = r"[\u4e00-\u9fff]|[A-Za-z]{2,}"
 DISTINCT_PROBE = 5000
+# A batch with at least this many text columns, and at most WIDE_MAX_CELLS cells per group of columns, is
+# classified in long form (one pass for all its columns) rather than column by column.
+WIDE_MIN_COLUMNS = 64
+WIDE_MAX_CELLS = 4_000_000
 # Numbers kept per column to tell counters (order numbers 13800000001, 13800000002...) from phone numbers.
 SEQUENCE_SAMPLE = 4000
 SEQUENCE_MAX_MEDIAN_GAP = 100
@@ -144,9 +150,91 @@ def _synonym_matches(syn: str, toks: list[str], lowered: str) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class _Synonym:
+    order: int  # position in headers.yaml: among equally long matches the first listed wins
+    entity: str | None  # None for negative words
+    text: str  # as written in headers.yaml
+    key: str  # NFKC, lower case; ASCII ones without underscores (matched against joined tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class _SynonymIndex:
+    cjk: tuple[_Synonym, ...]  # matched as substrings of the lowered header
+    ascii: dict[str, tuple[_Synonym, ...]]  # key -> synonyms, looked up by the header's token runs
+    longest: int  # longest ASCII key
+
+
+def _index(pairs: list[tuple[str | None, object]]) -> _SynonymIndex:
+    cjk: list[_Synonym] = []
+    by_key: dict[str, list[_Synonym]] = {}
+    for order, (entity, syn) in enumerate(pairs):
+        s = unicodedata.normalize("NFKC", str(syn)).lower()
+        if re.search(r"[\u4e00-\u9fff]", s):
+            cjk.append(_Synonym(order, entity, str(syn), s))
+        else:
+            key = s.replace("_", "")
+            by_key.setdefault(key, []).append(_Synonym(order, entity, str(syn), key))
+    return _SynonymIndex(
+        tuple(cjk), {k: tuple(v) for k, v in by_key.items()}, max(map(len, by_key), default=0)
+    )
+
+
+@cache
+def _synonyms() -> tuple[_SynonymIndex, _SynonymIndex]:
+    """headers.yaml normalized and indexed once: (entity synonyms, negative words)."""
+    rules = header_rules()
+    ents = [(e, syn) for e, syns in rules["entities"].items() for syn in syns]  # type: ignore[union-attr]
+    return _index(ents), _index([(None, w) for w in rules["negative"]])  # type: ignore[union-attr]
+
+
+def _token_joins(toks: list[str], longest: int) -> set[str]:
+    """Every run of consecutive tokens joined (``phone_no``, ``phoneNo``, ``phone-no`` all give
+    ``phoneno``) up to ``longest`` characters, and all ASCII tokens joined: what an ASCII synonym's key is
+    compared with. Bounded by ``longest``, so a header of ten thousand tokens costs ten thousand steps."""
+    joins = {"".join(t for t in toks if t.isascii())}
+    for i in range(len(toks)):
+        acc = ""
+        for t in toks[i:]:
+            acc += t
+            if len(acc) > longest:
+                break
+            joins.add(acc)
+    return joins
+
+
+def _found(index: _SynonymIndex, joins: set[str], lowered: str, has_cjk: bool) -> list[_Synonym]:
+    out = [syn for key in joins for syn in index.ascii.get(key, ())]
+    if has_cjk:
+        out.extend(syn for syn in index.cjk if syn.key in lowered)
+    return out
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
 @cache
 def header_hint(header: str) -> HeaderHint:
-    """What the column name says. The longest matching synonym wins ('身份证号码' is an ID, not a phone)."""
+    """What the column name says. The longest matching synonym wins ('身份证号码' is an ID, not a phone).
+
+    Same answers as ``header_hint_reference`` (the rules as first written, one synonym at a time), with
+    the synonyms indexed once and the header's token runs looked up in the index: microseconds a header,
+    so a table of 100,000 columns is not held up by its names."""
+    ents, neg = _synonyms()
+    toks, lowered = _tokens(header)
+    has_cjk = _CJK.search(lowered) is not None
+    joins = _token_joins(toks, max(ents.longest, neg.longest))
+    hits = _found(ents, joins, lowered, has_cjk)
+    negative = bool(_found(neg, joins, lowered, has_cjk))
+    if not hits:
+        return HeaderHint(None, None, negative)
+    best = min(hits, key=lambda syn: (-len(syn.text), syn.order))
+    return HeaderHint(best.entity, best.text, negative)
+
+
+def header_hint_reference(header: str) -> HeaderHint:
+    """``header_hint`` as first written: each synonym normalized and matched on its own (kept as the
+    readable statement of the rules; tests check the fast one against it)."""
     rules = header_rules()
     toks, lowered = _tokens(header)
     best: tuple[int, str, str] | None = None
@@ -175,6 +263,13 @@ class ColumnStats:
     sub_counts: Counter[str] = field(default_factory=Counter)
     sub_seen: int = 0
     sub_distinct: dict[str, set[int]] = field(default_factory=dict)
+    # The same subsample weighted by rows: rows the sampled values stand for, and rows whose value held
+    # each entity; plus every row whose value has words at all (only those can hold a name). The share
+    # reported is P(words) x P(entity | words), a share of rows as docs/datamap.md defines it.
+    sub_rows: int = 0
+    sub_hit_rows: Counter[str] = field(default_factory=Counter)
+    wordy_rows: int = 0
+    word_checked_rows: int = 0  # the rows those were counted among (the batches the subsample read)
     shape_counts: Counter[str] = field(default_factory=Counter)  # name / address / vocabulary shapes
     examples: dict[str, list[str]] = field(default_factory=dict)
     numbers: dict[str, list[int]] = field(default_factory=dict)
@@ -200,6 +295,10 @@ class ColumnStats:
             "sub_counts": dict(self.sub_counts),
             "sub_seen": self.sub_seen,
             "sub_distinct": {k: sorted(v) for k, v in self.sub_distinct.items()},
+            "sub_rows": self.sub_rows,
+            "sub_hit_rows": dict(self.sub_hit_rows),
+            "wordy_rows": self.wordy_rows,
+            "word_checked_rows": self.word_checked_rows,
             "shape_counts": dict(self.shape_counts),
             "examples": self.examples,
             "sequence": {e: _is_sequence(nums) for e, nums in self.numbers.items()},
@@ -222,6 +321,10 @@ class ColumnStats:
         self.sub_seen += d["sub_seen"]
         for k, v in d["sub_distinct"].items():
             self.sub_distinct.setdefault(k, set()).update(v)
+        self.sub_rows += d.get("sub_rows", 0)
+        self.sub_hit_rows.update(d.get("sub_hit_rows", {}))
+        self.wordy_rows += d.get("wordy_rows", 0)
+        self.word_checked_rows += d.get("word_checked_rows", 0)
         self.shape_counts.update(d["shape_counts"])
         for ent, exs in d["examples"].items():
             for ex in exs:
@@ -274,12 +377,23 @@ class TableClassifier:
     def add(self, df: pl.DataFrame) -> None:
         self.rows += df.height
         todo = []
-        for name in df.columns:
+        # One pass over the columns in order: looking each up by name (df.schema[name], df[name]) walks
+        # the schema every time, and a 100,000-column CSV would take hours.
+        for series in df.get_columns():
+            name = series.name
             st = self.columns.get(name)
             if st is None:
-                st = self.columns[name] = ColumnStats(name=name, dtype=str(df.schema[name]))
+                st = self.columns[name] = ColumnStats(name=name, dtype=str(series.dtype))
             if st.skipped_reason is None:
-                todo.append((st, df.get_column(name)))
+                todo.append((st, series))
+        # Many text columns of few rows (a 100,000-column CSV): one pass over all of them in long form,
+        # instead of some thirty small polars calls per column.
+        per_group = WIDE_MAX_CELLS // max(1, df.height)
+        wide = [(st, s) for st, s in todo if s.dtype == pl.String]
+        if len(wide) >= WIDE_MIN_COLUMNS and per_group >= WIDE_MIN_COLUMNS:
+            for i in range(0, len(wide), per_group):
+                self._add_wide(wide[i : i + per_group])
+            todo = [(st, s) for st, s in todo if s.dtype != pl.String]
         # Columns are independent and polars releases the GIL while it computes: two threads keep both
         # cores busy. Each thread only touches its own column's stats.
         if len(todo) > 1 and _POOL_WORKERS > 1:
@@ -339,8 +453,176 @@ class TableClassifier:
             st.free_text_rows += int(texty.get_column("n").sum())
             self._free_text(st, texty)
         self._shapes(st, rest, hint)
-        if self._text_detectors and st.sub_seen < TEXT_DETECTOR_SAMPLE and _is_texty(series.dtype):
-            self._text_subsample(st, u.get_column("v"))
+        # The batches that feed the subsample also say what share of rows has words at all (only the
+        # first batch, usually: a regex over every batch of a 10M-row table would cost more than it tells).
+        if self._text_detectors and _is_texty(series.dtype) and st.sub_seen < TEXT_DETECTOR_SAMPLE:
+            wordy = u.filter(pl.col("v").str.contains(WORDY_RE))
+            st.wordy_rows += int(wordy.get_column("n").sum())
+            st.word_checked_rows += int(u.get_column("n").sum())
+            self._text_subsample(st, wordy)
+
+    def _add_wide(self, group: list[tuple[ColumnStats, pl.Series]]) -> None:
+        """``_add_column`` for many text columns at once: the same steps over one long frame of (column
+        index ``c``, value ``v``, rows ``n``), the results grouped by column. Gives the same statistics
+        (tests/datamap/test_columns.py compares the two), at a cost that grows with the cells, not with
+        the number of polars calls per column."""
+        stats = [st for st, _ in group]
+        hints = [header_hint(st.name) for st in stats]
+        frame = pl.DataFrame([s.rename(str(i)) for i, (_, s) in enumerate(group)])
+        cells = (
+            frame.unpivot(variable_name="c", value_name="v")
+            .drop_nulls("v")
+            .with_columns(pl.col("c").cast(pl.UInt32), pl.col("v").str.strip_chars())
+            .filter(pl.col("v").str.len_bytes() > 0)
+        )
+        if cells.height == 0:
+            return
+        u = cells.group_by("c", "v").agg(n=pl.len().cast(pl.UInt32))
+        for c, rows in u.group_by("c").agg(pl.col("n").sum()).iter_rows():
+            stats[c].non_null += int(rows)
+        long = pl.col("v").str.len_bytes() > MAX_CELL_CHARS
+        for c, rows in u.filter(long).group_by("c").agg(pl.col("n").sum()).iter_rows():
+            stats[c].truncated += int(rows)
+        u = u.with_columns(pl.col("v").str.slice(0, MAX_CELL_CHARS)).with_columns(
+            len=pl.col("v").str.len_chars()
+        )
+        ln = pl.col("len")
+        short = u.filter(ln <= MAX_WHOLE_CHARS)
+        rest = self._whole_values_wide(stats, short.filter(ln >= MIN_STRUCTURED_CHARS))
+        rest = pl.concat([short.filter(ln < MIN_STRUCTURED_CHARS), rest])
+        texty = pl.concat([rest.filter(ln >= MIN_TEXT_CHARS), u.filter(ln > MAX_WHOLE_CHARS)])
+        texty = texty.filter(pl.col("v").str.contains(TEXT_MARK_RE))
+        if texty.height:
+            for c, rows in texty.group_by("c").agg(pl.col("n").sum()).iter_rows():
+                stats[c].free_text_rows += int(rows)
+            self._free_text_wide(stats, texty)
+        self._shapes_wide(stats, hints, rest)
+        if self._text_detectors:
+            open_ = [i for i, st in enumerate(stats) if st.sub_seen < TEXT_DETECTOR_SAMPLE]
+            u = u.filter(pl.col("c").is_in(open_))
+            wordy = u.filter(pl.col("v").str.contains(WORDY_RE))
+            for c, rows in wordy.group_by("c").agg(pl.col("n").sum()).iter_rows():
+                stats[c].wordy_rows += int(rows)
+            for c, rows in u.group_by("c").agg(pl.col("n").sum()).iter_rows():
+                stats[c].word_checked_rows += int(rows)
+            self._text_subsample_wide(stats, wordy)
+
+    def _whole_values_wide(self, stats: list[ColumnStats], u: pl.DataFrame) -> pl.DataFrame:
+        if u.height == 0:
+            return u
+        cls = classify_values(u.get_column("v"))
+        matched = cls.get_column("entity").is_not_null()
+        rest = u.filter(~matched)
+        found = u.select("c", "v", "n").with_columns(cls).filter(matched)
+        agg = found.group_by("c", "entity", "needs_context").agg(
+            pl.col("n").sum().alias("rows"),
+            (pl.col("confidence") * pl.col("n")).sum().alias("conf"),
+            pl.col("v").head(MAX_EXAMPLES).alias("ex"),
+        )
+        for c, ent, ctx, rows, conf, ex in agg.iter_rows():
+            st = stats[c]
+            key = f"{ent}?" if ctx else ent
+            st.counts[key] += int(rows)
+            st.conf_sum[key] += float(conf)
+            for v in ex:
+                st.add_example(ent, mask_value(ent, v))
+        seq = (
+            found.filter(pl.col("entity").is_in(list(SEQUENCE_ENTITIES)))
+            .group_by("c", "entity")
+            .agg(pl.col("v").head(SEQUENCE_SAMPLE))
+        )
+        for c, ent, values in seq.iter_rows():
+            nums = stats[c].numbers.setdefault(ent, [])
+            for v in values[: max(0, SEQUENCE_SAMPLE - len(nums))]:
+                digits = re.sub(r"[^0-9]", "", v)[-18:]
+                if digits:
+                    nums.append(int(digits))
+        return rest
+
+    def _free_text_wide(self, stats: list[ColumnStats], u: pl.DataFrame) -> None:
+        toks = (
+            u.with_row_index("row")
+            .select("c", "row", "n", tok=normalize_expr(pl.col("v")).str.extract_all(CANDIDATE_PATTERN))
+            .explode("tok")
+            .drop_nulls("tok")
+        )
+        if toks.height == 0:
+            return
+        cls = toks.with_columns(classify_values(toks.get_column("tok"))).filter(
+            pl.col("entity").is_not_null() & ~pl.col("needs_context")
+        )
+        agg = (
+            cls.group_by("c", "entity", "row")
+            .agg(pl.col("n").first(), pl.col("confidence").max(), pl.col("tok").first())
+            .group_by("c", "entity")
+            .agg(
+                pl.col("n").sum().alias("rows"),
+                (pl.col("confidence") * pl.col("n")).sum().alias("conf"),
+                pl.col("tok").head(MAX_EXAMPLES).alias("ex"),
+            )
+        )
+        for c, ent, rows, conf, ex in agg.iter_rows():
+            st = stats[c]
+            st.counts[f"{ent}#text"] += int(rows)
+            st.conf_sum[f"{ent}#text"] += float(conf)
+            for v in ex:
+                st.add_example(ent, mask_value(ent, v))
+
+    def _shapes_wide(self, stats: list[ColumnStats], hints: list[HeaderHint], u: pl.DataFrame) -> None:
+        if u.height == 0:
+            return
+        v, ln, c = pl.col("v"), pl.col("len"), pl.col("c")
+        person = [i for i, h in enumerate(hints) if h.entity == "PERSON"]
+        subsets = [
+            ("cn_name", u.filter(ln.is_between(2, 4)), CN_NAME_RE),
+            ("address", u.filter(ln >= 6), f"(?:{ADDRESS_RE})|(?:{EN_ADDRESS_RE})"),
+            ("en_name", u.filter(c.is_in(person) & (ln >= 5)), EN_NAME_RE),
+        ]
+        for kind, sub, rx in subsets:
+            hit = sub.filter(v.str.contains(rx))
+            ent = "ADDRESS" if kind == "address" else "PERSON"
+            for col, rows, ex in hit.group_by("c").agg(pl.col("n").sum(), v.head(MAX_EXAMPLES)).iter_rows():
+                st = stats[col]
+                st.shape_counts[kind] += int(rows)
+                for val in ex:
+                    st.add_example(ent, mask_value(ent, val))
+        ages = [i for i, h in enumerate(hints) if h.entity == "AGE"]
+        if ages:
+            hit = u.filter(c.is_in(ages) & v.str.contains(r"^[0-9]{1,3}$"))
+            hit = hit.filter(v.cast(pl.Int64, strict=False) <= 130)
+            for col, rows in hit.group_by("c").agg(pl.col("n").sum()).iter_rows():
+                stats[col].shape_counts["age"] += int(rows)
+        vocab = header_rules().get("vocabulary", {})
+        for ent in {h.entity for h in hints if h.entity in vocab}:  # type: ignore[operator]
+            cols = [i for i, h in enumerate(hints) if h.entity == ent]
+            words = [str(w).lower() for w in vocab[ent]]  # type: ignore[index]
+            hit = u.filter(c.is_in(cols) & v.str.to_lowercase().is_in(words))
+            for col, rows in hit.group_by("c").agg(pl.col("n").sum()).iter_rows():
+                stats[col].shape_counts["vocab"] += int(rows)
+
+    def _text_subsample_wide(self, stats: list[ColumnStats], wordy: pl.DataFrame) -> None:
+        room = pl.DataFrame(
+            {"c": range(len(stats)), "room": [TEXT_DETECTOR_SAMPLE - st.sub_seen for st in stats]},
+            schema={"c": pl.UInt32, "room": pl.Int64},
+        )
+        take = (
+            wordy.join(room.filter(pl.col("room") > 0), on="c")
+            .filter(pl.int_range(pl.len()).over("c") < pl.col("room"))
+            .select("c", "n", pl.col("v").str.slice(0, 2000).str.replace_all(r"[\r\n]", " "))
+        )
+        if take.height == 0:
+            return
+        cols, rows, texts = (take.get_column(k).to_list() for k in ("c", "n", "v"))
+        # One detector call per block of values, not one per column.
+        by_col: dict[int, list[tuple[str, int, int, str]]] = {}
+        for start in range(0, len(texts), 20_000):
+            for ent, i, digest, masked in _detect_lines(texts[start : start + 20_000]):
+                by_col.setdefault(cols[start + i], []).append((ent, start + i, digest, masked))
+        for col, found in by_col.items():
+            _add_detections(stats[col], found, rows)
+        for col, n_vals, n_rows in take.group_by("c").agg(pl.len(), pl.col("n").sum()).iter_rows():
+            stats[col].sub_seen += int(n_vals)
+            stats[col].sub_rows += int(n_rows)
 
     def _whole_values(self, st: ColumnStats, u: pl.DataFrame) -> pl.DataFrame:
         """``u``: distinct values ``v`` with their row counts ``n`` (and ``len``). Returns the rows of ``u``
@@ -454,36 +736,19 @@ class TableClassifier:
         elif hint.entity == "GENDER" and dt.is_integer():
             st.shape_counts["vocab"] += int(values.is_in([0, 1, 2]).sum())
 
-    def _text_subsample(self, st: ColumnStats, strings: pl.Series) -> None:
+    def _text_subsample(self, st: ColumnStats, wordy: pl.DataFrame) -> None:
         """Names, addresses and sensitive categories from the per-value text detectors, on a bounded
-        subsample (these detectors read context and are not vectorized). The values go through the
-        detectors as one text, one value a line, so the cost is one call per column, not one per value."""
-        from piguard.detect import default_registry, scan_text
-
-        reg = default_registry()
-        if not any(d.name != "structured" for d in reg.detectors):
+        subsample (these detectors read context and are not vectorized). ``wordy``: distinct values with
+        words (``v``) and their row counts (``n``). The values go through the detectors as one text, one
+        value a line, so the cost is one call per column, not one per value."""
+        take = wordy.head(TEXT_DETECTOR_SAMPLE - st.sub_seen)
+        if take.height == 0:
             return
-        wordy = strings.filter(strings.str.contains(r"[\u4e00-\u9fff]|[A-Za-z]{2,}"))
-        take = wordy.head(TEXT_DETECTOR_SAMPLE - st.sub_seen).str.slice(0, 2000)
-        take = take.str.replace_all(r"[\r\n]", " ")
-        if take.len() == 0:
-            return
-        st.sub_seen += take.len()
-        structured = set(reg.detectors[0].entities)
-        text = "\n".join(take.to_list())
-        lines: dict[str, set[int]] = {}
-        with _TEXT_LOCK:  # the text detectors (models, caches) are not known to be thread-safe
-            findings = scan_text(text, registry=reg)
-        for f in findings:
-            if f.entity in structured:
-                continue
-            lines.setdefault(f.entity, set()).add(f.line)
-            # Hashes of the found strings, kept in memory only: a phrase repeated by a template is not
-            # many people.
-            st.sub_distinct.setdefault(f.entity, set()).add(_stable_hash(text[f.start : f.end]))
-            st.add_example(f.entity, f.masked)
-        for ent, ls in lines.items():
-            st.sub_counts[ent] += len(ls)
+        texts = take.get_column("v").str.slice(0, 2000).str.replace_all(r"[\r\n]", " ").to_list()
+        rows = take.get_column("n").to_list()
+        _add_detections(st, _detect_lines(texts), rows)
+        st.sub_seen += take.height
+        st.sub_rows += sum(rows)
 
     # --- verdicts --------------------------------------------------------------------------------------
     def verdicts(self) -> list[ColumnVerdict]:
@@ -491,6 +756,38 @@ class TableClassifier:
         for st in self.columns.values():
             out.extend(column_verdicts(st))
         return out
+
+
+def _detect_lines(texts: list[str]) -> list[tuple[str, int, int, str]]:
+    """Run the registry's text detectors (not the structured one) over ``texts``, one value a line, in
+    one call. Returns (entity, index of the value, hash of the found string, masked string) per finding;
+    the hashes stay in memory (a phrase repeated by a template is not many people)."""
+    from piguard.detect import default_registry, scan_text
+
+    reg = default_registry()
+    if not texts or not any(d.name != "structured" for d in reg.detectors):
+        return []
+    structured = set(reg.detectors[0].entities)
+    text = "\n".join(texts)
+    with _TEXT_LOCK:  # the text detectors (models, caches) are not known to be thread-safe
+        findings = scan_text(text, registry=reg)
+    return [
+        (f.entity, f.line - 1, _stable_hash(text[f.start : f.end]), f.masked)
+        for f in findings
+        if f.entity not in structured
+    ]
+
+
+def _add_detections(st: ColumnStats, found: list[tuple[str, int, int, str]], rows: list[int]) -> None:
+    """Fold ``_detect_lines`` findings for one column into its stats; ``rows[i]``: rows value i stands for."""
+    lines: dict[str, set[int]] = {}
+    for ent, i, digest, masked in found:
+        lines.setdefault(ent, set()).add(i)
+        st.sub_distinct.setdefault(ent, set()).add(digest)
+        st.add_example(ent, masked)
+    for ent, idx in lines.items():
+        st.sub_counts[ent] += len(idx)
+        st.sub_hit_rows[ent] += sum(rows[i] for i in idx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +798,8 @@ class ColumnVerdict:
     confidence: float
     evidence: str  # why, in words (header, validated share)
     examples_masked: tuple[str, ...]
+    # The figures behind ``share``: rows holding the entity, rows judged, and how they were counted.
+    counts: dict[str, object] = field(default_factory=dict)
 
 
 def _is_sequence(nums: list[int]) -> bool:
@@ -573,8 +872,12 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
             conf * (min(1.0, share / SHARE_NO_HEADER) if not in_text and not named else 1.0), 3
         )
         decided.add(ent)
+        basis = "validated values inside text" if in_text else "validated whole values"
+        counts = {"basis": basis, "rows_with_entity": rows, "non_empty": n}
         out.append(
-            ColumnVerdict(st.name, ent, round(share, 4), confidence, why, tuple(st.examples.get(ent, ())))
+            ColumnVerdict(
+                st.name, ent, round(share, 4), confidence, why, tuple(st.examples.get(ent, ())), counts
+            )
         )
 
     # Names and addresses: vectorized shapes, then the text detectors' subsample.
@@ -592,23 +895,42 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
             ) + f"{share:.0%} of values have the shape of a {ent.lower()}"
             conf = round(min(0.95, 0.55 + 0.4 * share + (0.1 if named else 0.0)), 3)
             decided.add(ent)
+            counts = {"basis": f"shape of a {ent.lower()}", "rows_with_entity": shape, "non_empty": n}
             out.append(
-                ColumnVerdict(st.name, ent, round(share, 4), conf, why, tuple(st.examples.get(ent, ())))
+                ColumnVerdict(
+                    st.name, ent, round(share, 4), conf, why, tuple(st.examples.get(ent, ())), counts
+                )
             )
     if st.sub_seen:
         for ent, hits in st.sub_counts.most_common():
             if ent in decided:
                 continue
-            share = hits / st.sub_seen
+            share = sample_share(st, ent)
             distinct = len(st.sub_distinct.get(ent, ()))
             if distinct < 2 or distinct < 0.1 * hits:
                 continue  # one phrase repeated row after row is a template, not many people
             needed = SHARE_WITH_HEADER if hint.entity == ent else SHARE_NO_HEADER
             if (free_text and hits >= 1) or share >= needed:
                 decided.add(ent)
-                why = f"text detectors found {ent} in {hits} of {st.sub_seen} sampled values"
+                why = (
+                    f"text detectors found {ent} in {hits} of {st.sub_seen} sampled values "
+                    f"({st.sub_hit_rows[ent]} of the {st.sub_rows} rows they stand for); "
+                    f"{st.wordy_rows} of {st.word_checked_rows} values read for it have words"
+                )
+                counts = {
+                    "basis": "text detectors on a sample",
+                    "rows_with_entity": round(share * n),
+                    "non_empty": n,
+                    "sampled_values": st.sub_seen,
+                    "sampled_rows": st.sub_rows,
+                    "sampled_rows_with_entity": st.sub_hit_rows[ent],
+                    "rows_with_words": st.wordy_rows,
+                    "rows_checked_for_words": st.word_checked_rows,
+                }
                 out.append(
-                    ColumnVerdict(st.name, ent, round(share, 4), 0.7, why, tuple(st.examples.get(ent, ())))
+                    ColumnVerdict(
+                        st.name, ent, round(share, 4), 0.7, why, tuple(st.examples.get(ent, ())), counts
+                    )
                 )
 
     # Entities only a header can name (no validator exists for gender, ethnicity, income...).
@@ -617,13 +939,20 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
         shape_key = {"DATE_OF_BIRTH": "date", "GPS_COORDINATE": "coordinate", "AGE": "age"}.get(ent)
         vocab = ent in header_rules().get("vocabulary", {})  # type: ignore[operator]
         if vocab:
-            share = st.shape_counts["vocab"] / n
-            ok = share >= SHARE_NO_HEADER
+            matched = st.shape_counts["vocab"]
+            share, ok, basis = matched / n, matched / n >= SHARE_NO_HEADER, "header, values in its vocabulary"
         elif shape_key:
-            share = st.shape_counts[shape_key] / n
-            ok = share >= SHARE_NO_HEADER
+            matched = st.shape_counts[shape_key]
+            share, ok, basis = (
+                matched / n,
+                matched / n >= SHARE_NO_HEADER,
+                f"header, values of {shape_key} shape",
+            )
         else:
-            share, ok = 1.0, ent not in ("PERSON", "ADDRESS")
+            # Nothing in the values can confirm these (income, diagnosis...): the header speaks for every
+            # non-empty value, and the evidence says so.
+            matched, share, ok = n, 1.0, ent not in ("PERSON", "ADDRESS")
+            basis = "header only (no validator for this entity; share assumed)"
         if ok:
             out.append(
                 ColumnVerdict(
@@ -633,9 +962,21 @@ def column_verdicts(st: ColumnStats) -> list[ColumnVerdict]:
                     _HEADER_ONLY_CONFIDENCE,
                     header_ev,
                     tuple(st.examples.get(ent, ())),
+                    {"basis": basis, "rows_with_entity": matched, "non_empty": n},
                 )
             )
     return out
+
+
+def sample_share(st: ColumnStats, entity: str) -> float:
+    """Share of non-empty rows holding ``entity`` by the text detectors' subsample: the share of rows whose
+    value has words at all (counted in the batches the subsample read), times the share of sampled rows
+    (weighted by how often each sampled value occurs) in which the entity was found."""
+    if not st.sub_rows or not st.non_null:
+        return 0.0
+    if not st.word_checked_rows:
+        return 0.0
+    return min(1.0, (st.sub_hit_rows[entity] / st.sub_rows) * (st.wordy_rows / st.word_checked_rows))
 
 
 def _validatable(entity: str) -> bool:

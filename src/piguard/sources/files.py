@@ -1,31 +1,46 @@
 """Text sources: walk paths, sniff encodings, skip binaries, stream decoded text in bounded chunks.
 
 Every problem with an input becomes a ``Skip`` note naming the path; nothing here raises for bad input.
+
+* Only regular files are read: a FIFO, socket or device named on the command line or met in a directory
+  is skipped with a note (opening a FIFO would block forever). Files are opened non-blocking and checked
+  again after opening, so one swapped for a FIFO in between is refused too.
+* ``-`` is standard input (``STDIN``), read once as a stream; gzip is recognised by its magic bytes there.
+* ``.gz`` inputs are inflated under ``ReadLimits`` (size and ratio): a decompression bomb ends in a named
+  skip after what was read so far, not in a 15-minute scan.
+* Encodings are sniffed by ``piguard.sources.encoding``; bytes that are not text in the file's encoding
+  are replaced with U+FFFD and counted (``TextFile.bad_bytes``), never a reason to skip the file.
 """
 
 from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import os
 import stat
+import sys
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import charset_normalizer
+from piguard.sources.encoding import ERRORS, SNIFF_BYTES, NotText, ReplacementCounter, sniff
+from piguard.sources.limits import ReadLimits
+from piguard.sources.paths import display_path
 
 TEXT_SUFFIXES = {
     ".txt", ".log", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".html", ".htm",
     ".xml", ".yaml", ".yml", ".sql", ".ini", ".conf", ".cfg", ".properties", ".rst", ".text", ".out", "",
 }  # fmt: skip
-SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 4 * 1024 * 1024
 # A line longer than this is cut at a safe character so memory stays bounded (a 500 MB single line).
 MAX_CHUNK_CHARS = 8 * 1024 * 1024
 _SAFE_CUT_SEARCH = 4096
+# The path that names standard input.
+STDIN = "-"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,47 +66,81 @@ class TextFile:
     encoding: str = "utf-8"
     compressed: bool = False
     size: int = 0
-    replaced_bytes: bool = False
+    replaced_bytes: bool = False  # some bytes were not text in ``encoding`` and became U+FFFD
+    bad_bytes: int = 0  # how many
+    notes: list[str] = field(default_factory=list)  # e.g. a byte-order mark that was not one
+
+    def note(self) -> str | None:
+        """One line for the report: what was odd about the bytes, or None."""
+        parts = list(self.notes)
+        if self.bad_bytes:
+            parts.append(f"{self.bad_bytes} invalid byte(s) replaced with U+FFFD")
+        return "; ".join(parts) or None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "special file"
 
 
 def iter_paths(paths: list[str], skips: list[Skip]) -> Iterator[str]:
-    """Yield regular files under ``paths`` (sorted, depth-first). Symlinks are followed, loops and broken
-    links become skip notes."""
+    """Yield regular files under ``paths`` (sorted, depth-first), and ``STDIN`` for ``-``. Symlinks are
+    followed; loops, broken links and files that are not regular (FIFOs, sockets, devices) become skip
+    notes."""
     seen_dirs: set[tuple[int, int]] = set()
     for raw in paths:
+        if raw == STDIN:
+            yield STDIN
+            continue
         p = Path(raw)
         if p.is_symlink() and not p.exists():
-            skips.append(Skip(raw, "broken symbolic link"))
+            skips.append(Skip(display_path(raw), "broken symbolic link"))
             continue
-        if not p.exists():
-            skips.append(Skip(raw, "no such file or directory"))
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            skips.append(Skip(display_path(raw), "no such file or directory"))
             continue
-        if p.is_dir():
+        except OSError as exc:
+            skips.append(Skip(display_path(raw), f"cannot stat: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
             yield from _walk(p, seen_dirs, skips)
-        else:
+        elif stat.S_ISREG(st.st_mode):
             yield str(p)
+        else:
+            skips.append(Skip(display_path(raw), f"not a regular file but a {_kind(st.st_mode)}; not read"))
 
 
 def _walk(root: Path, seen: set[tuple[int, int]], skips: list[Skip]) -> Iterator[str]:
     try:
         st = root.stat()
     except OSError as exc:
-        skips.append(Skip(str(root), f"cannot stat: {exc.strerror or exc}"))
+        skips.append(Skip(display_path(str(root)), f"cannot stat: {exc.strerror or exc}"))
         return
     key = (st.st_dev, st.st_ino)
     if key in seen:
-        skips.append(Skip(str(root), "directory loop (already visited through a symbolic link)"))
+        skips.append(
+            Skip(display_path(str(root)), "directory loop (already visited through a symbolic link)")
+        )
         return
     seen.add(key)
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
-        skips.append(Skip(str(root), f"cannot list directory: {exc.strerror or exc}"))
+        skips.append(Skip(display_path(str(root)), f"cannot list directory: {exc.strerror or exc}"))
         return
     for entry in entries:
         path = Path(entry.path)
         if entry.is_symlink() and not path.exists():
-            skips.append(Skip(entry.path, "broken symbolic link"))
+            skips.append(Skip(display_path(entry.path), "broken symbolic link"))
             continue
         try:
             if entry.is_dir():
@@ -99,49 +148,107 @@ def _walk(root: Path, seen: set[tuple[int, int]], skips: list[Skip]) -> Iterator
             elif entry.is_file():
                 yield entry.path
             else:
-                skips.append(Skip(entry.path, "not a regular file"))
+                kind = _kind(entry.stat().st_mode)
+                skips.append(Skip(display_path(entry.path), f"not a regular file but a {kind}; not read"))
         except OSError as exc:
-            skips.append(Skip(entry.path, f"cannot stat: {exc.strerror or exc}"))
+            skips.append(Skip(display_path(entry.path), f"cannot stat: {exc.strerror or exc}"))
 
 
 class UnreadableInput(Exception):
     """Raised by ``open_text`` with a message fit for the user (the path is added by the caller)."""
 
 
-def _open_binary(path: str) -> tuple[BinaryIO, bool]:
+def open_regular(path: str) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file. Opened non-blocking, so a FIFO put in its
+    place after the walk cannot hang the scan, and checked with ``fstat`` on the open descriptor."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableInput(f"not a regular file but a {_kind(mode)}; not read")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class BoundedInflate(io.RawIOBase):
+    """A gzip stream that stops with ``UnreadableInput`` once it inflates past ``limits`` (size, ratio).
+
+    The ratio is judged against the compressed bytes consumed so far, so a bomb is stopped within the
+    first ``RATIO_GRACE_BYTES`` of output, not after the whole file."""
+
+    def __init__(self, raw: BinaryIO, limits: ReadLimits) -> None:
+        self._raw = raw
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._limits = limits
+        self.inflated = 0
+        self._stop: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        # The read that crosses a bound is still handed over (it is scanned); the next one stops.
+        if self._stop is not None:
+            raise UnreadableInput(self._stop)
+        n = self._gz.readinto(buf)
+        self.inflated += n
+        self._stop = self._limits.check_inflation(self.inflated, self._compressed())
+        return n
+
+    def _compressed(self) -> int:
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):  # a pipe: count the inflated bytes only against the size bound
+            return self.inflated
+
+    def close(self) -> None:
+        try:
+            self._gz.close()
+        finally:
+            self._raw.close()
+            super().close()
+
+
+def _open_binary(path: str, limits: ReadLimits | None = None) -> tuple[BinaryIO, bool]:
     """The caller closes the returned file."""
+    limits = limits or ReadLimits.from_env()
+    if path == STDIN:
+        raw: BinaryIO = io.BufferedReader(_StdinRaw())
+        if raw.peek(2)[:2] == _GZIP_MAGIC:
+            return io.BufferedReader(BoundedInflate(raw, limits), BLOCK_BYTES), True
+        return raw, False
+    raw = open_regular(path)
     if path.endswith(".gz"):
-        return gzip.GzipFile(path, "rb"), True
-    return Path(path).open("rb"), False
+        return io.BufferedReader(BoundedInflate(raw, limits), BLOCK_BYTES), True
+    return raw, False
+
+
+class _StdinRaw(io.RawIOBase):
+    """Standard input's bytes, left open when the reader is closed (it is not ours to close)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # stdin closed or replaced by a text-only object
+            return 0
+        data = stream.read1(len(buf)) if hasattr(stream, "read1") else stream.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
 
 
 def _sniff(head: bytes) -> tuple[str, int]:
-    """Return (codec, bytes of BOM to skip)."""
-    for bom, codec in (
-        (codecs.BOM_UTF32_LE, "utf-32-le"),
-        (codecs.BOM_UTF32_BE, "utf-32-be"),
-        (codecs.BOM_UTF8, "utf-8"),
-        (codecs.BOM_UTF16_LE, "utf-16-le"),
-        (codecs.BOM_UTF16_BE, "utf-16-be"),
-    ):
-        if head.startswith(bom):
-            return codec, len(bom)
-    if b"\x00" in head:
-        raise UnreadableInput("binary file (NUL bytes, no Unicode byte-order mark)")
+    """Return (codec, bytes at the start to skip). Kept for callers of the old API."""
     try:
-        head.decode("utf-8")
-        return "utf-8", 0
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 4:  # a character cut by the sniff window
-            return "utf-8", 0
-    best = charset_normalizer.from_bytes(head).best()
-    if best is None:
-        raise UnreadableInput("binary or undecodable file (no text encoding fits)")
-    enc = best.encoding.lower()
-    # GB2312 and GBK are subsets of GB18030; decode with the superset so rare characters survive.
-    if enc in {"gb2312", "gbk", "gb18030", "hz", "cp936"}:
-        enc = "gb18030"
-    return enc, 0
+        found = sniff(head)
+    except NotText as exc:
+        raise UnreadableInput(str(exc)) from None
+    return found.codec, found.skip
 
 
 def is_probably_text(path: str) -> bool:
@@ -149,12 +256,12 @@ def is_probably_text(path: str) -> bool:
     return Path(name).suffix.lower() in TEXT_SUFFIXES
 
 
-def read_chunks(path: str, info: TextFile | None = None) -> Iterator[Chunk]:
+def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | None = None) -> Iterator[Chunk]:
     """Stream ``path`` as decoded text chunks ending at line boundaries. Raises ``UnreadableInput``
     before the first chunk when the file is binary or cannot be opened; errors in mid-stream (a truncated
-    gzip) raise ``UnreadableInput`` too, after the chunks already read."""
+    gzip, a decompression bomb) raise ``UnreadableInput`` too, after the chunks already read."""
     try:
-        fh, compressed = _open_binary(path)
+        fh, compressed = _open_binary(path, limits)
     except OSError as exc:
         raise UnreadableInput(f"cannot open: {exc.strerror or exc}") from None
     with fh:
@@ -162,18 +269,26 @@ def read_chunks(path: str, info: TextFile | None = None) -> Iterator[Chunk]:
             head = fh.read(SNIFF_BYTES)
         except (OSError, EOFError, zlib.error) as exc:
             raise UnreadableInput(f"cannot read: {exc}") from None
-        codec, bom = _sniff(head)
+        try:
+            found = sniff(head)
+        except NotText as exc:
+            raise UnreadableInput(str(exc)) from None
         if info is not None:
-            info.encoding, info.compressed = codec, compressed
-        decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+            info.encoding, info.compressed = found.codec, compressed
+            if found.note:
+                info.notes.append(found.note)
+        counter = ReplacementCounter()
+        counter.bytes = found.bad
+        decoder = codecs.getincrementaldecoder(found.codec)(ERRORS)
         offset, line = 0, 1
         pending = ""
-        data = head[bom:]
+        data = head[found.skip :]
         while True:
             final = not data
-            text = pending + decoder.decode(data, final=final)
-            if info is not None and "\ufffd" in text:
-                info.replaced_bytes = True
+            with counter:
+                text = pending + decoder.decode(data, final=final)
+            if info is not None and counter.bytes:
+                info.replaced_bytes, info.bad_bytes = True, counter.bytes
             if final:
                 if text:
                     yield Chunk(text, offset, line)
@@ -206,8 +321,17 @@ def _safe_cut(text: str) -> int:
 
 
 def file_size(path: str) -> int:
+    """Bytes of a regular file; 0 for anything else (standard input, FIFOs, missing files)."""
+    if path == STDIN:
+        return 0
     try:
         st = os.stat(path)
     except OSError:
         return 0
     return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+__all__ = [
+    "STDIN", "Chunk", "Skip", "TextFile", "UnreadableInput", "display_path", "file_size", "is_probably_text",
+    "iter_paths", "open_regular", "read_chunks",
+]  # fmt: skip

@@ -8,8 +8,10 @@ value leaves an executor.
     from piguard.sources.spark import scan_dataframe_spark
     dm = scan_dataframe_spark(spark.read.parquet("s3a://lake/customers/"), source="lake", table="customers")
 
-``scan_path_spark(path)`` reads a Parquet file or dataset with a session of its own (``local[2]`` unless
-``PIGUARD_SPARK_MASTER`` or an active session says otherwise). See docs/datamap.md for cluster submission.
+``scan_path_spark(path)`` reads a Parquet file, a dataset, or a lake of datasets (``lake/customers/``,
+``lake/orders/``... found the way the single-process engine finds them) with a session of its own
+(``local[2]`` unless ``PIGUARD_SPARK_MASTER`` or an active session says otherwise). See docs/datamap.md
+for cluster submission.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from piguard.detect.columns import ColumnStats, TableClassifier
-from piguard.sources.tables import DataMap, add_table_result, describe_error
+from piguard.sources.datamap import DataMap, add_table_result
+from piguard.sources.parquet import is_dataset_dir
+from piguard.sources.paths import display_path
+from piguard.sources.redact import describe_error, mask_message
+from piguard.sources.selection import table_selected
 
 _STATS_SCHEMA = "stats string"
 
@@ -114,31 +120,76 @@ def spark_session(master: str | None = None) -> Any:
 def _spark_error(exc: BaseException) -> str:
     """Spark errors carry a Java stack and a Python traceback; the Python error line is what matters."""
     lines = re.findall(r"^\s*([A-Za-z_.]*(?:Error|Exception): .+)$", str(exc), flags=re.M)
-    return lines[-1][:300] if lines else describe_error(exc)
+    return mask_message(lines[-1])[:300] if lines else describe_error(exc)
+
+
+def spark_datasets(root: Path) -> list[tuple[Path, str]]:
+    """(directory or file, table name) for every Parquet dataset under ``root``: a directory holding Parquet
+    files or ``key=value/`` partitions is one dataset; otherwise each sub-directory is looked into, and
+    Parquet files lying loose are datasets of their own."""
+    if root.is_file():
+        return [(root, root.name)]
+    if is_dataset_dir(root):
+        return [(root, root.name)]
+    out: list[tuple[Path, str]] = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return out
+    for p in entries:
+        if p.is_dir():
+            out.extend(spark_datasets(p))
+        elif p.is_file() and p.suffix.lower() == ".parquet":
+            out.append((p, p.name))
+    return out
 
 
 def scan_path_spark(
-    path: str, *, full: bool = False, sample_rows: int = 10000, master: str | None = None
+    path: str,
+    *,
+    full: bool = False,
+    sample_rows: int = 10000,
+    master: str | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> DataMap:
-    """Map a Parquet file or a directory of Parquet (one dataset) with Spark."""
+    """Map a Parquet file, a dataset, or a directory of datasets with Spark (``include`` / ``exclude``:
+    patterns on the dataset names, applied before Spark reads anything)."""
     dm = DataMap()
+    shown = display_path(path)
     try:
         import pyspark  # noqa: F401
     except ModuleNotFoundError:
-        dm.skip(path, "*", "the Spark engine needs pyspark: pip install 'piguard[spark]'")
+        dm.skip(shown, "*", "the Spark engine needs pyspark and Java 17: pip install 'piguard[spark]'")
         return dm
-    if "://" not in path and not Path(path).exists():
-        dm.skip(path, "*", "no such file or directory")
+    if "://" in path:
+        targets = [(path, Path(path.rstrip("/")).name)]  # a remote lake (s3a://, hdfs://): one dataset
+    elif not Path(path).exists():
+        dm.skip(shown, "*", "no such file or directory")
+        return dm
+    else:
+        targets = [(str(p), name) for p, name in spark_datasets(Path(path))]
+        if not targets:
+            dm.skip(shown, "*", "no Parquet dataset found")
+            return dm
+    targets = [(t, name) for t, name in targets if table_selected(name, include, exclude)]
+    if not targets:
         return dm
     try:
         spark = spark_session(master)
-        sdf = spark.read.parquet(path)
-    except Exception as exc:  # Spark wraps Java exceptions; the first line names the problem
-        dm.skip(path, "*", f"cannot read with Spark: {_spark_error(exc)}")
+    except Exception as exc:  # no Java, or a master that cannot be reached
+        dm.skip(shown, "*", f"cannot start Spark (it needs Java 17): {_spark_error(exc)}")
         return dm
-    table = Path(path.rstrip("/")).name
-    try:
-        return scan_dataframe_spark(sdf, source=path, table=table, full=full, sample_rows=sample_rows, dm=dm)
-    except Exception as exc:
-        dm.skip(path, table, f"Spark scan failed: {_spark_error(exc)}")
-        return dm
+    for target, table in targets:
+        source = display_path(target)
+        try:
+            # Only *.parquet files: a CSV or a _SUCCESS marker beside the parts is not part of the dataset.
+            sdf = spark.read.option("pathGlobFilter", "*.parquet").parquet(target)
+        except Exception as exc:  # Spark wraps Java exceptions; the first line names the problem
+            dm.skip(source, table, f"cannot read with Spark: {_spark_error(exc)}")
+            continue
+        try:
+            scan_dataframe_spark(sdf, source=source, table=table, full=full, sample_rows=sample_rows, dm=dm)
+        except Exception as exc:
+            dm.skip(source, table, f"Spark scan failed: {_spark_error(exc)}")
+    return dm

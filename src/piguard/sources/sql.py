@@ -1,23 +1,32 @@
 """SQL databases by SQLAlchemy URL (SQLite, PostgreSQL with psycopg 3, MySQL/MariaDB with PyMySQL).
 
 * Read only: PostgreSQL sessions run with ``default_transaction_read_only``, MySQL sessions with
-  ``SET SESSION TRANSACTION READ ONLY``, SQLite files are opened with ``mode=ro`` (a missing file is not
-  created). Only SELECT statements are issued.
-* Walks every schema (database on MySQL), table and view the user can see; a table it may not read is
-  reported as skipped, and the scan goes on.
+  ``SET SESSION TRANSACTION READ ONLY``; SQLite files are opened by URI with ``mode=ro`` (the path
+  percent-encoded, so ``#`` or ``?`` in a name cannot cut the URI short and a missing file is never
+  created). Only SELECT statements (and PostgreSQL's ``COPY (SELECT ...) TO STDOUT``) are issued.
+* Bounded waits (``ReadLimits.timeout_s``, ``--timeout``): the connection, including the server's first
+  reply, on every driver; then PyMySQL's read timeout on every reply, PostgreSQL's ``statement_timeout``
+  on every sampling statement plus TCP keepalives and ``tcp_user_timeout`` against a dead peer, and
+  SQLite's busy timeout on a locked file.
+* Walks every schema (database on MySQL), table and view the user can see, narrowed by ``include`` and
+  ``exclude`` patterns on ``schema.table`` before anything is reflected; a table it may not read is
+  reported as skipped, and the scan goes on. Identifiers are quoted by the dialect, so a table named with
+  ``"`` or a column named with a backtick is read like any other.
 * Samples by default: ``TABLESAMPLE SYSTEM`` on PostgreSQL tables; on MySQL/MariaDB and SQLite a bounded
   random sample of key ranges (index seeks at random points of an integer primary key / rowid); views are
   read up to ``sample_rows`` rows. ``full`` streams every row through a server-side cursor in batches.
 * Text cells are cut on the server to 1 MiB + 1 character, so a 100 MB cell never crosses the wire whole;
   binary columns are not read.
+* Messages never carry the URL's password or the data a driver quotes (``piguard.sources.redact``).
 """
 
 from __future__ import annotations
 
 import io
 import random
-import re
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -25,7 +34,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from piguard.detect.columns import MAX_CELL_CHARS
-from piguard.sources.tables import BATCH_ROWS, TableScan, describe_error
+from piguard.sources.datamap import BATCH_ROWS, TableScan
+from piguard.sources.limits import ReadLimits
+from piguard.sources.paths import display_path
+from piguard.sources.redact import describe_error, parse_url, redact_url, url_identifiers, url_secrets
+from piguard.sources.selection import schema_selected, table_selected
 
 SYSTEM_SCHEMAS = {
     "information_schema", "pg_catalog", "pg_toast", "mysql", "performance_schema", "sys",
@@ -34,34 +47,92 @@ SQL_BATCH_ROWS = 50_000
 COPY_BLOCK_BYTES = 32 << 20
 # Random key ranges read per table when sampling by primary key.
 SAMPLE_RANGES = 20
-CONNECT_TIMEOUT_S = 10
 APPLICATION_NAME = "piguard-scan"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# The extra that installs each backend's driver (the core install reads SQLite only).
+_DRIVER_HINT = {
+    "postgresql": "pip install 'piguard[db]' (psycopg)",
+    "mysql": "pip install 'piguard[db]' (PyMySQL)",
+    "mariadb": "pip install 'piguard[db]' (PyMySQL)",
+}
 
 
 def redact(url: str) -> str:
-    return re.sub(r"(://[^:/@\s]+):[^@/\s]+@", r"\1:***@", url)
+    """The URL as reports show it: password hidden by SQLAlchemy's own renderer."""
+    return redact_url(url)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine whose every session is read only."""
-    u = sa.make_url(url)
+def is_sqlite_file(path: str) -> bool:
+    """A regular file that starts with SQLite's header (whatever its name)."""
+    try:
+        p = Path(path)
+        if not p.is_file():
+            return False
+        with p.open("rb") as fh:
+            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def sqlite_engine(path: str, limits: ReadLimits | None = None) -> Engine:
+    """An engine on an existing SQLite file, opened read-only by URI; never creates a file."""
+    limits = limits or ReadLimits.from_env()
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError("no such SQLite file (it is never created)")
+    if not p.is_file():
+        raise ValueError("not a regular file")
+    # Path.as_uri percent-encodes '#', '?', '%' and bytes that are not UTF-8; SQLite decodes them back.
+    uri = p.absolute().as_uri() + "?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=limits.timeout_s, check_same_thread=False)
+
+    return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
+
+
+def make_engine(url: str, limits: ReadLimits | None = None) -> Engine:
+    """An engine whose every session is read only and whose every wait is bounded."""
+    limits = limits or ReadLimits.from_env()
+    # As the user meant it: a password holding an unencoded '@' is still the password (redact.parse_url).
+    u = parse_url(url) or sa.make_url(url)
     backend = u.get_backend_name()
+    timeout = limits.timeout_s
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         db = u.database or ""
         if not db or db == ":memory:":
             raise ValueError("an in-memory SQLite database holds nothing to scan")
-        # URI form so the file is opened read only and never created.
-        u = u.set(database=f"file:{db}?mode=ro", query={**u.query, "uri": "true"})
-    elif backend == "postgresql":
+        if u.query and not Path(db).exists():
+            raise FileNotFoundError(
+                "no such SQLite file (it is never created); a '?' in a file name is written %3F in a URL, "
+                "or give the file's path instead of a URL"
+            )
+        return sqlite_engine(db, limits)
+    if backend == "postgresql":
+        ms = int(timeout * 1000)
         connect_args = {
-            "connect_timeout": CONNECT_TIMEOUT_S,
-            "options": "-c default_transaction_read_only=on -c statement_timeout=0",
+            # libpq counts whole seconds and treats values under 2 as 2.
+            "connect_timeout": max(2, round(timeout)),
+            "options": f"-c default_transaction_read_only=on -c statement_timeout={ms}",
             "application_name": APPLICATION_NAME,
+            "keepalives": 1,
+            "keepalives_idle": max(1, int(timeout)),
+            "keepalives_interval": max(1, int(timeout / 3)),
+            "keepalives_count": 3,
+            "tcp_user_timeout": ms,
         }
     elif backend in ("mysql", "mariadb"):
-        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": 600}
-    eng = sa.create_engine(u, connect_args=connect_args, pool_pre_ping=True)
+        # PyMySQL reads the server's greeting under read_timeout: without it a server that accepts and
+        # never answers holds the scan for good.
+        connect_args = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+    try:
+        eng = sa.create_engine(u, connect_args=connect_args, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        hint = _DRIVER_HINT.get(backend)
+        raise ModuleNotFoundError(
+            f"the {backend} driver ({exc.name}) is not installed" + (f": {hint}" if hint else "")
+        ) from None
 
     if backend in ("mysql", "mariadb"):
 
@@ -74,23 +145,47 @@ def make_engine(url: str) -> Engine:
     return eng
 
 
-def iter_sql_tables(url: str, *, full: bool, sample_rows: int) -> Iterator[TableScan | dict[str, str]]:
-    source = redact(url)
+def iter_sql_tables(
+    url: str,
+    *,
+    full: bool,
+    sample_rows: int,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    limits: ReadLimits | None = None,
+    sqlite_path: str | None = None,
+) -> Iterator[TableScan | dict[str, str]]:
+    """The tables of the database at ``url`` (or of the SQLite file ``sqlite_path``), lazily."""
+    source = display_path(sqlite_path) if sqlite_path else redact_url(url)
+    secrets = () if sqlite_path else url_secrets(url)
+    known = [display_path(sqlite_path)] if sqlite_path else list(url_identifiers(url))
     try:
-        eng = make_engine(url)
+        eng = sqlite_engine(sqlite_path, limits) if sqlite_path else make_engine(url, limits)
     except Exception as exc:
-        yield {"source": source, "table": "*", "reason": f"bad database URL: {describe_error(exc)}"}
+        why = describe_error(exc, secrets=secrets, keep=known)
+        yield {"source": source, "table": "*", "reason": f"cannot open the database: {why}"}
         return
     try:
         try:
             with eng.connect() as conn:
-                tables = _list_tables(conn)
+                tables = _list_tables(conn, include, exclude)
         except Exception as exc:
-            yield {"source": source, "table": "*", "reason": f"cannot connect: {describe_error(exc)}"}
+            why = describe_error(exc, secrets=secrets, keep=known)
+            yield {"source": source, "table": "*", "reason": f"cannot connect: {why}"}
             return
         for schema, name, kind in tables:
             qualified = f"{schema}.{name}" if schema else name
-            ts = TableScan(source, qualified, "full" if full else "sample", lambda: iter(()))
+            if not table_selected(qualified, include, exclude):
+                continue
+            ts = TableScan(
+                source,
+                qualified,
+                "full" if full else "sample",
+                lambda: iter(()),
+                expected_rows=None if full else sample_rows,
+                identifiers=[name, schema or "", *known],
+                secrets=secrets,
+            )
             ts.batches = _batches(eng, schema, name, kind, full=full, sample_rows=sample_rows, scan=ts)
             yield ts
     finally:
@@ -98,14 +193,20 @@ def iter_sql_tables(url: str, *, full: bool, sample_rows: int) -> Iterator[Table
         eng.dispose()
 
 
-def _list_tables(conn: Connection) -> list[tuple[str | None, str, str]]:
+def _list_tables(
+    conn: Connection, include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> list[tuple[str | None, str, str]]:
     insp = sa.inspect(conn)
     backend = conn.dialect.name
     out: list[tuple[str | None, str, str]] = []
     if backend == "sqlite":
         schemas: list[str | None] = [None]
     else:
-        schemas = [s for s in insp.get_schema_names() if s.lower() not in SYSTEM_SCHEMAS]
+        schemas = [
+            s
+            for s in insp.get_schema_names()
+            if s.lower() not in SYSTEM_SCHEMAS and schema_selected(s, include, exclude)
+        ]
     for schema in schemas:
         for t in sorted(insp.get_table_names(schema=schema)):
             out.append((schema, t, "table"))
@@ -137,6 +238,9 @@ def _batches(  # type: ignore[no-untyped-def]
     def run() -> Iterator[pl.DataFrame]:
         with eng.connect() as conn:
             table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+            if conn.dialect.name in ("mysql", "mariadb"):
+                table = _mysql_true_names(conn, table)
+            scan.identifiers.extend(c.name for c in table.columns)
             binary = [c.name for c in table.columns if _is_binary(c.type)]
             for b in binary:  # an empty binary column: the classifier reports it as not scanned
                 yield pl.DataFrame({b: pl.Series(b, [], dtype=pl.Binary)})
@@ -155,6 +259,31 @@ def _batches(  # type: ignore[no-untyped-def]
             conn.rollback()
 
     return run
+
+
+def _mysql_true_names(conn: Connection, table: sa.Table) -> sa.Table:
+    """SQLAlchemy 2.0/2.1 reflects MySQL columns from SHOW CREATE TABLE without undoing its escaping, so a
+    column named ``sh`ouji`` comes back as ``sh``ouji`` and every SELECT naming it fails. The names in
+    information_schema are the true ones: where a reflected name is not among them and its unescaped form
+    is, the table is rebuilt with the true name (same types)."""
+    if not any("``" in c.name for c in table.columns):
+        return table
+    true = set(
+        conn.execute(
+            sa.text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = COALESCE(:s, DATABASE()) AND table_name = :t"
+            ),
+            {"s": table.schema, "t": table.name},
+        ).scalars()
+    )
+    cols = []
+    for c in table.columns:
+        real = (
+            c.name.replace("``", "`") if c.name not in true and c.name.replace("``", "`") in true else c.name
+        )
+        cols.append(sa.Column(real, c.type, primary_key=c.primary_key))
+    return sa.Table(table.name, sa.MetaData(), *cols, schema=table.schema)
 
 
 def _pg_copy(
@@ -191,6 +320,10 @@ def _pg_copy(
 
     parts: list[bytes] = []
     size = 0
+    with raw.cursor() as cur:
+        # One COPY reads the whole table and may rightly take longer than --timeout: lift the statement
+        # timeout for this transaction only. A dead peer is still caught by the TCP timeouts.
+        cur.execute("SET LOCAL statement_timeout = 0")
     with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT") as cp:  # type: ignore[union-attr]
         for data in cp:
             parts.append(bytes(data))
@@ -268,7 +401,8 @@ def _statements(
 
 
 def _pg_estimate(conn: Connection, table: sa.Table) -> int:
-    qualified = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    # The dialect's own quoting: a name holding '"' is doubled, as to_regclass expects.
+    qualified = conn.dialect.identifier_preparer.format_table(table)
     row = conn.execute(
         sa.text(
             "SELECT reltuples::bigint, pg_relation_size(c.oid) / current_setting('block_size')::int "
@@ -294,4 +428,13 @@ def _int_key(table: sa.Table, backend: str) -> Any:
     return None
 
 
-__all__ = ["BATCH_ROWS", "iter_sql_tables", "make_engine", "redact"]
+__all__ = [
+    "BATCH_ROWS",
+    "is_sqlite_file",
+    "iter_sql_tables",
+    "make_engine",
+    "redact",
+    "schema_selected",
+    "sqlite_engine",
+    "table_selected",
+]  # fmt: skip
