@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import phonenumbers
 import polars as pl
@@ -67,7 +68,8 @@ class Normalised:
 def _upgrade_15(ids15: pl.Series) -> pl.Series:
     """15-digit IDs to 18: insert the century, append the check digit (python-stdnum computes it)."""
     body = ids15.str.slice(0, 6) + "19" + ids15.str.slice(6, 9)
-    return pl.Series([b + ric.calc_check_digit(b) for b in body.to_list()], dtype=pl.String)
+    # stdnum's calc_check_digit reads the number with a placeholder where the check digit goes.
+    return pl.Series([b + ric.calc_check_digit(b + "0") for b in body.to_list()], dtype=pl.String)
 
 
 def _phones(values: pl.Series) -> pl.Series:
@@ -137,3 +139,25 @@ def normalise(values: Sequence[str | None] | pl.Series, id_type: str = "auto") -
     empty = int(empty_mask.sum())
     invalid = frame.height - empty - sum(by_type.values())
     return Normalised(keys=keys, rows=frame.height, invalid=invalid, empty=empty, by_type=by_type)
+
+
+MAX_TABLE_BYTES = 4 * 1024**3
+
+
+def read_table(path: str | Path, column: str) -> pl.DataFrame:
+    """A CSV/TSV file as strings (nothing inferred, so leading zeros and ``X`` survive), checked to hold
+    ``column``. Errors name the file and the column, never a cell."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"identifier file {p} does not exist or is not a file")
+    if p.stat().st_size > MAX_TABLE_BYTES:
+        raise InputError(f"identifier file {p} is larger than {MAX_TABLE_BYTES} bytes")
+    sep = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        frame = pl.read_csv(p, separator=sep, infer_schema=False, encoding="utf8-lossy")
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise InputError(f"identifier file {p} is not a readable CSV ({type(exc).__name__})") from None
+    if column not in frame.columns:
+        shown = ", ".join(frame.columns[:20])
+        raise InputError(f"identifier file {p} has no column {column!r}; columns: {shown}")
+    return frame

@@ -173,6 +173,7 @@ class JointServer:
         bound = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, timeout_keep_alive=30)
         server = uvicorn.Server(config)
+        self._uvicorn = server
         reaper = threading.Thread(target=self._reap_loop, args=(server,), daemon=True)
         reaper.start()
         if ready is not None:
@@ -182,6 +183,11 @@ class JointServer:
         finally:
             self.close_all()
             sock.close()
+
+    def stop(self) -> None:
+        """Ask a running ``serve`` to return (after the current requests)."""
+        if getattr(self, "_uvicorn", None) is not None:
+            self._uvicorn.should_exit = True
 
     def _reap_loop(self, server: Any) -> None:
         while not server.should_exit:

@@ -1,0 +1,242 @@
+"""``piguard joint``: private set intersection, consortium counts and federated training between members.
+
+Every verb refuses to run (exit 2) without ``--purpose`` and ``--legal-basis``, checks the run's flows with
+the rule engine, and with ``--ledger`` writes each run to the audit log with its set sizes only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from piguard._fs import OutputPathError, atomic_write_bytes, atomic_write_text
+from piguard.joint.errors import JointError
+
+joint_app = typer.Typer(help="Compute together without sharing raw data (PSI, counts, federated models).",
+                        no_args_is_help=True)  # fmt: skip
+psi_app = typer.Typer(help="Private set intersection between two members.", no_args_is_help=True)
+joint_app.add_typer(psi_app, name="psi")
+
+T = TypeVar("T")
+
+PURPOSE = typer.Option(None, "--purpose", help="Declared purpose id (required; see docs/rules.md).")
+BASIS = typer.Option(
+    None, "--legal-basis", help="PIPL Art. 13 legal basis (required), e.g. consent, contract."
+)
+CONSENT = typer.Option(
+    None, "--consent", help="Kind of consent held for these subjects: none, explicit, separate."
+)
+CONSENT_REF = typer.Option(None, "--consent-ref", help="A consent id in the ledger that covers this run.")
+LEDGER = typer.Option(None, "--ledger", help="Ledger URL or SQLite path: check consents, log the run.")
+KEY = typer.Option(..., "--key", help="This member's private key (from `piguard passport keygen`).")
+TRUST = typer.Option(..., "--trust", help="Directory of the partners' public keys (*.pub).")
+IDS = typer.Option(..., "--ids", help="CSV/TSV file with the identifiers.")
+COLUMN = typer.Option(..., "--column", help="Column holding the identifiers.")
+ID_TYPE = typer.Option("auto", "--id-type", help="auto, cn_resident_id, phone, bank_card or email.")
+
+
+def _fail(verb: str, exc: Exception) -> typer.Exit:
+    typer.echo(f"piguard joint {verb}: {exc}", err=True)
+    return typer.Exit(2)
+
+
+@contextmanager
+def _errors(verb: str) -> Iterator[None]:
+    """Named errors become one line and exit 2 (bad input, refusal, peer trouble)."""
+    from piguard.keys import KeyFileError
+    from piguard.ledger import LedgerError
+
+    try:
+        yield
+    except (JointError, KeyFileError, LedgerError, OutputPathError) as exc:
+        raise _fail(verb, exc) from None
+
+
+def _keys(key: Path, trust: Path) -> tuple[Any, Any]:
+    from piguard.keys import load_signing_key, load_trust
+
+    return load_signing_key(key), load_trust(trust)
+
+
+def _ledger(url: str | None) -> Any:
+    if not url:
+        return None
+    from piguard.ledger import Ledger
+
+    return Ledger.open(url)
+
+
+def _declare(
+    purpose: str | None, basis: str | None, consent: str | None, consent_ref: str | None, led: Any
+) -> Any:
+    from piguard.joint.lawful import declare
+
+    return declare(purpose, basis, consent=consent, consent_ref=consent_ref, ledger=led)
+
+
+def _read_ids(ids: Path, column: str, id_type: str) -> tuple[Any, Any]:
+    from piguard.joint.identifiers import normalise, read_table
+
+    frame = read_table(ids, column)
+    return frame, normalise(frame[column], id_type)
+
+
+def _echo_json(obj: Any, err: bool = False) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True), err=err)
+
+
+def _with_ledger(url: str | None, fn: Callable[[Any], T]) -> T:
+    led = _ledger(url)
+    try:
+        return fn(led)
+    finally:
+        if led is not None:
+            led.close()
+
+
+# --- psi ----------------------------------------------------------------------------------------------------
+@psi_app.command("serve")
+def psi_serve(
+    ids: Path = IDS,
+    column: str = COLUMN,
+    port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one and prints it)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    max_ids: int = typer.Option(1_000_000, "--max-ids", help="Most identifiers one query may hold."),
+    min_ids: int = typer.Option(1, "--min-ids", help="Fewest identifiers one query may hold."),
+    max_queries: int = typer.Option(20, "--max-queries-per-day", help="Queries per partner per UTC day."),
+    limits_file: Path = typer.Option(None, "--limits", help="YAML with per-partner limits (docs/joint.md)."),
+    state: Path = typer.Option(
+        None, "--state", help="JSON file keeping the daily query counts across restarts."
+    ),
+    once: bool = typer.Option(False, "--once", help="Exit after one completed query."),
+) -> None:
+    """Serve this member's identifiers for PSI queries from trusted partners."""
+    from piguard.joint.lawful import audit, check
+    from piguard.joint.limits import Limit, Limits
+    from piguard.joint.psi import PsiServer, RunRecord
+    from piguard.joint.transport import JointServer
+
+    with _errors("psi serve"):
+        led = _ledger(ledger)
+        decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+        me, trusted = _keys(key, trust)
+        _frame, norm = _read_ids(ids, column, id_type)
+        check(decl, entities=norm.by_type, partner="PSI partners", learns_members=False, ledger=led)
+        for w in decl.warnings:
+            typer.echo(f"piguard joint psi serve: warning: {w}", err=True)
+        limits = Limits.load(limits_file, Limit(max_ids, min_ids, max_queries), state)
+        server_ref: list[Any] = []
+
+        def on_run(rec: RunRecord) -> None:
+            sizes = {"own set": rec.own_set_size, "partner set": rec.partner_set_size,
+                     "complete": rec.complete}  # fmt: skip
+            out = {"run": "psi", **rec.as_dict(), "invalid_dropped": norm.invalid}
+            out.pop("intersection_size", None)  # the serving side never learns it
+            if led is not None:
+                out["ledger_activity"] = audit(led, "psi-serve", decl, sizes, norm.by_type, rec.partner)
+            _echo_json(out, err=True)
+            if once and rec.complete and server_ref:
+                server_ref[0].stop()
+
+        proto = PsiServer(norm.unique, purpose=decl.purpose, legal_basis=decl.legal_basis, limits=limits,
+                          on_run=on_run)  # fmt: skip
+        srv = JointServer(proto, me, trusted)
+        _echo_json({"input": norm.summary()}, err=True)
+
+        def ready(bound: int) -> None:
+            typer.echo(f"listening on http://{host}:{bound}", err=True)
+            sys.stderr.flush()
+
+        server_ref.append(srv)
+        srv.serve(host, port, ready=ready)
+
+
+@psi_app.command("query")
+def psi_query(
+    url: str = typer.Argument(..., help="The serving member, e.g. http://10.0.0.5:8765"),
+    ids: Path = IDS,
+    column: str = COLUMN,
+    cardinality: bool = typer.Option(False, "--cardinality", help="Learn only the intersection's size."),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    out: Path = typer.Option(
+        ..., "--out", help="Intersection rows as CSV, or with --cardinality a JSON object."
+    ),
+) -> None:
+    """Intersect this member's identifiers with a partner's; learn the rows in common, or only how many."""
+    from piguard.joint.lawful import audit, check
+    from piguard.joint.psi import query
+
+    with _errors("psi query"):
+        led = _ledger(ledger)
+        try:
+            decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+            me, trusted = _keys(key, trust)
+            if out.parent and not out.parent.is_dir():
+                raise OutputPathError(f"cannot write {out}: directory {out.parent} does not exist")
+            t0 = time.perf_counter()
+            frame, norm = _read_ids(ids, column, id_type)
+            t_norm = time.perf_counter() - t0
+            check(decl, entities=norm.by_type, partner=url, learns_members=not cardinality, ledger=led)
+            for w in decl.warnings:
+                typer.echo(f"piguard joint psi query: warning: {w}", err=True)
+            keys = norm.unique
+            res = query(url, keys, me=me, trust=trusted, purpose=decl.purpose, legal_basis=decl.legal_basis,
+                        cardinality=cardinality)  # fmt: skip
+            report: dict[str, Any] = {
+                "mode": res.mode, "intersection_size": res.intersection_size,
+                "own_set_size": res.own_set_size, "partner_set_size": res.partner_set_size,
+                "invalid_dropped": norm.invalid, "empty_dropped": norm.empty, "rows": norm.rows,
+                "partner": res.partner, "partner_key_id": res.partner_key_id,
+                "timings": {"normalise": round(t_norm, 3), **res.timings},
+            }  # fmt: skip
+            if cardinality:
+                atomic_write_text(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+            else:
+                _write_rows(out, frame, norm.keys, {keys[i] for i in res.matched or []})
+            if led is not None:
+                sizes = {"own set": res.own_set_size, "partner set": res.partner_set_size,
+                         "intersection": res.intersection_size, "invalid dropped": norm.invalid}  # fmt: skip
+                report["ledger_activity"] = audit(led, f"psi-query-{res.mode}", decl, sizes, norm.by_type,
+                                                  res.partner)  # fmt: skip
+            _echo_json(report)
+        finally:
+            if led is not None:
+                led.close()
+
+
+def _write_rows(out: Path, frame: Any, keys: Any, matched: set[str]) -> None:
+    """The querier's own rows whose identifier is in the intersection (all columns), written atomically."""
+    import io
+
+    import polars as pl
+
+    mask = keys.is_in(pl.Series(list(matched), dtype=pl.String).implode()).fill_null(False)
+    buf = io.BytesIO()
+    frame.filter(mask).write_csv(buf)
+    atomic_write_bytes(out, buf.getvalue(), mode=0o600)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(joint_app, name="joint")
