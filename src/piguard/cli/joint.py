@@ -23,6 +23,8 @@ joint_app = typer.Typer(help="Compute together without sharing raw data (PSI, co
                         no_args_is_help=True)  # fmt: skip
 psi_app = typer.Typer(help="Private set intersection between two members.", no_args_is_help=True)
 joint_app.add_typer(psi_app, name="psi")
+count_app = typer.Typer(help="Consortium count: how many members hold each applicant.", no_args_is_help=True)
+joint_app.add_typer(count_app, name="count")
 
 T = TypeVar("T")
 
@@ -236,6 +238,193 @@ def _write_rows(out: Path, frame: Any, keys: Any, matched: set[str]) -> None:
     buf = io.BytesIO()
     frame.filter(mask).write_csv(buf)
     atomic_write_bytes(out, buf.getvalue(), mode=0o600)
+
+
+# --- count --------------------------------------------------------------------------------------------------
+def _run_logger(led: Any, decl: Any, kind: str, entities: Any, server_ref: list[Any], once: bool) -> Any:
+    from piguard.joint.lawful import audit
+
+    def on_run(rec: Any) -> None:
+        out = {"run": kind, **rec.as_dict()}
+        out.pop("intersection_size", None)
+        if led is not None:
+            sizes = {"own": rec.own_set_size, "partner set": rec.partner_set_size, "complete": rec.complete}
+            out["ledger_activity"] = audit(led, kind, decl, sizes, entities or ["PERSON"], rec.partner)
+        _echo_json(out, err=True)
+        if once and rec.complete and server_ref:
+            server_ref[0].stop()
+
+    return on_run
+
+
+def _listen(srv: Any, host: str, port: int) -> None:
+    def ready(bound: int) -> None:
+        typer.echo(f"listening on http://{host}:{bound}", err=True)
+        sys.stderr.flush()
+
+    srv.serve(host, port, ready=ready)
+
+
+@count_app.command("serve")
+def count_serve(
+    ids: Path = IDS,
+    column: str = COLUMN,
+    port: int = typer.Option(8766, "--port", help="TCP port (0 picks a free one and prints it)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    max_ids: int = typer.Option(10_000, "--max-ids", help="Most applicants one query may hold."),
+    max_queries: int = typer.Option(1000, "--max-queries-per-day", help="Queries per partner per UTC day."),
+    once: bool = typer.Option(False, "--once", help="Exit after one completed query."),
+) -> None:
+    """Answer consortium count queries as a member (e.g. over the applicants you hold an open loan for)."""
+    from piguard.joint.count import MemberServer
+    from piguard.joint.lawful import check
+    from piguard.joint.limits import Limit, Limits
+    from piguard.joint.transport import JointServer
+
+    with _errors("count serve"):
+        led = _ledger(ledger)
+        decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+        me, trusted = _keys(key, trust)
+        _frame, norm = _read_ids(ids, column, id_type)
+        check(decl, entities=norm.by_type, partner="consortium querier", learns_members=False, ledger=led)
+        ref: list[Any] = []
+        proto = MemberServer(
+            norm.unique,
+            me=me,
+            trust=trusted,
+            purpose=decl.purpose,
+            legal_basis=decl.legal_basis,
+            limits=Limits(Limit(max_ids=max_ids, max_queries_per_day=max_queries)),
+            on_run=_run_logger(led, decl, "count-member", norm.by_type, ref, once),
+        )
+        srv = JointServer(proto, me, trusted)
+        ref.append(srv)
+        _echo_json({"input": norm.summary()}, err=True)
+        _listen(srv, host, port)
+
+
+@count_app.command("aggregate")
+def count_aggregate(
+    roster: Path = typer.Option(..., "--roster", help="Directory of the consortium members' public keys."),
+    port: int = typer.Option(8767, "--port", help="TCP port (0 picks a free one and prints it)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    ledger: str = LEDGER,
+    once: bool = typer.Option(False, "--once", help="Exit after one completed query."),
+) -> None:
+    """Be the consortium's non-colluding aggregator: sum the members' sealed answers, return counts only."""
+    from piguard.joint.count import AggregatorServer
+    from piguard.joint.transport import JointServer
+    from piguard.keys import load_trust
+
+    with _errors("count aggregate"):
+        led = _ledger(ledger)
+        decl = _declare(purpose, legal_basis, None, None, led)
+        me, trusted = _keys(key, trust)
+        ref: list[Any] = []
+        proto = AggregatorServer(
+            load_trust(roster),
+            purpose=decl.purpose,
+            legal_basis=decl.legal_basis,
+            on_run=_run_logger(led, decl, "count-aggregate", None, ref, once),
+        )
+        srv = JointServer(proto, me, trusted)
+        ref.append(srv)
+        _listen(srv, host, port)
+
+
+@count_app.command("query")
+def count_query(
+    aggregator: str = typer.Option(..., "--aggregator", help="The aggregator's URL."),
+    member: list[str] = typer.Option(..., "--member", help="A member's URL (repeat for each member)."),
+    ids: Path = typer.Option(None, "--ids", help="CSV/TSV of applicants (or use --applicant)."),
+    column: str = typer.Option(None, "--column", help="Column holding the applicants' identifiers."),
+    applicant: str = typer.Option(None, "--applicant", help="One applicant's identifier; '-' reads stdin."),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    out: Path = typer.Option(None, "--out", help="Write the applicants' rows with a members_holding column."),
+) -> None:
+    """How many consortium members hold each applicant (e.g. an open loan), and nothing more."""
+    import polars as pl
+
+    from piguard.joint.count import query
+    from piguard.joint.identifiers import normalise
+    from piguard.joint.lawful import audit, check
+
+    with _errors("count query"):
+        led = _ledger(ledger)
+        try:
+            decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+            me, trusted = _keys(key, trust)
+            if (ids is None) == (applicant is None):
+                raise _input_error("give --ids FILE --column COL, or --applicant VALUE")
+            if applicant is not None:
+                value = sys.stdin.readline().strip() if applicant == "-" else applicant
+                frame = pl.DataFrame({"applicant": [value]})
+                norm = normalise(frame["applicant"], id_type)
+            else:
+                if not column:
+                    raise _input_error("--ids needs --column")
+                frame, norm = _read_ids(ids, column, id_type)
+            check(decl, entities=norm.by_type, partner=aggregator, learns_members=False, ledger=led)
+            keys = norm.unique
+            res = query(
+                aggregator,
+                member,
+                keys,
+                me=me,
+                trust=trusted,
+                purpose=decl.purpose,
+                legal_basis=decl.legal_basis,
+            )
+            by_key = dict(zip(keys, res.counts, strict=True))
+            holding = [by_key.get(k) if k is not None else None for k in norm.keys.to_list()]
+            report: dict[str, Any] = {
+                "applicants": norm.rows,
+                "valid": len(keys),
+                "invalid_dropped": norm.invalid,
+                "members": res.members,
+                "member_set_sizes": res.member_set_sizes,
+                "timings": res.timings,
+            }
+            if applicant is not None:
+                report["members_holding"] = holding[0]
+            if out is not None:
+                import io
+
+                buf = io.BytesIO()
+                frame.with_columns(members_holding=pl.Series(holding, dtype=pl.Int64)).write_csv(buf)
+                atomic_write_bytes(out, buf.getvalue(), mode=0o600)
+            if led is not None:
+                sizes = {"applicants": len(keys), "members": res.members}
+                report["ledger_activity"] = audit(led, "count-query", decl, sizes, norm.by_type, aggregator)
+            _echo_json(report)
+        finally:
+            if led is not None:
+                led.close()
+
+
+def _input_error(msg: str) -> Exception:
+    from piguard.joint.errors import InputError
+
+    return InputError(msg)
 
 
 def register(app: typer.Typer) -> None:

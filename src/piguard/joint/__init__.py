@@ -9,6 +9,8 @@ Public API::
 
 from __future__ import annotations
 
+from piguard.joint.count import AggregatorServer, CountResult, MemberServer
+from piguard.joint.count import query as count_query
 from piguard.joint.errors import (
     AuthenticationError,
     InputError,
@@ -28,7 +30,28 @@ from piguard.joint.psi import query as psi_query
 from piguard.joint.transport import Client, JointServer
 
 __all__ = [
-    "AuthenticationError", "Client", "InputError", "JointError", "JointServer", "Limit", "LimitExceededError",
-    "Limits", "MalformedMessageError", "Normalised", "NotLawfulError", "PeerError", "ProtocolVersionError",
-    "PsiResult", "PsiServer", "ReplayError", "RunRecord", "SessionError", "normalise", "psi_query",
+    "AggregatorServer",
+    "AuthenticationError",
+    "Client",
+    "CountResult",
+    "InputError",
+    "JointError",
+    "JointServer",
+    "Limit",
+    "LimitExceededError",
+    "Limits",
+    "MalformedMessageError",
+    "MemberServer",
+    "Normalised",
+    "NotLawfulError",
+    "PeerError",
+    "ProtocolVersionError",
+    "PsiResult",
+    "PsiServer",
+    "ReplayError",
+    "RunRecord",
+    "SessionError",
+    "count_query",
+    "normalise",
+    "psi_query",
 ]  # fmt: skip

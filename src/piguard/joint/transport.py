@@ -204,6 +204,7 @@ class Client:
         self.me, self.trust = me, trust
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=15.0), trust_env=False)
         self.session: wire.Session | None = None
+        self.session_welcome_raw = b""
 
     def __enter__(self) -> Client:
         return self
@@ -235,6 +236,7 @@ class Client:
         body, eph = wire.client_hello(self.me, proto, params)
         answer = self._post("/joint/v1/hello", body)
         self.session = wire.client_finish(body, eph, answer, self.trust)
+        self.session_welcome_raw = answer  # signed by the peer: a consortium query forwards it to members
         return self.session.welcome
 
     def call(self, type_: str, header: dict[str, Any] | None = None, payload: bytes = b"") -> wire.Message:
