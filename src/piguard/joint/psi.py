@@ -79,6 +79,8 @@ class _State:
     doubled: list[bytes] = field(default_factory=list)
     shuffled: bytes | None = None
     complete: bool = False
+    order: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -133,6 +135,7 @@ class PsiServer:
     def _blind_own(self, st: _State) -> None:
         order = list(range(len(self.points)))
         random.SystemRandom().shuffle(order)  # the querier sees H(y)^b in an order unrelated to the file
+        st.order = order
         try:
             for j in range(len(st.server_chunks)):
                 part = [self.points[i] for i in order[j * st.chunk : (j + 1) * st.chunk]]
@@ -254,77 +257,100 @@ def query(
     t0 = time.perf_counter()
     mode = "cardinality" if cardinality else "intersection"
     points = ecdh.hash_points(keys)
-    scalar = ecdh.new_scalar()
     timings: dict[str, float] = {"hash": time.perf_counter() - t0}
     with Client(url, me, trust, timeout=timeout) as client:
         welcome = client.hello(
             PROTOCOL, {"mode": mode, "n": len(points), "purpose": purpose, "legal_basis": legal_basis}
         )
         timings["handshake"] = time.perf_counter() - t0 - timings["hash"]
-        if welcome.get("mode") != mode:
-            raise MalformedMessageError("welcome: the server answered for another mode")
-        n_server = wire.field_int(welcome, "n", "welcome")
-        chunk = wire.field_int(welcome, "chunk", "welcome", 1, 1 << 22)
-        peer = client.session.peer if client.session else None
-        up_chunks = math.ceil(len(points) / chunk) if points else 0
-        doubled: list[bytes] = [b""] * up_chunks
-        theirs: set[bytes] = set()
-        received_theirs = [0]
-        stop = threading.Event()
-
-        def up() -> None:
-            for i in range(up_chunks):
-                if stop.is_set():
-                    return
-                part = b"".join(ecdh.blind(scalar, points[i * chunk : (i + 1) * chunk]))
-                reply = client.call("blinded", {"index": i, "last": i == up_chunks - 1}, part)
-                if mode == "intersection":
-                    if len(reply.payload) != len(part):
-                        raise PeerError(f"the server answered chunk {i} with the wrong number of values")
-                    doubled[i] = reply.payload
-
-        def down() -> None:
-            for j in range(math.ceil(n_server / chunk)):
-                if stop.is_set():
-                    return
-                reply = client.call("server_chunk", {"index": j})
-                pts = ecdh.split(reply.payload)
-                received_theirs[0] += len(pts)
-                theirs.update(ecdh.blind(scalar, pts))
-
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="psi-query") as pool:
-            futures = [pool.submit(up), pool.submit(down)]
-            try:
-                for f in futures:
-                    f.result()
-            except BaseException:
-                stop.set()
-                raise
-        timings["exchange"] = time.perf_counter() - t0 - timings["hash"] - timings["handshake"]
-        if received_theirs[0] != n_server or len(theirs) != n_server:
-            raise PeerError(
-                f"the server declared {n_server} identifiers but sent {received_theirs[0]} distinct values"
-            )
-        matched: list[int] | None = None
-        if mode == "intersection":
-            flat = ecdh.split(b"".join(doubled))
-            if len(flat) != len(points):
-                raise PeerError("the server's answers do not cover every identifier sent")
-            matched = [i for i, d in enumerate(flat) if d in theirs]
-            size = len(matched)
-        else:
-            flat = []
-            for j in range(up_chunks):
-                flat.extend(ecdh.split(client.call("double_chunk", {"index": j}).payload))
-            if len(flat) != len(points):
-                raise PeerError("the server's shuffled answers do not cover every identifier sent")
-            size = sum(1 for d in flat if d in theirs)
+        ex = exchange(client, points, welcome, mode)
         client.call("finish", {"status": "complete"})
-        timings["compare"] = time.perf_counter() - t0 - sum(timings.values())
-        timings["total"] = time.perf_counter() - t0
-        return PsiResult(
-            mode=mode, own_set_size=len(points), partner_set_size=n_server, intersection_size=size,
-            matched=matched,
-            timings={k: round(v, 3) for k, v in timings.items()},
-            partner=(peer.owner or peer.key_id) if peer else "", partner_key_id=peer.key_id if peer else "",
-        )  # fmt: skip
+    timings.update(ex.timings)
+    timings["total"] = time.perf_counter() - t0
+    peer = client.session.peer if client.session else None
+    return PsiResult(
+        mode=mode, own_set_size=len(points), partner_set_size=ex.partner_set_size, intersection_size=ex.size,
+        matched=ex.matched, timings={k: round(v, 3) for k, v in timings.items()},
+        partner=(peer.owner or peer.key_id) if peer else "", partner_key_id=peer.key_id if peer else "",
+    )  # fmt: skip
+
+
+@dataclass
+class Exchange:
+    size: int
+    partner_set_size: int
+    matched: list[int] | None  # the querier's indices in the intersection (intersection mode)
+    positions: list[int] | None  # for each matched index, its place in the server's shuffled order
+    timings: dict[str, float]
+
+
+def exchange(client: Client, points: Sequence[bytes], welcome: dict[str, Any], mode: str) -> Exchange:
+    """The querier's side of the protocol after the handshake: both directions at once, then compare."""
+    t0 = time.perf_counter()
+    scalar = ecdh.new_scalar()
+    if welcome.get("mode") != mode:
+        raise MalformedMessageError("welcome: the server answered for another mode")
+    n_server = wire.field_int(welcome, "n", "welcome")
+    chunk = wire.field_int(welcome, "chunk", "welcome", 1, 1 << 22)
+    up_chunks = math.ceil(len(points) / chunk) if points else 0
+    doubled: list[bytes] = [b""] * up_chunks
+    theirs: dict[bytes, int] = {}
+    received_theirs = [0]
+    stop = threading.Event()
+
+    def up() -> None:
+        for i in range(up_chunks):
+            if stop.is_set():
+                return
+            part = b"".join(ecdh.blind(scalar, points[i * chunk : (i + 1) * chunk]))
+            reply = client.call("blinded", {"index": i, "last": i == up_chunks - 1}, part)
+            if mode == "intersection":
+                if len(reply.payload) != len(part):
+                    raise PeerError(f"the server answered chunk {i} with the wrong number of values")
+                doubled[i] = reply.payload
+
+    def down() -> None:
+        for j in range(math.ceil(n_server / chunk)):
+            if stop.is_set():
+                return
+            reply = client.call("server_chunk", {"index": j})
+            pts = ecdh.split(reply.payload)
+            base = received_theirs[0]
+            received_theirs[0] += len(pts)
+            theirs.update(zip(ecdh.blind(scalar, pts), range(base, base + len(pts)), strict=True))
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="psi-query") as pool:
+        futures = [pool.submit(up), pool.submit(down)]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            stop.set()
+            raise
+    t_ex = time.perf_counter() - t0
+    if received_theirs[0] != n_server or len(theirs) != n_server:
+        raise PeerError(
+            f"the server declared {n_server} identifiers but sent {received_theirs[0]} distinct values"
+        )
+    matched: list[int] | None = None
+    positions: list[int] | None = None
+    if mode == "intersection":
+        flat = ecdh.split(b"".join(doubled))
+        if len(flat) != len(points):
+            raise PeerError("the server's answers do not cover every identifier sent")
+        matched, positions = [], []
+        for i, d in enumerate(flat):
+            pos = theirs.get(d)
+            if pos is not None:
+                matched.append(i)
+                positions.append(pos)
+        size = len(matched)
+    else:
+        flat = []
+        for j in range(up_chunks):
+            flat.extend(ecdh.split(client.call("double_chunk", {"index": j}).payload))
+        if len(flat) != len(points):
+            raise PeerError("the server's shuffled answers do not cover every identifier sent")
+        size = sum(1 for d in flat if d in theirs)
+    return Exchange(size, n_server, matched, positions,
+                    {"exchange": t_ex, "compare": time.perf_counter() - t0 - t_ex})  # fmt: skip
