@@ -54,4 +54,4 @@ __all__ = [
     "count_query",
     "normalise",
     "psi_query",
-]  # fmt: skip
+]

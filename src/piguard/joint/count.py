@@ -58,9 +58,17 @@ class MemberServer:
 
     name = MEMBER
 
-    def __init__(self, keys: Sequence[str], *, me: SigningKey, trust: TrustStore, purpose: str,
-                 legal_basis: str, limits: Limits | None = None,
-                 on_run: Callable[[RunRecord], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        keys: Sequence[str],
+        *,
+        me: SigningKey,
+        trust: TrustStore,
+        purpose: str,
+        legal_basis: str,
+        limits: Limits | None = None,
+        on_run: Callable[[RunRecord], None] | None = None,
+    ) -> None:
         self.points = ecdh.hash_points(keys)
         self.me, self.trust = me, trust
         self.purpose, self.legal_basis = purpose, legal_basis
@@ -86,9 +94,15 @@ class MemberServer:
             raise MalformedMessageError("aggregator box key must be 32 bytes")
         self.limits.admit(peer, n)
         with self._lock:
-            self.states[session_id] = {"peer": peer, "n": n, "box": box, "agg": agg,
-                                       "a_session": str(msg.header.get("session", "")),
-                                       "started": time.monotonic(), "complete": False}  # fmt: skip
+            self.states[session_id] = {
+                "peer": peer,
+                "n": n,
+                "box": box,
+                "agg": agg,
+                "a_session": str(msg.header.get("session", "")),
+                "started": time.monotonic(),
+                "complete": False,
+            }
         return {"n": len(self.points), "purpose": self.purpose, "legal_basis": self.legal_basis}
 
     def handle(self, session: wire.Session, msg: wire.Message) -> tuple[dict[str, Any], bytes]:
@@ -121,11 +135,20 @@ class MemberServer:
         if st is None or self.on_run is None:
             return
         peer = st["peer"]
-        self.on_run(RunRecord(role="member", mode="count", partner=peer.owner or peer.key_id,
-                              partner_key_id=peer.key_id, purpose=self.purpose, legal_basis=self.legal_basis,
-                              own_set_size=len(self.points), partner_set_size=st["n"],
-                              complete=complete and st["complete"],
-                              seconds=round(time.monotonic() - st["started"], 3)))  # fmt: skip
+        self.on_run(
+            RunRecord(
+                role="member",
+                mode="count",
+                partner=peer.owner or peer.key_id,
+                partner_key_id=peer.key_id,
+                purpose=self.purpose,
+                legal_basis=self.legal_basis,
+                own_set_size=len(self.points),
+                partner_set_size=st["n"],
+                complete=complete and st["complete"],
+                seconds=round(time.monotonic() - st["started"], 3),
+            )
+        )
 
 
 @dataclass
@@ -145,8 +168,14 @@ class AggregatorServer:
 
     name = AGGREGATOR
 
-    def __init__(self, roster: TrustStore, *, purpose: str, legal_basis: str,
-                 on_run: Callable[[RunRecord], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        roster: TrustStore,
+        *,
+        purpose: str,
+        legal_basis: str,
+        on_run: Callable[[RunRecord], None] | None = None,
+    ) -> None:
         if len(roster) < 2:
             raise NotLawfulError("a consortium count needs at least two members in the roster")
         self.roster = roster
@@ -162,8 +191,13 @@ class AggregatorServer:
         box = nacl.public.PrivateKey.generate()
         with self._lock:
             self.states[session_id] = _AggState(peer, n, box, [0] * n)
-        return {"proto": AGGREGATOR, "box_key": wire.b64(bytes(box.public_key)), "time": int(time.time()),
-                "roster": sorted(k.key_id for k in self.roster), "purpose": self.purpose}  # fmt: skip
+        return {
+            "proto": AGGREGATOR,
+            "box_key": wire.b64(bytes(box.public_key)),
+            "time": int(time.time()),
+            "roster": sorted(k.key_id for k in self.roster),
+            "purpose": self.purpose,
+        }
 
     def handle(self, session: wire.Session, msg: wire.Message) -> tuple[dict[str, Any], bytes]:
         with self._lock:
@@ -219,11 +253,20 @@ class AggregatorServer:
             st = self.states.pop(session.id, None)
         if st is None or self.on_run is None:
             return
-        self.on_run(RunRecord(role="aggregator", mode="count", partner=st.peer.owner or st.peer.key_id,
-                              partner_key_id=st.peer.key_id, purpose=self.purpose,
-                              legal_basis=self.legal_basis, own_set_size=len(st.seen), partner_set_size=st.n,
-                              complete=complete and st.complete,
-                              seconds=round(time.monotonic() - st.started, 3)))  # fmt: skip
+        self.on_run(
+            RunRecord(
+                role="aggregator",
+                mode="count",
+                partner=st.peer.owner or st.peer.key_id,
+                partner_key_id=st.peer.key_id,
+                purpose=self.purpose,
+                legal_basis=self.legal_basis,
+                own_set_size=len(st.seen),
+                partner_set_size=st.n,
+                complete=complete and st.complete,
+                seconds=round(time.monotonic() - st.started, 3),
+            )
+        )
 
 
 @dataclass
@@ -234,8 +277,17 @@ class CountResult:
     timings: dict[str, float]
 
 
-def query(aggregator: str, members: Sequence[str], keys: Sequence[str], *, me: SigningKey, trust: TrustStore,
-          purpose: str, legal_basis: str, timeout: float = 600.0) -> CountResult:  # fmt: skip
+def query(
+    aggregator: str,
+    members: Sequence[str],
+    keys: Sequence[str],
+    *,
+    me: SigningKey,
+    trust: TrustStore,
+    purpose: str,
+    legal_basis: str,
+    timeout: float = 600.0,
+) -> CountResult:
     """Counts per applicant (``keys``, canonical, in order) of the members holding each."""
     t0 = time.perf_counter()
     if not keys:

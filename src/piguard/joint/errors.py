@@ -70,7 +70,15 @@ class SessionError(JointError):
 ERRORS_BY_CODE: dict[str, type[JointError]] = {
     cls.code: cls
     for cls in (
-        JointError, InputError, NotLawfulError, AuthenticationError, ReplayError, ProtocolVersionError,
-        MalformedMessageError, LimitExceededError, PeerError, SessionError,
+        JointError,
+        InputError,
+        NotLawfulError,
+        AuthenticationError,
+        ReplayError,
+        ProtocolVersionError,
+        MalformedMessageError,
+        LimitExceededError,
+        PeerError,
+        SessionError,
     )
-}  # fmt: skip
+}

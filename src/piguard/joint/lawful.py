@@ -34,8 +34,14 @@ class Declaration:
     warnings: list[str] = field(default_factory=list)
 
 
-def declare(purpose: str | None, legal_basis: str | None, *, consent: str | None = None,
-            consent_ref: str | None = None, ledger: Any = None) -> Declaration:  # fmt: skip
+def declare(
+    purpose: str | None,
+    legal_basis: str | None,
+    *,
+    consent: str | None = None,
+    consent_ref: str | None = None,
+    ledger: Any = None,
+) -> Declaration:
     """Refuse a run without a purpose and legal basis, or with ones the packs (and ledger) do not know."""
     if not purpose or not legal_basis:
         raise NotLawfulError(
@@ -83,8 +89,14 @@ def check(
     if learns_members:
         flows.append(_flow("joint-result", "collect", data, decl, partner, source_kind="supplier"))
     extra = ledger.declared_purposes() if ledger is not None else {}
-    doc = FlowsDoc(controller=decl.controller, app_type=None, app={}, flows=flows, path="<joint run>",
-                   extra_purposes=extra)  # fmt: skip
+    doc = FlowsDoc(
+        controller=decl.controller,
+        app_type=None,
+        app={},
+        flows=flows,
+        path="<joint run>",
+        extra_purposes=extra,
+    )
     decisions = Engine(ledger).evaluate(doc)
     denied = [(d, r) for d in decisions for r in d.reasons if r.severity == "deny"]
     if denied:
@@ -94,16 +106,29 @@ def check(
     return decisions
 
 
-def audit(ledger: Any, kind: str, decl: Declaration, sizes: dict[str, Any], entities: Iterable[str],
-          partner: str, *, actor: str = "piguard joint") -> str:  # fmt: skip
+def audit(
+    ledger: Any,
+    kind: str,
+    decl: Declaration,
+    sizes: dict[str, Any],
+    entities: Iterable[str],
+    partner: str,
+    *,
+    actor: str = "piguard joint",
+) -> str:
     """Write the run to the ledger as a processing activity (PIPL Art. 55-56), its audit entry holding the
     set sizes. Sizes only: the ledger never sees an identifier."""
     run_id = f"joint-{kind}-{secrets.token_hex(6)}"
     parts = ", ".join(f"{k} {v}" for k, v in sizes.items())
     name = f"joint {kind} with {partner}: {parts}"[:300]
     ledger.record_activity(
-        run_id, name=name, activity="provide", purpose_id=decl.purpose,
-        categories=sorted(set(entities)) or ["PERSON"], legal_basis=decl.legal_basis, recipient=partner[:300],
+        run_id,
+        name=name,
+        activity="provide",
+        purpose_id=decl.purpose,
+        categories=sorted(set(entities)) or ["PERSON"],
+        legal_basis=decl.legal_basis,
+        recipient=partner[:300],
         actor=actor,
-    )  # fmt: skip
+    )
     return run_id

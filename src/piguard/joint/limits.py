@@ -28,8 +28,9 @@ class Limit:
 class Limits:
     """Limits by partner (key id ``SHA256:...`` or the owner named in its ``.pub`` line), with a default."""
 
-    def __init__(self, default: Limit, partners: dict[str, Limit] | None = None,
-                 state: str | Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, default: Limit, partners: dict[str, Limit] | None = None, state: str | Path | None = None
+    ) -> None:
         self.default = default
         self.partners = dict(partners or {})
         self.state = Path(state) if state else None
@@ -64,9 +65,10 @@ class Limits:
                     f"limits file {p}: partner {who!r} needs max_ids, min_ids, max_queries_per_day"
                 )
             vals: dict[str, Any] = {
-                "max_ids": default.max_ids, "min_ids": default.min_ids,
+                "max_ids": default.max_ids,
+                "min_ids": default.min_ids,
                 "max_queries_per_day": default.max_queries_per_day,
-            }  # fmt: skip
+            }
             for k, v in spec.items():
                 if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                     raise InputError(f"limits file {p}: partner {who!r}: {k} must be a whole number >= 0")

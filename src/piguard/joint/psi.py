@@ -129,8 +129,13 @@ class PsiServer:
         with self._lock:
             self.states[session_id] = st
         threading.Thread(target=self._blind_own, args=(st,), daemon=True, name="psi-own").start()
-        return {"mode": mode, "n": len(self.points), "chunk": self.chunk, "purpose": self.purpose,
-                "legal_basis": self.legal_basis}  # fmt: skip
+        return {
+            "mode": mode,
+            "n": len(self.points),
+            "chunk": self.chunk,
+            "purpose": self.purpose,
+            "legal_basis": self.legal_basis,
+        }
 
     def _blind_own(self, st: _State) -> None:
         order = list(range(len(self.points)))
@@ -221,13 +226,18 @@ class PsiServer:
             return
         self.on_run(
             RunRecord(
-                role="server", mode=st.mode, partner=st.peer.owner or st.peer.key_id,
+                role="server",
+                mode=st.mode,
+                partner=st.peer.owner or st.peer.key_id,
                 partner_key_id=st.peer.key_id,
-                purpose=st.purpose, legal_basis=st.legal_basis, own_set_size=len(self.points),
-                partner_set_size=st.n_client, complete=complete and st.complete,
+                purpose=st.purpose,
+                legal_basis=st.legal_basis,
+                own_set_size=len(self.points),
+                partner_set_size=st.n_client,
+                complete=complete and st.complete,
                 seconds=round(time.monotonic() - st.started, 3),
             )
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -269,10 +279,15 @@ def query(
     timings["total"] = time.perf_counter() - t0
     peer = client.session.peer if client.session else None
     return PsiResult(
-        mode=mode, own_set_size=len(points), partner_set_size=ex.partner_set_size, intersection_size=ex.size,
-        matched=ex.matched, timings={k: round(v, 3) for k, v in timings.items()},
-        partner=(peer.owner or peer.key_id) if peer else "", partner_key_id=peer.key_id if peer else "",
-    )  # fmt: skip
+        mode=mode,
+        own_set_size=len(points),
+        partner_set_size=ex.partner_set_size,
+        intersection_size=ex.size,
+        matched=ex.matched,
+        timings={k: round(v, 3) for k, v in timings.items()},
+        partner=(peer.owner or peer.key_id) if peer else "",
+        partner_key_id=peer.key_id if peer else "",
+    )
 
 
 @dataclass
@@ -352,5 +367,6 @@ def exchange(client: Client, points: Sequence[bytes], welcome: dict[str, Any], m
         if len(flat) != len(points):
             raise PeerError("the server's shuffled answers do not cover every identifier sent")
         size = sum(1 for d in flat if d in theirs)
-    return Exchange(size, n_server, matched, positions,
-                    {"exchange": t_ex, "compare": time.perf_counter() - t0 - t_ex})  # fmt: skip
+    return Exchange(
+        size, n_server, matched, positions, {"exchange": t_ex, "compare": time.perf_counter() - t0 - t_ex}
+    )

@@ -246,9 +246,16 @@ class Session:
 def client_hello(me: SigningKey, proto: str, params: dict[str, Any]) -> tuple[bytes, X25519PrivateKey]:
     eph = X25519PrivateKey.generate()
     header = {
-        **params, "type": "hello", "v": VERSION, "auth": "sig", "proto": proto, "from": me.key_id,
-        "eph": b64(_eph_raw(eph)), "nonce": b64(os.urandom(16)), "time": int(time.time()),
-    }  # fmt: skip
+        **params,
+        "type": "hello",
+        "v": VERSION,
+        "auth": "sig",
+        "proto": proto,
+        "from": me.key_id,
+        "eph": b64(_eph_raw(eph)),
+        "nonce": b64(os.urandom(16)),
+        "time": int(time.time()),
+    }
     body = pack(header)
     return body + me.sign(body), eph
 
@@ -279,10 +286,16 @@ def server_welcome(
     eph = X25519PrivateKey.generate()
     shared = _shared(eph, _peer_eph(hello.header, "hello"), "hello")
     header = {
-        **params, "type": "welcome", "v": VERSION, "auth": "sig", "from": me.key_id, "session": session_id,
-        "eph": b64(_eph_raw(eph)), "nonce": b64(os.urandom(16)),
+        **params,
+        "type": "welcome",
+        "v": VERSION,
+        "auth": "sig",
+        "from": me.key_id,
+        "session": session_id,
+        "eph": b64(_eph_raw(eph)),
+        "nonce": b64(os.urandom(16)),
         "hello": hashlib.sha256(hello.signed + hello.tag).hexdigest(),
-    }  # fmt: skip
+    }
     body = pack(header)
     welcome = body + me.sign(body)
     transcript = hashlib.sha256(hello.signed + hello.tag + welcome).digest()
