@@ -19,12 +19,17 @@ import typer
 from piguard._fs import OutputPathError, atomic_write_bytes, atomic_write_text
 from piguard.joint.errors import JointError
 
-joint_app = typer.Typer(help="Compute together without sharing raw data (PSI, counts, federated models).",
-                        no_args_is_help=True)  # fmt: skip
+joint_app = typer.Typer(
+    help="Compute together without sharing raw data (PSI, counts, federated models).", no_args_is_help=True
+)
 psi_app = typer.Typer(help="Private set intersection between two members.", no_args_is_help=True)
 joint_app.add_typer(psi_app, name="psi")
 count_app = typer.Typer(help="Consortium count: how many members hold each applicant.", no_args_is_help=True)
 joint_app.add_typer(count_app, name="count")
+train_app = typer.Typer(help="Vertical federated logistic regression (Paillier).", no_args_is_help=True)
+joint_app.add_typer(train_app, name="train")
+score_app = typer.Typer(help="Joint scoring with a federated model.", no_args_is_help=True)
+joint_app.add_typer(score_app, name="score")
 
 T = TypeVar("T")
 
@@ -145,8 +150,11 @@ def psi_serve(
         server_ref: list[Any] = []
 
         def on_run(rec: RunRecord) -> None:
-            sizes = {"own set": rec.own_set_size, "partner set": rec.partner_set_size,
-                     "complete": rec.complete}  # fmt: skip
+            sizes = {
+                "own set": rec.own_set_size,
+                "partner set": rec.partner_set_size,
+                "complete": rec.complete,
+            }
             out = {"run": "psi", **rec.as_dict(), "invalid_dropped": norm.invalid}
             out.pop("intersection_size", None)  # the serving side never learns it
             if led is not None:
@@ -155,8 +163,9 @@ def psi_serve(
             if once and rec.complete and server_ref:
                 server_ref[0].stop()
 
-        proto = PsiServer(norm.unique, purpose=decl.purpose, legal_basis=decl.legal_basis, limits=limits,
-                          on_run=on_run)  # fmt: skip
+        proto = PsiServer(
+            norm.unique, purpose=decl.purpose, legal_basis=decl.legal_basis, limits=limits, on_run=on_run
+        )
         srv = JointServer(proto, me, trusted)
         _echo_json({"input": norm.summary()}, err=True)
 
@@ -204,24 +213,41 @@ def psi_query(
             for w in decl.warnings:
                 typer.echo(f"piguard joint psi query: warning: {w}", err=True)
             keys = norm.unique
-            res = query(url, keys, me=me, trust=trusted, purpose=decl.purpose, legal_basis=decl.legal_basis,
-                        cardinality=cardinality)  # fmt: skip
+            res = query(
+                url,
+                keys,
+                me=me,
+                trust=trusted,
+                purpose=decl.purpose,
+                legal_basis=decl.legal_basis,
+                cardinality=cardinality,
+            )
             report: dict[str, Any] = {
-                "mode": res.mode, "intersection_size": res.intersection_size,
-                "own_set_size": res.own_set_size, "partner_set_size": res.partner_set_size,
-                "invalid_dropped": norm.invalid, "empty_dropped": norm.empty, "rows": norm.rows,
-                "partner": res.partner, "partner_key_id": res.partner_key_id,
+                "mode": res.mode,
+                "intersection_size": res.intersection_size,
+                "own_set_size": res.own_set_size,
+                "partner_set_size": res.partner_set_size,
+                "invalid_dropped": norm.invalid,
+                "empty_dropped": norm.empty,
+                "rows": norm.rows,
+                "partner": res.partner,
+                "partner_key_id": res.partner_key_id,
                 "timings": {"normalise": round(t_norm, 3), **res.timings},
-            }  # fmt: skip
+            }
             if cardinality:
                 atomic_write_text(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
             else:
                 _write_rows(out, frame, norm.keys, {keys[i] for i in res.matched or []})
             if led is not None:
-                sizes = {"own set": res.own_set_size, "partner set": res.partner_set_size,
-                         "intersection": res.intersection_size, "invalid dropped": norm.invalid}  # fmt: skip
-                report["ledger_activity"] = audit(led, f"psi-query-{res.mode}", decl, sizes, norm.by_type,
-                                                  res.partner)  # fmt: skip
+                sizes = {
+                    "own set": res.own_set_size,
+                    "partner set": res.partner_set_size,
+                    "intersection": res.intersection_size,
+                    "invalid dropped": norm.invalid,
+                }
+                report["ledger_activity"] = audit(
+                    led, f"psi-query-{res.mode}", decl, sizes, norm.by_type, res.partner
+                )
             _echo_json(report)
         finally:
             if led is not None:
@@ -415,6 +441,287 @@ def count_query(
             if led is not None:
                 sizes = {"applicants": len(keys), "members": res.members}
                 report["ledger_activity"] = audit(led, "count-query", decl, sizes, norm.by_type, aggregator)
+            _echo_json(report)
+        finally:
+            if led is not None:
+                led.close()
+
+
+# --- train / score ------------------------------------------------------------------------------------------
+FEATURES = typer.Option(None, "--features", help="Comma-separated feature columns (default: all others).")
+DATA = typer.Option(None, "--data", help="Taxonomy entity the features hold, for the rule check (repeat).")
+
+
+def _table(
+    ids: Path, column: str, id_type: str, exclude: list[str], features: str | None
+) -> tuple[Any, Any, list[str]]:
+    """Distinct identifiers (first row of each) with their rows, and the feature columns."""
+    import polars as pl
+
+    frame, norm = _read_ids(ids, column, id_type)
+    frame = frame.with_columns(_key=norm.keys).filter(pl.col("_key").is_not_null())
+    frame = frame.unique(subset="_key", keep="first", maintain_order=True)
+    cols = (
+        [c.strip() for c in features.split(",")]
+        if features
+        else [c for c in frame.columns if c not in (column, "_key", *exclude)]
+    )
+    if not cols:
+        raise _input_error(f"identifier file {ids} has no feature columns")
+    return frame, norm, cols
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n", mode=0o600)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _input_error(f"{what} {path} cannot be read as JSON ({type(exc).__name__})") from None
+
+
+@train_app.command("serve")
+def train_serve(
+    ids: Path = IDS,
+    column: str = COLUMN,
+    features: str = FEATURES,
+    model_out: Path = typer.Option(..., "--model-out", help="Where to write this party's model part (JSON)."),
+    port: int = typer.Option(8768, "--port", help="TCP port (0 picks a free one and prints it)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    data: list[str] = DATA,
+    once: bool = typer.Option(True, "--once/--keep-serving", help="Exit after one completed training."),
+) -> None:
+    """Take part in training as the data provider (features, no labels)."""
+    from piguard.joint.lawful import check
+    from piguard.joint.limits import Limit, Limits
+    from piguard.joint.transport import JointServer
+    from piguard.joint.vfl import Encoding, TrainServer
+
+    with _errors("train serve"):
+        led = _ledger(ledger)
+        decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+        me, trusted = _keys(key, trust)
+        frame, norm, cols = _table(ids, column, id_type, [], features)
+        entities = [*norm.by_type, *(data or [])]
+        check(decl, entities=entities, partner="training partner", learns_members=True, ledger=led)
+        enc = Encoding.fit(frame, cols)
+        ref: list[Any] = []
+
+        def on_model(part: dict[str, Any]) -> None:
+            _write_json(model_out, part)
+
+        proto = TrainServer(
+            frame["_key"].to_list(),
+            enc.transform(frame),
+            enc,
+            purpose=decl.purpose,
+            legal_basis=decl.legal_basis,
+            on_model=on_model,
+            limits=Limits(Limit(max_ids=10**7)),
+            on_run=_run_logger(led, decl, "train-provider", entities, ref, once),
+        )
+        srv = JointServer(proto, me, trusted)
+        ref.append(srv)
+        _echo_json({"input": norm.summary(), "features": enc.names}, err=True)
+        _listen(srv, host, port)
+
+
+@train_app.command("run")
+def train_run(
+    url: str = typer.Argument(..., help="The data provider's URL."),
+    ids: Path = IDS,
+    column: str = COLUMN,
+    label: str = typer.Option(..., "--label", help="Label column (the outcome to predict)."),
+    positive: str = typer.Option(..., "--positive", help="Label value of the positive class, e.g. '>50K'."),
+    features: str = FEATURES,
+    model_out: Path = typer.Option(..., "--model-out", help="Where to write this party's model part (JSON)."),
+    epochs: int = typer.Option(3, "--epochs", min=1, max=1000),
+    batch: int = typer.Option(512, "--batch", min=1, max=100_000),
+    lr: float = typer.Option(0.5, "--lr"),
+    l2: float = typer.Option(0.0, "--l2"),
+    key_bits: int = typer.Option(
+        2048, "--key-bits", help="Paillier modulus size (2048 or more in production)."
+    ),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    data: list[str] = DATA,
+) -> None:
+    """Train as the lender (labels and some features) with a data provider; neither sees the other's data."""
+    import numpy as np
+
+    from piguard.joint.lawful import audit, check
+    from piguard.joint.vfl import Encoding, train
+
+    with _errors("train run"):
+        led = _ledger(ledger)
+        try:
+            decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+            me, trusted = _keys(key, trust)
+            frame, norm, cols = _table(ids, column, id_type, [label], features)
+            if label not in frame.columns:
+                raise _input_error(f"identifier file {ids} has no label column {label!r}")
+            y = (frame[label].cast(str).str.strip_chars() == positive).to_numpy().astype(np.float64)
+            if y.sum() == 0 or y.sum() == len(y):
+                raise _input_error(
+                    f"label column {label!r} has no positive or no negative rows ({positive!r})"
+                )
+            entities = [*norm.by_type, *(data or [])]
+            check(decl, entities=entities, partner=url, learns_members=True, ledger=led)
+            enc = Encoding.fit(frame, cols)
+            model = train(
+                url,
+                frame["_key"].to_list(),
+                enc.transform(frame),
+                y,
+                enc,
+                me=me,
+                trust=trusted,
+                purpose=decl.purpose,
+                legal_basis=decl.legal_basis,
+                epochs=epochs,
+                batch=batch,
+                lr=lr,
+                l2=l2,
+                key_bits=key_bits,
+                log=lambda e: _echo_json(e, err=True),
+            )
+            part = {**model.to_dict(), "label": label, "positive": positive}
+            _write_json(model_out, part)
+            report = {
+                "aligned": model.aligned,
+                "rows": norm.rows,
+                "invalid_dropped": norm.invalid,
+                "features": len(enc.names),
+                "history": model.history,
+                "model": str(model_out),
+            }
+            if led is not None:
+                sizes = {"own set": len(frame), "aligned": model.aligned, "epochs": epochs}
+                report["ledger_activity"] = audit(led, "train", decl, sizes, entities, url)
+            _echo_json(report)
+        finally:
+            if led is not None:
+                led.close()
+
+
+@score_app.command("serve")
+def score_serve(
+    ids: Path = IDS,
+    column: str = COLUMN,
+    model: Path = typer.Option(..., "--model", help="This provider's model part from 'joint train serve'."),
+    port: int = typer.Option(8769, "--port", help="TCP port (0 picks a free one and prints it)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    data: list[str] = DATA,
+) -> None:
+    """Answer joint scoring requests with this provider's partial score."""
+    from piguard.joint.lawful import check
+    from piguard.joint.transport import JointServer
+    from piguard.joint.vfl import Encoding, ScoreServer
+
+    with _errors("score serve"):
+        led = _ledger(ledger)
+        decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+        me, trusted = _keys(key, trust)
+        part = _read_json(model, "model part")
+        enc = Encoding.from_dict(part["encoding"])
+        frame, norm, _cols = _table(ids, column, id_type, [], ",".join([*enc.numeric, *enc.categories]))
+        entities = [*norm.by_type, *(data or [])]
+        check(decl, entities=entities, partner="scoring partner", learns_members=False, ledger=led)
+        ref: list[Any] = []
+        proto = ScoreServer(
+            frame["_key"].to_list(),
+            enc.transform(frame),
+            part,
+            purpose=decl.purpose,
+            legal_basis=decl.legal_basis,
+            on_run=_run_logger(led, decl, "score-provider", entities, ref, False),
+        )
+        srv = JointServer(proto, me, trusted)
+        ref.append(srv)
+        _listen(srv, host, port)
+
+
+@score_app.command("query")
+def score_query(
+    url: str = typer.Argument(..., help="The data provider's URL."),
+    ids: Path = IDS,
+    column: str = COLUMN,
+    model: Path = typer.Option(..., "--model", help="The lender's model part from 'joint train run'."),
+    out: Path = typer.Option(..., "--out", help="The applicants' rows with a score column (CSV)."),
+    key: Path = KEY,
+    trust: Path = TRUST,
+    purpose: str = PURPOSE,
+    legal_basis: str = BASIS,
+    consent: str = CONSENT,
+    consent_ref: str = CONSENT_REF,
+    ledger: str = LEDGER,
+    id_type: str = ID_TYPE,
+    data: list[str] = DATA,
+) -> None:
+    """Score applicants jointly: the lender's part plus the provider's, never the provider's features."""
+    import io
+
+    import polars as pl
+
+    from piguard.joint.lawful import audit, check
+    from piguard.joint.vfl import Encoding, score
+
+    with _errors("score query"):
+        led = _ledger(ledger)
+        try:
+            decl = _declare(purpose, legal_basis, consent, consent_ref, led)
+            me, trusted = _keys(key, trust)
+            part = _read_json(model, "model part")
+            enc = Encoding.from_dict(part["encoding"])
+            frame, norm, _cols = _table(ids, column, id_type, [], ",".join([*enc.numeric, *enc.categories]))
+            entities = [*norm.by_type, *(data or [])]
+            check(decl, entities=entities, partner=url, learns_members=False, ledger=led)
+            scores = score(
+                url,
+                frame["_key"].to_list(),
+                enc.transform(frame),
+                part,
+                me=me,
+                trust=trusted,
+                purpose=decl.purpose,
+                legal_basis=decl.legal_basis,
+            )
+            buf = io.BytesIO()
+            frame.drop("_key").with_columns(score=pl.Series(scores).fill_nan(None)).write_csv(buf)
+            atomic_write_bytes(out, buf.getvalue(), mode=0o600)
+            report = {
+                "scored": int((~pl.Series(scores).is_nan()).sum()),
+                "not_held_by_provider": int(pl.Series(scores).is_nan().sum()),
+                "invalid_dropped": norm.invalid,
+            }
+            if led is not None:
+                report["ledger_activity"] = audit(
+                    led, "score", decl, {"applicants": len(frame)}, entities, url
+                )
             _echo_json(report)
         finally:
             if led is not None:
