@@ -131,6 +131,13 @@ def psi_serve(
         None, "--state", help="JSON file keeping the daily query counts across restarts."
     ),
     once: bool = typer.Option(False, "--once", help="Exit after one completed query."),
+    engine: str = typer.Option(
+        "ecdh",
+        "--engine",
+        help="ecdh (piguard's, both modes), or SecretFlow's rr22, "
+        "kkrt, spu-ecdh (intersection only; they need spu, see docs/joint.md).",
+    ),
+    spu_python: str = typer.Option(None, "--spu-python", help="Interpreter with SecretFlow's spu installed."),
 ) -> None:
     """Serve this member's identifiers for PSI queries from trusted partners."""
     from piguard.joint.lawful import audit, check
@@ -163,9 +170,24 @@ def psi_serve(
             if once and rec.complete and server_ref:
                 server_ref[0].stop()
 
-        proto = PsiServer(
-            norm.unique, purpose=decl.purpose, legal_basis=decl.legal_basis, limits=limits, on_run=on_run
-        )
+        if engine == "ecdh":
+            proto: Any = PsiServer(
+                norm.unique, purpose=decl.purpose, legal_basis=decl.legal_basis, limits=limits, on_run=on_run
+            )
+        else:
+            from piguard.joint.sf_psi import ENGINES, SpuPsiServer
+
+            if engine not in ENGINES:
+                raise _input_error(f"--engine {engine!r} is not valid; valid: ecdh, {', '.join(ENGINES)}")
+            proto = SpuPsiServer(
+                norm.unique,
+                purpose=decl.purpose,
+                legal_basis=decl.legal_basis,
+                limits=limits,
+                on_run=on_run,
+                python=spu_python,
+                link_host=host,
+            )
         srv = JointServer(proto, me, trusted)
         _echo_json({"input": norm.summary()}, err=True)
 
@@ -194,6 +216,11 @@ def psi_query(
     out: Path = typer.Option(
         ..., "--out", help="Intersection rows as CSV, or with --cardinality a JSON object."
     ),
+    engine: str = typer.Option(
+        "auto", "--engine", help="auto (what the server runs), ecdh, rr22, kkrt, spu-ecdh."
+    ),
+    spu_python: str = typer.Option(None, "--spu-python", help="Interpreter with SecretFlow's spu installed."),
+    link_host: str = typer.Option("127.0.0.1", "--link-host", help="Address the SecretFlow link listens on."),
 ) -> None:
     """Intersect this member's identifiers with a partner's; learn the rows in common, or only how many."""
     from piguard.joint.lawful import audit, check
@@ -213,15 +240,33 @@ def psi_query(
             for w in decl.warnings:
                 typer.echo(f"piguard joint psi query: warning: {w}", err=True)
             keys = norm.unique
-            res = query(
-                url,
-                keys,
-                me=me,
-                trust=trusted,
-                purpose=decl.purpose,
-                legal_basis=decl.legal_basis,
-                cardinality=cardinality,
-            )
+            chosen = _engine_of(url) if engine == "auto" else engine
+            if chosen == "ecdh":
+                res = query(
+                    url,
+                    keys,
+                    me=me,
+                    trust=trusted,
+                    purpose=decl.purpose,
+                    legal_basis=decl.legal_basis,
+                    cardinality=cardinality,
+                )
+            elif cardinality:
+                raise _input_error(f"the server runs {chosen}; --cardinality needs a server on --engine ecdh")
+            else:
+                from piguard.joint import sf_psi
+
+                res = sf_psi.query(
+                    url,
+                    keys,
+                    me=me,
+                    trust=trusted,
+                    purpose=decl.purpose,
+                    legal_basis=decl.legal_basis,
+                    engine=chosen,
+                    python=spu_python,
+                    link_host=link_host,
+                )
             report: dict[str, Any] = {
                 "mode": res.mode,
                 "intersection_size": res.intersection_size,
@@ -252,6 +297,24 @@ def psi_query(
         finally:
             if led is not None:
                 led.close()
+
+
+def _engine_of(url: str) -> str:
+    """Which engine a PSI server runs (its health route names its protocol and engine)."""
+    import httpx
+
+    from piguard.joint.errors import PeerError
+
+    try:
+        health = httpx.get(url.rstrip("/") + "/joint/v1/health", timeout=15, trust_env=False).json()
+        proto = health["protocol"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        raise PeerError(f"{url}: not a piguard PSI server, or it cannot be reached") from None
+    if proto == "ecdh-psi-x25519":
+        return "ecdh"
+    if proto == "spu-psi":
+        return str(health.get("engine") or "rr22")
+    raise PeerError(f"{url} runs {proto!r}, not PSI")
 
 
 def _write_rows(out: Path, frame: Any, keys: Any, matched: set[str]) -> None:

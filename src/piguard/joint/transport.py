@@ -95,7 +95,12 @@ class JointServer:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse(
-            {"protocol": self.protocol.name, "key_id": self.me.key_id, "version": wire.VERSION}
+            {
+                "protocol": self.protocol.name,
+                "engine": getattr(self.protocol, "engine", None),
+                "key_id": self.me.key_id,
+                "version": wire.VERSION,
+            }
         )
 
     async def _hello(self, request: Request) -> Response:
