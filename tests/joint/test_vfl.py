@@ -79,6 +79,8 @@ def test_federated_model_equals_centralised_sgd_and_scores(tmp_path: Path, membe
         "64",
         "--lr",
         "0.5",
+        "--momentum",
+        "0.9",
         "--key-bits",
         "1024",
         "--key",
@@ -109,14 +111,17 @@ def test_federated_model_equals_centralised_sgd_and_scores(tmp_path: Path, membe
     x = np.column_stack([xl[rows_l], xp[[where_p[keys_l[i]] for i in rows_l]]])
     y = (lender["y"].to_numpy()[rows_l] == "bad").astype(float)
     w, b = np.zeros(x.shape[1]), 0.0
+    vw, vb = np.zeros_like(w), 0.0
     rng = np.random.default_rng(0)
     for _ in range(2):
         order = rng.permutation(len(y))
         for s in range(0, len(y), 64):
             idx = order[s : s + 64]
             d = 1 / (1 + np.exp(-(x[idx] @ w + b))) - y[idx]
-            w -= 0.5 * (x[idx].T @ d / idx.size)
-            b -= 0.5 * float(d.mean())
+            vw = 0.9 * vw + x[idx].T @ d / idx.size
+            vb = 0.9 * vb + float(d.mean())
+            w -= 0.5 * vw
+            b -= 0.5 * vb
     np.testing.assert_allclose(np.array(lm["weights"] + pm["weights"]), w, atol=1e-6)
     assert abs(lm["bias"] - b) < 1e-6
     assert w[0] > 0 and w[1] < 0 and w[2] > 0  # income up, debt down, late payments up: it learnt

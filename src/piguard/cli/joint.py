@@ -612,6 +612,7 @@ def train_run(
     batch: int = typer.Option(512, "--batch", min=1, max=100_000),
     lr: float = typer.Option(0.5, "--lr"),
     l2: float = typer.Option(0.0, "--l2"),
+    momentum: float = typer.Option(0.9, "--momentum", min=0.0, max=0.99),
     key_bits: int = typer.Option(
         2048, "--key-bits", help="Paillier modulus size (2048 or more in production)."
     ),
@@ -661,6 +662,7 @@ def train_run(
                 batch=batch,
                 lr=lr,
                 l2=l2,
+                momentum=momentum,
                 key_bits=key_bits,
                 log=lambda e: _echo_json(e, err=True),
             )

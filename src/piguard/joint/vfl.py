@@ -186,15 +186,18 @@ class TrainServer(PsiServer):
             raise MalformedMessageError("hello: the Paillier key must have at least 1024 bits")
         lr = float(hello.get("lr", 0.1))
         l2 = float(hello.get("l2", 0.0))
-        if not (0 < lr <= 10 and 0 <= l2 <= 10):
-            raise MalformedMessageError("hello: lr or l2 out of range")
+        momentum = float(hello.get("momentum", 0.0))
+        if not (0 < lr <= 10 and 0 <= l2 <= 10 and 0 <= momentum < 1):
+            raise MalformedMessageError("hello: lr, l2 or momentum out of range")
         params = super().accept({**hello, "mode": "intersection"}, peer, session_id)
         st = self.states[session_id]
         st.extra = {
             "pk": paillier.PaillierPublicKey(n),
             "lr": lr,
+            "momentum": momentum,
             "l2": l2,
             "w": np.zeros(self.features.shape[1]),
+            "v": np.zeros(self.features.shape[1]),
             "rows": None,
             "mask": None,
             "batch": None,
@@ -259,7 +262,8 @@ class TrainServer(PsiServer):
             if masked.size != mask.size:
                 raise MalformedMessageError("update: one value per feature is needed")
             grad = (masked - mask) / x["scale"] / idx.size
-            x["w"] = x["w"] - x["lr"] * (grad + x["l2"] * x["w"])
+            x["v"] = x["momentum"] * x["v"] + grad + x["l2"] * x["w"]  # heavy-ball momentum, as the lender
+            x["w"] = x["w"] - x["lr"] * x["v"]
             x["batch"], x["mask"] = None, None
             return {}, b""
         if kind == "finish":
@@ -324,6 +328,7 @@ def train(
     batch: int = 512,
     lr: float = 0.5,
     l2: float = 0.0,
+    momentum: float = 0.0,
     key_bits: int = 2048,
     seed: int = 0,
     workers: int = 2,
@@ -349,6 +354,7 @@ def train(
                     "paillier_n": format(pk.n, "x"),
                     "lr": lr,
                     "l2": l2,
+                    "momentum": momentum,
                 },
             )
             n_provider = wire.field_int(welcome, "features", "welcome", 0, 100_000)
@@ -363,6 +369,7 @@ def train(
             y = labels[np.asarray(ex.matched)].astype(np.float64)
             w = np.zeros(xl.shape[1])
             b = 0.0
+            vw, vb = np.zeros_like(w), 0.0  # heavy-ball momentum (the provider keeps its own)
             history: list[dict[str, float]] = []
             n = xl.shape[0]
             for epoch in range(epochs):
@@ -380,8 +387,10 @@ def train(
                     p = _sigmoid(z)
                     d = p - y[idx]
                     loss += float(-np.sum(y[idx] * np.log(p + 1e-12) + (1 - y[idx]) * np.log(1 - p + 1e-12)))
-                    w -= lr * (xl[idx].T @ d / idx.size + l2 * w)
-                    b -= lr * float(d.mean())
+                    vw = momentum * vw + xl[idx].T @ d / idx.size + l2 * w
+                    vb = momentum * vb + float(d.mean())
+                    w -= lr * vw
+                    b -= lr * vb
                     reply = client.call("gradient", {}, _pack_cts(pk, enc.encrypt(d)))
                     exps = reply.header.get("exponents")
                     cts = _unpack_cts(pk, reply.payload)
