@@ -4,8 +4,10 @@ CLI, or the library in this process), over HTTP on loopback."""
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import polars as pl
 import pytest
 
@@ -20,6 +22,7 @@ from piguard.keys import load_trust
 
 from .conftest import Members, run_cli, write_csv
 
+SCHEMA = resources.files("piguard.schemas") / "joint-psi-report.schema.json"
 LAWFUL = ["--purpose", "risk_control", "--legal-basis", "consent", "--consent", "separate"]
 
 
@@ -74,6 +77,7 @@ def test_intersection_between_two_processes(tmp_path: Path, members: Members, se
     )
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
+    jsonschema.validate(report, json.loads(SCHEMA.read_text("utf-8")))
     assert report["intersection_size"] == 120
     assert report["own_set_size"] == 200 and report["partner_set_size"] == 270
     assert report["invalid_dropped"] == 2
@@ -112,6 +116,7 @@ def test_cardinality_only(tmp_path: Path, members: Members, serve) -> None:
     )
     assert r.returncode == 0, r.stderr
     report = json.loads(out.read_text("utf-8"))
+    jsonschema.validate(report, json.loads(SCHEMA.read_text("utf-8")))
     assert report["mode"] == "cardinality"
     assert report["intersection_size"] == 120
     assert {"own_set_size", "partner_set_size", "invalid_dropped", "timings"} <= set(report)
