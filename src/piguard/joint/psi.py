@@ -80,6 +80,7 @@ class _State:
     shuffled: bytes | None = None
     complete: bool = False
     order: list[int] = field(default_factory=list)
+    closed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -143,6 +144,8 @@ class PsiServer:
         st.order = order
         try:
             for j in range(len(st.server_chunks)):
+                if st.closed:  # the querier went away: stop spending the CPU
+                    return
                 part = [self.points[i] for i in order[j * st.chunk : (j + 1) * st.chunk]]
                 st.server_chunks[j] = ecdh.blind_bytes(st.scalar, b"".join(part), self.pool)
                 st.server_ready[j].set()
@@ -222,6 +225,8 @@ class PsiServer:
     def closed(self, session: wire.Session, complete: bool) -> None:
         with self._lock:
             st = self.states.pop(session.id, None)
+        if st is not None:
+            st.closed = True
         if st is None or self.on_run is None:
             return
         self.on_run(
