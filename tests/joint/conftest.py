@@ -63,7 +63,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start ``piguard joint ARGS --port 0`` as its own process; wait for its 'listening on' line."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> Served:
+    def start(*args: str, env: dict[str, str] | None = None) -> Served:
         err = tmp_path / f"serve-{len(procs)}.err"
         fh = err.open("w")
         proc = subprocess.Popen(
@@ -72,6 +72,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             stderr=fh,
             text=True,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         procs.append(proc)
         deadline = time.monotonic() + 90

@@ -351,3 +351,26 @@ def test_bad_files_are_named(tmp_path: Path, members: Members) -> None:
         str(tmp_path / "o"),
     )
     assert badkey.returncode == 2 and "does not exist" in badkey.stderr
+
+
+def test_querier_that_goes_away_is_logged_incomplete(tmp_path: Path, members: Members, serve) -> None:
+    import time
+
+    from piguard.joint import ecdh
+    from piguard.joint.transport import Client
+
+    _, s, _ = _sets(tmp_path)
+    srv = serve(*_serve_args(members, s, "mobile"), env={"PIGUARD_JOINT_IDLE_TIMEOUT": "2"})
+    with Client(srv.url, members.keys["bank"], load_trust(members.trust), timeout=20) as client:
+        client.hello(
+            "ecdh-psi-x25519",
+            {"mode": "intersection", "n": 2, "purpose": "risk_control", "legal_basis": "consent"},
+        )
+        pts = ecdh.blind(ecdh.new_scalar(), ecdh.hash_points(["PHONE_NUMBER:+8613800000001"]))
+        client.call("blinded", {"index": 0, "last": False}, b"".join(pts))
+    # The querier stops half-way. The server drops the session and logs the run as incomplete.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and '"complete": false' not in srv.log():
+        time.sleep(0.5)
+    run = next(json.loads(x) for x in srv.log().splitlines() if x.startswith('{"complete"'))
+    assert run["complete"] is False and run["partner_set_size"] == 2 and run["partner"] == "bank"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -36,7 +37,8 @@ from piguard.keys import PublicKey, SigningKey, TrustStore
 
 log = logging.getLogger("piguard.joint")
 MAX_BODY = 96 * 1024 * 1024
-IDLE_TIMEOUT = 600.0
+# A session idle this long is dropped and its run logged as incomplete (the peer went away mid-protocol).
+IDLE_TIMEOUT = float(os.environ.get("PIGUARD_JOINT_IDLE_TIMEOUT", "600"))
 _OCTETS = "application/octet-stream"
 
 
@@ -196,7 +198,7 @@ class JointServer:
 
     def _reap_loop(self, server: Any) -> None:
         while not server.should_exit:
-            time.sleep(5)
+            time.sleep(min(5.0, IDLE_TIMEOUT / 2))
             with contextlib.suppress(Exception):
                 self.reap()
 
