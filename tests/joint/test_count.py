@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from .conftest import Members, run_cli, write_csv
 
 LAWFUL = ["--purpose", "risk_control", "--legal-basis", "consent", "--consent", "separate"]
 
 
+@pytest.mark.slow  # several processes (and Paillier or SecretFlow start-up)
 def test_counts_per_applicant_across_members(tmp_path: Path, members: Members, serve) -> None:
     roster = tmp_path / "roster"
     roster.mkdir()

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # several processes (and Paillier or SecretFlow start-up)
 def test_rr22_intersection_between_two_processes(tmp_path: Path, members: Members, serve) -> None:
     server = [f"+86 138{i:08d}" for i in range(300)]
     querier = [f"138{i:08d}" for i in range(200, 500)] + ["bad"]

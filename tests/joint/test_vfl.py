@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from piguard.joint.identifiers import normalise
 from piguard.joint.vfl import Encoding
@@ -38,6 +39,7 @@ def _tables(tmp_path: Path) -> tuple[Path, Path, pl.DataFrame, pl.DataFrame]:
     return lp, pp, lender, provider
 
 
+@pytest.mark.slow  # several processes (and Paillier or SecretFlow start-up)
 def test_federated_model_equals_centralised_sgd_and_scores(tmp_path: Path, members: Members, serve) -> None:
     lp, pp, lender, provider = _tables(tmp_path)
     p_model, l_model = tmp_path / "provider-model.json", tmp_path / "lender-model.json"
