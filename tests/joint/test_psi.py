@@ -374,3 +374,68 @@ def test_querier_that_goes_away_is_logged_incomplete(tmp_path: Path, members: Me
         time.sleep(0.5)
     run = next(json.loads(x) for x in srv.log().splitlines() if x.startswith('{"complete"'))
     assert run["complete"] is False and run["partner_set_size"] == 2 and run["partner"] == "bank"
+
+
+def test_ledger_consent_is_checked_against_the_authenticated_partner(
+    tmp_path: Path, members: Members, serve
+) -> None:
+    from piguard.ledger import Ledger, load_key, pseudonym
+
+    q, s, _ = _sets(tmp_path)
+    srv = serve(*_serve_args(members, s, "mobile"))
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    led = Ledger.open(url)
+    try:
+        sid = pseudonym("13800000001", load_key(url, create=True))
+        led.record_consent(
+            subject_id=sid,
+            kind="separate",
+            purposes=["risk_control"],
+            categories=["PHONE_NUMBER"],
+            recipients=["provider"],
+            consent_id="c-provider",
+        )
+        led.record_consent(
+            subject_id=sid,
+            kind="separate",
+            purposes=["risk_control"],
+            categories=["PHONE_NUMBER"],
+            recipients=["another-bureau"],
+            consent_id="c-other",
+        )
+    finally:
+        led.close()
+    base = [
+        "joint",
+        "psi",
+        "query",
+        srv.url,
+        "--ids",
+        str(q),
+        "--column",
+        "phone",
+        "--key",
+        str(members.key("bank")),
+        "--trust",
+        str(members.trust),
+        "--purpose",
+        "risk_control",
+        "--legal-basis",
+        "consent",
+        "--ledger",
+        url,
+    ]
+    ok = run_cli(*base, "--consent-ref", "c-provider", "--out", str(tmp_path / "ok.csv"))
+    assert ok.returncode == 0, ok.stderr
+    # A consent naming another recipient does not cover this partner (the name its signed key carries).
+    other = run_cli(*base, "--consent-ref", "c-other", "--out", str(tmp_path / "no.csv"))
+    assert other.returncode == 2
+    assert "PIPL-14-SCOPE" in other.stderr and "recipient:provider" in other.stderr
+    assert not (tmp_path / "no.csv").exists()
+    led = Ledger.open(url)
+    try:
+        led.withdraw_consent("c-provider")
+    finally:
+        led.close()
+    withdrawn = run_cli(*base, "--consent-ref", "c-provider", "--out", str(tmp_path / "w.csv"))
+    assert withdrawn.returncode == 2 and "PIPL Art. 15" in withdrawn.stderr

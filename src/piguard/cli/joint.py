@@ -236,9 +236,23 @@ def psi_query(
             t0 = time.perf_counter()
             frame, norm = _read_ids(ids, column, id_type)
             t_norm = time.perf_counter() - t0
-            check(decl, entities=norm.by_type, partner=url, learns_members=not cardinality, ledger=led)
-            for w in decl.warnings:
-                typer.echo(f"piguard joint psi query: warning: {w}", err=True)
+            learns = not cardinality
+
+            def on_partner(peer: Any) -> None:
+                # The recipient is known once the partner's signed welcome arrived, before any identifier
+                # (even blinded) leaves: consents in the ledger are matched against that name.
+                check(
+                    decl,
+                    entities=norm.by_type,
+                    partner=peer.owner or peer.key_id,
+                    learns_members=learns,
+                    ledger=led,
+                )
+                for w in decl.warnings:
+                    typer.echo(f"piguard joint psi query: warning: {w}", err=True)
+
+            if decl.consent_ref is None:  # refuse early, before contacting anyone, when the basis cannot hold
+                check(decl, entities=norm.by_type, partner=url, learns_members=learns, ledger=led)
             keys = norm.unique
             chosen = _engine_of(url) if engine == "auto" else engine
             if chosen == "ecdh":
@@ -250,6 +264,7 @@ def psi_query(
                     purpose=decl.purpose,
                     legal_basis=decl.legal_basis,
                     cardinality=cardinality,
+                    on_partner=on_partner,
                 )
             elif cardinality:
                 raise _input_error(f"the server runs {chosen}; --cardinality needs a server on --engine ecdh")
@@ -266,6 +281,7 @@ def psi_query(
                     engine=chosen,
                     python=spu_python,
                     link_host=link_host,
+                    on_partner=on_partner,
                 )
             report: dict[str, Any] = {
                 "mode": res.mode,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from piguard.joint.errors import InputError, NotLawfulError
-from piguard.rules import Decision, Engine, Flow, FlowsDoc
+from piguard.rules import Decision, Engine, Flow, FlowsDoc, FlowsError
 from piguard.rules import purposes as pack_purposes
 from piguard.rules.flows import CONSENT_KINDS, LEGAL_BASES
 
@@ -97,7 +97,10 @@ def check(
         path="<joint run>",
         extra_purposes=extra,
     )
-    decisions = Engine(ledger).evaluate(doc)
+    try:
+        decisions = Engine(ledger).evaluate(doc)
+    except FlowsError as exc:  # e.g. --consent-ref without --ledger, or a consent the ledger lacks
+        raise InputError("; ".join(e.removeprefix("<joint run>:0: ") for e in exc.errors)) from None
     denied = [(d, r) for d in decisions for r in d.reasons if r.severity == "deny"]
     if denied:
         why = "; ".join(f"{d.id}: {r.source} Art. {r.article} ({r.rule}) {r.message_en}" for d, r in denied)

@@ -267,6 +267,7 @@ def query(
     legal_basis: str,
     cardinality: bool = False,
     timeout: float = 600.0,
+    on_partner: Callable[[PublicKey], None] | None = None,
 ) -> PsiResult:
     """Run PSI against the server at ``url`` with the querier's distinct canonical ``keys``."""
     t0 = time.perf_counter()
@@ -277,6 +278,8 @@ def query(
         welcome = client.hello(
             PROTOCOL, {"mode": mode, "n": len(points), "purpose": purpose, "legal_basis": legal_basis}
         )
+        if on_partner is not None and client.session is not None:
+            on_partner(client.session.peer)  # e.g. the rule check, now that the recipient is known
         timings["handshake"] = time.perf_counter() - t0 - timings["hash"]
         ex = exchange(client, points, welcome, mode)
         client.call("finish", {"status": "complete"})

@@ -308,6 +308,7 @@ def query(
     python: str | None = None,
     link_host: str = "127.0.0.1",
     timeout: float = 900.0,
+    on_partner: Callable[[PublicKey], None] | None = None,
 ) -> PsiResult:
     """The querier (receiver) over SecretFlow's PSI; returns the indices of ``keys`` in the intersection."""
     if engine not in ENGINES:
@@ -335,6 +336,8 @@ def query(
                     "cert": base64.b64encode(work.cert_pem).decode(),
                 },
             )
+            if on_partner is not None and client.session is not None:
+                on_partner(client.session.peer)  # e.g. the rule check, now that the recipient is known
             n_server = wire.field_int(welcome, "n", "welcome")
             work.set_peer(wire.unb64(welcome.get("cert"), "welcome cert"))
             theirs = wire.field_str(welcome, "link", "welcome", 100)
