@@ -62,12 +62,21 @@ def _phones(n: int, seed: int) -> tuple[list[str], list[str]]:
 
 
 def _timed(cmd: list[str], rss_file: Path, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], **kw)  # type: ignore[arg-type]
+    return subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss_file), *cmd], **kw)  # type: ignore[arg-type]
 
 
 def _rss_mb(path: Path) -> float:
     try:
-        return round(int(path.read_text().strip().splitlines()[-1]) / 1024, 1)
+        return round(int(path.read_text().strip().splitlines()[-1].split()[0]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _cpu_s(path: Path) -> float:
+    """User + system CPU seconds of the process (the machine is shared: wall time alone misleads)."""
+    try:
+        _rss, user, system = path.read_text().strip().splitlines()[-1].split()
+        return round(float(user) + float(system), 1)
     except (OSError, ValueError, IndexError):
         return float("nan")
 
@@ -160,6 +169,11 @@ def run_psi(n: int, engine: str, spu_python: str | None, tmp: Path) -> dict[str,
         "end_to_end_s": round(t_done - t_launch, 2),
         "query_timings": report["timings"],
         "peak_rss_mb": {"querier": _rss_mb(tmp / "query.rss"), "server": _rss_mb(tmp / "serve.rss")},
+        "cpu_seconds": {
+            "querier": _cpu_s(tmp / "query.rss"),
+            "server": _cpu_s(tmp / "serve.rss"),
+            "note": "the CLI processes only; SecretFlow's workers are their children and count in",
+        },
     }
 
 
@@ -178,6 +192,7 @@ req = psi.Request(); req.ParseFromString(c.CreateRequest(client_items).Serialize
 resp = psi.Response(); resp.ParseFromString(s.ProcessRequest(req).SerializeToString())
 inter = c.GetIntersection(setup, resp)
 print(json.dumps({"seconds": round(time.perf_counter() - t0, 2), "intersection": len(inter),
+                  "cpu_seconds": round(time.process_time(), 1),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 """
 
