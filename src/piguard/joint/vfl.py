@@ -25,6 +25,7 @@ A scoring request tells P which applicant is scored. Semi-honest parties are ass
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +47,8 @@ from piguard.keys import PublicKey, SigningKey, TrustStore
 PROTOCOL = "vfl-lr-paillier"
 SCORE_PROTOCOL = "vfl-lr-score"
 PRECISION_EXP = -12  # residuals are encoded with one fixed exponent (base 16) so sums stay cheap
-FEATURE_SCALE = 1 << 16  # the provider's feature values as integers (x * 2^16) for ciphertext products
+FEATURE_SCALE = 1 << 32  # non-binary provider features as integers (x * 2^32) for ciphertext products
+MASK_BITS = 128  # gradient masks: far above the masked values' size (statistical hiding)
 
 
 # --- features -----------------------------------------------------------------------------------------------
@@ -101,6 +103,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 # --- Paillier helpers ---------------------------------------------------------------------------------------
 def _ct_bytes(pk: paillier.PaillierPublicKey) -> int:
     return (pk.nsquare.bit_length() + 7) // 8
+
+
+def _pt_bytes(pk: paillier.PaillierPublicKey) -> int:
+    return (pk.n.bit_length() + 7) // 8
 
 
 def _pack_cts(pk: paillier.PaillierPublicKey, cts: Sequence[int]) -> bytes:
@@ -239,29 +245,40 @@ class TrainServer(PsiServer):
             scale = np.where(binary, 1.0, float(FEATURE_SCALE))
             xi = np.rint(xb * scale).astype(np.int64)  # integer features keep the residuals' exponent
             enc = [paillier.EncryptedNumber(pk, c, PRECISION_EXP) for c in cts]
-            mask = np.random.default_rng().uniform(-1e6, 1e6, size=xi.shape[1])
-            out: list[paillier.EncryptedNumber] = []
+            # Masks are uniform 128-bit integers added in the plaintext space (mod n): the gradient's encoding
+            # is below 2^80, so what the lender decrypts is statistically independent of it, and the provider
+            # recovers it exactly (no float rounding).
+            masks = [secrets.randbits(MASK_BITS) for _ in range(xi.shape[1])]
+            out: list[int] = []
             for j in range(xi.shape[1]):
                 total = None
                 for i in np.flatnonzero(xi[:, j]):
                     term = enc[i] if xi[i, j] == 1 else enc[i] * int(xi[i, j])
                     total = term if total is None else total + term
                 if total is None:  # no sample in the batch has this feature: encrypt the mask afresh
-                    out.append(pk.encrypt(float(mask[j])))
+                    out.append(pk.raw_encrypt(masks[j]))
                 else:  # masked, then re-randomised: the lender cannot tell which ciphertexts were summed
-                    masked = total + float(mask[j])
+                    masked = paillier.EncryptedNumber(
+                        pk,
+                        total.ciphertext(False) * pk.raw_encrypt(masks[j], r_value=1) % pk.nsquare,
+                        PRECISION_EXP,
+                    )
                     masked.obfuscate()
-                    out.append(masked)
-            x["mask"], x["scale"] = mask, scale
-            return {"exponents": [e.exponent for e in out]}, _pack_cts(pk, [e.ciphertext(False) for e in out])
+                    out.append(masked.ciphertext(False))
+            x["mask"], x["scale"] = masks, scale
+            return {"exponent": PRECISION_EXP}, _pack_cts(pk, out)
         if kind == "update":
             idx, mask = x.get("batch"), x.get("mask")
             if idx is None or mask is None:
                 raise MalformedMessageError("update before gradient")
-            masked = np.frombuffer(msg.payload, dtype=">f8")
-            if masked.size != mask.size:
+            pk = x["pk"]
+            size = _pt_bytes(pk)
+            if len(msg.payload) != size * len(mask):
                 raise MalformedMessageError("update: one value per feature is needed")
-            grad = (masked - mask) / x["scale"] / idx.size
+            vals = [int.from_bytes(msg.payload[k * size : (k + 1) * size], "big") for k in range(len(mask))]
+            enc_g = [(v - m) % pk.n for v, m in zip(vals, mask, strict=True)]
+            signed = [g - pk.n if g > pk.n // 2 else g for g in enc_g]
+            grad = np.array([float(g) for g in signed]) * float(16.0**PRECISION_EXP) / x["scale"] / idx.size
             x["v"] = x["momentum"] * x["v"] + grad + x["l2"] * x["w"]  # heavy-ball momentum, as the lender
             x["w"] = x["w"] - x["lr"] * x["v"]
             x["batch"], x["mask"] = None, None
@@ -392,17 +409,12 @@ def train(
                     w -= lr * vw
                     b -= lr * vb
                     reply = client.call("gradient", {}, _pack_cts(pk, enc.encrypt(d)))
-                    exps = reply.header.get("exponents")
                     cts = _unpack_cts(pk, reply.payload)
-                    if not isinstance(exps, list) or len(exps) != len(cts) or len(cts) != n_provider:
-                        raise MalformedMessageError("gradient reply: one ciphertext and exponent per feature")
-                    masked = np.array(
-                        [
-                            sk.decrypt(paillier.EncryptedNumber(pk, c, int(e)))
-                            for c, e in zip(cts, exps, strict=True)
-                        ]
-                    )
-                    client.call("update", {}, masked.astype(">f8").tobytes())
+                    if len(cts) != n_provider:
+                        raise MalformedMessageError("gradient reply: one ciphertext per provider feature")
+                    # The masked plaintexts go back as they are (mod n); the provider removes its masks.
+                    size = _pt_bytes(pk)
+                    client.call("update", {}, b"".join(sk.raw_decrypt(c).to_bytes(size, "big") for c in cts))
                 entry = {"epoch": epoch + 1, "loss": loss / n, "seconds": round(time.perf_counter() - t0, 2)}
                 history.append(entry)
                 if log:
