@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import typer
 
 from piguard._fs import OutputPathError, atomic_write_bytes, atomic_write_text
-from piguard.joint.errors import JointError
 
 joint_app = typer.Typer(
     help="Compute together without sharing raw data (PSI, counts, federated models).", no_args_is_help=True
@@ -57,6 +56,7 @@ def _fail(verb: str, exc: Exception) -> typer.Exit:
 @contextmanager
 def _errors(verb: str) -> Iterator[None]:
     """Named errors become one line and exit 2 (bad input, refusal, peer trouble)."""
+    from piguard.joint.errors import JointError  # imported here: `piguard --help` stays fast
     from piguard.keys import KeyFileError
     from piguard.ledger import LedgerError
 
