@@ -302,6 +302,7 @@ class RightsService:
         else:
             subject = row.subject
         token = new_token()
+        cat = row.details.get("category") if row.type == "complaint" else None
 
         def apply(conn: Connection) -> None:
             res = conn.execute(
@@ -316,6 +317,8 @@ class RightsService:
                     code_expires=None,
                     subject=subject,
                     sealed=self.secrets.seal(rid, ids),
+                    # A complaint shows the regulators' channels from the start (PIPL Art. 65).
+                    outcome={"category": cat, "routes": complaint_routes(cat)} if cat else None,
                 )
             )
             if res.rowcount != 1:
