@@ -260,7 +260,7 @@ class RightsService:
             text = d.get("text")
             if not isinstance(text, str) or not text.strip() or len(text) > 5000:
                 raise RightsError("details.text must say what happened (1 to 5000 characters)", 422)
-            return {"category": d["category"], "text": text}
+            return {"category": d["category"], "text": text, **({"note": note} if note else {})}
         return {"note": note} if note else {}
 
     def verify(self, rid: str, code: Any, *, client: str = "") -> dict[str, Any]:
