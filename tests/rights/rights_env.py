@@ -177,3 +177,15 @@ def env(ledger_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
     for s in svc.stores:
         s.close()
     led.close()
+
+
+def check_schema(name: str, obj: object) -> None:
+    """Validate ``obj`` against the published schema ``src/piguard/schemas/<name>.schema.json``."""
+    import json as _json
+    from importlib import resources
+
+    import jsonschema
+
+    path = resources.files("piguard.schemas").joinpath(f"{name}.schema.json")
+    schema = _json.loads(path.read_text("utf-8"))
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(obj)

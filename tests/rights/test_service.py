@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from rights_env import EMAIL, KEY, OTHER_PHONE, PHONE, RESIDENT_ID, Env
+from rights_env import EMAIL, KEY, OTHER_PHONE, PHONE, RESIDENT_ID, Env, check_schema
 from sqlalchemy import create_engine, text
 
 from piguard.ledger import pseudonym
@@ -72,6 +72,7 @@ def test_access_and_copy_gather_every_store_and_the_ledger(env: Env) -> None:
     assert req["outcome"]["recipients"] == ["某商业银行"]
 
     data = json.loads(env.service.copy(rid, subject, "json")[0])
+    check_schema("rights-copy", data)
     names = {r["name"] for r in data["held"]["crm"]["customers"]}
     assert names == {"王小明"} and OTHER_PHONE not in json.dumps(data)
     assert data["consents"][0]["id"] == "c1" and data["sources"][0]["id"] == "crm-2026"
@@ -152,6 +153,7 @@ def test_approved_deletion_runs_in_every_store_and_ends_in_a_signed_receipt(env:
     assert out["status"] == "completed"
     receipt = out["outcome"]["receipt"]
     verify_receipt(receipt, env.signing.public)
+    check_schema("rights-receipt", receipt)
     assert receipt["complete"] and receipt["subject"] == pseudonym(PHONE, KEY)
     by_table = {(s["store"], s["table"]): s for s in receipt["stores"]}
     assert (

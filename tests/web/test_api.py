@@ -9,7 +9,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from rights_env import EMAIL, OTHER_PHONE, PHONE, Env
+from rights_env import EMAIL, OTHER_PHONE, PHONE, Env, check_schema
 
 from piguard.rights import verify_receipt
 
@@ -49,6 +49,7 @@ def test_request_verify_read_contract(client: TestClient, env: Env) -> None:
     g = client.get(f"/api/v1/requests/{rid}", headers=_auth(body["token"]))
     assert g.status_code == 200 and set(g.json()) == {"id", "type", "status", "due", "outcome"}
     assert g.json()["status"] == "completed" and g.json()["due"] == body["due"]
+    check_schema("rights-request", g.json())
     c = client.get(f"/api/v1/requests/{rid}/copy?format=csv", headers=_auth(body["token"]))
     assert c.status_code == 200 and "王小明" in c.content.decode("utf-8-sig")
     assert c.headers["content-disposition"] == f'attachment; filename="{rid}.csv"'

@@ -9,8 +9,12 @@ any script (the pages have none); validation errors never echo the input, which 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import secrets
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from piguard.rights import (
@@ -95,6 +100,19 @@ class Preferences(BaseModel):
     targeted_push: bool
 
 
+async def _housekeeping(service: RightsService, every: float) -> None:
+    """Now and then: wipe sealed identifiers past their download period, expire stale codes, and recompute
+    provisional due dates once the calendar package knows the year."""
+    log = logging.getLogger("piguard.web")
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(service.purge)
+            await run_in_threadpool(service.refresh_deadlines)
+        except Exception as exc:  # keep serving; the next round tries again
+            log.warning("housekeeping failed: %s", type(exc).__name__)
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot status read)."""
 
@@ -129,9 +147,25 @@ class SecurityHeaders:
 
 
 def create_app(
-    service: RightsService, *, reports_dir: str | Path | None = None, secure_cookies: bool = False
+    service: RightsService,
+    *,
+    reports_dir: str | Path | None = None,
+    secure_cookies: bool = False,
+    housekeeping_seconds: float | None = None,
 ) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = (
+            asyncio.create_task(_housekeeping(service, housekeeping_seconds))
+            if housekeeping_seconds
+            else None
+        )
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="piguard rights",
         version="1",
         description="Data-subject requests (PIPL Art. 15, 24, 44-50, 65; 2019 C6): portal, staff, API.",

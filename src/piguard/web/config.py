@@ -80,4 +80,6 @@ def app_from_env() -> FastAPI:
     cfg = ServeConfig.from_env()
     service = build_service(cfg)
     service.purge()
-    return create_app(service, reports_dir=cfg.reports, secure_cookies=cfg.secure_cookies)
+    return create_app(
+        service, reports_dir=cfg.reports, secure_cookies=cfg.secure_cookies, housekeeping_seconds=3600
+    )
