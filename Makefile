@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/crawl_bench.py
 	$(BIN)/python benchmarks/datamap_bench.py
 	$(BIN)/python benchmarks/scan_memory.py
+	$(BIN)/python benchmarks/rights_bench.py
 
 # The compiled engine under AddressSanitizer and UBSan, on the engine's tests (then built plain again).
 sanitize: $(STAMP)

@@ -347,6 +347,7 @@ def test_no_raw_contact_code_or_token_is_stored(env: Env) -> None:
     assert pseudonym(EMAIL, KEY) in blob
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)  # validation happens before the database
 @pytest.mark.parametrize(
     ("type_", "identifier", "details", "match"),
     [

@@ -34,6 +34,7 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
 def test_request_verify_read_contract(client: TestClient, env: Env) -> None:
     r = client.post(
         "/api/v1/requests",
@@ -65,6 +66,7 @@ def test_request_verify_read_contract(client: TestClient, env: Env) -> None:
         assert path in spec["paths"]
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
 def test_another_subjects_token_sees_nothing(client: TestClient, env: Env) -> None:
     mine, my_token = _open(client, env)
     theirs, their_token = _open(client, env, value=OTHER_PHONE)
@@ -78,6 +80,7 @@ def test_another_subjects_token_sees_nothing(client: TestClient, env: Env) -> No
     assert client.get(f"/r/{theirs}").status_code == 404
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
 def test_staff_routes_need_a_staff_token(client: TestClient, env: Env) -> None:
     rid, subject_token = _open(client, env, "deletion")
     agent = env.service.add_staff("agent1", "agent")
