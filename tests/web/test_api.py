@@ -236,3 +236,28 @@ def test_code_guessing_over_http_is_locked_out(client: TestClient, env: Env) -> 
     statuses = [client.post(f"/api/v1/requests/{rid}/verify", json={"code": c}).status_code for c in codes]
     assert statuses == [400, 400, 400, 400, 429]
     assert client.post(f"/api/v1/requests/{rid}/verify", json={"code": env.code(rid)}).status_code == 404
+
+
+def test_oversized_and_open_ended_bodies_are_refused(client: TestClient, env: Env) -> None:
+    big = {
+        "type": "complaint",
+        "identifier": {"kind": "phone", "value": PHONE},
+        "details": {"category": "C1", "text": "x" * 70_000},
+    }
+    r = client.post("/api/v1/requests", json=big)
+    assert r.status_code == 413 and "larger than 65536" in r.json()["error"]
+    r = client.post(
+        "/api/v1/requests",
+        content=iter([b'{"type": "access"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 411
+    assert not list(env.outbox.iterdir())
+
+
+def test_error_pages_speak_the_persons_language(client: TestClient, env: Env) -> None:
+    r = client.get("/r/r_00000000000000000000")
+    assert r.status_code == 401 and "请先完成验证" in r.text
+    client.get("/?lang=en")
+    r = client.get("/r/r_00000000000000000000")
+    assert "Verify first" in r.text

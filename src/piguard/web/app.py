@@ -38,7 +38,7 @@ from piguard.rights import (
     refusal_reasons,
 )
 from piguard.rights.stores import correctable_fields
-from piguard.web.i18n import texts
+from piguard.web.i18n import error_text, texts
 
 SUBJECT_COOKIE = "pg_subject"
 STAFF_COOKIE = "pg_staff"
@@ -113,8 +113,12 @@ async def _housekeeping(service: RightsService, every: float) -> None:
             log.warning("housekeeping failed: %s", type(exc).__name__)
 
 
+MAX_BODY = 65_536  # the largest form or JSON body a person or a system needs to send
+
+
 class SecurityHeaders:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot status read)."""
+    """Security headers on every response and a cap on request bodies. Pure ASGI middleware (cheaper than
+    BaseHTTPMiddleware on the hot status read)."""
 
     HEADERS: tuple[tuple[bytes, bytes], ...] = (
         (b"x-content-type-options", b"nosniff"),
@@ -128,12 +132,22 @@ class SecurityHeaders:
         ),
     )
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, max_body: int = MAX_BODY) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._refuse(send, 413, b"the request body is larger than 65536 bytes")
+            return
+        if length is None and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            # The server delivers at most a declared length; an open-ended body could be any size.
+            await self._refuse(send, 411, b"send the body with a Content-Length")
             return
 
         async def send_with_headers(message: Any) -> None:
@@ -144,6 +158,12 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _refuse(self, send: Any, status: int, message: bytes) -> None:
+        body = b'{"error":"' + message + b'"}'
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": head + list(self.HEADERS)})
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -188,7 +208,8 @@ def create_app(
         return not request.url.path.startswith("/api/")
 
     def page_error(request: Request, status: int, message: str) -> Response:
-        return render(request, "error.html", {"message": message}, status=status)
+        hint = error_text(status, lang_of(request))
+        return render(request, "error.html", {"message": message, "hint": hint}, status=status)
 
     @app.exception_handler(RightsError)
     async def rights_error(request: Request, exc: RightsError) -> Response:

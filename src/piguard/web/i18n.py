@@ -83,6 +83,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     "error": ("出错了", "Something went wrong"),
     "lang_other": ("English", "中文"),
 }
+# What a person reads on an error page, by HTTP status (the service's own message follows, in English).
+ERRORS = {
+    400: ("验证码不正确，请重新输入。", "The code is not right; try again."),
+    401: ("请先完成验证（输入我们发送的验证码）或登录。", "Verify first (the code we sent) or log in."),
+    403: (
+        "表单已过期或来源不明，请刷新页面后重试。",
+        "The form expired or came from elsewhere; reload and try again.",
+    ),
+    404: ("未找到该申请。", "No such request."),
+    409: ("该申请当前状态下不能进行此操作。", "The request is not in a state that allows this."),
+    410: ("验证码已过期，请重新提交申请。", "The code has expired; submit the request again."),
+    413: ("提交的内容过大。", "What was sent is too large."),
+    422: ("输入有误，请检查后重新提交。", "Something in the form is not valid; check it and try again."),
+    429: ("尝试次数过多，请稍后再试。", "Too many attempts; try again later."),
+    502: ("验证码发送失败，请稍后再试。", "The code could not be sent; try again later."),
+    503: ("服务暂不可用。", "The service is not available right now."),
+}
 STATUS = {
     "awaiting_verification": ("待验证", "Awaiting verification"),
     "verified": ("已验证，处理中", "Verified, being handled"),
@@ -91,6 +108,11 @@ STATUS = {
     "refused": ("已拒绝", "Refused"),
     "expired": ("已失效", "Expired"),
 }
+
+
+def error_text(status: int, lang: str) -> str:
+    pair = ERRORS.get(status, ("出错了", "Something went wrong"))
+    return pair[1 if lang == "en" else 0]
 
 
 def texts(lang: str) -> dict[str, str]:
