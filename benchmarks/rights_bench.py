@@ -33,8 +33,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -80,7 +82,7 @@ def ms(xs: list[float]) -> dict[str, float]:
     }
 
 
-def consent_rows(subjects: int, consents: int):  # type: ignore[no-untyped-def]
+def consent_rows(subjects: int, consents: int) -> Iterator[dict[str, Any]]:
     given = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(consents):
         s = i % subjects
@@ -96,7 +98,9 @@ def consent_rows(subjects: int, consents: int):  # type: ignore[no-untyped-def]
         }
 
 
-def copy_rows(raw_url: str, schema: str, ddl: str, table: str, cols: str, lines, index: str) -> float:  # type: ignore[no-untyped-def]
+def copy_rows(
+    raw_url: str, schema: str, ddl: str, table: str, cols: str, lines: Iterable[str], index: str
+) -> float:
     t0 = time.perf_counter()
     with psycopg.connect(raw_url) as conn:
         conn.execute(f'SET search_path TO "{schema}"')

@@ -28,7 +28,7 @@ def test_a_year_the_package_does_not_know_is_counted_on_weekdays_and_marked_prov
     assert due.day == date(2027, 1, 18)  # 29-31 Dec, then 12 weekdays of January 2027 (1 Jan included)
 
 
-def test_cli_due(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_due() -> None:
     res = CliRunner().invoke(app, ["rights", "due", "2026-09-30"])
     assert res.exit_code == 0 and '"due": "2026-10-27"' in res.output
     res = CliRunner().invoke(app, ["rights", "due", "30/09/2026"])

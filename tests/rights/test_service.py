@@ -368,7 +368,9 @@ def test_no_raw_contact_code_or_token_is_stored(env: Env) -> None:
         ("access", {"kind": "phone", "value": PHONE}, {"note": "x" * 20_000}, "larger than"),
     ],
 )
-def test_bad_input_is_named_without_echoing_it(env: Env, type_, identifier, details, match) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_named_without_echoing_it(
+    env: Env, type_: str, identifier: object, details: dict, match: str
+) -> None:
     with pytest.raises(RightsError, match=match) as e:
         env.service.submit(type_, identifier, details)
     assert e.value.status == 422

@@ -5,6 +5,7 @@ no contact, code or token."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -93,11 +95,9 @@ def server(tmp_path: Path) -> Iterator[dict]:
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             if proc.poll() is not None:
                 raise AssertionError("server exited: " + (tmp_path / "server.log").read_text())
             time.sleep(0.1)
@@ -115,7 +115,7 @@ def server(tmp_path: Path) -> Iterator[dict]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
+def browser(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     chromium = _need("/usr/bin/chromium", "Debian's chromium")
     driver_exe = _need("/usr/bin/chromedriver", "Debian's chromedriver")
     from selenium import webdriver
@@ -142,9 +142,8 @@ def browser(tmp_path: Path) -> Iterator[object]:
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
     driver.implicitly_wait(5)
-    driver.downloads = downloads  # type: ignore[attr-defined]
     try:
-        yield driver
+        yield driver, downloads
     finally:
         driver.quit()
 
@@ -153,11 +152,13 @@ def _code(outbox: Path, rid: str) -> str:
     return re.search(r"(\d{6})", (outbox / f"{rid}.txt").read_text(encoding="utf-8")).group(1)
 
 
-def test_subject_downloads_a_copy_and_staff_approve_a_deletion(server: dict, browser) -> None:  # type: ignore[no-untyped-def]
+def test_subject_downloads_a_copy_and_staff_approve_a_deletion(
+    server: dict, browser: tuple[Any, Path]
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    d, base = browser, server["base"]
+    (d, downloads), base = browser, server["base"]
     d.get(base + "/")
     assert "个人信息权利申请" in d.title  # Chinese by default
     assert d.execute_script(
@@ -175,7 +176,7 @@ def test_subject_downloads_a_copy_and_staff_approve_a_deletion(server: dict, bro
     assert d.find_element(By.ID, "status").get_attribute("data-status") == "completed"
     assert "王小明" in d.find_element(By.ID, "data").text
     d.find_element(By.ID, "download-json").click()
-    target = browser.downloads / f"{rid}.json"
+    target = downloads / f"{rid}.json"
     for _ in range(100):
         if target.exists():
             break

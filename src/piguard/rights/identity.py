@@ -45,7 +45,7 @@ class DeliveryError(RuntimeError):
     """A code could not be sent; the message never holds the contact or the code."""
 
 
-def canonical(kind: str, value: str) -> str:
+def canonical(kind: str, value: object) -> str:
     """The one spelling of an identifier the pseudonym is taken of: a mainland mobile as its 11 digits
     (others in E.164), an e-mail address lower-cased, a resident ID in upper case after its check digit
     is confirmed."""

@@ -172,7 +172,7 @@ class RightsService:
         if kind not in st.IDENTIFIER_KINDS:
             raise RightsError("identifier.kind must be phone, email or resident_id", 422)
         try:
-            ident = canonical(kind, identifier.get("value"))  # type: ignore[arg-type]
+            ident = canonical(kind, identifier.get("value"))
             if kind == "resident_id":
                 if not isinstance(contact, Mapping) or contact.get("kind") not in ("phone", "email"):
                     raise RightsError(

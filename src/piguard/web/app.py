@@ -46,7 +46,7 @@ CSRF_COOKIE = "pg_csrf"
 LANG_COOKIE = "pg_lang"
 CSRF_MAX_AGE = 2 * 3600
 _REPORT_NAME = re.compile(r"^[\w.-]{1,200}\.(html|json|sarif|csv|txt)$")
-RequestType = Literal[tuple(REQUEST_TYPES)]  # type: ignore[valid-type]
+RequestType = Literal[tuple(REQUEST_TYPES)]  # type: ignore[valid-type]  # built from the one list of types
 
 
 class Identifier(BaseModel):
