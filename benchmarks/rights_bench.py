@@ -425,15 +425,21 @@ def main() -> None:
         led.close()
         runs = []
         for http, workers in (("httptools", 1), ("h11", 1), ("httptools", 2)):
-            r = status_reads(ledger_url, pairs, args.seconds, args.concurrency, http, workers)
-            print(f"status reads ({http}, {workers} worker): {r}", flush=True)
-            runs.append(r)
-        best = max((r for r in runs if r["http"] == "httptools"), key=lambda r: r["per_second"])
+            for r in status_reads(ledger_url, pairs, args.seconds, args.concurrency, http, workers):
+                print(f"status reads: {r}", flush=True)
+                runs.append(r)
+
+        def met(client: str) -> bool:
+            return any(
+                r["per_second"] >= 500 and r["p99_ms"] < 100 for r in runs if r["client"].startswith(client)
+            )
+
         results["status_reads"] = {
             "runs": runs,
             "target_per_second": 500,
             "target_p99_ms": 100,
-            "met": best["per_second"] >= 500 and best["p99_ms"] < 100,
+            "met_with_httpx_client": met("httpx"),
+            "met_with_wrk_client": met("wrk"),
         }
     finally:
         if not args.keep:
