@@ -194,6 +194,14 @@ def test_hostile_strings_are_stored_inert_and_rendered_escaped(client: TestClien
     assert "\\u003cscript\\u003e" in detail or "&lt;script&gt;" in detail
     dash = client.get("/staff")
     assert dash.status_code == 200 and "<script>" not in dash.text
+    # Staff's answer reaches the person escaped too.
+    csrf = re.search(r'name="csrf" value="([^"]+)"', detail).group(1)
+    r = client.post(f"/staff/r/{rid}/decision", data={"csrf": csrf, "decision": "approve", "answer": HOSTILE},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    seen = client.get(f"/r/{rid}")
+    assert seen.status_code == 200 and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in seen.text
+    assert "<script>" not in seen.text
     csp = dash.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src" not in csp  # no script may run at all
     assert dash.headers["x-frame-options"] == "DENY"

@@ -233,3 +233,4 @@ def test_subject_downloads_a_copy_and_staff_approve_a_deletion(
         KEY.hex(),
     ):
         assert secret not in log
+    assert "PRIVATE KEY" not in log and "BEGIN" not in log
