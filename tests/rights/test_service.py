@@ -418,3 +418,24 @@ def test_service_needs_a_delivery_and_a_signing_key_for_deletion(env: Env) -> No
     with pytest.raises(RightsError, match="no signing key") as e:
         bare.decide(rid, "approve", AGENT)
     assert env.service.request_for_staff(rid)["status"] == "verified"  # nothing changed
+
+
+def _about_rights(d: tuple) -> bool:
+    """A difference that concerns the rights tables (the ledger's own share the database)."""
+    if d[0] == "remove_table":
+        return d[1].name.startswith("rights_")
+    if d[0] == "remove_index":
+        return d[1].table.name.startswith("rights_")
+    return True
+
+
+def test_rights_tables_match_their_migration(env: Env) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from piguard.rights import tables
+
+    with env.ledger.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": "ledger_schema_version"})
+        diff = [d for d in compare_metadata(ctx, tables.metadata) if _about_rights(d)]
+    assert diff == []
