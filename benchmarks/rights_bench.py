@@ -118,7 +118,7 @@ def copy_rows(
     return time.perf_counter() - t0
 
 
-def build_stores(base: str, raw: str, subjects: int, rows: int, schemas: list[str]) -> tuple[Path, dict]:
+def build_stores(raw: str, subjects: int, rows: int, schemas: list[str]) -> dict:
     timings = {}
     pseudo = [pseudonym(phone(i), KEY) for i in range(subjects)]
     crm, orders, events = schemas
@@ -153,6 +153,11 @@ def build_stores(base: str, raw: str, subjects: int, rows: int, schemas: list[st
         ),
         "CREATE INDEX ON events (who)",
     )
+    return {k: round(v, 1) for k, v in timings.items()}
+
+
+def write_stores(base: str, schemas: list[str]) -> Path:
+    crm, orders, events = schemas
     path = Path(tempfile.mkdtemp(prefix="rights-bench-")) / "stores.yaml"
     path.write_text(
         f"""stores:
@@ -170,7 +175,7 @@ def build_stores(base: str, raw: str, subjects: int, rows: int, schemas: list[st
 """,
         encoding="utf-8",
     )
-    return path, {k: round(v, 1) for k, v in timings.items()}
+    return path
 
 
 def code_of(outbox: Path, rid: str) -> str:
@@ -338,16 +343,20 @@ def main() -> None:
     ap.add_argument("--deletions", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--keep", action="store_true", help="keep the schemas (names printed)")
+    ap.add_argument("--keep", action="store_true", help="keep the schemas (their tag is printed)")
+    ap.add_argument(
+        "--reuse", metavar="TAG", help="measure again on the schemas a --keep run left (no build)"
+    )
     args = ap.parse_args()
 
     load_before = os.getloadavg()
-    tag = uuid.uuid4().hex[:8]
+    tag = args.reuse or uuid.uuid4().hex[:8]
     schemas = [f"rights_bench_{tag}_{n}" for n in ("ledger", "crm", "orders", "events")]
     admin = create_engine(args.postgres)
-    with admin.begin() as c:
-        for s in schemas:
-            c.execute(text(f'CREATE SCHEMA "{s}"'))
+    if not args.reuse:
+        with admin.begin() as c:
+            for s in schemas:
+                c.execute(text(f'CREATE SCHEMA "{s}"'))
     raw = args.postgres.replace("postgresql+psycopg://", "postgresql://")
     results: dict = {
         "benchmark": "rights",
@@ -363,19 +372,32 @@ def main() -> None:
     try:
         ledger_url = schema_url(args.postgres, schemas[0])
         led = Ledger.open(ledger_url)
-        t0 = time.perf_counter()
-        led.bulk_import_consents(consent_rows(args.subjects, args.consents))
-        results["build"] = {"consents_s": round(time.perf_counter() - t0, 1)}
-        stores_path, timings = build_stores(args.postgres, raw, args.subjects, args.rows, schemas[1:])
-        results["build"]["stores_s"] = timings
+        if args.reuse:
+            results["build"] = {"reused": tag}
+        else:
+            t0 = time.perf_counter()
+            led.bulk_import_consents(consent_rows(args.subjects, args.consents))
+            results["build"] = {"consents_s": round(time.perf_counter() - t0, 1)}
+            results["build"]["stores_s"] = build_stores(raw, args.subjects, args.rows, schemas[1:])
+        assert led.counts()["consents"] == args.consents, "the ledger does not hold --consents consents"
+        stores_path = write_stores(args.postgres, schemas[1:])
         print(f"built: {results['build']}", flush=True)
 
         outbox = stores_path.parent / "outbox"
         outbox.mkdir()
         signing = generate(stores_path.parent / "controller")
         svc = RightsService(led, KEY, load_stores(stores_path), OutboxDelivery(outbox), signing, WIDE)
-        rnd = random.Random(26)
-        people = rnd.sample(range(args.subjects), args.access_samples + args.deletions)
+        # A reused build lost earlier runs' deleted people: sample only people whose rows are all there.
+        rnd = random.Random(26 if not args.reuse else time.time_ns())
+        per_person = 3 * args.rows // args.subjects
+        crm = svc.stores[0]
+        people: list[int] = []
+        with crm.reader().connect() as conn:
+            while len(people) < args.access_samples + args.deletions:
+                i = rnd.randrange(args.subjects)
+                n = conn.execute(text("SELECT count(*) FROM contacts WHERE mobile = :m"), {"m": phone(i)})
+                if i not in people and n.scalar_one() == args.rows // args.subjects:
+                    people.append(i)
 
         executed, copies = [], []
         for i in people[: args.access_samples]:
@@ -385,17 +407,14 @@ def main() -> None:
             t0 = time.perf_counter()
             data = json.loads(svc.copy(rid, subject, "json")[0])
             copies.append(time.perf_counter() - t0)
-            assert (
-                sum(len(r) for t in data["held"].values() for r in t.values())
-                == 3 * args.rows // args.subjects
-            )
+            assert sum(len(r) for t in data["held"].values() for r in t.values()) == per_person
             assert len(data["consents"]) == args.consents // args.subjects
         both = [a + b for a, b in zip(executed, copies, strict=True)]
         results["access"] = {
             "verify_and_execute": ms(executed),
             "copy_json": ms(copies),
             "answered": ms(both),
-            "rows_per_person": 3 * args.rows // args.subjects,
+            "rows_per_person": per_person,
             "consents_per_person": args.consents // args.subjects,
             "target_p95_ms": 300,
             "met": pct(both, 95) < 0.3,
@@ -411,7 +430,7 @@ def main() -> None:
             deletions.append(time.perf_counter() - t0)
             receipt = out["outcome"]["receipt"]
             assert out["status"] == "completed" and receipt["complete"], out
-            assert sum(s["rows_affected"] for s in receipt["stores"]) == 3 * args.rows // args.subjects
+            assert sum(s["rows_affected"] for s in receipt["stores"]) == per_person
         results["deletion"] = {**ms(deletions), "stores": 3, "target_ms": 1000, "met": max(deletions) < 1.0}
         print(f"deletion: {results['deletion']}", flush=True)
 
@@ -442,12 +461,12 @@ def main() -> None:
             "met_with_wrk_client": met("wrk"),
         }
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse):
             with admin.begin() as c:
                 for s in schemas:
                     c.execute(text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
         else:
-            print("kept schemas:", ", ".join(schemas))
+            print(f"kept schemas {', '.join(schemas)}: measure again with --reuse {tag}")
         admin.dispose()
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.parent.mkdir(exist_ok=True)
