@@ -439,3 +439,24 @@ def test_rights_tables_match_their_migration(env: Env) -> None:
         ctx = MigrationContext.configure(conn, opts={"version_table": "ledger_schema_version"})
         diff = [d for d in compare_metadata(ctx, tables.metadata) if _about_rights(d)]
     assert diff == []
+
+
+def test_parallel_guesses_get_no_more_than_five_tries(env: Env) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rid = env.service.submit("access", {"kind": "phone", "value": PHONE})["id"]
+    right = env.code(rid)
+    wrongs = [f"{n:06d}" for n in range(30) if f"{n:06d}" != right][:24]
+
+    def guess(code: str) -> str:
+        try:
+            env.service.verify(rid, code)
+            return "verified"
+        except RightsError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(guess, wrongs))
+    assert sum(a.startswith("wrong code") for a in answers) == 5  # compared five times, however parallel
+    assert all(a.startswith(("wrong code", "this code is locked", "no request")) for a in answers)
+    assert guess(right).startswith(("no request", "this code is locked"))

@@ -10,6 +10,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from rights_env import EMAIL, OTHER_PHONE, PHONE, Env, check_schema
+from sqlalchemy import create_engine
 
 from piguard.rights import verify_receipt
 
@@ -269,3 +270,14 @@ def test_error_pages_speak_the_persons_language(client: TestClient, env: Env) ->
     client.get("/?lang=en")
     r = client.get("/r/r_00000000000000000000")
     assert "Verify first" in r.text
+
+
+def test_a_failure_inside_is_one_log_line_and_a_plain_500(client: TestClient, env: Env,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    rid, token = _open(client, env)
+    env.ledger.engine.dispose()
+    env.service.reader = env.service.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/x")
+    r = client.get(f"/api/v1/requests/{rid}", headers=_auth(token))
+    assert r.status_code == 500 and r.json() == {"error": "internal error; try again later"}
+    assert "internal error (OperationalError) on GET" in caplog.text
+    assert "Traceback" not in caplog.text and token not in caplog.text

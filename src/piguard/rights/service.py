@@ -55,6 +55,7 @@ SESSION_HOURS = 12
 DOWNLOAD_DAYS = 7
 MAX_DETAILS_BYTES = 16_384
 DUE_SOON_WORKING_DAYS = 3
+LOCKED = "this code is locked after too many wrong attempts; submit the request again"
 
 
 class RightsError(ValueError):
@@ -120,13 +121,10 @@ class RightsService:
     ) -> Any:
         return self.ledger.record_event(actor, action, "rights_request", rid, payload, apply)
 
-    def _row(self, rid: str, conn: Connection | None = None) -> Any:
-        q = select(T.requests).where(T.requests.c.id == rid)
-        if conn is not None:
-            return conn.execute(q).first()
-        with self.reader.connect() as c:
-            row = c.execute(q).first()
-            c.rollback()
+    def _row(self, rid: str) -> Any:
+        with self.reader.connect() as conn:
+            row = conn.execute(select(T.requests).where(T.requests.c.id == rid)).first()
+            conn.rollback()
         return row
 
     def _writer(self) -> Any:
@@ -280,24 +278,26 @@ class RightsService:
             raise RightsError(f"no request {rid[:40]} is awaiting verification", 404)
         now = self._now()
         if row.code_hash is None or row.code_attempts >= MAX_CODE_ATTEMPTS:
-            raise RightsError(
-                "this code is locked after too many wrong attempts; submit the request again", 429
-            )
+            raise RightsError(LOCKED, 429)
         if _aware(row.code_expires) < now:
             self._close_unverified(rid, "expired")
             raise RightsError("the code has expired; submit the request again", 410)
+        # Take an attempt before comparing, atomically: parallel guesses cannot share one attempt.
+        c = T.requests.c
+        with self._writer() as conn, conn.begin():
+            used = conn.execute(
+                update(T.requests)
+                .where(c.id == rid, c.status == "awaiting_verification", c.code_attempts < MAX_CODE_ATTEMPTS)
+                .values(code_attempts=c.code_attempts + 1)
+                .returning(c.code_attempts)
+            ).scalar()
+        if used is None:
+            raise RightsError(LOCKED, 429)
         if not secrets.compare_digest(self.secrets.code_digest(rid, code.strip()), row.code_hash):
-            attempts = row.code_attempts + 1
-            with self._writer() as conn, conn.begin():
-                conn.execute(
-                    update(T.requests)
-                    .where(T.requests.c.id == rid, T.requests.c.status == "awaiting_verification")
-                    .values(code_attempts=T.requests.c.code_attempts + 1)
-                )
-            if attempts >= MAX_CODE_ATTEMPTS:
+            if used >= MAX_CODE_ATTEMPTS:
                 self._close_unverified(rid, "locked")
                 raise RightsError("wrong code; the request is now locked, submit it again", 429)
-            raise RightsError(f"wrong code ({MAX_CODE_ATTEMPTS - attempts} attempts left)", 400)
+            raise RightsError(f"wrong code ({MAX_CODE_ATTEMPTS - used} attempts left)", 400)
 
         due = add_working_days(now.astimezone(CHINA).date())
         ids = self.secrets.unseal(rid, row.sealed)

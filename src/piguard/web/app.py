@@ -150,14 +150,27 @@ class SecurityHeaders:
             await self._refuse(send, 411, b"send the body with a Content-Length")
             return
 
+        started = False
+
         async def send_with_headers(message: Any) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 have = {k.lower() for k, _ in headers}
                 message["headers"] = headers + [(k, v) for k, v in self.HEADERS if k not in have]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            # A database that went away, a bug: one log line naming the kind of failure. A traceback or the
+            # exception's text could quote SQL parameters, and the person gets a plain 500.
+            logging.getLogger("piguard.web").error(
+                "internal error (%s) on %s %s", type(exc).__name__, scope.get("method"), scope.get("path")
+            )
+            if not started:
+                await self._refuse(send, 500, b"internal error; try again later")
 
     async def _refuse(self, send: Any, status: int, message: bytes) -> None:
         body = b'{"error":"' + message + b'"}'
