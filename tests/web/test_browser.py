@@ -94,13 +94,18 @@ def server(tmp_path: Path) -> Iterator[dict]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        # Generous: on a machine shared by many builds, importing the CLI alone has taken 20 s.
+        deadline = time.monotonic() + 180
+        while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(base + "/healthz", timeout=5).status_code == 200:
                     break
             if proc.poll() is not None:
                 raise AssertionError("server exited: " + (tmp_path / "server.log").read_text())
-            time.sleep(0.1)
+            if time.monotonic() > deadline:
+                log = (tmp_path / "server.log").read_text()
+                raise AssertionError(f"server did not answer in 180 s: {log}")
+            time.sleep(0.2)
         yield {
             "base": base,
             "outbox": outbox,
@@ -141,11 +146,21 @@ def browser(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     driver.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
-    driver.implicitly_wait(5)
+    driver.implicitly_wait(30)
     try:
         yield driver, downloads
     finally:
         driver.quit()
+
+
+def _wait_status(driver: Any, want: str) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(
+        driver, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    ).until(lambda d: d.find_element(By.ID, "status").get_attribute("data-status") == want)
 
 
 def _code(outbox: Path, rid: str) -> str:
@@ -173,13 +188,12 @@ def test_subject_downloads_a_copy_and_staff_approve_a_deletion(
     code = _code(server["outbox"], rid)
     d.find_element(By.ID, "code").send_keys(code)
     d.find_element(By.ID, "verify").click()
-    assert d.find_element(By.ID, "status").get_attribute("data-status") == "completed"
+    _wait_status(d, "completed")
     assert "王小明" in d.find_element(By.ID, "data").text
     d.find_element(By.ID, "download-json").click()
     target = downloads / f"{rid}.json"
-    for _ in range(100):
-        if target.exists():
-            break
+    deadline = time.monotonic() + 60
+    while not target.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     copy = json.loads(target.read_text(encoding="utf-8"))
     assert {r["name"] for r in copy["held"]["crm"]["customers"]} == {"王小明"}
@@ -188,11 +202,15 @@ def test_subject_downloads_a_copy_and_staff_approve_a_deletion(
 
     # The same person asks for deletion through the API; staff approve it on the dashboard.
     r = httpx.post(
-        base + "/api/v1/requests", json={"type": "deletion", "identifier": {"kind": "phone", "value": PHONE}}
+        base + "/api/v1/requests",
+        json={"type": "deletion", "identifier": {"kind": "phone", "value": PHONE}},
+        timeout=60,
     )
     deletion = r.json()["id"]
     v = httpx.post(
-        f"{base}/api/v1/requests/{deletion}/verify", json={"code": _code(server["outbox"], deletion)}
+        f"{base}/api/v1/requests/{deletion}/verify",
+        json={"code": _code(server["outbox"], deletion)},
+        timeout=60,
     )
     subject_token = v.json()["token"]
     d.get(base + "/staff")
@@ -203,10 +221,10 @@ def test_subject_downloads_a_copy_and_staff_approve_a_deletion(
     d.find_element(By.LINK_TEXT, deletion).click()
     assert d.find_element(By.ID, "status").get_attribute("data-status") == "verified"
     d.find_element(By.ID, "approve").click()
-    assert d.find_element(By.ID, "status").get_attribute("data-status") == "completed"
+    _wait_status(d, "completed")  # the page after the post, not the one clicked on
     assert '"complete": true' in d.find_element(By.ID, "outcome").text
     seen = httpx.get(
-        f"{base}/api/v1/requests/{deletion}", headers={"Authorization": f"Bearer {subject_token}"}
+        f"{base}/api/v1/requests/{deletion}", headers={"Authorization": f"Bearer {subject_token}"}, timeout=60
     )
     assert seen.json()["status"] == "completed" and seen.json()["outcome"]["receipt"]["complete"]
     receipt = server["tmp"] / "receipt.json"
