@@ -460,3 +460,20 @@ def test_parallel_guesses_get_no_more_than_five_tries(env: Env) -> None:
     assert sum(a.startswith("wrong code") for a in answers) == 5  # compared five times, however parallel
     assert all(a.startswith(("wrong code", "this code is locked", "no request")) for a in answers)
     assert guess(right).startswith(("no request", "this code is locked"))
+
+
+def test_deletion_by_id_number_and_phone_reports_each_table_rule(env: Env) -> None:
+    rid = env.service.submit(
+        "deletion", {"kind": "resident_id", "value": RESIDENT_ID}, contact={"kind": "phone", "value": PHONE}
+    )["id"]
+    env.service.verify(rid, env.code(rid))
+    receipt = env.service.decide(rid, "approve", AGENT)["outcome"]["receipt"]
+    crm = [
+        (s["table"], s["mode"], s["rows_affected"], s["remaining"])
+        for s in receipt["stores"]
+        if s["store"] == "crm"
+    ]
+    # The customers table is registered twice (by phone: delete; by ID number: null): two lines, neither
+    # hiding the other's count.
+    assert crm == [("customers", "delete", 2, 0), ("customers", "null", 0, 0), ("events", "delete", 1, 0)]
+    assert receipt["complete"]

@@ -341,29 +341,29 @@ def linked(
     return False
 
 
-def _remaining(
-    store: Store, specs: Sequence[TableSpec], identifiers: Mapping[str, str], key: bytes, extra: Any = None
-) -> dict[str, int]:
-    out: dict[str, int] = {}
+Touched = list[tuple[TableSpec, list[str], int]]  # (table, the person's keys in it, rows changed)
+
+
+def _requery(store: Store, done: Touched, mode: Any, still: Any) -> list[TableResult]:
+    """Re-query every touched table through a fresh connection: how many of the person's rows still hold
+    what the request removed (``still(spec, table)`` narrows the count; None counts every row)."""
+    out: list[TableResult] = []
     with store.reader().connect() as conn:
-        for spec in specs:
-            keys = _keys(spec, identifiers, key)
-            if not keys:
-                continue
+        for spec, keys, affected in done:
             t = store.table(spec)
             cond = t.c[spec.key].in_(keys)
+            extra = still(spec, t)
             if extra is not None:
-                cond = and_(cond, extra(spec, t))
-            out[spec.qualified] = int(
-                conn.execute(select(func.count()).select_from(t).where(cond)).scalar_one()
-            )
+                cond = and_(cond, extra)
+            left = int(conn.execute(select(func.count()).select_from(t).where(cond)).scalar_one())
+            out.append(TableResult(store.name, spec.qualified, affected, left, mode(spec)))
         conn.rollback()
     return out
 
 
 def erase(store: Store, identifiers: Mapping[str, str], key: bytes) -> list[TableResult]:
     """Apply each table's deletion in one transaction, then re-query for what remains of the person."""
-    affected: dict[str, int] = {}
+    done: Touched = []
     with store.engine().begin() as conn:
         for spec in store.tables:
             keys = _keys(spec, identifiers, key)
@@ -378,7 +378,7 @@ def erase(store: Store, identifiers: Mapping[str, str], key: bytes) -> list[Tabl
                 res = conn.execute(update(t).where(cond).values({d.flag: True}))
             else:
                 res = conn.execute(update(t).where(cond).values(dict(d.columns)))
-            affected[spec.qualified] = int(res.rowcount or 0)
+            done.append((spec, keys, int(res.rowcount or 0)))
 
     def unrestricted(spec: TableSpec, t: Table) -> Any:
         # Restricted rows stay (a lawful retention); what must not remain is an unrestricted one.
@@ -387,21 +387,7 @@ def erase(store: Store, identifiers: Mapping[str, str], key: bytes) -> list[Tabl
         flag = t.c[spec.deletion.flag]
         return or_(flag.is_(None), flag == false())
 
-    remaining: dict[str, int] = {}
-    for spec in store.tables:
-        extra = unrestricted if spec.deletion.mode == "restrict" else None
-        remaining.update(_remaining(store, [spec], identifiers, key, extra))
-    return [
-        TableResult(
-            store.name,
-            spec.qualified,
-            affected.get(spec.qualified, 0),
-            remaining.get(spec.qualified, 0),
-            spec.deletion.mode,
-        )
-        for spec in store.tables
-        if spec.qualified in affected
-    ]
+    return _requery(store, done, lambda spec: spec.deletion.mode, unrestricted)
 
 
 def correct(
@@ -409,8 +395,7 @@ def correct(
 ) -> list[TableResult]:
     """Set each corrected field in every table that declares it correctable; ``remaining`` counts the
     person's rows still holding another value."""
-    affected: dict[str, int] = {}
-    touched: list[TableSpec] = []
+    done: Touched = []
     with store.engine().begin() as conn:
         for spec in store.tables:
             values = {spec.correctable[f]: v for f, v in corrections.items() if f in spec.correctable}
@@ -419,22 +404,18 @@ def correct(
                 continue
             t = store.table(spec)
             res = conn.execute(update(t).where(t.c[spec.key].in_(keys)).values(values))
-            affected[spec.qualified] = int(res.rowcount or 0)
-            touched.append(spec)
+            done.append((spec, keys, int(res.rowcount or 0)))
 
     def differs(spec: TableSpec, t: Table) -> Any:
-        conds = [
-            or_(t.c[spec.correctable[f]].is_(None), t.c[spec.correctable[f]] != v)
-            for f, v in corrections.items()
-            if f in spec.correctable
-        ]
-        return or_(*conds)
+        return or_(
+            *(
+                or_(t.c[spec.correctable[f]].is_(None), t.c[spec.correctable[f]] != v)
+                for f, v in corrections.items()
+                if f in spec.correctable
+            )
+        )
 
-    remaining = _remaining(store, touched, identifiers, key, differs)
-    return [
-        TableResult(store.name, s.qualified, affected[s.qualified], remaining.get(s.qualified, 0), "correct")
-        for s in touched
-    ]
+    return _requery(store, done, lambda spec: "correct", differs)
 
 
 def correctable_fields(stores: Sequence[Store]) -> list[str]:
