@@ -25,6 +25,15 @@ EMAIL = "wang.xiaoming@example.cn"
 RESIDENT_ID = "110101199003071233"
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for a test's own server)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pg_schema_url(base: str, schema: str) -> str:
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}options=-csearch_path%3D{schema}"

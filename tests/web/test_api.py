@@ -197,8 +197,11 @@ def test_hostile_strings_are_stored_inert_and_rendered_escaped(client: TestClien
     assert dash.status_code == 200 and "<script>" not in dash.text
     # Staff's answer reaches the person escaped too.
     csrf = re.search(r'name="csrf" value="([^"]+)"', detail).group(1)
-    r = client.post(f"/staff/r/{rid}/decision", data={"csrf": csrf, "decision": "approve", "answer": HOSTILE},
-                    follow_redirects=False)
+    r = client.post(
+        f"/staff/r/{rid}/decision",
+        data={"csrf": csrf, "decision": "approve", "answer": HOSTILE},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     seen = client.get(f"/r/{rid}")
     assert seen.status_code == 200 and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in seen.text
@@ -272,8 +275,9 @@ def test_error_pages_speak_the_persons_language(client: TestClient, env: Env) ->
     assert "Verify first" in r.text
 
 
-def test_a_failure_inside_is_one_log_line_and_a_plain_500(client: TestClient, env: Env,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failure_inside_is_one_log_line_and_a_plain_500(
+    client: TestClient, env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     rid, token = _open(client, env)
     env.ledger.engine.dispose()
     env.service.reader = env.service.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/x")

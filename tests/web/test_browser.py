@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from rights_env import KEY, PHONE, make_crm, write_stores
+from rights_env import KEY, PHONE, free_port, make_crm, write_stores
 
 from piguard.keys import generate
 from piguard.ledger import Ledger
@@ -37,12 +36,6 @@ def _need(path: str, what: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return exe
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _piguard(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
@@ -69,7 +62,7 @@ def server(tmp_path: Path) -> Iterator[dict]:
     led = Ledger.open(ledger)  # (the CLI's `rights staff add` has its own test: one process less here)
     staff_token = RightsService(led, KEY).add_staff("admin1", "admin", "s3cret-pass")
     led.close()
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-import socket
 from collections.abc import Iterator
 from email import policy
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
-from rights_env import EMAIL, PHONE, Env
+from rights_env import EMAIL, PHONE, Env, free_port
 from sqlalchemy import func, select
 
 from piguard.rights import SmtpDelivery
@@ -30,15 +29,9 @@ class Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), _free_port()
+    inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -79,7 +72,7 @@ def test_code_arrives_by_mail_and_verifies(env: Env, smtp: tuple[Inbox, int]) ->
 
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
 def test_mail_server_down_is_a_clear_error(env: Env) -> None:
-    env.service.delivery = SmtpDelivery(f"smtp://127.0.0.1:{_free_port()}", timeout=3)
+    env.service.delivery = SmtpDelivery(f"smtp://127.0.0.1:{free_port()}", timeout=3)
     client = TestClient(create_app(env.service), base_url="http://127.0.0.1")
     r = client.post(
         "/api/v1/requests", json={"type": "access", "identifier": {"kind": "email", "value": EMAIL}}
