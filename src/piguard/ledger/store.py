@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -716,6 +716,24 @@ class Ledger:
                 last + 1,
             )
         return VerifyResult(True, last, prev)
+
+    # ---- other capabilities' events ------------------------------------------------------------------------
+    def record_event(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        payload: dict[str, Any],
+        apply: Callable[[Connection], Any] | None = None,
+    ) -> Any:
+        """Append one audit entry; ``apply(conn)``, if given, runs first in the same write transaction (a
+        capability's own table change, e.g. a rights request's new status) so the change and its entry
+        commit together or not at all. Returns what ``apply`` returned."""
+        with self._write() as (conn, head):
+            result = apply(conn) if apply is not None else None
+            self._audit(conn, head, actor, action, object_type, object_id, payload)
+        return result
 
 
 def _check_id(what: str, value: str, limit: int) -> None:
