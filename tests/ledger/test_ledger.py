@@ -149,7 +149,7 @@ def test_check_errors_for_missing_references(ledger_url: str) -> None:
     nobody = S("nobody")
     with pytest.raises(FlowsError, match=f"subject '{nobody}' is not in the ledger"):
         engine.evaluate(parse_flows(_flows({"subject": nobody}), "f.yaml"))
-    with pytest.raises(FlowsError, match="consent.subject: expected a subject pseudonym"):
+    with pytest.raises(FlowsError, match=r"consent\.subject: expected a subject pseudonym"):
         parse_flows(_flows({"subject": "s_nobody"}), "f.yaml")
     led.close()
 

@@ -22,11 +22,9 @@ ledger_app = typer.Typer(
 
 @ledger_app.command("init")
 def init(key_file: str = KEY_FILE_OPT, ledger: str = LEDGER_OPT) -> None:
-    """Create the ledger (or migrate it to this piguard's schema) and its key; seal entries an older piguard
-    wrote without a MAC, after verifying them."""
+    """Create the ledger (or migrate it to this piguard's schema) and, for a SQLite ledger, its key file."""
     with opened("ledger", ledger, key_file) as led:
         ik = led.integrity_key(create=True)
-        sealed = led.seal(actor=actor()) if ik is not None else False
         typer.echo(f"ledger {led.url} at schema {led.schema_revision()}")
         if ik is None:
             say(
@@ -37,8 +35,17 @@ def init(key_file: str = KEY_FILE_OPT, ledger: str = LEDGER_OPT) -> None:
         else:
             src = led.key_source
             typer.echo(f"ledger key: {src.origin if src else 'argument'} (key id {ik.key_id})")
-        if sealed:
-            typer.echo("sealed the audit entries written before schema 0002 with the ledger key")
+
+
+@ledger_app.command("seal")
+def seal(key_file: str = KEY_FILE_OPT, ledger: str = LEDGER_OPT) -> None:
+    """Once, after upgrading a ledger written by a piguard before schema 0002: verify its audit entries (which
+    carry no MAC) and vouch for them with one keyed entry. Do it only if you trust the database until now."""
+    with opened("ledger", ledger, key_file, create=False) as led:
+        if led.seal(actor=actor()):
+            typer.echo("sealed: the audit entries written before schema 0002 are now authenticated")
+        else:
+            typer.echo("nothing to seal: every audit entry is authenticated")
 
 
 @ledger_app.command("status")

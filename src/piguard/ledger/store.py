@@ -380,8 +380,8 @@ class Ledger:
                     ).first()
                     if last is not None and last.mac is None:
                         raise LedgerError(
-                            f"ledger {self.url} has audit entries no key authenticates yet (written before "
-                            "schema 0002): run 'piguard ledger init' to verify and seal them first"
+                            f"ledger {self.url} ends in audit entries no key authenticates (written before "
+                            "schema 0002, or their MACs were stripped): see 'piguard ledger seal'"
                         )
                     if last is not None and last.key_id != ik.key_id:
                         raise LedgerError(
@@ -965,8 +965,8 @@ class Ledger:
             if unmaced and first_mac is None:
                 return VerifyResult(
                     False, last, prev,
-                    f"entries {unmaced[0]}..{unmaced[-1]} carry no MAC (written before schema 0002, or "
-                    "stripped): run 'piguard ledger init' with the ledger key to verify and seal them",
+                    f"entries {unmaced[0]}..{unmaced[-1]} carry no MAC: written by a piguard before schema "
+                    "0002 (then 'piguard ledger seal' vouches for them once), or their MACs were stripped",
                     unmaced[0], unauthenticated=True, authenticated=0, key_id=ik.key_id, checkpoints=cps,
                 )  # fmt: skip
             return VerifyResult(True, last, prev, authenticated=last, key_id=ik.key_id, checkpoints=cps)
@@ -980,8 +980,11 @@ class Ledger:
         return VerifyResult(True, last, prev, authenticated=last, checkpoints=cps)
 
     def seal(self, *, actor: str = "piguard") -> bool:
-        """Authenticate entries written before schema 0002: verify them (chain and replay), then append a
-        keyed ``ledger.seal`` entry whose MAC covers them through the chain. False: nothing to seal."""
+        """Vouch for entries written before schema 0002: verify them (chain and replay), then append a keyed
+        ``ledger.seal`` entry whose MAC covers them through the chain. False: nothing to seal.
+
+        Only the key holder can seal, and only once, right after upgrading a ledger from schema 0001: the key
+        cannot tell entries an old piguard wrote from a log someone rewrote and stripped of its MACs."""
         self._write_key()
         res = self.verify()
         if res.tampered:
