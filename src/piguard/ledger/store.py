@@ -219,7 +219,7 @@ class Ledger:
                 f"cannot use ledger {u.render_as_string(hide_password=True)}: {type(exc).__name__}"
             ) from None
         if engine.dialect.name == "sqlite":
-            cls._sqlite_pragmas(engine)
+            cls._sqlite_pragmas(engine, wal=create)
         ledger = cls(engine, u.render_as_string(hide_password=True), key=key, key_file=key_file)
         ledger._raw_url = url
         try:
@@ -233,13 +233,14 @@ class Ledger:
         return ledger
 
     @staticmethod
-    def _sqlite_pragmas(engine: Engine) -> None:
+    def _sqlite_pragmas(engine: Engine, *, wal: bool = True) -> None:
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
             # pysqlite's own transaction handling would defer BEGIN; we issue BEGIN IMMEDIATE ourselves.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            if wal:  # persistent in the file; setting it writes, which opening to read must not do
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
@@ -870,9 +871,10 @@ class Ledger:
         naive: bool,
     ) -> VerifyResult:
         if self.dialect == "sqlite":
-            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check(5)")]
+            rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check(5)")]
             if rows != ["ok"]:
-                return _failed(0, GENESIS, f"SQLite integrity check failed: {'; '.join(rows)[:300]}", None)
+                lines = [x.strip() for r in rows for x in r.splitlines() if x.strip() and "***" not in x]
+                return _failed(0, GENESIS, f"SQLite integrity check failed: {'; '.join(lines)[:300]}", None)
         present = set(inspect(conn).get_table_names())
         missing = [t for t in TABLES if t not in present]
         if missing:
