@@ -33,6 +33,13 @@ def _verified(led: Ledger) -> None:
     )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
 def check(
     flows_file: Path = typer.Argument(..., help="Flows file (YAML), see docs/rules.md."),
     ledger: str = typer.Option(
@@ -57,6 +64,9 @@ def check(
         raise typer.Exit(2)
     if fail_on not in ("deny", "warn", "never"):
         _say(f"--fail-on {fail_on[:40]!r} is not valid; valid: deny, warn, never")
+        raise typer.Exit(2)
+    if output is not None and _same_file(output, flows_file):
+        _say(f"--output {output} is the flows file itself; write the report elsewhere")
         raise typer.Exit(2)
     led = None
     try:

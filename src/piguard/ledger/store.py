@@ -57,6 +57,7 @@ from piguard.ledger.replay import Replay
 
 GENESIS = "0" * 64
 _CHUNK = 500
+_BULK_ENTRY_ROWS = 5000
 _MIGRATION_LOCK = 0x70696775  # "pigu": advisory lock id held while migrating a PostgreSQL ledger
 PSEUDONYM_RE = re.compile(r"s_[0-9a-f]{40}")
 TABLES = (
@@ -185,14 +186,20 @@ class Ledger:
         """Open a ledger. ``create=False`` opens only an existing ledger and never creates a file or tables
         (a mistyped path would otherwise look like an empty ledger); ``migrate=False`` refuses a ledger at an
         older schema instead of upgrading it (reading verbs open that way)."""
+        if "\x00" in url:
+            raise LedgerError("the ledger path or URL holds a NUL character")
         try:
             sqlite_path = _sqlite_path(url)
             url = normalize_url(url)
             u = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             raise LedgerError(
                 "not a database URL (expected a path, sqlite:///FILE or postgresql://...)"
             ) from None
+        if u.host and "@" in u.host:
+            # 'user:p@ss@host': the parser ends the password at the first '@', so the rest of it would be
+            # shown as the host. Say how to write it; show nothing of the URL.
+            raise LedgerError("ambiguous ledger URL: write '@' in a password as %40 (the URL is not shown)")
         kwargs: dict[str, Any] = {}
         if u.get_backend_name() == "sqlite":
             if sqlite_path is not None:
@@ -598,6 +605,7 @@ class Ledger:
         recipient: str | None = None,
         actor: str = "piguard",
     ) -> None:
+        _check_id("activity id", activity_id, 120)
         row = {
             "id": activity_id,
             "name": name,
@@ -618,8 +626,9 @@ class Ledger:
     def bulk_import_consents(
         self, rows: Iterable[dict[str, Any]], *, batch: int = 50_000, actor: str = "piguard"
     ) -> int:
-        """Fast import (migrations from another system, benchmarks): each batch is one transaction with one
-        audit entry holding the batch's rows (so ``verify`` can replay them), their count and SHA-256."""
+        """Fast import (migrations from another system, benchmarks): each batch is one transaction; every
+        5,000 rows of it get one audit entry holding the rows (so ``verify`` can replay them), their count
+        and SHA-256."""
         total = 0
         buf: list[dict[str, Any]] = []
         columns = [c.name for c in Consent.__table__.columns]
@@ -628,9 +637,6 @@ class Ledger:
             nonlocal total
             if not buf:
                 return
-            digest = hashlib.sha256()
-            for r in buf:
-                digest.update(_canon(r).encode("utf-8"))
             subjects = list({r["subject_id"]: None for r in buf})
             with self._write() as (conn, head):
                 have: set[str] = set()
@@ -647,15 +653,21 @@ class Ledger:
                     raise LedgerError(
                         f"bulk import: a consent in {buf[0]['id']!r}..{buf[-1]['id']!r} already exists"
                     ) from None
-                self._audit(
-                    conn,
-                    head,
-                    actor,
-                    "consent.bulk_import",
-                    "consent_batch",
-                    f"{buf[0]['id']}..{buf[-1]['id']}"[:200],
-                    {"count": len(buf), "sha256": digest.hexdigest(), "rows": buf},
-                )
+                # One entry per slice: entries stay small enough to stream when verify replays them.
+                for i in range(0, len(buf), _BULK_ENTRY_ROWS):
+                    part = buf[i : i + _BULK_ENTRY_ROWS]
+                    digest = hashlib.sha256()
+                    for r in part:
+                        digest.update(_canon(r).encode("utf-8"))
+                    self._audit(
+                        conn,
+                        head,
+                        actor,
+                        "consent.bulk_import",
+                        "consent_batch",
+                        f"{part[0]['id']}..{part[-1]['id']}"[:200],
+                        {"count": len(part), "sha256": digest.hexdigest(), "rows": part},
+                    )
             total += len(buf)
             buf.clear()
 
@@ -666,7 +678,8 @@ class Ledger:
             unknown = set(r) - set(columns)
             if unknown:
                 raise LedgerError(f"consent {r.get('id')!r}: unknown fields {', '.join(sorted(unknown))}")
-            _check_id("consent id", str(row["id"] or ""), 120)
+            if not isinstance(row["id"], str) or not row["id"] or len(row["id"]) > 120:
+                raise LedgerError("bulk import: a consent id must be 1 to 120 characters")
             _check_subject(str(row["subject_id"] or ""))
             if not isinstance(row["given_at"], datetime):
                 raise LedgerError(f"consent {row['id']!r}: given_at must be a datetime")
@@ -677,7 +690,9 @@ class Ledger:
                 row[k] = list(row[k] or [])
             buf.append(row)
             if len(buf) >= batch:
+                _refuse_personal_ids("consent id", [r["id"] for r in buf])
                 flush()
+        _refuse_personal_ids("consent id", [r["id"] for r in buf])
         flush()
         return total
 
@@ -886,7 +901,8 @@ class Ledger:
         prev, expect, last = GENESIS, 1, 0
         first_mac: int | None = None  # the first entry with a MAC: entries before it are pre-0002
         unmaced: list[int] = []
-        rows = conn.execution_options(yield_per=2000).execute(select(AuditEntry).order_by(AuditEntry.seq))
+        # Small pages: a bulk-import entry holds 5,000 rows, so a page holds at most ~150 MB of text.
+        rows = conn.execution_options(yield_per=100).execute(select(AuditEntry).order_by(AuditEntry.seq))
         try:
             for r in rows:
                 if r.seq != expect:
@@ -1049,6 +1065,22 @@ def _first_line(exc: BaseException) -> str:
 def _check_id(what: str, value: str, limit: int) -> None:
     if not value or len(value) > limit or any(ch.isspace() or not ch.isprintable() for ch in value):
         raise LedgerError(f"{what} must be 1 to {limit} printable characters without spaces")
+    _refuse_personal_ids(what, [value])
+
+
+def _refuse_personal_ids(what: str, values: Sequence[str]) -> None:
+    """Ids are stored and printed in the clear, so an id that is itself an identifier (an ID number or a
+    phone number used as a consent id) would put a raw identifier in the ledger: refuse it. One detector
+    pass over many ids at once keeps bulk imports fast."""
+    from piguard.detect.structured import find_structured
+
+    text = "\n".join(values)
+    hits = [h for h in find_structured(text) if h.confidence >= 0.5]
+    if hits:
+        raise LedgerError(
+            f"a {what} holds what looks like a personal identifier ({hits[0].entity}); ids are stored in the "
+            "clear, so choose one that is not"
+        )
 
 
 @lru_cache(maxsize=65536)
