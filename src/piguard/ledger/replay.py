@@ -119,6 +119,10 @@ _FROM_PAYLOAD = {"json": _json_text, "dt": _any_dt, "bool": _bool, "text": _text
 _FROM_ROW = {"json": _text, "dt": _row_dt, "bool": _bool, "text": _text}
 
 
+def _seq(state: bytes) -> int:
+    return int.from_bytes(state[16:], "big")
+
+
 def _digest(texts: list[str | None]) -> bytes:
     # repr of a list of str/None is unambiguous (quotes escaped): no value can shift into its neighbour.
     return hashlib.blake2b(repr(texts).encode("utf-8", "surrogatepass"), digest_size=16).digest()
@@ -130,9 +134,8 @@ class Replay:
         self.problems: list[str] = []
         self.more = 0
         # id -> digest of the columns no later entry changes, plus the seq of the entry that set them.
-        self.state: dict[_Kind, dict[str, tuple[bytes, int]]] = {
-            k: {} for k in (CONSENT, PURPOSE, DATASET, ACTIVITY)
-        }
+        # One bytes object per id, digest then seq (8 bytes): a third of a (digest, seq) tuple's memory.
+        self.state: dict[_Kind, dict[str, bytes]] = {k: {} for k in (CONSENT, PURPOSE, DATASET, ACTIVITY)}
         self.withdrawn: dict[str, tuple[str, int]] = {}
         self.subjects: dict[str, int] = {}
 
@@ -195,9 +198,9 @@ class Replay:
             return
         table = self.state[kind]
         if oid in table:
-            self.problem(f"entry {seq} records {kind.name} {oid!r} again (first in entry {table[oid][1]})")
+            self.problem(f"entry {seq} records {kind.name} {oid!r} again (first in entry {_seq(table[oid])})")
             return
-        table[oid] = (_digest(self.payload_texts(kind, row)), seq)
+        table[oid] = _digest(self.payload_texts(kind, row)) + seq.to_bytes(8, "big")
         if kind is CONSENT:
             self.subjects.setdefault(row["subject_id"], seq)
             if row.get("withdrawn_at") is not None:
@@ -224,16 +227,19 @@ class Replay:
                     )
                     continue
                 texts = self.row_texts(kind, r[1 : n + 1])
-                if _digest(texts) != exp[0]:
+                if _digest(texts) != exp[:16]:
+                    seq = _seq(exp)
                     self.problem(
-                        f"{kind.table.name}: {kind.name} {oid!r} differs from what entry {exp[1]} recorded"
-                        f" ({', '.join(self._fields(conn, kind, exp[1], oid, texts))})"
+                        f"{kind.table.name}: {kind.name} {oid!r} differs from what entry {seq} recorded"
+                        f" ({', '.join(self._fields(conn, kind, seq, oid, texts))})"
                     )
                 if kind is CONSENT:
                     self._withdrawal(oid, r[n + 1])
             rows.close()
-            for oid, (_d, seq) in expected.items():
-                self.problem(f"{kind.table.name}: {kind.name} {oid!r} recorded in entry {seq} is missing")
+            for oid, exp in expected.items():
+                self.problem(
+                    f"{kind.table.name}: {kind.name} {oid!r} recorded in entry {_seq(exp)} is missing"
+                )
             expected.clear()
         seen: set[str] = set()
         rows = conn.execution_options(yield_per=5000).execute(select(Subject.id))

@@ -203,15 +203,7 @@ class Ledger:
         kwargs: dict[str, Any] = {}
         if u.get_backend_name() == "sqlite":
             if sqlite_path is not None:
-                parent = sqlite_path.parent
-                if not parent.is_dir():
-                    raise LedgerError(f"ledger directory {parent} does not exist")
-                if sqlite_path.exists() and not sqlite_path.is_file():
-                    raise LedgerError(f"ledger {sqlite_path} is not a file")
-                if not create and not sqlite_path.exists():
-                    raise LedgerError(
-                        f"ledger file {sqlite_path} does not exist (create it with 'piguard ledger init')"
-                    )
+                cls._check_sqlite_path(sqlite_path, create)
                 # Open by URI so SQLite itself refuses to create a missing file (mode=rw): no window between
                 # the check above and the open, and odd characters in the path ('?', '#') stay in the path.
                 target = f"file:{quote(str(sqlite_path.absolute()))}?mode={'rwc' if create else 'rw'}"
@@ -238,6 +230,21 @@ class Ledger:
             engine.dispose()
             raise
         return ledger
+
+    @staticmethod
+    def _check_sqlite_path(path: Path, create: bool) -> None:
+        shown = str(path) if len(str(path)) <= 300 else str(path)[:300] + "..."
+        try:
+            if not path.parent.is_dir():
+                raise LedgerError(f"ledger directory {path.parent} does not exist")
+            if path.exists() and not path.is_file():
+                raise LedgerError(f"ledger {shown} is not a file")
+            if not create and not path.exists():
+                raise LedgerError(
+                    f"ledger file {shown} does not exist (create it with 'piguard ledger init')"
+                )
+        except OSError as exc:  # a name too long, a loop of links, no permission
+            raise LedgerError(f"cannot use ledger path {shown}: {exc.strerror}") from None
 
     @staticmethod
     def _sqlite_pragmas(engine: Engine, *, wal: bool = True) -> None:
@@ -482,8 +489,9 @@ class Ledger:
         cid = consent_id or "c_" + secrets.token_hex(10)
         _check_id("consent id", cid, 120)
         for r in recipients:
-            if not r or len(r) > 300:
-                raise LedgerError("a recipient name must be 1 to 300 characters")
+            _check_text("recipient", r, 300, required=True)
+        _check_text("channel", channel, 64)
+        _check_text("policy version", policy_version, 64)
         policy_hash = hashlib.sha256(policy_text).hexdigest() if policy_text is not None else None
         when = _utc(given_at) if given_at is not None else _now()
         row = {
@@ -533,6 +541,8 @@ class Ledger:
         actor: str = "piguard",
     ) -> None:
         _check_id("purpose id", purpose_id, 80)
+        _check_text("purpose name (zh)", zh, 200, required=True)
+        _check_text("purpose name (en)", en, 200, required=True)
         cats = self._check_categories(categories)
         row = {
             "id": purpose_id,
@@ -564,6 +574,9 @@ class Ledger:
         actor: str = "piguard",
     ) -> None:
         _check_id("dataset id", dataset_id, 120)
+        _check_text("dataset", dataset, 300, required=True)
+        _check_text("source identity", source_identity, 300, required=True)
+        _check_text("content hash", content_hash, 128)
         if method not in COLLECTION_METHODS:
             raise LedgerError(
                 f"collection method {method!r} is not valid; valid: {', '.join(COLLECTION_METHODS)}"
@@ -605,7 +618,18 @@ class Ledger:
         recipient: str | None = None,
         actor: str = "piguard",
     ) -> None:
+        from piguard.rules.flows import ACTIVITIES
+
         _check_id("activity id", activity_id, 120)
+        _check_text("activity name", name, 300, required=True)
+        _check_text("recipient", recipient, 300)
+        if activity not in ACTIVITIES:
+            raise LedgerError(f"activity {activity!r} is not valid; valid: {', '.join(ACTIVITIES)}")
+        if legal_basis not in LEGAL_BASES:
+            raise LedgerError(f"legal basis {legal_basis!r} is not valid; valid: {', '.join(LEGAL_BASES)}")
+        known = self.purpose_ids()
+        if purpose_id not in known:
+            raise LedgerError(f"unknown purpose {purpose_id!r}; valid: {', '.join(sorted(known))}")
         row = {
             "id": activity_id,
             "name": name,
@@ -690,9 +714,9 @@ class Ledger:
                 row[k] = list(row[k] or [])
             buf.append(row)
             if len(buf) >= batch:
-                _refuse_personal_ids("consent id", [r["id"] for r in buf])
+                _refuse_personal_in_batch(buf)
                 flush()
-        _refuse_personal_ids("consent id", [r["id"] for r in buf])
+        _refuse_personal_in_batch(buf)
         flush()
         return total
 
@@ -1069,18 +1093,37 @@ def _check_id(what: str, value: str, limit: int) -> None:
 
 
 def _refuse_personal_ids(what: str, values: Sequence[str]) -> None:
-    """Ids are stored and printed in the clear, so an id that is itself an identifier (an ID number or a
-    phone number used as a consent id) would put a raw identifier in the ledger: refuse it. One detector
-    pass over many ids at once keeps bulk imports fast."""
+    """Ids and names are stored and printed in the clear, so one that holds an identifier (an ID number or
+    a phone number used as a consent id, a name field holding a phone number) would put a raw identifier in
+    the ledger: refuse it. One detector pass over many values keeps bulk imports fast."""
     from piguard.detect.structured import find_structured
 
     text = "\n".join(values)
-    hits = [h for h in find_structured(text) if h.confidence >= 0.5]
-    if hits:
-        raise LedgerError(
-            f"a {what} holds what looks like a personal identifier ({hits[0].entity}); ids are stored in the "
-            "clear, so choose one that is not"
-        )
+    if not text:
+        return
+    ents = taxonomy.entities()
+    for h in find_structured(text):
+        e = ents.get(h.entity)
+        if h.confidence >= 0.5 and (e is None or e.personal):
+            raise LedgerError(
+                f"a {what} holds what looks like a personal identifier ({h.entity}); ids and names are "
+                "stored in the clear, so leave it out"
+            )
+
+
+def _refuse_personal_in_batch(rows: list[dict[str, Any]]) -> None:
+    _refuse_personal_ids("consent id", [r["id"] for r in rows])
+    texts = [str(x) for r in rows for x in (*r["recipients"], r["channel"], r["policy_version"]) if x]
+    _refuse_personal_ids("consent field (recipient, channel or policy version)", texts)
+
+
+def _check_text(what: str, value: str | None, limit: int, *, required: bool = False) -> None:
+    """A free-text field: a string of at most ``limit`` characters holding no personal identifier."""
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > limit:
+        raise LedgerError(f"{what} must be {'1' if required else '0'} to {limit} characters")
+    _refuse_personal_ids(what, [value])
 
 
 @lru_cache(maxsize=65536)
