@@ -392,13 +392,28 @@ def test_a_forged_or_untrusted_checkpoint_is_refused(
     assert res.exit_code == 2 and "--checkpoint needs --trust" in res.stderr
 
 
-def test_verify_json_report(ledger_url: str, key_env: bytes) -> None:
+def _schema(name: str) -> Any:
+    import jsonschema
+
+    path = Path(__file__).resolve().parents[2] / "src" / "piguard" / "schemas" / f"{name}.schema.json"
+    return jsonschema.Draft202012Validator(json.loads(path.read_text()))
+
+
+def test_json_outputs_match_their_published_schemas(
+    ledger_url: str, key_env: bytes, controller: Path, tmp_path: Path
+) -> None:
     led = _populated(ledger_url)
+    verify_schema = _schema("ledger-verify")
     res = runner.invoke(app, ["ledger", "verify", "--format", "json", "--ledger", ledger_url])
     out = json.loads(res.stdout)
+    verify_schema.validate(out)
     assert res.exit_code == 0 and out["ok"] and out["entries"] == out["authenticated"] == 8
+    cp = tmp_path / "cp.json"
+    _checkpoint(ledger_url, controller, cp)
+    _schema("ledger-checkpoint").validate(json.loads(cp.read_text()))
     _tamper(led, "UPDATE ledger_consents SET withdrawn_at = NULL WHERE id = 'c2'")
     res = runner.invoke(app, ["ledger", "verify", "--format", "json", "--ledger", ledger_url])
     out = json.loads(res.stdout)
+    verify_schema.validate(out)
     assert res.exit_code == 1 and out["status"] == "tampered" and "'c2'" in out["problems"][0]
     led.close()
