@@ -152,3 +152,23 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert res.exit_code == 2 and f"subject '{missing}' is not in the ledger" in res.stderr
     res = _run("ledger", "status", "--ledger", str(tmp_path / "no" / "l.db"))
     assert res.exit_code == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_consent_record_says_when_it_creates_the_key_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    # Looking a subject up never creates a key: without one there is nothing to find.
+    res = _run("consent", "show", "--subject-id", "-", "--ledger", db, stdin=RAW + "\n")
+    assert res.exit_code == 2 and "does not exist" in res.stderr and not Path(db + ".key").exists()
+    args = ["consent", "record", "--subject-id", "-", "--kind", "separate", "--purpose", "data_supply",
+            "--data", "PERSON", "--ledger", db]  # fmt: skip
+    res = _run(*args, stdin=RAW + "\n")
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr.strip() == (
+        f"piguard consent: created ledger key file {db}.key (mode 0600). Back it up and keep it off the "
+        "database host: it pseudonymises subjects and authenticates the audit log"
+    )
+    assert (Path(db + ".key").stat().st_mode & 0o777) == 0o600
+    res = _run(*args, stdin="110101199003079999\n")
+    assert res.exit_code == 0 and res.stderr == ""  # said once, when it happened
+    res = _run("consent", "show", "--subject-id", "-", "--ledger", db, stdin=RAW + "\n")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)) == 1 and RAW not in res.stdout
