@@ -122,6 +122,8 @@ def test_bad_input_is_refused_and_nothing_half_written(ledger_url: str) -> None:
         _record(led, "c1", x)
     with pytest.raises(LedgerError, match="not in the ledger"):
         led.withdraw_consent("nope")
+    with pytest.raises(LedgerError, match=r"consent '1101\*{10}1233' is not in the ledger"):
+        led.withdraw_consent("110101199003071233")  # the library's messages are masked too
     with pytest.raises(LedgerError, match="upstream provenance records not in the ledger: up-1"):
         led.record_provenance(
             "ds",
