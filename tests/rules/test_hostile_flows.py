@@ -281,3 +281,17 @@ def test_bounded_memory_and_time_under_ulimit(name: str, tmp_path: Path) -> None
     )
     assert res.returncode == 2, res.stderr[-2000:]
     assert NAMED[name][1] in res.stderr and "Traceback" not in res.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raw=st.sampled_from(RAW),
+    before=st.one_of(st.text(max_size=50), st.integers(0, 4100).map(lambda n: "x" * n)),
+    after=st.text(max_size=50),
+)
+def test_mask_message_never_lets_an_identifier_through(raw: str, before: str, after: str) -> None:
+    """Wherever the identifier sits -- inside words, across the length cut -- it never comes out whole."""
+    from piguard.detect.messages import mask_message
+
+    out = mask_message(f"{before} {raw} {after}")
+    assert raw not in out and len(out) <= 4100

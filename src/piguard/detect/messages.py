@@ -15,7 +15,14 @@ def mask_message(text: str) -> str:
     """``text`` with every structured identifier the detectors find masked, at any confidence (a message is
     no place to weigh context: a bare 18-digit ID number in an error is still an ID number)."""
     if len(text) > MAX_MESSAGE_CHARS:
-        text = text[:MAX_MESSAGE_CHARS] + f"... ({len(text) - MAX_MESSAGE_CHARS} more characters)"
+        # Mask a little past the cut, then cut: an identifier across the cut is masked, not halved.
+        more = len(text) - MAX_MESSAGE_CHARS
+        head = _mask(text[: MAX_MESSAGE_CHARS + 100])[:MAX_MESSAGE_CHARS]
+        return f"{head}... ({more} more characters)"
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
     hits = sorted(find_structured(text), key=lambda h: h.start)
     if not hits:
         return text

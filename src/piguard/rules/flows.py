@@ -67,11 +67,14 @@ class FlowsError(ValueError):
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    """A value as errors quote it: repr, cut to ``limit`` characters (masking happens in FlowsError)."""
+    """A value as errors quote it: repr, masked, then cut to ``limit`` characters (masked first, so a cut
+    never leaves part of an identifier the detectors would no longer recognise)."""
     if isinstance(value, dict | list):
         return f"a {type(value).__name__}"
     r = repr(value)
-    return r if len(r) <= limit else f"{r[:limit]}... ({len(r)} characters)"
+    if len(r) <= limit:
+        return r
+    return f"{mask_message(r[: limit * 4])[:limit]}... ({len(r)} characters)"
 
 
 @dataclass(slots=True)
