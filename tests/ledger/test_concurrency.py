@@ -79,12 +79,12 @@ def test_verify_during_writes_sees_one_consistent_snapshot(ledger_url: str) -> N
     try:
         seen: list[int] = []
         deadline = time.monotonic() + 90
-        while len(set(seen)) < 4 and time.monotonic() < deadline:
+        while len(set(seen)) < 3 and time.monotonic() < deadline:
             res = led.verify()
             assert res.ok, res.problems
             seen.append(res.entries)
             time.sleep(0.05)
-        assert len(set(seen)) >= 4, seen  # the writer really was writing while verify ran
+        assert len(set(seen)) >= 3, seen  # the writer really was writing while verify ran
     finally:
         os.kill(w.pid, signal.SIGKILL)
         w.wait(timeout=30)

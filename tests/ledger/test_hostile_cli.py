@@ -93,7 +93,7 @@ def test_generated_ledger_records(db: str, verb: str, value: str, other: str) ->
     assert code in (0, 2)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_hostile)
 def test_generated_lookups(db: str, value: str) -> None:
     code, _ = _run("consent", "show", value, "--ledger", db)

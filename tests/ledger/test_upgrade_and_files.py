@@ -193,7 +193,7 @@ def test_the_key_file_is_created_once_under_concurrent_starts(
     monkeypatch.delenv("PIGUARD_LEDGER_KEY", raising=False)
     monkeypatch.delenv("PIGUARD_LEDGER_KEY_FILE", raising=False)
     ctx = multiprocessing.get_context("fork")
-    for round_ in range(3):
+    for round_ in range(2):
         url = f"sqlite:///{tmp_path / f'l{round_}.db'}"
         n = 24
         barrier, queue = ctx.Barrier(n), ctx.Queue()

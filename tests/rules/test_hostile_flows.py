@@ -74,7 +74,7 @@ _doc = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=_doc)
 def test_generated_flows_documents(doc: object, tmp_path: Path) -> None:
     path = tmp_path / "flows.yaml"
@@ -271,7 +271,7 @@ def _limited(cmd: list[str], mem_bytes: int) -> subprocess.CompletedProcess[str]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=limit)
 
 
-@pytest.mark.parametrize("name", ["alias bomb 9x9", "alias bomb wide", "deep nesting", "long value"])
+@pytest.mark.parametrize("name", ["alias bomb 9x9", "deep nesting", "long value"])
 def test_bounded_memory_and_time_under_ulimit(name: str, tmp_path: Path) -> None:
     """A separate process under a 2 GiB address-space limit: wave 1 took 2.9 GB on a 1.6 KB alias bomb."""
     path = tmp_path / "flows.yaml"
