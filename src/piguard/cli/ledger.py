@@ -39,8 +39,10 @@ def init(key_file: str = KEY_FILE_OPT, ledger: str = LEDGER_OPT) -> None:
 
 @ledger_app.command("seal")
 def seal(key_file: str = KEY_FILE_OPT, ledger: str = LEDGER_OPT) -> None:
-    """Once, after upgrading a ledger written by a piguard before schema 0002: verify its audit entries (which
-    carry no MAC) and vouch for them with one keyed entry. Do it only if you trust the database until now."""
+    """Vouch once for audit entries written before schema 0002 (they carry no MAC).
+
+    Verifies them (chain and replay), then appends one keyed entry whose MAC covers them. Do it right after
+    upgrading a ledger from schema 0001, and only if you trust the database until now."""
     with opened("ledger", ledger, key_file, create=False) as led:
         if led.seal(actor=actor()):
             typer.echo("sealed: the audit entries written before schema 0002 are now authenticated")
@@ -90,7 +92,12 @@ def _report(res: VerifyResult, fmt: str) -> None:
         )
         return
     if res.ok:
-        how = f"authenticated with ledger key {res.key_id}" if res.key_id else "authenticated by checkpoint"
+        if res.entries == 0:
+            how = "an empty log"
+        elif res.key_id:
+            how = f"authenticated with ledger key {res.key_id}"
+        else:
+            how = "authenticated by the signed checkpoint"
         cps = f"; checkpoints at {', '.join(map(str, res.checkpoints))} match" if res.checkpoints else ""
         typer.echo(f"ok: {res.entries} audit entries, head {res.head_hash} ({how}{cps}); tables match")
         return
@@ -116,8 +123,10 @@ def verify(
     key_file: str = KEY_FILE_OPT,
     ledger: str = LEDGER_OPT,
 ) -> None:
-    """Re-hash and authenticate the audit log, compare it with the checkpoints, and replay it against every
-    table. Exit 0 ok; 1 tampered (or entries without a MAC); 2 cannot verify (no key, missing ledger)."""
+    """Prove the ledger: re-hash, authenticate and replay the audit log against every table.
+
+    Checkpoints given with --checkpoint must be contained in the log. Exit 0 ok; 1 tampered (or entries
+    without a MAC); 2 cannot verify (no key, missing ledger, bad checkpoint)."""
     if fmt not in ("text", "json"):
         say("ledger verify", f"--format {fmt[:40]!r} is not valid; valid: text, json")
         raise typer.Exit(2)
@@ -140,8 +149,10 @@ def checkpoint(
     key_file: str = KEY_FILE_OPT,
     ledger: str = LEDGER_OPT,
 ) -> None:
-    """Verify the ledger, then sign its chain head. Keep the checkpoint off the database host; a later
-    'ledger verify --checkpoint FILE --trust KEY.pub' shows whether the log was rolled back or rewritten."""
+    """Verify the ledger, then sign its chain head with the controller's key.
+
+    Keep the checkpoint off the database host: a later 'ledger verify --checkpoint FILE --trust KEY.pub'
+    shows whether the log was rolled back or rewritten since."""
     try:
         key = load_signing_key(signing_key)
     except KeyFileError as exc:
