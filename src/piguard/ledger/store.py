@@ -34,6 +34,7 @@ from piguard import taxonomy
 from piguard.ledger.errors import LedgerError
 from piguard.ledger.integrity import (
     KEY_ENV,
+    KEY_FILE_ENV,
     Checkpoint,
     IntegrityKey,
     KeySource,
@@ -1015,8 +1016,8 @@ class Ledger:
         if last > covered:
             return VerifyResult(
                 False, last, prev,
-                f"no ledger key: entries {covered + 1}..{last} cannot be authenticated (set ${KEY_ENV} or "
-                "--key-file, or verify against a signed checkpoint that covers them)",
+                f"no ledger key: entries {covered + 1}..{last} cannot be authenticated (give the key: "
+                f"${KEY_ENV}, ${KEY_FILE_ENV} or a key file option; or a signed checkpoint covering them)",
                 covered + 1, unauthenticated=True, authenticated=covered, checkpoints=cps,
             )  # fmt: skip
         return VerifyResult(True, last, prev, authenticated=last, checkpoints=cps)
