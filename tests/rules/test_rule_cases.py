@@ -234,7 +234,8 @@ LEDGER_REFS = {
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     led = Ledger.open(str(Path(tmp_path_factory.mktemp("ledger")) / "l.db"))
-    common = {"subject_id": "s_case", "kind": "separate", "categories": ["PHONE_NUMBER"]}
+    subject = led.pseudonymise("13812345678", create=True)
+    common = {"subject_id": subject, "kind": "separate", "categories": ["PHONE_NUMBER"]}
     led.record_consent(consent_id="consent-ok", purposes=["account_registration"], **common)
     led.record_consent(consent_id="consent-other", purposes=["marketing"], **common)
     led.record_consent(consent_id="consent-w", purposes=["account_registration"], **common)
