@@ -63,6 +63,9 @@ def pg_schema(postgres_url: str) -> Iterator[Callable[[], tuple[str, str]]]:
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
+    # A server ledger keeps no key beside it: writers take it from the environment (the processes a test
+    # starts inherit it). The same key makes the subjects' pseudonyms.
+    request.getfixturevalue("monkeypatch").setenv("PIGUARD_LEDGER_KEY", KEY.hex())
     return request.getfixturevalue("pg_schema")()[0]
 
 

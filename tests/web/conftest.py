@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent / "rights"))
 
 from fastapi.testclient import TestClient
-from rights_env import Env, env, pg_schema  # fixtures
+from rights_env import KEY, Env, env, pg_schema  # fixtures
 
 from piguard.web import create_app
 
@@ -23,6 +23,7 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     PostgreSQL where a test asks: ``@pytest.mark.parametrize("ledger_url", [...], indirect=True)``."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
+    request.getfixturevalue("monkeypatch").setenv("PIGUARD_LEDGER_KEY", KEY.hex())  # see tests/rights
     return request.getfixturevalue("pg_schema")()[0]
 
 

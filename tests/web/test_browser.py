@@ -52,8 +52,10 @@ def _piguard(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict]:
-    env = {**os.environ, "PIGUARD_LEDGER_KEY": KEY.hex()}
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    # One ledger key for this process and the server's: it makes the pseudonyms and authenticates the log.
+    monkeypatch.setenv("PIGUARD_LEDGER_KEY", KEY.hex())
+    env = {**os.environ}
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     stores = write_stores(tmp_path / "stores.yaml", make_crm(tmp_path / "crm.db"), None)
     outbox = tmp_path / "outbox"

@@ -1061,6 +1061,24 @@ class Ledger:
             raise LedgerError(f"ledger {self.url} fails verification, no checkpoint made: {res.problem}")
         return make_checkpoint(res.entries, res.head_hash, self.url, signing_key)
 
+    # ---- other capabilities' events ------------------------------------------------------------------------
+    def record_event(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        payload: dict[str, Any],
+        apply: Callable[[Connection], Any] | None = None,
+    ) -> Any:
+        """Append one audit entry; ``apply(conn)``, if given, runs first in the same write transaction (a
+        capability's own table change, e.g. a rights request's new status) so the change and its entry
+        commit together or not at all. Returns what ``apply`` returned."""
+        with self._write() as (conn, head):
+            result = apply(conn) if apply is not None else None
+            self._audit(conn, head, actor, action, object_type, object_id, payload)
+        return result
+
 
 def _failed(entries: int, head: str, problem: str, bad: int | None) -> VerifyResult:
     return VerifyResult(False, entries, head, problem, bad, (problem,))
@@ -1085,24 +1103,6 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     lines = str(orig).strip().splitlines()
     return lines[0][:300] if lines else type(orig).__name__
-
-    # ---- other capabilities' events ------------------------------------------------------------------------
-    def record_event(
-        self,
-        actor: str,
-        action: str,
-        object_type: str,
-        object_id: str,
-        payload: dict[str, Any],
-        apply: Callable[[Connection], Any] | None = None,
-    ) -> Any:
-        """Append one audit entry; ``apply(conn)``, if given, runs first in the same write transaction (a
-        capability's own table change, e.g. a rights request's new status) so the change and its entry
-        commit together or not at all. Returns what ``apply`` returned."""
-        with self._write() as (conn, head):
-            result = apply(conn) if apply is not None else None
-            self._audit(conn, head, actor, action, object_type, object_id, payload)
-        return result
 
 
 def _check_id(what: str, value: str, limit: int) -> None:
