@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml src/piguard/detect/_cscan.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,spark,adapt]'
+	$(BIN)/pip install -q -e '.[dev,spark,adapt,apps]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,7 +41,7 @@ sanitize: $(STAMP)
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/detect/test_cscan.py tests/detect/test_structured.py; \
-		status=$$?; $(BIN)/pip install -q -e '.[dev,spark,adapt]'; exit $$status
+		status=$$?; $(BIN)/pip install -q -e '.[dev,spark,adapt,apps]'; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
