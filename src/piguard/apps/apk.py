@@ -63,9 +63,7 @@ def sdk_catalogue() -> tuple[Sdk, ...]:
 
 @cache
 def permission_map() -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load(
-        resources.files("piguard.apps").joinpath("data/permissions.yaml").read_text("utf-8")
-    )
+    doc = yaml.safe_load(resources.files("piguard.apps").joinpath("data/permissions.yaml").read_text("utf-8"))
     return {p["permission"]: p for p in doc["permissions"]}
 
 
@@ -192,7 +190,9 @@ def _check_zip(path: Path) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
 
 def _read_dex(path: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> list[tuple[str, bytes]]:
     out = []
-    for info in sorted((i for i in infos if _DEX_NAME.match(i.filename)), key=lambda i: _dex_order(i.filename)):
+    for info in sorted(
+        (i for i in infos if _DEX_NAME.match(i.filename)), key=lambda i: _dex_order(i.filename)
+    ):
         if info.file_size > MAX_DEX_BYTES:
             raise AppInputError(f"{path}: {info.filename} larger than {MAX_DEX_BYTES // 1024**2} MiB")
         try:

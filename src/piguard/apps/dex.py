@@ -54,7 +54,9 @@ class ApiIndex:
 
 @cache
 def api_index() -> ApiIndex:
-    doc = yaml.safe_load(resources.files("piguard.apps").joinpath("data/sensitive_apis.yaml").read_text("utf-8"))
+    doc = yaml.safe_load(
+        resources.files("piguard.apps").joinpath("data/sensitive_apis.yaml").read_text("utf-8")
+    )
     kinds, methods, fields, uris = {}, {}, {}, []
     for kind, spec in doc["apis"].items():
         kinds[kind] = ApiKind(kind, spec["en"], spec["zh"], tuple(spec.get("entities") or ()))
