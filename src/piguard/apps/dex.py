@@ -27,8 +27,10 @@ _CONST_STRING = frozenset((0x1A, 0x1B))
 _NEW_INSTANCE = 0x22
 # Calls into the platform or language runtime never lead back into app code; leaving them out keeps the
 # graph small (sensitive platform calls are recorded separately).
-_PLATFORM = ("Landroid/", "Ljava/", "Ljavax/", "Ldalvik/", "Lkotlin/", "Lkotlinx/", "Landroidx/", "Lorg/json/",
-             "Lorg/xml/", "Lorg/w3c/", "Lsun/", "Lorg/apache/http/")  # fmt: skip
+_PLATFORM = (
+    "Landroid/", "Ljava/", "Ljavax/", "Ldalvik/", "Lkotlin/", "Lkotlinx/", "Landroidx/", "Lorg/json/",
+    "Lorg/xml/", "Lorg/w3c/", "Lsun/", "Lorg/apache/http/",
+)  # fmt: skip
 CALLBACKS = frozenset((
     "run", "call", "handleMessage", "doInBackground", "onPostExecute", "onReceive", "onLocationChanged",
     "invoke", "accept", "apply", "onNext", "onSuccess", "onComplete", "onResult", "execute",
@@ -231,7 +233,7 @@ class CodeFacts:
         return out
 
     def reachable(self, entries: list[str], max_methods: int = 2_000_000) -> dict[str, str | None]:
-        """Methods reachable from ``entries`` (resolved method keys), each with its caller on a shortest path."""
+        """Methods reachable from ``entries``, each with its caller on a shortest path (None for entries)."""
         parent: dict[str, str | None] = {}
         queue: deque[str] = deque()
         for e in entries:

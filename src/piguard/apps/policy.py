@@ -23,7 +23,7 @@ MAX_POLICY_BYTES = 32 * 1024**2
 MAX_SENTENCE = 400  # characters: longer runs are cut, so one huge line cannot dominate
 _SENT_END = re.compile(r"(?<=[。！？!?；;])|\n+|(?<=\.)\s+(?=[A-Z])")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-# Characters written differently in traditional Chinese, and their simplified forms (to tell the scripts apart).
+# Characters written differently in traditional and simplified Chinese (to tell the two scripts apart).
 _TRAD = set("們個與資訊隱私權處應將條護認證務開關於為號碼業聯絡請讀錄還銀額時間會請這進發動")
 _SIMP = set("们个与资讯隐私权处应将条护认证务开关于为号码业联络请读录还银额时间会请这进发动")
 _TRAD_ONLY = _TRAD - _SIMP
@@ -307,8 +307,8 @@ def analyse(text: str, source: str = "<policy>", classifier: PolicyClassifier | 
         if "retention" in lab or any(w in s for w in ("保存期限", "存储期限", "保留期限", "保存期")):
             facts.retention.append(i)
         for ch, words in t["channels"].items():
-            if _find(low, words) and ("edit_control" in lab or "contact" in lab or ch in ("complaint", "cancellation")
-                                      or "个人信息" in s or "您的信息" in s):  # fmt: skip
+            about_rights = "edit_control" in lab or "contact" in lab or "个人信息" in s or "您的信息" in s
+            if _find(low, words) and (about_rights or ch in ("complaint", "cancellation")):
                 facts.channels.setdefault(ch, []).append(i)
         if _find(low, t["bundled_consent"]):
             facts.bundled_consent.append(i)

@@ -20,9 +20,10 @@ import numpy as np
 from piguard.apps.classifier import LABELS, PolicyClassifier
 
 ATTRIBUTION = (
-    "Trained on CAPP-130 (Zhu et al., 'CAPP-130: A Corpus of Chinese Application Privacy Policy Summarization "
-    "and Interpretation', NeurIPS 2023 Datasets and Benchmarks; github.com/EnlightenedAI/CAPP-130), topic-"
-    "identification sentences, licensed CC BY 4.0. The model is a derived work under the same attribution."
+    "Trained on CAPP-130 (Zhu et al., 'CAPP-130: A Corpus of Chinese Application Privacy Policy "
+    "Summarization and Interpretation', NeurIPS 2023 Datasets and Benchmarks; "
+    "github.com/EnlightenedAI/CAPP-130), topic-identification sentences, licensed CC BY 4.0. "
+    "The model is a derived work under the same attribution."
 )
 
 
@@ -153,7 +154,7 @@ def f1_report(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
 def cross_validate(
     texts: list[str], y: np.ndarray, cfg: Config, folds: int = 5, seed: int = 0
 ) -> dict[str, Any]:
-    """Out-of-fold predictions of a model trained by ``fit`` on the other folds; F1 per label, micro, macro."""
+    """F1 per label, micro and macro, of out-of-fold predictions (each fold scored by ``fit`` on the rest)."""
     from sklearn.model_selection import KFold
 
     pred = np.zeros(y.shape, dtype=np.int8)

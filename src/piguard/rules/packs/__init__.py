@@ -64,7 +64,7 @@ FACTS: dict[str, str] = {
     "app.request_response_days": "working days to handle correction/deletion/cancellation requests",
     "app.complaint_channel": "a complaint and report channel is published",
     "app.change_notice_declared": "the policy says how users are told of changes to it (app audit)",
-    "app.deletion_conditions_unreasonable": "the policy sets unnecessary conditions on deletion or cancellation",
+    "app.deletion_conditions_unreasonable": "the policy sets needless conditions on deletion or cancellation",
 }
 
 _PACK_FILES = ("pipl.yaml", "app_2019.yaml", "necessary_2021.yaml")
