@@ -4,7 +4,7 @@ contract, ``flows_yaml()`` the flows file for ``piguard check``). Needs the ``[a
 
 from __future__ import annotations
 
-from piguard.apps.apk import AppInputError, ApkFacts, read_apk
+from piguard.apps.apk import ApkFacts, AppInputError, read_apk
 from piguard.apps.audit import AuditResult, audit
 from piguard.apps.policy import PolicyError, PolicyFacts, analyse, read_policy
 

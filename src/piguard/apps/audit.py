@@ -1,4 +1,4 @@
-"""The app audit: APK facts and policy facts become a flows document (the ``app:`` block, ``collect`` flows for
+"""The app audit: APK and policy facts become a flows document (the ``app:`` block, ``collect`` flows for
 what the app reads, ``provide`` flows for what its SDKs take), the rule engine decides it, and every item of
 the 2019 method and the 2021 scope comes back with a verdict, its evidence and its citation.
 
@@ -40,9 +40,21 @@ UNDECIDABLE_WHY: dict[str, str] = {
     "APP2019-C5.2": "needs the operator's back-end transfers (server-side evidence)",
     "APP2019-C5.3": "needs the app's integrations with other apps and what they receive",
 }
-POLICY_ITEMS = ("APP2019-C1.4", "APP2019-C2.1", "APP2019-C2.2", "APP2019-C3.8", "APP2019-C4.1",
-                "APP2019-C4.5", "APP2019-C5.1", "APP2019-C6.1", "APP2019-C6.2", "APP2019-C6.3",
-                "APP2019-C6.5", "NEC2021-BEYOND-NECESSARY", "APP2019-C4.2")  # fmt: skip
+POLICY_ITEMS = (
+    "APP2019-C1.4",
+    "APP2019-C2.1",
+    "APP2019-C2.2",
+    "APP2019-C3.8",
+    "APP2019-C4.1",
+    "APP2019-C4.5",
+    "APP2019-C5.1",
+    "APP2019-C6.1",
+    "APP2019-C6.2",
+    "APP2019-C6.3",
+    "APP2019-C6.5",
+    "NEC2021-BEYOND-NECESSARY",
+    "APP2019-C4.2",
+)
 
 
 @dataclass
@@ -63,17 +75,26 @@ class AuditResult:
         if self.policy is not None:
             pol = self.policy.as_dict()
         else:
-            pol = {"source": None, "sentences": 0, "declared_entities": [], "channels": {},
-                   "error": self.policy_error}  # fmt: skip
+            pol = {
+                "source": None,
+                "sentences": 0,
+                "declared_entities": [],
+                "channels": {},
+                "error": self.policy_error,
+            }
         return {
-            "app": self.app.as_dict(), "policy": pol, "app_type": self.app_type, "summary": summary,
-            "items": self.items, "notes": self.notes,
-        }  # fmt: skip
+            "app": self.app.as_dict(),
+            "policy": pol,
+            "app_type": self.app_type,
+            "summary": summary,
+            "items": self.items,
+            "notes": self.notes,
+        }
 
     def flows_yaml(self) -> str:
         head = (
             f"# Flows found by `piguard app audit` in {Path(self.app.path).name} ({self.app.package}).\n"
-            "# Facts the audit could not establish are left out; complete them (legal_basis, consent) and run\n"
+            "# Facts the audit could not establish are left out; add them (legal_basis, consent) and run\n"
             "# `piguard check` on this file.\n"
         )
         return head + yaml.safe_dump(self.flows_doc, allow_unicode=True, sort_keys=False, width=100)
@@ -106,9 +127,7 @@ def _optional(entities: list[str], pf: PolicyFacts | None) -> bool | None:
     return False if vals else None
 
 
-def _load_policy(
-    app: ApkFacts, policy: str | Path | None
-) -> tuple[PolicyFacts | None, str | None, str]:
+def _load_policy(app: ApkFacts, policy: str | Path | None) -> tuple[PolicyFacts | None, str | None, str]:
     """(facts, error, where the policy came from)."""
     try:
         if policy is not None:
@@ -122,8 +141,9 @@ def _load_policy(
     return None, None, ""
 
 
-def build_flows(app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None,
-                app_type: int | None) -> tuple[dict[str, Any], dict[str, dict[str, Any]], set[str]]:  # fmt: skip
+def build_flows(
+    app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None, app_type: int | None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], set[str]]:
     """The flows document, evidence per flow id, and the app-level facts the audit established."""
     evidence: dict[str, dict[str, Any]] = {}
     flows: list[dict[str, Any]] = []
@@ -143,7 +163,7 @@ def build_flows(app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None,
         appf["deletion_conditions_unreasonable"] = bool(pf.unreasonable_conditions)
         wd = pf.max_response_working_days
         if wd is not None:
-            appf["request_response_days"] = int(math.ceil(wd))
+            appf["request_response_days"] = math.ceil(wd)
     elif policy_error is None and app.policy_strings == 0:
         # No policy given, none bundled, and the code never names one: static evidence of no policy.
         appf["privacy_policy"] = False
@@ -161,8 +181,7 @@ def build_flows(app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None,
         data = _entities_of(data)
         if not data:
             return
-        flow: dict[str, Any] = {"id": fid, "activity": activity, "data": data,
-                                "purpose": _purposes(data, pf)}  # fmt: skip
+        flow: dict[str, Any] = {"id": fid, "activity": activity, "data": data, "purpose": _purposes(data, pf)}
         flow_known = set()
         disclosed = _declared(data, pf) if "disclosed" not in extra else extra.pop("disclosed")
         if disclosed is not None:
@@ -192,30 +211,58 @@ def build_flows(app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None,
         declared = None
         if pf is not None:
             declared = g in pf.declared_groups or any(e in pf.declared_entities for e in ents)
-        add(f"permission-{g.lower()}", "collect", ents,
-            {"kind": "permission", "permissions": [p["name"] for p in perms], "pi_zh": perms[0]["pi_zh"],
-             "cite": perms[0]["cite"]}, disclosed=declared)  # fmt: skip
+        add(
+            f"permission-{g.lower()}",
+            "collect",
+            ents,
+            {
+                "kind": "permission",
+                "permissions": [p["name"] for p in perms],
+                "pi_zh": perms[0]["pi_zh"],
+                "cite": perms[0]["cite"],
+            },
+            disclosed=declared,
+        )
     # Sensitive API uses, one flow per kind.
     for s in app.sensitive_apis:
         declared = None
         if pf is not None:
-            declared = s["kind"] in pf.declared_api_kinds or any(e in pf.declared_entities for e in s["entities"])
+            declared = s["kind"] in pf.declared_api_kinds or any(
+                e in pf.declared_entities for e in s["entities"]
+            )
             if s["kind"] in pf.denied_api_kinds and s["kind"] not in pf.declared_api_kinds:
                 declared = False
-        ev = {"kind": "sensitive_api", "api_kind": s["kind"], "apis": s["apis"][:5],
-              "callers": s["callers"][:5], "reachable": s.get("reachable")}  # fmt: skip
+        ev = {
+            "kind": "sensitive_api",
+            "api_kind": s["kind"],
+            "apis": s["apis"][:5],
+            "callers": s["callers"][:5],
+            "reachable": s.get("reachable"),
+        }
         add(f"api-{s['kind']}", "collect", s["entities"], ev, disclosed=declared)
     # Third-party SDKs: what each SDK's own policy says it collects goes to its vendor (C5.1).
     for sdk in app.sdks:
         named = None if pf is None else sdk["id"] in pf.sdks_named
         consent = None if named is None else ("explicit" if named else "none")
-        extra: dict[str, Any] = {"recipient": {"kind": "third_party", "name": sdk["vendor"], "channel": "sdk"},
-                                 "disclosed": named}  # fmt: skip
+        extra: dict[str, Any] = {
+            "recipient": {"kind": "third_party", "name": sdk["vendor"], "channel": "sdk"},
+            "disclosed": named,
+        }
         if consent is not None:
             extra["consent"] = {"kind": consent}
-        add(f"sdk-{sdk['id']}", "provide", sdk["entities"],
-            {"kind": "sdk", "sdk": sdk["name"], "vendor": sdk["vendor"], "policy": sdk["policy"],
-             "example_class": sdk["example_class"]}, **extra)  # fmt: skip
+        add(
+            f"sdk-{sdk['id']}",
+            "provide",
+            sdk["entities"],
+            {
+                "kind": "sdk",
+                "sdk": sdk["name"],
+                "vendor": sdk["vendor"],
+                "policy": sdk["policy"],
+                "example_class": sdk["example_class"],
+            },
+            **extra,
+        )
     # What the policy itself says is collected (forms, uploads: invisible in code) counts for the 2021 scope.
     # One flow per type, so each carries its own purposes and whether the user may refuse it.
     if pf is not None:
@@ -223,8 +270,13 @@ def build_flows(app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None,
         for e, idx in pf.declared_entities.items():
             stated = [i for i in idx if set(pf.labels[i]) & {"collection", "permission"}]
             if e not in seen and stated:
-                add(f"policy-{e.lower()}", "collect", [e], {"kind": "policy", "sentence": pf.quote(stated[0])},
-                    disclosed=True)  # fmt: skip
+                add(
+                    f"policy-{e.lower()}",
+                    "collect",
+                    [e],
+                    {"kind": "policy", "sentence": pf.quote(stated[0])},
+                    disclosed=True,
+                )
     if packed:
         known.discard("app.collects_before_consent")
     doc: dict[str, Any] = {"controller": app.package or Path(app.path).name}
@@ -246,8 +298,14 @@ def _rule_evaluable(rule: packs.Rule, facts: dict[str, Any], known: set[str]) ->
     return True
 
 
-def decide(doc: dict[str, Any], evidence: dict[str, dict[str, Any]], known_app: set[str],
-           app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None) -> list[dict[str, Any]]:  # fmt: skip
+def decide(
+    doc: dict[str, Any],
+    evidence: dict[str, dict[str, Any]],
+    known_app: set[str],
+    app: ApkFacts,
+    pf: PolicyFacts | None,
+    policy_error: str | None,
+) -> list[dict[str, Any]]:
     """Run the engine on the flows document and turn its reasons into one verdict per item."""
     parsed = parse_flows(yaml.safe_dump(doc, allow_unicode=True), "<app audit>")
     engine = Engine()
@@ -261,8 +319,11 @@ def decide(doc: dict[str, Any], evidence: dict[str, dict[str, Any]], known_app: 
         applicable = False
         for flow in parsed.flows:
             facts = engine.facts(parsed, flow, {}, {})
-            if not all(packs._compile_condition(c, rule.id)(facts) for c in rule.when
-                       if c["fact"] in ("activity", "recipient_kind", "channel")):  # fmt: skip
+            if not all(
+                packs._compile_condition(c, rule.id)(facts)
+                for c in rule.when
+                if c["fact"] in ("activity", "recipient_kind", "channel")
+            ):
                 continue
             applicable = True
             known = known_app | evidence.get(flow.id, {}).get("known", set())
@@ -276,9 +337,12 @@ def decide(doc: dict[str, Any], evidence: dict[str, dict[str, Any]], known_app: 
         item: dict[str, Any] = {
             "source": rule.source,
             "item": rule.article if rule.source == "APP-2019" else str(parsed.app_type or rule.article),
-            "rule": rule.id, "verdict": "undecidable", "evidence": [], "message_en": rule.en,
+            "rule": rule.id,
+            "verdict": "undecidable",
+            "evidence": [],
+            "message_en": rule.en,
             "message_zh": rule.zh,
-        }  # fmt: skip
+        }
         if fired:
             item["verdict"] = "violation"
             item["evidence"] = _dedupe_app_level(fired, rule)
@@ -286,7 +350,9 @@ def decide(doc: dict[str, Any], evidence: dict[str, dict[str, Any]], known_app: 
             item["verdict"] = "ok"
         elif rule.id == "APP2019-C5.1" and not app.sdks and app.packer is None and not applicable:
             item["verdict"] = "ok"
-            item["evidence"] = [{"kind": "sdk", "note": "no third-party SDK from the catalogue found in the code"}]
+            item["evidence"] = [
+                {"kind": "sdk", "note": "no third-party SDK from the catalogue found in the code"}
+            ]
         else:
             item["reason"] = _why(rule, app, pf, policy_error, applicable)
         _add_context(item, rule, app, pf)
@@ -298,15 +364,26 @@ def _dedupe_app_level(fired: list[dict[str, Any]], rule: packs.Rule) -> list[dic
     """App-level items fire on every collect flow; one piece of evidence says it once."""
     if any(c["fact"].startswith("app.") for c in rule.when):
         f = dict(fired[0])
-        for k in ("flow", "kind", "permissions", "pi_zh", "cite", "api_kind", "apis", "callers", "reachable",
-                  "sentences"):  # fmt: skip
+        for k in (
+            "flow",
+            "kind",
+            "permissions",
+            "pi_zh",
+            "cite",
+            "api_kind",
+            "apis",
+            "callers",
+            "reachable",
+            "sentences",
+        ):
             f.pop(k, None)
         return [f]
     return fired
 
 
-def _why(rule: packs.Rule, app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None,
-         applicable: bool) -> str:  # fmt: skip
+def _why(
+    rule: packs.Rule, app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None, applicable: bool
+) -> str:
     if rule.id in UNDECIDABLE_WHY:
         why = UNDECIDABLE_WHY[rule.id]
     elif rule.needs == "runtime_evidence":
@@ -314,10 +391,17 @@ def _why(rule: packs.Rule, app: ApkFacts, pf: PolicyFacts | None, policy_error: 
     elif not applicable:
         why = "no flow of this kind found in the APK or the policy"
     elif rule.id == "NEC2021-BEYOND-NECESSARY" or rule.id == "APP2019-C4.2":
-        why = ("needs the app type (--type N) and whether the user may refuse" if pf is not None
-               else "needs the app type (--type N) and the privacy policy (--policy FILE)")  # fmt: skip
+        why = (
+            "needs the app type (--type N) and whether the user may refuse"
+            if pf is not None
+            else "needs the app type (--type N) and the privacy policy (--policy FILE)"
+        )
     elif rule.id in ("APP2019-C4.1", "APP2019-C4.5"):
-        why = "the policy states no purpose for this collection (see C2.1)" if pf else "needs the privacy policy"
+        why = (
+            "the policy states no purpose for this collection (see C2.1)"
+            if pf
+            else "needs the privacy policy"
+        )
     else:
         why = "needs the privacy policy (--policy FILE)"
     if policy_error and rule.id in POLICY_ITEMS:
@@ -334,44 +418,87 @@ def _add_context(item: dict[str, Any], rule: packs.Rule, app: ApkFacts, pf: Poli
         for s in app.sensitive_apis:
             r = s.get("reachable")
             if r:
-                ev.append({"kind": "sensitive_api", "api_kind": s["kind"], "from": r["from"],
-                           "confidence": r["confidence"], "path": r["path"], "note": r["note"]})  # fmt: skip
+                ev.append(
+                    {
+                        "kind": "sensitive_api",
+                        "api_kind": s["kind"],
+                        "from": r["from"],
+                        "confidence": r["confidence"],
+                        "path": r["path"],
+                        "note": r["note"],
+                    }
+                )
         if item["verdict"] == "violation":
             item["confidence"] = "medium"
     elif rule.id == "APP2019-C4.6" and item["verdict"] == "violation":
-        ev.append({"kind": "manifest", "target_sdk": app.target_sdk,
-                   "dangerous_permissions": [p["name"] for p in app.permissions if p["dangerous"]],
-                   "note": "apps targeting SDK < 23 get every dangerous permission granted at install"})
+        ev.append(
+            {
+                "kind": "manifest",
+                "target_sdk": app.target_sdk,
+                "dangerous_permissions": [p["name"] for p in app.permissions if p["dangerous"]],
+                "note": "apps targeting SDK < 23 get every dangerous permission granted at install",
+            }
+        )
     elif pf is not None and rule.id == "APP2019-C6.3":
         ev.extend({"kind": "policy", **d} for d in pf.response_days[:3])
     elif pf is not None and rule.id == "APP2019-C6.2":
         ev.extend({"kind": "policy", **d} for d in pf.unreasonable_conditions[:3])
     elif pf is not None and rule.id in ("APP2019-C6.1", "APP2019-C6.5", "APP2019-C3.8"):
-        keys = {"APP2019-C6.1": ("deletion", "correction", "cancellation"), "APP2019-C6.5": ("complaint",),
-                "APP2019-C3.8": ("withdraw",)}[rule.id]  # fmt: skip
+        keys = {
+            "APP2019-C6.1": ("deletion", "correction", "cancellation"),
+            "APP2019-C6.5": ("complaint",),
+            "APP2019-C3.8": ("withdraw",),
+        }[rule.id]
         for k in keys:
             idx = pf.channels.get(k)
-            ev.append({"kind": "policy", "channel": k, "found": bool(idx),
-                       "sentence": pf.quote(idx[0]) if idx else None})  # fmt: skip
+            ev.append(
+                {
+                    "kind": "policy",
+                    "channel": k,
+                    "found": bool(idx),
+                    "sentence": pf.quote(idx[0]) if idx else None,
+                }
+            )
     elif pf is not None and rule.id == "APP2019-C2.2":
-        ev.append({"kind": "policy", "found": bool(pf.change_notice),
-                   "sentence": pf.quote(pf.change_notice[0]) if pf.change_notice else None,
-                   "cite": "App违法违规收集使用个人信息自评估指南 (2020) 评估点18"})  # fmt: skip
+        ev.append(
+            {
+                "kind": "policy",
+                "found": bool(pf.change_notice),
+                "sentence": pf.quote(pf.change_notice[0]) if pf.change_notice else None,
+                "cite": "App违法违规收集使用个人信息自评估指南 (2020) 评估点18",
+            }
+        )
     elif pf is not None and rule.id == "APP2019-C2.4":
         lens = sorted(len(s) for s in pf.sentences)
-        ev.append({"kind": "policy", "sentences": len(lens), "characters": sum(lens),
-                   "median_sentence_chars": lens[len(lens) // 2]})  # fmt: skip
+        ev.append(
+            {
+                "kind": "policy",
+                "sentences": len(lens),
+                "characters": sum(lens),
+                "median_sentence_chars": lens[len(lens) // 2],
+            }
+        )
     elif pf is not None and rule.id == "APP2019-C4.5" and pf.bundled_consent:
-        ev.append({"kind": "policy", "bundled_consent_wording": [pf.quote(i) for i in pf.bundled_consent[:3]]})
+        ev.append(
+            {"kind": "policy", "bundled_consent_wording": [pf.quote(i) for i in pf.bundled_consent[:3]]}
+        )
     elif rule.id == "APP2019-C1.1" and pf is None:
-        ev.append({"kind": "apk", "bundled_policies": app.bundled_policies,
-                   "code_strings_naming_a_policy": app.policy_strings})  # fmt: skip
+        ev.append(
+            {
+                "kind": "apk",
+                "bundled_policies": app.bundled_policies,
+                "code_strings_naming_a_policy": app.policy_strings,
+            }
+        )
 
 
 def audit(
-    apk_path: str | Path, *, policy: str | Path | None = None, app_type: int | str | None = None,
+    apk_path: str | Path,
+    *,
+    policy: str | Path | None = None,
+    app_type: int | str | None = None,
     workers: int = 1,
-) -> AuditResult:  # fmt: skip
+) -> AuditResult:
     """Audit one APK (and its policy); ``AppInputError`` for a file that is not a readable APK."""
     t = _app_type(app_type)
     app = read_apk(apk_path, workers=workers)
@@ -381,21 +508,33 @@ def audit(
     if perr:
         notes.append(perr)
     if not doc["flows"]:
-        notes.append("no personal information found in the APK or the policy: app-level items are undecidable")
+        notes.append(
+            "no personal information found in the APK or the policy: app-level items are undecidable"
+        )
         items = _all_undecidable(app, pf, perr)
     else:
         items = decide(doc, evidence, known, app, pf, perr)
-    return AuditResult(app=app, policy=pf, policy_error=perr, app_type=t, flows_doc=doc, items=items,
-                       notes=notes)  # fmt: skip
+    return AuditResult(
+        app=app, policy=pf, policy_error=perr, app_type=t, flows_doc=doc, items=items, notes=notes
+    )
 
 
 def _all_undecidable(app: ApkFacts, pf: PolicyFacts | None, perr: str | None) -> list[dict[str, Any]]:
     out = []
     for rule in packs.rules():
         if rule.source in ("APP-2019", "NECESSARY-2021"):
-            out.append({"source": rule.source, "item": rule.article, "rule": rule.id, "verdict": "undecidable",
-                        "evidence": [], "message_en": rule.en, "message_zh": rule.zh,
-                        "reason": "no personal information collection found (statically) to check"})  # fmt: skip
+            out.append(
+                {
+                    "source": rule.source,
+                    "item": rule.article,
+                    "rule": rule.id,
+                    "verdict": "undecidable",
+                    "evidence": [],
+                    "message_en": rule.en,
+                    "message_zh": rule.zh,
+                    "reason": "no personal information collection found (statically) to check",
+                }
+            )
     return out
 
 
@@ -404,5 +543,7 @@ def _app_type(value: int | str | None) -> int | None:
         return None
     t = packs.app_type_names().get(str(value).strip())
     if t is None:
-        raise AppInputError(f"--type {value!r} is not one of the 39 app types (1-39 or a name like 网络借贷类)")
+        raise AppInputError(
+            f"--type {value!r} is not one of the 39 app types (1-39 or a name like 网络借贷类)"
+        )
     return t

@@ -23,6 +23,7 @@ MAX_POLICY_BYTES = 32 * 1024**2
 MAX_SENTENCE = 400  # characters: longer runs are cut, so one huge line cannot dominate
 _SENT_END = re.compile(r"(?<=[。！？!?；;])|\n+|(?<=\.)\s+(?=[A-Z])")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_CLAUSE = re.compile(r"[，,；;：:]")
 # Characters written differently in traditional and simplified Chinese (to tell the two scripts apart).
 _TRAD = set("們個與資訊隱私權處應將條護認證務開關於為號碼業聯絡請讀錄還銀額時間會請這進發動")
 _SIMP = set("们个与资讯隐私权处应将条护认证务开关于为号码业联络请读录还银额时间会请这进发动")
@@ -86,8 +87,10 @@ def _decode(data: bytes, name: str) -> str:
 def _html_text(data: bytes, name: str) -> str:
     import lxml.html
 
+    # Decode first (UTF-8, GB18030, sniffed): lxml guesses Latin-1 for bytes without a charset declaration.
+    text = re.sub(r"^\s*<\?xml[^>]*>", "", _decode(data, name))
     try:
-        doc = lxml.html.document_fromstring(data)
+        doc = lxml.html.document_fromstring(text)
     except Exception as exc:  # lxml raises ParserError and ValueError for empty or broken documents
         raise PolicyError(f"{name}: unreadable HTML ({type(exc).__name__})") from None
     for bad in doc.xpath("//script|//style|//noscript"):
@@ -285,7 +288,11 @@ def analyse(text: str, source: str = "<policy>", classifier: PolicyClassifier | 
             for g, words in t["permission_groups"].items():
                 if _find(low, words):
                     facts.declared_groups.setdefault(g, []).append(i)
-        sent_purposes = [p for p, words in t["purposes"].items() if _find(low, words)]
+        # Purposes from the sentence's clauses, less those saying what refusing costs ("不影响您使用借款服务"
+        # names a service, not the purpose of this collection).
+        opt_words = t["optional_yes"] + t["optional_no"]
+        clauses = " ".join(c for c in _CLAUSE.split(low) if not _find(c, opt_words))
+        sent_purposes = [p for p, words in t["purposes"].items() if _find(clauses, words)]
         for p in sent_purposes:
             purposes_seen[p] = None
         if not negated:

@@ -1,4 +1,7 @@
-"""``piguard app audit APP.apk|DIR``: audit apps against the 2019 method's items and the 2021 necessary scope."""
+"""``piguard app audit APP.apk|DIR``: audit apps against the 2019 method's items and the 2021 necessary scope.
+
+The module is not named app.py: importing piguard.cli.app would replace the package's ``app`` (the Typer root)
+with the submodule."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ from typing import Any
 
 import typer
 
-app_cli = typer.Typer(help="Audit Android apps: APK facts, privacy policy, the 2019 method and the 2021 scope.",
-                      no_args_is_help=True)  # fmt: skip
+app_cli = typer.Typer(
+    help="Audit Android apps: APK facts, privacy policy, the 2019 method and the 2021 scope.",
+    no_args_is_help=True,
+)
 FORMATS = ("table", "json", "html", "sarif")
 
 
@@ -41,12 +46,14 @@ def _apks(target: Path) -> list[Path]:
 def audit_cmd(
     target: Path = typer.Argument(..., help="An APK, or a directory of APKs (audited in parallel)."),
     policy: Path = typer.Option(None, "--policy", "-p", help="The privacy policy: .txt, .html or .pdf."),
-    app_type: str = typer.Option(None, "--type", "-t",
-                                 help="2021 app type: number 1-39 or name (e.g. 12 or 网络借贷类)."),  # fmt: skip
+    app_type: str = typer.Option(
+        None, "--type", "-t", help="2021 app type: number 1-39 or name (e.g. 12 or 网络借贷类)."
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | html | sarif"),
     output: Path = typer.Option(None, "--output", "-o", help="Write the report to this file (atomically)."),
-    emit_flows: Path = typer.Option(None, "--emit-flows",
-                                    help="Write the flows file the audit built (for `piguard check`)."),  # fmt: skip
+    emit_flows: Path = typer.Option(
+        None, "--emit-flows", help="Write the flows file the audit built (for `piguard check`)."
+    ),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (default: CPU count, at most 4)."),
     fail_on: str = typer.Option("never", "--fail-on", help="violation | never: exit 1 on any violation."),
 ) -> None:
@@ -59,7 +66,9 @@ def audit_cmd(
         typer.echo(f"piguard app audit: --format {fmt!r} is not valid; valid: {', '.join(FORMATS)}", err=True)
         raise typer.Exit(2)
     if fail_on not in ("violation", "never"):
-        typer.echo(f"piguard app audit: --fail-on {fail_on!r} is not valid; valid: violation, never", err=True)
+        typer.echo(
+            f"piguard app audit: --fail-on {fail_on!r} is not valid; valid: violation, never", err=True
+        )
         raise typer.Exit(2)
     if not target.exists():
         typer.echo(f"piguard app audit: {target}: no such file or directory", err=True)
@@ -76,8 +85,10 @@ def audit_cmd(
     else:
         from rich.progress import Progress
 
-        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar, \
-                ProcessPoolExecutor(max_workers=min(workers, len(apks))) as pool:  # fmt: skip
+        with (
+            Progress(transient=True, disable=not sys.stderr.isatty()) as bar,
+            ProcessPoolExecutor(max_workers=min(workers, len(apks))) as pool,
+        ):
             task = bar.add_task("auditing", total=len(apks))
             futs = {pool.submit(_audit_one, str(a), pol, app_type, 1): a for a in apks}
             for fut in as_completed(futs):
@@ -115,4 +126,3 @@ def audit_cmd(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(app_cli, name="app")
-
