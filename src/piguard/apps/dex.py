@@ -109,6 +109,10 @@ def scan_dex(name: str, data: bytes) -> DexScan:
     for cls in dex.get_classes():
         cname = cls.get_name()
         out.superclass[cname] = cls.get_superclassname()
+        if cname.startswith(_PLATFORM):
+            # Bundled androidx/kotlin code: calls into it are not followed (see _PLATFORM), so decoding it
+            # would only cost time (it is often a third of a real app's DEX).
+            continue
         for m in cls.get_methods():
             out.methods += 1
             if m.get_code() is None:
@@ -120,7 +124,7 @@ def scan_dex(name: str, data: bytes) -> DexScan:
             strings: list[str] = []
             for ins in m.get_instructions():
                 out.instructions += 1
-                op = ins.get_op_value()
+                op = ins.OP  # get_op_value() without the call: this loop runs once per instruction
                 if op in _INVOKE:
                     ref = ins.get_ref_kind()
                     target = method_cache.get(ref)
