@@ -70,6 +70,11 @@ def audit_cmd(
             f"piguard app audit: --fail-on {fail_on!r} is not valid; valid: violation, never", err=True
         )
         raise typer.Exit(2)
+    try:
+        import androguard  # noqa: F401
+    except ImportError:
+        typer.echo("piguard app audit: needs androguard: pip install 'piguard[apps]'", err=True)
+        raise typer.Exit(2) from None
     if not target.exists():
         typer.echo(f"piguard app audit: {target}: no such file or directory", err=True)
         raise typer.Exit(2)
