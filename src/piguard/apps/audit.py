@@ -336,7 +336,7 @@ def decide(
                 fired.append(ev)
         item: dict[str, Any] = {
             "source": rule.source,
-            "item": rule.article if rule.source == "APP-2019" else str(parsed.app_type or rule.article),
+            "item": rule.article if rule.source == "APP-2019" else _scope_item(parsed.app_type),
             "rule": rule.id,
             "verdict": "undecidable",
             "evidence": [],
@@ -526,7 +526,7 @@ def _all_undecidable(app: ApkFacts, pf: PolicyFacts | None, perr: str | None) ->
             out.append(
                 {
                     "source": rule.source,
-                    "item": rule.article,
+                    "item": rule.article if rule.source == "APP-2019" else _scope_item(None),
                     "rule": rule.id,
                     "verdict": "undecidable",
                     "evidence": [],
@@ -536,6 +536,11 @@ def _all_undecidable(app: ApkFacts, pf: PolicyFacts | None, perr: str | None) ->
                 }
             )
     return out
+
+
+def _scope_item(app_type: int | None) -> str:
+    """The 2021 scope's item is the app type number (Art. 5), when the audit was told it."""
+    return str(app_type) if app_type is not None else "app type not given"
 
 
 def _app_type(value: int | str | None) -> int | None:
