@@ -141,3 +141,30 @@ def test_empty_policy_is_undecidable_with_the_reason(lender_apps: dict[str, Path
     assert "empty policy" in d["policy"]["error"]
     c65 = next(i for i in d["items"] if i["item"] == "C6.5")
     assert c65["verdict"] == "undecidable" and "empty policy" in c65["reason"]
+
+
+def test_policy_bundled_in_the_apk_is_used(lender_apps: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+    import zipfile
+
+    apk = tmp_path / "bundled.apk"
+    shutil.copy(lender_apps["lawful"], apk)
+    text = (POLICIES / "lender_complete.txt").read_text("utf-8")
+    html = "<html><body>" + "".join(f"<p>{line}</p>" for line in text.splitlines()) + "</body></html>"
+    with zipfile.ZipFile(apk, "a") as zf:
+        zf.writestr("assets/privacy_policy.html", html.encode("utf-8"))
+    res = audit(apk, app_type=12)
+    assert res.as_dict()["policy"]["source"].endswith("!assets/privacy_policy.html")
+    assert _verdicts(res)["C6.1"] == "ok"
+
+
+def test_app_without_personal_information_is_undecidable_throughout() -> None:
+    from shared_data import needs_shared, shared_path
+
+    p = shared_path("data", "apps", "apk", "Test-debug.apk")
+    if not p.exists():
+        pytest.skip(f"shared data not found at {p}")
+    assert needs_shared(p)
+    d = audit(p).as_dict()
+    assert {i["verdict"] for i in d["items"]} == {"undecidable"}
+    assert any("no personal information found" in n for n in d["notes"])
