@@ -245,12 +245,17 @@ def main() -> int:
         print(f"needs the shared data: {DEV}", file=sys.stderr)
         return 2
     result: dict = {"load_before": os.getloadavg()}  # type: ignore[type-arg]
+    # Each section records the load it ran under (sections may come from separate runs).
     if "coverage" not in args.skip:
         result["sdk_coverage"] = coverage(args.exodus_json)
     if "classifier" not in args.skip:
+        load = os.getloadavg()
         result["classifier"] = classifier(args.capp130_dir)
+        result["classifier"]["load_before_after"] = [load, os.getloadavg()]
     if "speed" not in args.skip:
+        load = os.getloadavg()
         result["speed"] = speed(args.dex_mb, args.apk_mb, args.workers)
+        result["speed"]["load_before_after"] = [load, os.getloadavg()]
     result["load_after"] = os.getloadavg()
     result["cpu_count"] = os.cpu_count()
     old = json.loads(RESULTS.read_text("utf-8")) if RESULTS.exists() else {}

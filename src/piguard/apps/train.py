@@ -37,6 +37,10 @@ class Config:
     balanced: bool = True
     tune_thresholds: bool = True
     inner_folds: int = 3
+    # Weight of a linear SVM blended into each label's scorer. Both are linear in the same features, so the
+    # blend is one weight vector: no cost at run time.
+    svm_weight: float = 0.0
+    svm_c: float = 0.5
 
 
 BASELINE = Config(ngram_min=1, ngram_max=2, min_df=1, sublinear_tf=False, c=1.0, balanced=False,
@@ -88,6 +92,15 @@ def _fit_scorers(x, y: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]
         lr.fit(x, y[:, j])
         coef[j] = lr.coef_[0]
         intercept[j] = lr.intercept_[0]
+        if cfg.svm_weight:
+            from sklearn.svm import LinearSVC
+
+            svm = LinearSVC(C=cfg.svm_c, class_weight="balanced" if cfg.balanced else None)
+            svm.fit(x, y[:, j])
+            # An SVM margin of 1 is about a logit of 4 here; scale so the two speak the same units.
+            w = cfg.svm_weight
+            coef[j] = (1 - w) * coef[j] + w * 4.0 * svm.coef_[0]
+            intercept[j] = (1 - w) * intercept[j] + w * 4.0 * svm.intercept_[0]
     return coef, intercept
 
 
