@@ -105,6 +105,7 @@ def test_shipped_model_carries_attribution_and_labels_sentences() -> None:
     assert "collection" in got[1]
 
 
+@pytest.mark.slow  # importing and fitting scikit-learn: tens of seconds on a loaded machine
 def test_numpy_model_reproduces_scikit_learn() -> None:
     pytest.importorskip("sklearn")
     from piguard.apps import train
