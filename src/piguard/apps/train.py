@@ -87,7 +87,11 @@ def _fit_scorers(x, y: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]
             intercept[j] = 10.0 if y[0, j] else -10.0
             continue
         lr = LogisticRegression(
-            C=cfg.c, solver="liblinear", class_weight="balanced" if cfg.balanced else None, max_iter=1000
+            C=cfg.c,
+            solver="liblinear",
+            class_weight="balanced" if cfg.balanced else None,
+            max_iter=1000,
+            random_state=0,  # liblinear shuffles: a fixed seed makes retraining reproducible
         )
         lr.fit(x, y[:, j])
         coef[j] = lr.coef_[0]
@@ -95,7 +99,7 @@ def _fit_scorers(x, y: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]
         if cfg.svm_weight:
             from sklearn.svm import LinearSVC
 
-            svm = LinearSVC(C=cfg.svm_c, class_weight="balanced" if cfg.balanced else None)
+            svm = LinearSVC(C=cfg.svm_c, class_weight="balanced" if cfg.balanced else None, random_state=0)
             svm.fit(x, y[:, j])
             # An SVM margin of 1 is about a logit of 4 here; scale so the two speak the same units.
             w = cfg.svm_weight
