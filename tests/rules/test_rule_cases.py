@@ -178,6 +178,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "APP2019-C6.3": ({"app": {"request_response_days": 16}}, {"app": {"request_response_days": 15}}),
     "APP2019-C6.5": ({"app": {"complaint_channel": False}}, {"app": {"complaint_channel": True}}),
+    "APP2019-C2.2": ({"app": {"change_notice_declared": False}}, {"app": {"change_notice_declared": True}}),
+    "APP2019-C6.2": (
+        {"app": {"deletion_conditions_unreasonable": True}},
+        {"app": {"deletion_conditions_unreasonable": False}},
+    ),
     "NEC2021-BEYOND-NECESSARY": (
         {
             "app_type": "网络借贷类",

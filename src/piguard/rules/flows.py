@@ -39,6 +39,7 @@ APP_FACTS: dict[str, type] = {
     "policy_in_simplified_chinese": bool, "collects_before_consent": bool, "consent_preticked": bool,
     "withdraw_channel": bool, "permissions_all_at_once": bool, "deletion_and_cancellation": bool,
     "request_response_days": int, "complaint_channel": bool,
+    "change_notice_declared": bool, "deletion_conditions_unreasonable": bool,
 }  # fmt: skip
 FLOW_KEYS = (
     "id", "activity", "data", "purpose", "subjects", "legal_basis", "consent", "recipient", "anonymized",
