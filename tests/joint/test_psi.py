@@ -218,13 +218,16 @@ def test_ledger_gets_sizes_never_identifiers(tmp_path: Path, members: Members, s
 
     led = Ledger.open(ledger)
     try:
-        entries = [e for e in led.audit_entries() if e["action"] == "activity.record"]
+        activities = [e for e in led.audit_entries() if e["action"] == "activity.record"]
+        entries = [e for e in led.audit_entries() if e["action"] == "joint.run"]
         assert led.verify().ok
     finally:
         led.close()
-    assert len(entries) == 1
-    payload = json.dumps(entries[0]["payload"], ensure_ascii=False)
-    assert "intersection 120" in payload and "own set 200" in payload and "partner set 270" in payload
+    assert len(entries) == 1 and len(activities) == 1
+    assert entries[0]["payload"]["activity"] == activities[0]["object_id"]
+    sizes = entries[0]["payload"]["sizes"]
+    assert (sizes["intersection"], sizes["own set"], sizes["partner set"]) == (120, 200, 270)
+    payload = json.dumps([entries[0]["payload"], activities[0]["payload"]], ensure_ascii=False)
     assert "138000" not in payload and "+86" not in payload
 
 

@@ -119,19 +119,24 @@ def audit(
     *,
     actor: str = "piguard joint",
 ) -> str:
-    """Write the run to the ledger as a processing activity (PIPL Art. 55-56), its audit entry holding the
-    set sizes. Sizes only: the ledger never sees an identifier."""
+    """Write the run to the ledger: a processing activity (PIPL Art. 55-56) and an audit event holding the set
+    sizes, both in the ledger's authenticated log. Sizes only: the ledger never sees an identifier."""
     run_id = f"joint-{kind}-{secrets.token_hex(6)}"
-    parts = ", ".join(f"{k} {v}" for k, v in sizes.items())
-    name = f"joint {kind} with {partner}: {parts}"[:300]
     ledger.record_activity(
         run_id,
-        name=name,
+        name=f"joint {kind} with {partner}"[:300],
         activity="provide",
         purpose_id=decl.purpose,
         categories=sorted(set(entities)) or ["PERSON"],
         legal_basis=decl.legal_basis,
         recipient=partner[:300],
         actor=actor,
+    )
+    ledger.record_event(
+        actor,
+        "joint.run",
+        "joint_run",
+        run_id,
+        {"kind": kind, "partner": partner[:300], "activity": run_id, "sizes": sizes},
     )
     return run_id
