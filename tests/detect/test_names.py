@@ -174,3 +174,40 @@ def test_weekdays_and_bylines() -> None:
     assert names_in("周中联赛杯之后球队状态下滑。") == []
     assert "马力" in names_in("本报讯（记者马力）市土地整理储备中心昨天宣布。")
     assert "张永和" in names_in("介绍一个背景。（张永和）设计完以后，这个项目开工了。")
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("张伟\n王芳\n", ["张伟", "王芳"]),
+        ("100001\t郁建平\t思优科技有限公司\n100002\t刘畅\t泰麒麟信息有限公司\n", ["郁建平", "刘畅"]),
+        ("C100026,纪凤兰,13104567890,北京市,教师\n", ["纪凤兰"]),
+    ],
+)
+def test_spans_never_take_in_a_line_break_or_a_tab(text: str, names: list[str]) -> None:
+    assert names_in(text) == names
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-01 09:15:02 INFO req=1 user=江楠 phone=13512345678 msg=登录成功",
+        '{"event": "login", "customer": {"realName": "江楠", "mobile": "13512345678"}}',
+        '{"客户姓名": "江楠", "城市": "上海市"}',
+        "[2024-03-01 10:21:40] 江楠: 是我，有什么事？",
+        "10:21 江楠：好的",
+    ],
+)
+def test_names_in_records_and_chat_exports(text: str) -> None:
+    assert names_in(text) == ["江楠"]
+
+
+def test_a_label_after_a_label_is_no_name() -> None:
+    # 客户|姓名 is a key, not the name 姓名 after the cue 客户.
+    assert names_in('{"客户姓名": ""}') == []
+    assert names_in("客户姓名,手机号,城市\n") == []
+
+
+@pytest.mark.parametrize("cell", ["成都市", "工程师", "个体经营", "北京", "已核实", "否"])
+def test_cells_that_are_not_names(cell: str) -> None:
+    assert names_in(f"C100001,{cell},13104567890\n") == []

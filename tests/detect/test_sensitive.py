@@ -68,3 +68,15 @@ def test_log_noise_is_no_person_cue() -> None:
     # A real cue on the same line still counts.
     found = scan_text("Ms. Chen asked to defer her mortgage payment.")
     assert [f.entity for f in found if f.detector == "sensitive_context"] == ["FINANCIAL_INFO"]
+
+
+def test_a_header_row_names_columns_and_is_no_finding() -> None:
+    csv = (
+        "姓名,手机号,身份证号,性别,年龄,城市,职业,月收入,贷款金额,是否逾期\n"
+        "张三,13812345678,,男,30,上海,教师,8000,5000,否\n"
+    )
+    assert found(csv) == set()
+    md = "| 姓名 | 月收入 |\n|---|---|\n| 张三 | 8000 |\n"
+    assert found(md) == set()
+    # In prose beside a person the same word is a finding.
+    assert ("FINANCIAL_INFO", "月收入") in found("客户张三，月收入 8000 元。")

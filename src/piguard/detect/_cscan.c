@@ -457,6 +457,7 @@ static inline int all_digits(const u32 *s, int len) {
 }
 static inline int is_dash_space(u32 c) { return c == ' ' || c == '-'; }
 static int region6(const char *d) { return g_region[num(d, 6)]; }
+static uint8_t g_province[100]; /* two-digit province codes: some six-digit code starts with them */
 
 /* ^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$ */
 static int shape_id18(const u32 *s, int len) {
@@ -862,7 +863,8 @@ typedef struct {
     int needs;
 } Rule;
 static const Rule RULES[] = {
-    {E_EMAIL, 0.95, 0}, {E_RID, 0.95, 0},   {E_PHONE, 0.9, 0},       {E_CARD, 0.85, 0},  {E_IMEI, 0.6, 0},
+    {E_EMAIL, 0.95, 0}, {E_RID, 0.95, 0},   {E_RID, 0.9, 0},         {E_PHONE, 0.9, 0},  {E_CARD, 0.85, 0},
+    {E_IMEI, 0.6, 0},
     {E_IMEI, 0.5, 1},   {E_RID, 0.6, 0},    {E_PHONE, 0.8, 0},       {E_PHONE, 0.5, 1},  {E_PHONE, 0.5, 1},
     {E_USCC, 0.7, 0},   {E_PHONE, 0.75, 0}, {E_IP, 0.75, 0},         {E_MAC, 0.85, 0},   {E_MAC, 0.5, 1},
     {E_IP, 0.8, 0},     {E_PASSPORT, 0.6, 0}, {E_HKMO, 0.6, 0},      {E_TW, 0.6, 0},     {E_TW, 0.6, 1},
@@ -882,40 +884,43 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
         return k->at && alt_email(s, len, 0, &no_email_until) == len;
     }
     case 1: return k->id_ck && shape_id18(s, len) && region6(d) && valid_date(num(d + 6, 4), num(d + 10, 2), num(d + 12, 2));
-    case 2: {
+    case 2: /* a province known, its county code not (a new or merged division stdnum does not list yet) */
+        return k->id_ck && shape_id18(s, len) && !region6(d) && g_province[num(d, 2)] &&
+               valid_date(num(d + 6, 4), num(d + 10, 2), num(d + 12, 2));
+    case 3: {
         if (!(alld && dl >= 11 && dl <= 15 && !k->plus_cc)) return 0;
         return shape_mobile(s, len) && g_mobile[num(d + dl - 11, 3)];
     }
-    case 3:
-        return alld && k->luhn && dl >= 12 && dl <= 19 && ((all_digits(s, len) && len >= 12 && len <= 19) || shape_card_grouped(s, len)) && card_bin(d, dl);
     case 4:
+        return alld && k->luhn && dl >= 12 && dl <= 19 && ((all_digits(s, len) && len >= 12 && len <= 19) || shape_card_grouped(s, len)) && card_bin(d, dl);
     case 5:
+    case 6:
         if (!(alld && k->luhn && dl == 15)) return 0;
         if (!((len == 15 && all_digits(s, len)) || shape_imei_grouped(s, len))) return 0;
         if (num(d, 2) == 34 || num(d, 2) == 37) return 0;
-        return r == 5 || g_imei_rb[num(d, 2)];
-    case 6: {
+        return r == 6 || g_imei_rb[num(d, 2)];
+    case 7: {
         if (!(alld && dl == 15 && len == 15 && all_digits(s, len) && region6(d))) return 0;
         return valid_date(1900 + num(d + 6, 2), num(d + 8, 2), num(d + 10, 2));
     }
-    case 7:
+    case 8:
         if (!(alld && dl >= 10 && dl <= 19 && !k->plus_cc && (d[0] == '0' || (d[0] == '8' && d[1] == '6')))) return 0;
         LAND();
         if (L->len < 0 || !L->area_ok || !shape_landline(L->core, L->len)) return 0;
         return (L->ndig >= 10 && L->ndig <= 12) || (ends_ext(L->core, L->len) && L->ndig >= 11 && L->ndig <= 17);
-    case 8:
+    case 9:
         if (!(alld && dl >= 11 && dl <= 12 && d[0] == '0')) return 0;
         if (!(s[0] == '0' && all_digits(s, len) && len >= 11 && len <= 12)) return 0;
         LAND();
         return L->area_ok;
-    case 9:
+    case 10:
         return alld && dl >= 7 && dl <= 13 && !k->plus_cc && shape_grouped_digits(s, len) && !shape_dotted_date(s, len);
-    case 10: return k->uscc_ck && !alld;
-    case 11: return k->plus_cc && shape_intl(s, len) && intl_possible(k);
-    case 12: return alld && dl >= 4 && dl <= 12 && shape_ipv4(s, len);
-    case 13: return dl == 12 && shape_mac(s, len) && !digits_dashes(s, len);
-    case 14: return dl == 12 && shape_mac(s, len);
-    case 15: {
+    case 11: return k->uscc_ck && !alld;
+    case 12: return k->plus_cc && shape_intl(s, len) && intl_possible(k);
+    case 13: return alld && dl >= 4 && dl <= 12 && shape_ipv4(s, len);
+    case 14: return dl == 12 && shape_mac(s, len) && !digits_dashes(s, len);
+    case 15: return dl == 12 && shape_mac(s, len);
+    case 16: {
         if (!k->colon2) return 0;
         for (int j = 0; j < len; j++)
             if (!is_hex(s[j]) && s[j] != ':') return 0;
@@ -924,24 +929,24 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
             if (s[j] == ':' && s[j + 1] == ':') { dbl = 1; break; }
         return dbl || count_char(s, len, ':') == 7;
     }
-    case 16:
-        return !alld && dl == 9 && len == 9 && ((((s[0] == 'E' || s[0] == 'G') && digits_at(s, len, 1, 8))) || (s[0] == 'E' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)));
     case 17:
+        return !alld && dl == 9 && len == 9 && ((((s[0] == 'E' || s[0] == 'G') && digits_at(s, len, 1, 8))) || (s[0] == 'E' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)));
+    case 18:
         if (alld || !(dl == 9 || dl == 11)) return 0;
         if (len == 9 && (s[0] == 'C' || s[0] == 'W') && digits_at(s, len, 1, 8)) return 1;
         if (len == 9 && s[0] == 'C' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)) return 1;
         return (s[0] == 'H' || s[0] == 'M') && (len == 9 || len == 11) && digits_at(s, len, 1, len - 1);
-    case 18: return !alld && dl == 9 && len == 9 && s[0] == 'L' && digits_at(s, len, 1, 8);
-    case 19: return alld && dl == 8 && len == 8 && all_digits(s, len);
-    case 20: return !alld && dl >= 8 && dl <= 13 && shape_plate(s, len);
-    case 21: return k->comma && gps_ok(s, len);
-    case 22: {
+    case 19: return !alld && dl == 9 && len == 9 && s[0] == 'L' && digits_at(s, len, 1, 8);
+    case 20: return alld && dl == 8 && len == 8 && all_digits(s, len);
+    case 21: return !alld && dl >= 8 && dl <= 13 && shape_plate(s, len);
+    case 22: return k->comma && gps_ok(s, len);
+    case 23: {
         if (!(k->dchars >= 2 && ((d[0] == '1' && d[1] == '9') || (d[0] == '2' && d[1] == '0')))) return 0;
         if (!((alld && dl >= 6 && dl <= 8) || has_char(s, len, 0x5E74))) return 0;
         return dob_ok(s, len);
     }
-    case 23: return k->uscc_ck && alld;
-    case 24: return alld && dl >= 7 && dl <= 13 && !k->plus_cc && all_digits(s, len);
+    case 24: return k->uscc_ck && alld;
+    case 25: return alld && dl >= 7 && dl <= 13 && !k->plus_cc && all_digits(s, len);
     }
 #undef LAND
     return 0;
@@ -1377,7 +1382,12 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
              PyList_Size(pos) == N_ENT && PyList_Size(after) == N_ENT && window > 0 && window <= 256;
     if (ok) {
         g_region = malloc(1000000);
-        if (g_region) memcpy(g_region, reg.buf, 1000000);
+        if (g_region) {
+            memcpy(g_region, reg.buf, 1000000);
+            memset(g_province, 0, sizeof g_province);
+            for (int c = 0; c < 1000000; c++)
+                if (g_region[c]) g_province[c / 10000] = 1;
+        }
         memcpy(g_mobile, mob.buf, 1000);
         memcpy(g_imei_rb, rb.buf, 100);
         memcpy(g_intl, intl.buf, 32000);

@@ -146,6 +146,11 @@ def read_vocab(data_dir: Path) -> tuple[dict[str, int], dict[str, str], int]:
             k, _, v = line.partition("\t")
             if v:
                 q2b[k] = v
+    # The vocabulary has a space but no tab or line break: read as unknown characters they hid the name in
+    # every cell of a tab-separated row (100000\t廖鑫\t...), so they read as the space they stand for.
+    if " " in vocab:
+        for c in "\t\n\r\x0b\x0c":
+            q2b.setdefault(c, " ")
     return vocab, q2b, vocab.get("OOV", 0)
 
 

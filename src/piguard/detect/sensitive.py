@@ -75,6 +75,40 @@ def _rules() -> _Rules:
     return load_rules()
 
 
+_DELIMITERS = "\t,|;"
+_CELL_PAD = " \"'"
+_RX_MD_RULE = r"(?m)^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*\r?$"
+
+
+def _is_header(line: str) -> bool:
+    """A row of column names: delimited, every cell a short label, no digits anywhere."""
+    delim = max(_DELIMITERS, key=line.count)
+    cells = [c.strip(_CELL_PAD) for c in line.strip().strip("|").split(delim)]
+    return (
+        line.count(delim) >= 1
+        and all(0 < len(c) <= 16 for c in cells)
+        and not any(ch.isdigit() for ch in line)
+    )
+
+
+def _header_rows(text: str) -> list[tuple[int, int]]:
+    """Where the text's header rows are: its first line (a CSV or TSV export) and each line above a
+    Markdown table rule (|---|---|), when they read as column names. A term there names a column (月收入,
+    贷款金额); it says nothing about a person."""
+    rows: list[tuple[int, int]] = []
+    end = text.find("\n")
+    end = len(text) if end < 0 else end
+    if _is_header(text[:end]):
+        rows.append((0, end))
+    if "---" in text:
+        for s, _e in finditer_spans(text, _RX_MD_RULE):
+            if s >= 2:
+                a = text.rfind("\n", 0, s - 1) + 1
+                if _is_header(text[a : s - 1]):
+                    rows.append((a, s - 1))
+    return rows
+
+
 class SensitiveContextDetector:
     """HEALTH_INFO, RELIGIOUS_BELIEF, BIOMETRIC, MINOR_INFO, FINANCIAL_INFO, WHEREABOUTS by terms and cues."""
 
@@ -92,6 +126,11 @@ class SensitiveContextDetector:
         spans = [(s, e) for s, e in finditer_spans(low, r.rx_terms.pattern) if _bounded(low, s, e)]
         if not spans:
             return []
+        labels = _header_rows(text)
+        if labels:
+            spans = [(s, e) for s, e in spans if not any(a <= s < b for a, b in labels)]
+            if not spans:
+                return []
         # Is a person cue near each term? One Rust-regex pass over all the windows at once (Python's re
         # tried each window in turn, ~4 us each, which dominated texts full of terms).
         # Windows stay on the term's line: a cue on the next log line speaks of someone else.

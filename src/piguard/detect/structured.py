@@ -119,16 +119,30 @@ _IMEI_RB = [
 ]
 
 
+# Numbers outside the GB/T 2260 divisions that resident ID numbers carry: 810000, 820000 and 830000 open
+# the numbers of residence permits for residents of Hong Kong, Macao and Taiwan (港澳台居民居住证申领发放办法,
+# 国办发〔2018〕81号, Art. 5); stdnum lists the first two but not 830000.
+_PERMIT_REGIONS = ("810000", "820000", "830000")
+
+
 @cache
 def region_codes() -> frozenset[str]:
-    """Six-digit administrative division codes, past and present, from python-stdnum's data file."""
+    """Six-digit administrative division codes, past and present, from python-stdnum's data file (and the
+    residence-permit codes, see ``_PERMIT_REGIONS``)."""
     from stdnum import numdb
 
-    codes: set[str] = set()
+    codes: set[str] = set(_PERMIT_REGIONS)
     for _, prov, _, _, counties in numdb.get("cn/loc").prefixes:
         for _, county, _, _, _ in counties:
             codes.add(prov + county)
     return frozenset(codes)
+
+
+@cache
+def province_codes() -> frozenset[str]:
+    """The two-digit province codes that open the division codes above. A number whose county code is new
+    (or was merged away before stdnum listed it: 620201) still opens with one of these."""
+    return frozenset(c[:2] for c in region_codes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +222,15 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     n, d = pl.col("n"), pl.col("d")
     length, alld, p2 = pl.col("dlen"), pl.col("alld"), pl.col("d").str.slice(0, 2)
     region6 = d.str.slice(0, 6).is_in(_region_series().implode())
+    province2 = d.str.slice(0, 2).is_in(pl.Series(sorted(province_codes()), dtype=pl.String).implode())
     has = n.str.contains
 
-    id18 = (
-        has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$")
-        & region6
-        & _valid_date(d.str.slice(6, 8), "%Y%m%d")
+    id18_shape = has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$") & _valid_date(
+        d.str.slice(6, 8), "%Y%m%d"
     )
+    id18 = id18_shape & region6
+    # A province known, its county code not: a division newer than stdnum's list, or one merged away.
+    id18_province = id18_shape & ~region6 & province2
     id15 = has(r"^[0-9]{15}$") & region6 & _valid_date(pl.lit("19") + d.str.slice(6, 6), "%Y%m%d")
     card = (has(r"^[0-9]{12,19}$") | has(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")) & (
         (d.str.starts_with("4") & length.is_in([13, 16, 19]))
@@ -267,6 +283,7 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     return [
         (pl.col("at"), has(_EMAIL_FULL), "EMAIL_ADDRESS", 0.95, False),
         (pl.col("id_ck"), id18, "CN_RESIDENT_ID", 0.95, False),
+        (pl.col("id_ck"), id18_province, "CN_RESIDENT_ID", 0.9, False),
         (alld & length.is_between(11, 15) & ~pl.col("plus_cc"), mobile, "PHONE_NUMBER", 0.9, False),
         (alld & pl.col("luhn") & length.is_between(12, 19), card, "BANK_CARD", 0.85, False),
         (alld & pl.col("luhn") & (length == 15), imei_shape & p2.is_in(_IMEI_RB), "IMEI", 0.6, False),

@@ -1,0 +1,54 @@
+"""Names in files scanned whole: logs, JSON lines, CSV, TSV and chat transcripts of a few thousand lines.
+
+A name found in a line on its own must be found when that line shares a file with thousands of others (a
+share-of-the-text budget for the model once found 12 of 300 names in a log that held them all).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from piguard.cli import app
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scan_corpora import KINDS, SUFFIX, build
+
+runner = CliRunner()
+
+
+def person_spans(path: Path) -> set[tuple[int, int]]:
+    res = runner.invoke(app, ["scan", str(path), "--format", "jsonl", "--entities", "PERSON"])
+    assert res.exit_code == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    return {(r["start"], r["end"]) for r in rows}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_names_are_found_in_a_whole_file(tmp_path: Path, kind: str) -> None:
+    text, names = build(kind, lines=2000)
+    path = tmp_path / f"export{SUFFIX[kind]}"
+    path.write_text(text, encoding="utf-8")
+    found = person_spans(path)
+    gold = set(names)
+    recall = len(found & gold) / len(gold)
+    precision = len(found & gold) / len(found)
+    assert recall >= 0.95, f"{kind}: recall {recall:.3f}"
+    assert precision >= 0.97, f"{kind}: precision {precision:.3f}"
+    assert all(text[s:e] == text[s:e].strip() for s, e in found), "a span took in whitespace"
+
+
+@pytest.mark.parametrize("kind", ["log", "tsv", "chat"])
+def test_a_line_reads_the_same_alone_and_among_thousands(tmp_path: Path, kind: str) -> None:
+    text, _ = build(kind, lines=2000)
+    head = "".join(text.splitlines(keepends=True)[:40])
+    small, big = tmp_path / f"head{SUFFIX[kind]}", tmp_path / f"all{SUFFIX[kind]}"
+    small.write_text(head, encoding="utf-8")
+    big.write_text(text, encoding="utf-8")
+    alone = person_spans(small)
+    among = {(s, e) for s, e in person_spans(big) if e <= len(head)}
+    assert alone and alone == among
