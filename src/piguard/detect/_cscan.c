@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 typedef uint32_t u32;
@@ -1416,11 +1417,160 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------ CRF decoding (the name model) -- */
+/* Viterbi paths and per-position tag marginals of a linear-chain CRF over a padded batch, for the name model
+ * (detect/_lac.py): numpy's version stepped through each position in Python and cost as much as the GRU
+ * encoder itself. Same arithmetic as _lac.viterbi_reference / posteriors_reference: the first maximum wins a
+ * tie, positions past a text's length neither move its score nor its path. */
+#define VITERBI_BODY(REAL)                                                                                   \
+    for (ssz b = 0; b < B && !oom; b++) {                                                                    \
+        const REAL *eb = (const REAL *)em + b * W * T;                                                       \
+        ssz n = len[b] < 1 ? 1 : (len[b] > W ? W : len[b]);                                                  \
+        REAL *score = malloc(T * sizeof(REAL)), *next = malloc(T * sizeof(REAL));                           \
+        REAL *trt = malloc(T * T * sizeof(REAL));                                                            \
+        int32_t *back = malloc(W * T * sizeof(int32_t));                                                     \
+        if (!score || !next || !back || !trt) {                                                              \
+            free(score); free(next); free(back); free(trt); oom = 1; break;                                  \
+        }                                                                                                    \
+        for (ssz i = 0; i < T; i++)                                                                          \
+            for (ssz j = 0; j < T; j++) trt[j * T + i] = ((const REAL *)tr)[i * T + j];                      \
+        for (ssz j = 0; j < T; j++) score[j] = eb[j];                                                        \
+        for (ssz t = 1; t < n; t++) {                                                                        \
+            for (ssz j = 0; j < T; j++) {                                                                    \
+                ssz arg = 0;                                                                                 \
+                const REAL *col = trt + j * T;                                                               \
+                REAL best = score[0] + col[0];                                                               \
+                for (ssz i = 1; i < T; i++) {                                                                \
+                    REAL c = score[i] + col[i];                                                              \
+                    if (c > best) { best = c; arg = i; }                                                     \
+                }                                                                                            \
+                back[t * T + j] = (int32_t)arg;                                                              \
+                next[j] = best + eb[t * T + j];                                                              \
+            }                                                                                                \
+            memcpy(score, next, T * sizeof(REAL));                                                           \
+        }                                                                                                    \
+        ssz arg = 0;                                                                                         \
+        for (ssz j = 1; j < T; j++) if (score[j] > score[arg]) arg = j;                                      \
+        int32_t *pb = out + b * W;                                                                           \
+        pb[n - 1] = (int32_t)arg;                                                                            \
+        for (ssz t = n - 1; t > 0; t--) pb[t - 1] = back[t * T + pb[t]];                                     \
+        free(score); free(next); free(back); free(trt);                                                      \
+    }
+
+/* crf_viterbi(emissions, transitions, lengths, batch, width, tags, double) -> int32 paths [batch, width] as
+ * bytes; emissions [batch, width, tags] and transitions [tags, tags] are float32, or float64 when double. */
+static PyObject *py_crf_viterbi(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer emb, trb, lb;
+    ssz B, W, T;
+    int dbl;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnp", &emb, &trb, &lb, &B, &W, &T, &dbl)) return NULL;
+    ssz size = dbl ? 8 : 4;
+    PyObject *res = NULL;
+    if (B < 0 || W < 1 || T < 1 || emb.len < B * W * T * size || trb.len < T * T * size || lb.len < B * 8) {
+        PyErr_SetString(PyExc_ValueError, "crf_viterbi: buffers do not match the shape");
+        goto done;
+    }
+    res = PyBytes_FromStringAndSize(NULL, B * W * 4);
+    if (!res) goto done;
+    int32_t *out = (int32_t *)PyBytes_AS_STRING(res);
+    memset(out, 0, B * W * 4);
+    const void *em = emb.buf, *tr = trb.buf;
+    const int64_t *len = lb.buf;
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (dbl) { VITERBI_BODY(double) } else { VITERBI_BODY(float) }
+    Py_END_ALLOW_THREADS
+    if (oom) { Py_CLEAR(res); PyErr_NoMemory(); }
+done:
+    PyBuffer_Release(&emb); PyBuffer_Release(&trb); PyBuffer_Release(&lb);
+    return res;
+}
+
+/* crf_posteriors(emissions float64, transitions float64, lengths int64, batch, width, tags) -> float64
+ * marginals [batch, width, tags] as bytes: forward-backward in probability space, each step rescaled. */
+static PyObject *py_crf_posteriors(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer emb, trb, lb;
+    ssz B, W, T;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnn", &emb, &trb, &lb, &B, &W, &T)) return NULL;
+    PyObject *res = NULL;
+    double *et = NULL, *ett = NULL, *alpha = NULL, *beta = NULL, *e = NULL, *tmp = NULL;
+    if (B < 0 || W < 1 || T < 1 || emb.len < B * W * T * 8 || trb.len < T * T * 8 || lb.len < B * 8) {
+        PyErr_SetString(PyExc_ValueError, "crf_posteriors: buffers do not match the shape");
+        goto done;
+    }
+    res = PyBytes_FromStringAndSize(NULL, B * W * T * 8);
+    et = malloc(T * T * 8); ett = malloc(T * T * 8); alpha = malloc(W * T * 8); beta = malloc(W * T * 8); e = malloc(W * T * 8);
+    tmp = malloc(T * 8);
+    if (!res || !et || !ett || !alpha || !beta || !e || !tmp) { Py_CLEAR(res); PyErr_NoMemory(); goto done; }
+    double *post = (double *)PyBytes_AS_STRING(res);
+    const double *em = emb.buf, *tr = trb.buf;
+    const int64_t *len = lb.buf;
+    Py_BEGIN_ALLOW_THREADS
+    double tmax = tr[0];
+    for (ssz k = 1; k < T * T; k++) if (tr[k] > tmax) tmax = tr[k];
+    for (ssz k = 0; k < T * T; k++) et[k] = exp(tr[k] - tmax);
+    for (ssz i = 0; i < T; i++)
+        for (ssz j = 0; j < T; j++) ett[j * T + i] = et[i * T + j];
+    for (ssz b = 0; b < B; b++) {
+        const double *eb = em + b * W * T;
+        for (ssz t = 0; t < W; t++) {
+            double m = eb[t * T];
+            for (ssz j = 1; j < T; j++) if (eb[t * T + j] > m) m = eb[t * T + j];
+            for (ssz j = 0; j < T; j++) e[t * T + j] = exp(eb[t * T + j] - m);
+        }
+        double z = 0;
+        for (ssz j = 0; j < T; j++) z += e[j];
+        for (ssz j = 0; j < T; j++) alpha[j] = e[j] / z;
+        for (ssz t = 1; t < W; t++) {
+            z = 0;
+            for (ssz j = 0; j < T; j++) {
+                double a = 0;
+                const double *prev = alpha + (t - 1) * T, *col = ett + j * T;
+                for (ssz i = 0; i < T; i++) a += prev[i] * col[i];
+                alpha[t * T + j] = a * e[t * T + j];
+                z += alpha[t * T + j];
+            }
+            for (ssz j = 0; j < T; j++) alpha[t * T + j] /= z;
+        }
+        for (ssz j = 0; j < T; j++) beta[(W - 1) * T + j] = 1.0;
+        for (ssz t = W - 2; t >= 0; t--) {
+            if (t + 1 >= len[b]) {
+                for (ssz j = 0; j < T; j++) beta[t * T + j] = 1.0;
+                continue;
+            }
+            for (ssz j = 0; j < T; j++) tmp[j] = e[(t + 1) * T + j] * beta[(t + 1) * T + j];
+            z = 0;
+            for (ssz i = 0; i < T; i++) {
+                double v = 0;
+                for (ssz j = 0; j < T; j++) v += et[i * T + j] * tmp[j];
+                beta[t * T + i] = v;
+                z += v;
+            }
+            for (ssz i = 0; i < T; i++) beta[t * T + i] /= z;
+        }
+        double *pb = post + b * W * T;
+        for (ssz t = 0; t < W; t++) {
+            z = 0;
+            for (ssz j = 0; j < T; j++) z += pb[t * T + j] = alpha[t * T + j] * beta[t * T + j];
+            for (ssz j = 0; j < T; j++) pb[t * T + j] /= z;
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    free(et); free(ett); free(alpha); free(beta); free(e); free(tmp);
+    PyBuffer_Release(&emb); PyBuffer_Release(&trb); PyBuffer_Release(&lb);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"configure", py_configure, METH_VARARGS, "Load the rule tables and context words (once)."},
     {"scan", py_scan, METH_VARARGS, "scan(text) -> (entity int8, start int64, end int64, confidence float64) as bytes"},
     {"classify_arrow", py_classify_arrow, METH_VARARGS,
      "classify_arrow(offsets, data, count, wide) -> (entity int8, confidence float64, needs uint8) as bytes"},
+    {"crf_viterbi", py_crf_viterbi, METH_VARARGS,
+     "crf_viterbi(emissions, transitions, lengths, batch, width, tags, double) -> int32 paths as bytes"},
+    {"crf_posteriors", py_crf_posteriors, METH_VARARGS,
+     "crf_posteriors(emissions, transitions, lengths, batch, width, tags) -> float64 marginals as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cscan", "Compiled structured detection.", -1, methods, NULL, NULL, NULL, NULL};

@@ -200,7 +200,21 @@ def _per_marginals(
 
 def posteriors(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Marginal probability of every tag at every position ([batch, width, tags]): batched forward-backward
-    in probability space, each step rescaled (a matrix product per step, not a log-sum-exp per tag pair)."""
+    in probability space, each step rescaled. The compiled engine does it when built (the numpy steps cost
+    as much as the encoder); ``posteriors_reference`` is the same arithmetic in numpy."""
+    engine = _compiled()
+    if engine is None:
+        return posteriors_reference(emissions, trans, lengths)
+    batch, width, n_tags = emissions.shape
+    em = np.ascontiguousarray(emissions, dtype=np.float64)
+    tr = np.ascontiguousarray(trans, dtype=np.float64)
+    ln = np.ascontiguousarray(lengths, dtype=np.int64)
+    out = engine.crf_posteriors(em, tr, ln, batch, width, n_tags)
+    return np.frombuffer(out, dtype=np.float64).reshape(batch, width, n_tags)
+
+
+def posteriors_reference(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``posteriors`` in numpy: a matrix product per step, not a log-sum-exp per tag pair."""
     em = emissions.astype(np.float64)
     width = em.shape[1]
     em = np.exp(em - em.max(axis=2, keepdims=True))
@@ -224,6 +238,22 @@ def posteriors(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) ->
 
 
 def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The best tag path of each text of a padded batch (compiled when built; ``viterbi_reference`` is the
+    numpy definition, computed in the emissions' precision as here)."""
+    engine = _compiled()
+    if engine is None or emissions.dtype not in (np.float32, np.float64):
+        return viterbi_reference(emissions, trans, lengths)
+    batch, width, n_tags = emissions.shape
+    dtype = emissions.dtype
+    em = np.ascontiguousarray(emissions)
+    tr = np.ascontiguousarray(trans, dtype=dtype)
+    ln = np.ascontiguousarray(lengths, dtype=np.int64)
+    out = engine.crf_viterbi(em, tr, ln, batch, width, n_tags, dtype == np.float64)
+    paths = np.frombuffer(out, dtype=np.int32).reshape(batch, width).astype(np.int64)
+    return [paths[b, : int(lengths[b])] for b in range(batch)]
+
+
+def viterbi_reference(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     batch, width, n_tags = emissions.shape
     score = emissions[:, 0, :].copy()
     back = np.zeros((batch, width, n_tags), dtype=np.int32)
@@ -243,6 +273,16 @@ def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> li
             path[t - 1] = back[b, t, path[t]]
         paths.append(path)
     return paths
+
+
+@cache
+def _compiled() -> Any:
+    """The compiled engine's CRF decoders, or None when the extension was not built."""
+    try:
+        from piguard.detect import _cscan  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _cscan if hasattr(_cscan, "crf_viterbi") else None
 
 
 def data_dir() -> Path | None:
