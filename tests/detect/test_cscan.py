@@ -183,5 +183,6 @@ def test_crf_decoding_matches_the_numpy_definition(dtype: str) -> None:
     got, want = _lac.viterbi(em, trans, lengths), _lac.viterbi_reference(em, trans, lengths)
     assert [p.tolist() for p in got] == [p.tolist() for p in want]
     post, ref = _lac.posteriors(em, trans, lengths), _lac.posteriors_reference(em, trans, lengths)
+    tol = 1e-12 if dtype == "float64" else 1e-5  # numpy exponentiates float32 transitions in float32
     for b in range(batch):
-        assert post[b, : lengths[b]] == pytest.approx(ref[b, : lengths[b]], abs=1e-12)
+        assert post[b, : lengths[b]] == pytest.approx(ref[b, : lengths[b]], abs=tol)
