@@ -476,3 +476,16 @@ def test_a_number_with_an_extension_is_found_without_it() -> None:
     assert spans("Desk: +1-903-140-4508x769") == [("PHONE_NUMBER", "+1-903-140-4508")]
     # A screen size is no phone number.
     assert spans("display 1920x1080, phone case") == []
+
+
+def test_packaged_tables_match_their_sources() -> None:
+    """The fast readers of stdnum's division codes and phonenumbers' number lengths give what the libraries
+    give (phone_lengths.txt is regenerated from intl_keys_from_phonenumbers when phonenumbers changes)."""
+    from piguard.detect.structured import (
+        _intl_key_list,
+        intl_keys_from_phonenumbers,
+        region_codes_from_stdnum,
+    )
+
+    assert region_codes() == region_codes_from_stdnum()
+    assert _intl_key_list() == intl_keys_from_phonenumbers()

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from piguard import taxonomy
-from piguard.detect import DEFAULT_MIN_CONFIDENCE, DetectorConfigError, load_detector_file
-from piguard.detect.adapted import ModelError, load_model
-from piguard.pipeline import FileEvent, ScanOptions, scan_paths
-from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
-from piguard.sources.files import Skip, iter_paths
+# Only what the options need is imported here: `piguard --help` and a scan import the rest when they run
+# (the detectors' libraries are imported by the detectors that use them).
+from piguard.detect import DEFAULT_MIN_CONFIDENCE
+
+if TYPE_CHECKING:
+    from piguard.pipeline import FileEvent, ScanOptions
+    from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
+
+    Writer = JsonlWriter | JsonWriter | SarifWriter
 
 EXIT_OK, EXIT_MATCHED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -37,16 +38,31 @@ class FailOn(StrEnum):
     any = "any"
 
 
-def _table_api() -> ModuleType | None:
-    """The data-map part (tables and databases), when installed."""
+# Files that are text and never a table (logs, notes): a scan of only these does not load the data map
+# (polars). Anything else (a directory, a URL, .csv, .json, .parquet ...) is offered to the data map.
+_PLAIN_TEXT = {".log", ".txt", ".out", ".text", ".md", ".markdown", ".rst", ".html", ".htm", ".xml"}
+
+
+def _table_api(targets: list[str] | None = None) -> ModuleType | None:
+    """The data-map part (tables and databases), when installed and when a target may be a table."""
     import importlib
 
+    if targets is not None and all(_plain_text_file(t) for t in targets):
+        return None
     try:
         return importlib.import_module("piguard.sources.tables")
     except ModuleNotFoundError as exc:
         if exc.name != "piguard.sources.tables":
             raise
         return None
+
+
+def _plain_text_file(target: str) -> bool:
+    p = Path(target)
+    name = p.name.lower()
+    for packed in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(packed)
+    return "://" not in target and Path(name).suffix in _PLAIN_TEXT and p.is_file()
 
 
 def _fail(msg: str) -> typer.Exit:
@@ -93,6 +109,13 @@ def scan(
 ) -> None:
     """Scan for personal information. Exit codes: 0 clean, 1 --fail-on matched, 2 usage or fatal error,
     3 finished but some inputs were skipped."""
+    from piguard import taxonomy
+    from piguard.detect import DetectorConfigError, load_detector_file
+    from piguard.pipeline import ScanOptions
+    from piguard.report import ScanSummary
+    from piguard.report.output import OutputPathError, is_an_input, open_report
+    from piguard.sources.files import Skip, iter_paths
+
     ents: frozenset[str] | None = None
     if entities:
         ents = frozenset(e.strip() for e in entities.split(",") if e.strip())
@@ -112,12 +135,14 @@ def scan(
         except DetectorConfigError as exc:
             raise _fail(str(exc)) from None
     for m in models:
+        from piguard.detect.adapted import ModelError, load_model
+
         try:
             load_model(str(m.resolve()))
         except ModelError as exc:
             raise _fail(str(exc)) from None
 
-    tables = _table_api()
+    tables = _table_api(targets)
     table_targets: list[str] = []
     file_targets: list[str] = []
     for t in targets:
@@ -148,13 +173,15 @@ def scan(
         text_files = [f for f in files if not tables.is_table_target(f)]
         table_targets.extend(f for f in text_files if tables.is_tabular_file(f))
 
+    if output is not None and (clash := is_an_input(output, files)) is not None:
+        raise _fail(f"the report {output} would overwrite the input {clash}; write it elsewhere")
     with contextlib.ExitStack() as stack:
-        out: IO[str] = sys.stdout
-        if output:
-            try:
-                out = stack.enter_context(output.open("w", encoding="utf-8"))
-            except OSError as exc:
-                raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+        # The report streams into a temporary file renamed over OUTPUT only when complete: a failed run
+        # leaves the previous report intact.
+        try:
+            out = stack.enter_context(open_report(output))
+        except OutputPathError as exc:
+            raise _fail(str(exc)) from None
         writer = _writer(fmt, out)
         _scan_text_files(writer, text_files, opts, summary, progress)
         maps = _scan_table_targets(
@@ -174,8 +201,10 @@ def scan(
         raise typer.Exit(EXIT_SKIPPED)
 
 
-def _writer(fmt: Format, out: IO[str]) -> JsonlWriter | JsonWriter | SarifWriter | None:
+def _writer(fmt: Format, out: IO[bytes]) -> JsonlWriter | JsonWriter | SarifWriter | None:
     """Streaming writers; the table and HTML renderers work from the summary at the end."""
+    from piguard.report import JsonlWriter, JsonWriter, SarifWriter
+
     if fmt == Format.jsonl:
         return JsonlWriter(out)
     if fmt == Format.json:
@@ -185,12 +214,15 @@ def _writer(fmt: Format, out: IO[str]) -> JsonlWriter | JsonWriter | SarifWriter
     return None
 
 
-Writer = JsonlWriter | JsonWriter | SarifWriter
-
-
 def _scan_text_files(
     writer: Writer | None, text_files: list[str], opts: ScanOptions, summary: ScanSummary, progress: bool
 ) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from piguard.pipeline import scan_paths
+    from piguard.sources.files import Skip
+
     err = Console(stderr=True)
     show_progress = progress and err.is_terminal and len(text_files) > 1
     bar = Progress(
@@ -208,8 +240,9 @@ def _scan_text_files(
                 summary.skipped.append(ev)
                 continue
             _account(summary, ev)
-            if writer is not None and ev.findings:
-                writer.write(ev.findings)
+            if writer is not None:
+                for batch in ev.batches:
+                    writer.write(ev.path, batch)
             if ev.done:
                 bar.advance(task)
 
@@ -224,6 +257,8 @@ def _scan_table_targets(
     engine: str,
 ) -> list[Any]:
     """One ``DataMap`` per table target (see ``piguard.sources.tables``); failures become skip notes."""
+    from piguard.sources.files import Skip
+
     maps: list[Any] = []
     if tables is None:
         return maps
@@ -241,7 +276,7 @@ def _scan_table_targets(
 
 
 def _render(
-    out: IO[str],
+    out: IO[bytes],
     fmt: Format,
     output: Path | None,
     writer: Writer | None,
@@ -259,15 +294,22 @@ def _render(
         # Only a table or database: its own page, with tables scanned, evidence and charts.
         from piguard.report.datamap_html import render_datamap_html
 
-        out.write(render_datamap_html(maps[0]))
+        out.write(render_datamap_html(maps[0]).encode("utf-8", "surrogateescape"))
     elif fmt == Format.html:
         from piguard.report.html import render_html
 
-        out.write(render_html(summary, datamap_rows))
+        out.write(render_html(summary, datamap_rows).encode("utf-8", "surrogateescape"))
     else:
+        from rich.console import Console
+
         from piguard.report.table import render_table
 
-        render_table(summary, Console(file=out) if output else Console(), datamap_rows)
+        if output is None:
+            render_table(summary, Console(), datamap_rows)
+            return
+        text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", write_through=True)
+        render_table(summary, Console(file=text), datamap_rows)
+        text.detach()
 
 
 def _redact_url(text: str) -> str:
@@ -278,7 +320,10 @@ def _redact_url(text: str) -> str:
 
 
 def _account(summary: ScanSummary, ev: FileEvent) -> None:
-    summary.add_findings(ev.findings)
+    from piguard.sources.files import Skip
+
+    for batch in ev.batches:
+        summary.add_batch(ev.path, batch)
     if ev.done:
         if ev.skip is not None:
             summary.skipped.append(ev.skip)

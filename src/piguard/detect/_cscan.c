@@ -1417,6 +1417,546 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------ findings, column by column (scan → report) -- */
+/* A scan of a dense file yields hundreds of thousands of findings a second; a Python object per finding
+ * (hit, finding, row dict, JSON line) cost more than detecting them. Here the hits of a text are
+ * thresholded, settled where they overlap, located (line numbers), masked and rendered as JSON lines in C,
+ * as flat columns. The rules are those of piguard.detect.findings_from_hits, masking.mask_value and
+ * report.finding_line, which stay the readable definitions the tests hold this code to. */
+
+typedef struct {
+    char *p;
+    ssz n, cap;
+    int oom;
+} Buf;
+
+static void buf_reserve(Buf *b, ssz more) {
+    if (b->oom || b->n + more <= b->cap) return;
+    ssz cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more) cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) { b->oom = 1; return; }
+    b->p = q;
+    b->cap = cap;
+}
+static inline void buf_put(Buf *b, const char *s, ssz k) {
+    buf_reserve(b, k);
+    if (b->oom) return;
+    memcpy(b->p + b->n, s, k);
+    b->n += k;
+}
+static inline void buf_str(Buf *b, const char *s) { buf_put(b, s, (ssz)strlen(s)); }
+static inline void buf_byte(Buf *b, char c) {
+    buf_reserve(b, 1);
+    if (!b->oom) b->p[b->n++] = c;
+}
+static inline void buf_stars(Buf *b, ssz k) {
+    if (k <= 0) return;
+    buf_reserve(b, k);
+    if (b->oom) return;
+    memset(b->p + b->n, '*', k);
+    b->n += k;
+}
+/* UTF-8, lone surrogates encoded as three bytes (surrogatepass) so no code point is lost */
+static inline void buf_utf8(Buf *b, Py_UCS4 c) {
+    buf_reserve(b, 4);
+    if (b->oom) return;
+    char *o = b->p + b->n;
+    if (c < 0x80) { o[0] = (char)c; b->n += 1; }
+    else if (c < 0x800) { o[0] = (char)(0xC0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3F)); b->n += 2; }
+    else if (c < 0x10000) {
+        o[0] = (char)(0xE0 | (c >> 12)); o[1] = (char)(0x80 | ((c >> 6) & 0x3F)); o[2] = (char)(0x80 | (c & 0x3F));
+        b->n += 3;
+    } else {
+        o[0] = (char)(0xF0 | (c >> 18)); o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+        o[2] = (char)(0x80 | ((c >> 6) & 0x3F)); o[3] = (char)(0x80 | (c & 0x3F));
+        b->n += 4;
+    }
+}
+static inline void buf_int(Buf *b, long long v) {
+    char t[24];
+    int k = snprintf(t, sizeof t, "%lld", v);
+    buf_put(b, t, k);
+}
+
+/* A slice of the scanned text. */
+typedef struct {
+    int kind;
+    const void *data;
+    ssz s, n;
+} Slice;
+static inline Py_UCS4 at(const Slice *v, ssz i) { return PyUnicode_READ(v->kind, v->data, v->s + i); }
+static void put_range(Buf *b, const Slice *v, ssz a, ssz e) {
+    for (ssz i = a; i < e; i++) buf_utf8(b, at(v, i));
+}
+
+/* masking.py: the kinds of mask_value, chosen per entity in Python (masking.mask_kind) */
+enum { K_DEFAULT = 0, K_KEEP, K_PHONE, K_EMAIL, K_IP, K_PERSON, K_ADDRESS, K_GPS, K_DOB };
+
+static inline int mask_sep(Py_UCS4 c) { /* masking._SEPARATORS */
+    switch (c) {
+    case ' ': case '\t': case '\n': case '\r': case 0x3000: case '-': case 0xFF0D: case 0x2014: case '.':
+    case 0xB7: case 0x2022: case ':': case 0xFF1A: case '/': case '(': case ')': case 0xFF08: case 0xFF09:
+    case '+': case 0xFF0B:
+        return 1;
+    }
+    return 0;
+}
+
+/* masking._mask_keep on v[a:n] */
+static void mask_keep(Buf *b, const Slice *v, ssz a, int first, int last) {
+    ssz n = v->n - a, m = 0;
+    int seps = 0;
+    for (ssz i = a; i < v->n; i++) {
+        if (mask_sep(at(v, i))) seps = 1;
+        else m++;
+    }
+    if (!seps) {
+        if (n <= first + last) { first = first < n / 3 ? first : (int)(n / 3); last = last < n / 3 ? last : (int)(n / 3); }
+        put_range(b, v, a, a + first);
+        buf_stars(b, n - first - last);
+        if (last) put_range(b, v, v->n - last, v->n);
+        return;
+    }
+    if (m <= first + last) { first = first < m / 3 ? first : (int)(m / 3); last = last < m / 3 ? last : (int)(m / 3); }
+    ssz lo = a, hi = v->n;
+    for (int k = 0; k < first; lo++)
+        if (!mask_sep(at(v, lo))) k++;
+    for (int k = 0; k < last;) {
+        hi--;
+        if (!mask_sep(at(v, hi))) k++;
+    }
+    put_range(b, v, a, lo);
+    for (ssz i = lo; i < hi; i++) {
+        Py_UCS4 c = at(v, i);
+        if (mask_sep(c)) buf_utf8(b, c);
+        else buf_byte(b, '*');
+    }
+    put_range(b, v, hi, v->n);
+}
+
+/* masking._COUNTRY_PREFIX: ^(?:(?:\+|＋|00)86[ \-]?|[+＋][1-9][0-9]{0,2}[ \-]) ; its length or 0 */
+static ssz phone_prefix(const Slice *v) {
+    ssz n = v->n;
+    if (n == 0) return 0;
+    Py_UCS4 c0 = at(v, 0);
+    int plus = c0 == '+' || c0 == 0xFF0B;
+    ssz j = plus ? 1 : (n >= 2 && c0 == '0' && at(v, 1) == '0') ? 2 : 0;
+    if (j && j + 2 <= n && at(v, j) == '8' && at(v, j + 1) == '6') {
+        ssz k = j + 2;
+        if (k < n && (at(v, k) == ' ' || at(v, k) == '-')) k++;
+        return k;
+    }
+    if (!plus || n < 3 || at(v, 1) < '1' || at(v, 1) > '9') return 0;
+    for (int d = 2; d >= 0; d--) {
+        int ok = 2 + d < n;
+        for (int q = 0; q < d && ok; q++) ok = at(v, 2 + q) >= '0' && at(v, 2 + q) <= '9';
+        if (ok && (at(v, 2 + d) == ' ' || at(v, 2 + d) == '-')) return 3 + d;
+    }
+    return 0;
+}
+
+static void mask_default(Buf *b, const Slice *v) {
+    if (v->n <= 12) { buf_stars(b, v->n); return; }
+    put_range(b, v, 0, 1);
+    buf_stars(b, 8);
+    buf_byte(b, '(');
+    buf_int(b, v->n);
+    buf_str(b, " chars)");
+}
+
+static void mask(Buf *b, const Slice *v, int kind, int first, int last) {
+    ssz n = v->n;
+    if (n == 0) return;
+    switch (kind) {
+    case K_PHONE: {
+        ssz k = phone_prefix(v);
+        put_range(b, v, 0, k);
+        mask_keep(b, v, k, 3, 4);
+        return;
+    }
+    case K_KEEP: mask_keep(b, v, 0, first, last); return;
+    case K_EMAIL: {
+        ssz atpos = -1;
+        for (ssz i = n - 1; i >= 0; i--)
+            if (at(v, i) == '@') { atpos = i; break; }
+        if (atpos < 0) break;
+        if (atpos > 0) put_range(b, v, 0, 1);
+        buf_str(b, "***@");
+        put_range(b, v, atpos + 1, n);
+        return;
+    }
+    case K_IP: {
+        for (ssz i = 0; i < n; i++)
+            if (at(v, i) == ':') { put_range(b, v, 0, i); buf_str(b, ":****"); return; }
+        ssz dots = 0, second = -1;
+        for (ssz i = 0; i < n; i++)
+            if (at(v, i) == '.' && ++dots == 2) second = i;
+        if (dots < 2) { put_range(b, v, 0, n); return; }
+        put_range(b, v, 0, second);
+        for (ssz k = 0; k < dots - 1; k++) buf_str(b, ".*");
+        return;
+    }
+    case K_PERSON: {
+        Py_UCS4 c = at(v, 0);
+        buf_utf8(b, c);
+        buf_stars(b, c < 128 ? 3 : (n - 1 > 1 ? n - 1 : 1));
+        return;
+    }
+    case K_ADDRESS: {
+        ssz keep = n / 3;
+        keep = keep > 6 ? 6 : keep;
+        keep = keep < 2 ? 2 : keep;
+        put_range(b, v, 0, keep < n ? keep : n);
+        buf_str(b, "****");
+        return;
+    }
+    case K_GPS: { /* (\d+\.\d)\d+ -> \1*** */
+        ssz i = 0;
+        while (i < n) {
+            if (!Py_UNICODE_ISDECIMAL(at(v, i))) { buf_utf8(b, at(v, i)); i++; continue; }
+            ssz j = i;
+            while (j < n && Py_UNICODE_ISDECIMAL(at(v, j))) j++;
+            if (j + 2 < n && at(v, j) == '.' && Py_UNICODE_ISDECIMAL(at(v, j + 1)) && Py_UNICODE_ISDECIMAL(at(v, j + 2))) {
+                put_range(b, v, i, j + 2);
+                buf_str(b, "***");
+                ssz k = j + 2;
+                while (k < n && Py_UNICODE_ISDECIMAL(at(v, k))) k++;
+                i = k;
+            } else {
+                put_range(b, v, i, j);
+                i = j;
+            }
+        }
+        return;
+    }
+    case K_DOB: {
+        ssz y = n < 4 ? n : 4;
+        int digits = 1;
+        for (ssz i = 0; i < y; i++) digits &= Py_UNICODE_ISDIGIT(at(v, i)) != 0;
+        if (digits) { put_range(b, v, 0, y); buf_str(b, "-**-**"); }
+        else buf_str(b, "****-**-**");
+        return;
+    }
+    }
+    mask_default(b, v);
+}
+
+/* round(x, 3) as Python rounds (correctly rounded through the decimal string); detectors emit few values */
+static double g_round_key[64], g_round_val[64];
+static int g_round_n;
+static double round3(double x) {
+    for (int i = 0; i < g_round_n; i++)
+        if (g_round_key[i] == x) return g_round_val[i];
+    double r = x;
+    char *s = PyOS_double_to_string(x, 'f', 3, 0, NULL);
+    if (s) {
+        r = PyOS_string_to_double(s, NULL, NULL);
+        PyMem_Free(s);
+        if (r == -1.0 && PyErr_Occurred()) { PyErr_Clear(); r = x; }
+    } else PyErr_Clear();
+    if (g_round_n < 64) { g_round_key[g_round_n] = x; g_round_val[g_round_n++] = r; }
+    return r;
+}
+
+/* stable merge sort of hit indices by start */
+static void sort_by_start(ssz *idx, ssz *tmp, ssz n, const int64_t *start) {
+    if (n < 2) return;
+    ssz h = n / 2;
+    sort_by_start(idx, tmp, h, start);
+    sort_by_start(idx + h, tmp, n - h, start);
+    if (start[idx[h - 1]] <= start[idx[h]]) return;
+    ssz i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = start[idx[j]] < start[idx[i]] ? idx[j++] : idx[i++];
+    while (i < h) tmp[k++] = idx[i++];
+    while (j < n) tmp[k++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof(ssz));
+}
+
+#define N_FIRSTS 8
+/* findings(text, entity u8, start i64, end i64, confidence f64, detector u8, allowed, kinds, keep_first,
+ *          keep_last, min_confidence, base_offset, base_line, with_values)
+ * -> (count, entity, detector, start, end, line, confidence, masked, masked_offsets, values|None,
+ *     value_offsets|None, counts, firsts): bytes columns of the findings, in text order. allowed, kinds,
+ * keep_first and keep_last hold one byte per entity code; counts is int64 per code, firsts the indices of
+ * each code's first N_FIRSTS findings (-1 past the last). */
+static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *text;
+    Py_buffer eb, sb, nb, cb, db, ab, kb, fb, lb;
+    double min_conf;
+    long long base_offset, base_line;
+    int with_values;
+    if (!PyArg_ParseTuple(args, "Uy*y*y*y*y*y*y*y*y*dLLp", &text, &eb, &sb, &nb, &cb, &db, &ab, &kb, &fb, &lb,
+                          &min_conf, &base_offset, &base_line, &with_values))
+        return NULL;
+    PyObject *res = NULL;
+    ssz *idx = NULL, *tmp = NULL, *kept = NULL;
+    Buf mb = {0}, vb = {0}, cols[6] = {{0}};
+    ssz n = eb.len, ncodes = ab.len;
+    const uint8_t *ent = eb.buf, *det = db.buf, *allowed = ab.buf, *kinds = kb.buf, *kfirst = fb.buf, *klast = lb.buf;
+    const int64_t *start = sb.buf, *end = nb.buf;
+    const double *conf = cb.buf;
+    ssz len = PyUnicode_GET_LENGTH(text);
+    if (sb.len != n * 8 || nb.len != n * 8 || cb.len != n * 8 || (db.len != n && db.len != 0) || kb.len != ncodes ||
+        fb.len != ncodes || lb.len != ncodes || ncodes > 256) {
+        PyErr_SetString(PyExc_ValueError, "findings: column lengths disagree");
+        goto done;
+    }
+    idx = malloc((n ? n : 1) * sizeof(ssz));
+    tmp = malloc((n ? n : 1) * sizeof(ssz));
+    kept = malloc((n ? n : 1) * sizeof(ssz));
+    if (!idx || !tmp || !kept) { PyErr_NoMemory(); goto done; }
+    ssz m = 0;
+    int sorted = 1;
+    for (ssz i = 0; i < n; i++) {
+        if (ent[i] >= ncodes || !allowed[ent[i]] || !(conf[i] >= min_conf)) continue;
+        if (start[i] < 0 || end[i] < start[i] || end[i] > len) {
+            PyErr_SetString(PyExc_ValueError, "findings: a hit lies outside the text");
+            goto done;
+        }
+        if (m && start[i] < start[idx[m - 1]]) sorted = 0;
+        idx[m++] = i;
+    }
+    if (!sorted) sort_by_start(idx, tmp, m, start);
+    /* detect.resolve_overlaps: the most confident of overlapping hits, then the longest, then the first */
+    ssz k = 0;
+    for (ssz q = 0; q < m; q++) {
+        ssz h = idx[q];
+        if (k && start[h] < end[kept[k - 1]]) {
+            ssz p = kept[k - 1];
+            if (conf[h] > conf[p] || (conf[h] == conf[p] && end[h] - start[h] > end[p] - start[p])) kept[k - 1] = h;
+            continue;
+        }
+        kept[k++] = h;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int64_t counts[256] = {0}, firsts[256 * N_FIRSTS];
+    for (ssz i = 0; i < 256 * N_FIRSTS; i++) firsts[i] = -1;
+    int64_t moff = 0, voff = 0;
+    buf_put(&cols[5], (const char *)&moff, 8);
+    Buf voffs = {0}, cbuf = {0};
+    if (with_values) buf_put(&voffs, (const char *)&voff, 8);
+    long long line = base_line;
+    ssz pos = 0;
+    for (ssz q = 0; q < k; q++) {
+        ssz h = kept[q];
+        uint8_t code = ent[h];
+        for (; pos < start[h]; pos++)
+            if (PyUnicode_READ(kind, data, pos) == '\n') line++;
+        if (counts[code] < N_FIRSTS) firsts[code * N_FIRSTS + counts[code]] = q;
+        counts[code]++;
+        int64_t s64 = start[h] + base_offset, e64 = end[h] + base_offset, l64 = line;
+        double c = round3(conf[h]);
+        uint8_t d = db.len ? det[h] : 0;
+        buf_byte(&cols[0], (char)code);
+        buf_byte(&cols[1], (char)d);
+        buf_put(&cols[2], (const char *)&s64, 8);
+        buf_put(&cols[3], (const char *)&e64, 8);
+        buf_put(&cols[4], (const char *)&l64, 8);
+        buf_put(&cbuf, (const char *)&c, 8);
+        Slice v = {kind, data, start[h], end[h] - start[h]};
+        mask(&mb, &v, kinds[code], kfirst[code], klast[code]);
+        moff = mb.n;
+        buf_put(&cols[5], (const char *)&moff, 8);
+        if (with_values) {
+            put_range(&vb, &v, 0, v.n);
+            voff = vb.n;
+            buf_put(&voffs, (const char *)&voff, 8);
+        }
+    }
+    int oom = mb.oom || vb.oom || voffs.oom || cbuf.oom;
+    for (int i = 0; i < 6; i++) oom |= cols[i].oom;
+    if (oom) {
+        PyErr_NoMemory();
+    } else {
+        PyObject *values = Py_None, *value_offs = Py_None;
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        if (with_values) {
+            Py_DECREF(values);
+            Py_DECREF(value_offs);
+            values = PyBytes_FromStringAndSize(vb.p ? vb.p : "", vb.n);
+            value_offs = PyBytes_FromStringAndSize(voffs.p, voffs.n);
+        }
+        res = Py_BuildValue("(ny#y#y#y#y#y#y#y#NNy#y#)", k, cols[0].p ? cols[0].p : "", cols[0].n,
+                            cols[1].p ? cols[1].p : "", cols[1].n, cols[2].p ? cols[2].p : "", cols[2].n,
+                            cols[3].p ? cols[3].p : "", cols[3].n, cols[4].p ? cols[4].p : "", cols[4].n,
+                            cbuf.p ? cbuf.p : "", cbuf.n, mb.p ? mb.p : "", mb.n, cols[5].p, cols[5].n, values,
+                            value_offs, (const char *)counts, ncodes * 8, (const char *)firsts,
+                            ncodes * N_FIRSTS * 8);
+    }
+    free(cbuf.p);
+    free(voffs.p);
+done:
+    free(idx); free(tmp); free(kept); free(mb.p); free(vb.p);
+    for (int i = 0; i < 6; i++) free(cols[i].p);
+    PyBuffer_Release(&eb); PyBuffer_Release(&sb); PyBuffer_Release(&nb); PyBuffer_Release(&cb);
+    PyBuffer_Release(&db); PyBuffer_Release(&ab); PyBuffer_Release(&kb); PyBuffer_Release(&fb);
+    PyBuffer_Release(&lb);
+    return res;
+}
+
+/* JSON string content (no quotes) of UTF-8 bytes as json.dumps(..., ensure_ascii=False) writes it; a lone
+ * surrogate (three bytes ED A0..BF xx) becomes a \udxxx escape so the output stays valid UTF-8. */
+static void json_escape(Buf *b, const char *p, ssz n) {
+    static const char hex[] = "0123456789abcdef";
+    ssz run = 0;
+    for (ssz i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        const char *esc = NULL;
+        char u[12];
+        ssz skip = 0;
+        if (c == '"') esc = "\\\"";
+        else if (c == '\\') esc = "\\\\";
+        else if (c < 0x20) {
+            switch (c) {
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            default:
+                u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0'; u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
+                esc = u;
+            }
+        } else if (c == 0xED && i + 2 < n && ((unsigned char)p[i + 1] & 0xE0) == 0xA0) {
+            unsigned cp = ((c & 0x0F) << 12) | (((unsigned char)p[i + 1] & 0x3F) << 6) | ((unsigned char)p[i + 2] & 0x3F);
+            u[0] = '\\'; u[1] = 'u';
+            for (int k = 0; k < 4; k++) u[2 + k] = hex[(cp >> (12 - 4 * k)) & 15];
+            u[6] = 0;
+            esc = u;
+            skip = 2;
+        }
+        if (!esc) { run++; continue; }
+        buf_put(b, p + i - run, run);
+        run = 0;
+        buf_str(b, esc);
+        i += skip;
+    }
+    buf_put(b, p + n - run, run);
+}
+
+/* repr() of a confidence, as json.dumps writes a float (few distinct values: cached) */
+static double g_repr_key[64];
+static char g_repr_val[64][32];
+static int g_repr_n;
+static const char *conf_repr(double x) {
+    for (int i = 0; i < g_repr_n; i++)
+        if (g_repr_key[i] == x) return g_repr_val[i];
+    static char scratch[32];
+    char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!s) { PyErr_Clear(); snprintf(scratch, sizeof scratch, "%.17g", x); return scratch; }
+    char *slot = g_repr_n < 64 ? g_repr_val[g_repr_n] : scratch;
+    snprintf(slot, 32, "%s", s);
+    PyMem_Free(s);
+    if (g_repr_n < 64) g_repr_key[g_repr_n++] = x;
+    return slot;
+}
+
+/* render(format, count, entity, detector, start, end, line, confidence, masked, masked_offsets, values|None,
+ *        value_offsets|None, path_json, entity_json, detector_json, sensitive) -> bytes
+ * format 0: JSON lines (report.finding_line, one per line); 1: items of a JSON array, each after ",\n  ";
+ * 2: SARIF results, each after ",\n". path_json is the path as a JSON string (quotes included); entity_json
+ * and detector_json are lists of JSON strings per code; sensitive holds one flag byte per entity code. */
+static PyObject *py_render(PyObject *Py_UNUSED(self), PyObject *args) {
+    int fmt;
+    ssz count;
+    Py_buffer eb, db, sb, nb, lb, cb, mb, mob, pb;
+    PyObject *values, *voffs, *ents, *dets, *sens;
+    if (!PyArg_ParseTuple(args, "iny*y*y*y*y*y*y*y*OOy*O!O!S", &fmt, &count, &eb, &db, &sb, &nb, &lb, &cb, &mb, &mob,
+                          &values, &voffs, &pb, &PyList_Type, &ents, &PyList_Type, &dets, &sens))
+        return NULL;
+    PyObject *res = NULL;
+    Buf o = {0};
+    Py_buffer vb = {0}, vob = {0};
+    int have_values = values != Py_None;
+    if (have_values && (PyObject_GetBuffer(values, &vb, PyBUF_SIMPLE) < 0 ||
+                        PyObject_GetBuffer(voffs, &vob, PyBUF_SIMPLE) < 0)) {
+        have_values = -1;
+        goto done;
+    }
+    ssz ne = PyList_GET_SIZE(ents), nd = PyList_GET_SIZE(dets);
+    if (eb.len != count || db.len != count || sb.len != count * 8 || nb.len != count * 8 || lb.len != count * 8 ||
+        cb.len != count * 8 || mob.len != (count + 1) * 8 || PyBytes_GET_SIZE(sens) < ne ||
+        (have_values == 1 && vob.len != (count + 1) * 8)) {
+        PyErr_SetString(PyExc_ValueError, "render: column lengths disagree");
+        goto done;
+    }
+    for (ssz i = 0; i < ne; i++)
+        if (!PyBytes_Check(PyList_GET_ITEM(ents, i))) { PyErr_SetString(PyExc_TypeError, "render: entity names as bytes"); goto done; }
+    for (ssz i = 0; i < nd; i++)
+        if (!PyBytes_Check(PyList_GET_ITEM(dets, i))) { PyErr_SetString(PyExc_TypeError, "render: detector names as bytes"); goto done; }
+    const uint8_t *ent = eb.buf, *det = db.buf;
+    const int64_t *start = sb.buf, *end = nb.buf, *line = lb.buf, *moff = mob.buf, *voff = vob.buf;
+    const double *conf = cb.buf;
+    const char *masked = mb.buf, *vals = vb.buf, *sensitive = PyBytes_AS_STRING(sens);
+    buf_reserve(&o, count * (fmt == 2 ? 320 : 200));
+    for (ssz i = 0; i < count; i++) {
+        if (ent[i] >= ne || det[i] >= nd || moff[i] > moff[i + 1] || moff[i + 1] > mb.len ||
+            (have_values == 1 && (voff[i] > voff[i + 1] || voff[i + 1] > vb.len))) {
+            PyErr_SetString(PyExc_ValueError, "render: a code or an offset is out of range");
+            goto done;
+        }
+        PyObject *ej = PyList_GET_ITEM(ents, ent[i]), *dj = PyList_GET_ITEM(dets, det[i]);
+        const char *cr = conf_repr(conf[i]);
+        if (fmt == 2) {
+            buf_str(&o, ",\n{\"ruleId\": ");
+            buf_put(&o, PyBytes_AS_STRING(ej), PyBytes_GET_SIZE(ej));
+            buf_str(&o, sensitive[ent[i]] ? ", \"level\": \"error\", \"message\": {\"text\": \""
+                                         : ", \"level\": \"warning\", \"message\": {\"text\": \"");
+            buf_put(&o, PyBytes_AS_STRING(ej) + 1, PyBytes_GET_SIZE(ej) - 2);
+            buf_str(&o, " found: ");
+            json_escape(&o, masked + moff[i], moff[i + 1] - moff[i]);
+            buf_str(&o, "\"}, \"locations\": [{\"physicalLocation\": {\"artifactLocation\": {\"uri\": ");
+            buf_put(&o, pb.buf, pb.len);
+            buf_str(&o, "}, \"region\": {\"startLine\": ");
+            buf_int(&o, line[i]);
+            buf_str(&o, ", \"charOffset\": ");
+            buf_int(&o, start[i]);
+            buf_str(&o, ", \"charLength\": ");
+            buf_int(&o, end[i] - start[i]);
+            buf_str(&o, "}}}], \"properties\": {\"confidence\": ");
+            buf_str(&o, cr);
+            buf_str(&o, ", \"detector\": ");
+            buf_put(&o, PyBytes_AS_STRING(dj), PyBytes_GET_SIZE(dj));
+            buf_str(&o, "}}");
+            continue;
+        }
+        buf_str(&o, fmt == 1 ? ",\n  {\"path\": " : "{\"path\": ");
+        buf_put(&o, pb.buf, pb.len);
+        buf_str(&o, ", \"line\": ");
+        buf_int(&o, line[i]);
+        buf_str(&o, ", \"start\": ");
+        buf_int(&o, start[i]);
+        buf_str(&o, ", \"end\": ");
+        buf_int(&o, end[i]);
+        buf_str(&o, ", \"entity\": ");
+        buf_put(&o, PyBytes_AS_STRING(ej), PyBytes_GET_SIZE(ej));
+        buf_str(&o, ", \"confidence\": ");
+        buf_str(&o, cr);
+        buf_str(&o, sensitive[ent[i]] ? ", \"sensitive\": true, \"masked\": \"" : ", \"sensitive\": false, \"masked\": \"");
+        json_escape(&o, masked + moff[i], moff[i + 1] - moff[i]);
+        buf_str(&o, "\", \"detector\": ");
+        buf_put(&o, PyBytes_AS_STRING(dj), PyBytes_GET_SIZE(dj));
+        if (have_values == 1) {
+            buf_str(&o, ", \"value\": \"");
+            json_escape(&o, vals + voff[i], voff[i + 1] - voff[i]);
+            buf_byte(&o, '"');
+        }
+        buf_str(&o, fmt == 1 ? "}" : "}\n");
+    }
+    if (o.oom) PyErr_NoMemory();
+    else res = PyBytes_FromStringAndSize(o.p ? o.p : "", o.n);
+done:
+    free(o.p);
+    if (have_values == 1) { PyBuffer_Release(&vb); PyBuffer_Release(&vob); }
+    PyBuffer_Release(&eb); PyBuffer_Release(&db); PyBuffer_Release(&sb); PyBuffer_Release(&nb);
+    PyBuffer_Release(&lb); PyBuffer_Release(&cb); PyBuffer_Release(&mb); PyBuffer_Release(&mob);
+    PyBuffer_Release(&pb);
+    return res;
+}
+
 /* ------------------------------------------------------------------------ CRF decoding (the name model) -- */
 /* Viterbi paths and per-position tag marginals of a linear-chain CRF over a padded batch, for the name model
  * (detect/_lac.py): numpy's version stepped through each position in Python and cost as much as the GRU
@@ -1567,6 +2107,10 @@ static PyMethodDef methods[] = {
     {"scan", py_scan, METH_VARARGS, "scan(text) -> (entity int8, start int64, end int64, confidence float64) as bytes"},
     {"classify_arrow", py_classify_arrow, METH_VARARGS,
      "classify_arrow(offsets, data, count, wide) -> (entity int8, confidence float64, needs uint8) as bytes"},
+    {"findings", py_findings, METH_VARARGS,
+     "findings(text, entity, start, end, confidence, detector, allowed, kinds, keep_first, keep_last, min_confidence, "
+     "base_offset, base_line, with_values) -> the findings as columns"},
+    {"render", py_render, METH_VARARGS, "render(format, count, columns..., path_json, entities, detectors, sensitive) -> bytes"},
     {"crf_viterbi", py_crf_viterbi, METH_VARARGS,
      "crf_viterbi(emissions, transitions, lengths, batch, width, tags, double) -> int32 paths as bytes"},
     {"crf_posteriors", py_crf_posteriors, METH_VARARGS,

@@ -8,7 +8,9 @@ which ``str.find`` locates in C.
 
 from __future__ import annotations
 
-import polars as pl
+from piguard.detect._lazy import LazyModule
+
+pl = LazyModule("polars")
 
 
 def finditer_spans(text: str, pattern: str) -> list[tuple[int, int]]:

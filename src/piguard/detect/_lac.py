@@ -15,7 +15,10 @@ from importlib import util
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from piguard.detect._lazy import LazyModule
+
+np = LazyModule("numpy")
+
 
 PER_B, PER_I = "PER-B", "PER-I"
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
-
 from piguard.detect._fastre import finditer_spans
+from piguard.detect._lazy import load_yaml
 from piguard.detect.structured import RawHit
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
@@ -77,7 +76,7 @@ def gazetteer() -> frozenset[str]:
 @cache
 def _data() -> _Data:
     src = resources.files("piguard.detect").joinpath("data", "address.yaml")
-    raw = yaml.safe_load(src.read_text("utf-8"))
+    raw = load_yaml(src.read_text("utf-8"))
     units = "|".join(re.escape(u) for u in sorted(raw["unit_suffixes"], key=len, reverse=True))
     house = "|".join(re.escape(u) for u in sorted(raw["house_suffixes"], key=len, reverse=True))
     unit = rf"[{_CJK}]{{1,8}}?(?:{units})"

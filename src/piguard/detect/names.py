@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import numpy as np
-import yaml
-
 from piguard.detect import _lac
 from piguard.detect._fastre import finditer_spans
+from piguard.detect._lazy import LazyModule, load_yaml
 from piguard.detect.structured import RawHit
+
+np = LazyModule("numpy")
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
 # Characters that often spell foreign names in Chinese transliteration (斯帕莱蒂, 贝克汉姆, 玛丽亚).
@@ -78,7 +78,7 @@ def _alt(words: list[str]) -> str:
 
 @cache
 def _data() -> _Data:
-    raw = yaml.safe_load(resources.files("piguard.detect").joinpath("data", "names.yaml").read_text("utf-8"))
+    raw = load_yaml(resources.files("piguard.detect").joinpath("data", "names.yaml").read_text("utf-8"))
     lines = resources.files("piguard.detect").joinpath("data", "names_zh_surnames.txt").read_text("utf-8")
     single: list[str] = []
     compound: list[str] = []

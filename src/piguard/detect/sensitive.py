@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import polars as pl
-import yaml
-
 from piguard.detect._fastre import finditer_spans
+from piguard.detect._lazy import LazyModule, load_yaml
 from piguard.detect.structured import RawHit
+
+pl = LazyModule("polars")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def load_rules(text: str | None = None) -> _Rules:
     """Rules from YAML text (the packaged ``sensitive.yaml`` when ``text`` is None)."""
     if text is None:
         text = resources.files("piguard.detect").joinpath("data", "sensitive.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text)
+    raw = load_yaml(text)
     cues = sorted({str(c) for c in raw["person_cues"]}, key=len, reverse=True)
     term_entity: dict[str, str] = {}
     for entity, spec in raw["categories"].items():
