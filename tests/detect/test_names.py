@@ -211,3 +211,31 @@ def test_a_label_after_a_label_is_no_name() -> None:
 @pytest.mark.parametrize("cell", ["成都市", "工程师", "个体经营", "北京", "已核实", "否"])
 def test_cells_that_are_not_names(cell: str) -> None:
     assert names_in(f"C100001,{cell},13104567890\n") == []
+
+
+def test_chinese_rules_read_only_lines_beyond_ascii_and_find_the_same() -> None:
+    """The Chinese rules' regexes skip a log's plain-ASCII lines; what they find is what a scan of every
+    line finds (a cue at a line's end does not reach into the next Chinese line)."""
+    from piguard.detect._fastre import cjk_spans, finditer_spans
+
+    lines = [
+        "GET /api/v2/items 200 12ms",
+        "客户来电，联系人：王芳，手机 13812345678",
+        "user=江楠 phone=13512345678",
+        "INFO done",
+        "联系人",
+        "DEBUG x=1",
+        "张伟先生来电",
+        "最后一行联系人",
+    ]
+    text = "\n".join(lines)
+    from piguard.detect import names
+
+    def in_wide_line(s: int) -> bool:
+        return not text[text.rfind("\n", 0, s) + 1 : text.find("\n", s) % (len(text) + 1)].isascii()
+
+    d = names._data()
+    for pattern in (d.rx_ctx_zh.pattern, d.rx_gate.pattern, d.rx_key.pattern):
+        everywhere = finditer_spans(text, pattern)
+        assert cjk_spans(text, pattern) == [(s, e) for s, e in everywhere if in_wide_line(s)]
+    assert names_in(text) == ["王芳", "江楠", "张伟"]

@@ -1197,7 +1197,20 @@ static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
     while (p < N && !h->oom) {
         if (!can_start(t[p])) { p++; continue; }
         ssz e = match_at(t, N, p, &no_email_until);
-        if (e < 0) { p++; continue; }
+        if (e < 0) {
+            /* Inside a run of ASCII letters no token can start until its last four letters: every shape
+             * wants a digit within two letters, a separator after a hex pair, a colon within four hex
+             * digits, and an e-mail's local part was tried from the run's first letter. Skipping the run
+             * keeps prose and log words from costing a failed match per letter. */
+            if (t[p] < 128 && is_alpha(t[p])) {
+                ssz q = p + 1;
+                while (q < N && t[q] < 128 && is_alpha(t[q])) q++;
+                p = q - 4 > p + 1 ? q - 4 : p + 1;
+            } else {
+                p++;
+            }
+            continue;
+        }
         ssz L = e - p;
         if (L >= MIN_CANDIDATE && L < (1 << 30)) {
             if (L > bufcap) {
@@ -1957,6 +1970,59 @@ done:
     return res;
 }
 
+/* ------------------------------------------------------------ lines that are not plain ASCII (for regexes) -- */
+/* nonascii_lines(text) -> (lines, sub_starts int64, orig_starts int64): the text's lines that hold a
+ * character beyond ASCII, joined (each keeps its line break), with where each starts in the joined text and
+ * in the text. The Chinese rules' regexes then scan a log's Chinese lines only, not its plain-ASCII ones
+ * (detect/_fastre.cjk_spans). A text without such lines, or with nothing else, is returned as it is. */
+static PyObject *py_nonascii_lines(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
+    ssz n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Buf subs = {0}, origs = {0};
+    ssz kept = 0;
+    int64_t at = 0;
+    if (PyUnicode_IS_ASCII(text)) return Py_BuildValue("(sy#y#)", "", "", (ssz)0, "", (ssz)0);
+    for (ssz a = 0; a < n;) {
+        ssz b = a;
+        int wide = 0;
+        while (b < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, b++);
+            if (c >= 128) wide = 1;
+            if (c == '\n') break;
+        }
+        if (wide) {
+            int64_t o = a;
+            buf_put(&subs, (const char *)&at, 8);
+            buf_put(&origs, (const char *)&o, 8);
+            at += b - a;
+            kept += b - a;
+        }
+        a = b;
+    }
+    if (subs.oom || origs.oom) { free(subs.p); free(origs.p); return PyErr_NoMemory(); }
+    PyObject *sub;
+    if (kept == n) {
+        sub = text;
+        Py_INCREF(sub);
+    } else {
+        sub = PyUnicode_New(kept, PyUnicode_MAX_CHAR_VALUE(text));
+        if (!sub) { free(subs.p); free(origs.p); return NULL; }
+        const int64_t *ss = (const int64_t *)subs.p, *os = (const int64_t *)origs.p;
+        ssz m = subs.n / 8;
+        for (ssz i = 0; i < m; i++) {
+            ssz len = (i + 1 < m ? ss[i + 1] : kept) - ss[i];
+            PyUnicode_CopyCharacters(sub, ss[i], text, os[i], len);
+        }
+    }
+    PyObject *res = Py_BuildValue("(Ny#y#)", sub, subs.p ? subs.p : "", subs.n, origs.p ? origs.p : "", origs.n);
+    free(subs.p);
+    free(origs.p);
+    return res;
+}
+
 /* ------------------------------------------------------------------------ CRF decoding (the name model) -- */
 /* Viterbi paths and per-position tag marginals of a linear-chain CRF over a padded batch, for the name model
  * (detect/_lac.py): numpy's version stepped through each position in Python and cost as much as the GRU
@@ -2111,6 +2177,8 @@ static PyMethodDef methods[] = {
      "findings(text, entity, start, end, confidence, detector, allowed, kinds, keep_first, keep_last, min_confidence, "
      "base_offset, base_line, with_values) -> the findings as columns"},
     {"render", py_render, METH_VARARGS, "render(format, count, columns..., path_json, entities, detectors, sensitive) -> bytes"},
+    {"nonascii_lines", py_nonascii_lines, METH_VARARGS,
+     "nonascii_lines(text) -> (joined lines beyond ASCII, their starts there, their starts in text)"},
     {"crf_viterbi", py_crf_viterbi, METH_VARARGS,
      "crf_viterbi(emissions, transitions, lengths, batch, width, tags, double) -> int32 paths as bytes"},
     {"crf_posteriors", py_crf_posteriors, METH_VARARGS,

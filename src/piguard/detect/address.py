@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from piguard.detect._fastre import finditer_spans
+from piguard.detect._fastre import cjk_spans, finditer_spans
 from piguard.detect._lazy import load_yaml
 from piguard.detect.structured import RawHit
 
@@ -141,7 +141,7 @@ class AddressDetector:
     def find(self, text: str) -> list[RawHit]:
         d = _data()
         hits: list[RawHit] = []
-        for s, e in finditer_spans(text, d.rx_zh.pattern):
+        for s, e in cjk_spans(text, d.rx_zh.pattern):
             hit = self._zh_hit(d, text, s, e)
             if hit is not None:
                 hits.append(hit)

@@ -26,7 +26,8 @@ from functools import cache
 from importlib import resources
 
 from piguard.detect import _lac
-from piguard.detect._fastre import finditer_spans
+from piguard.detect._fastre import cjk_spans, finditer_spans
+from piguard.detect._fastre import contains as _has
 from piguard.detect._lazy import LazyModule, load_yaml
 from piguard.detect.structured import RawHit
 
@@ -152,6 +153,12 @@ def _surname_len(d: _Data, text: str, i: int) -> int:
 
 
 @cache
+def _title_tables(titles: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]:
+    """A regex for "a title of two or more characters starts here", and the one-character titles."""
+    return re.compile(_alt([t for t in titles if len(t) > 1])), frozenset(t for t in titles if len(t) == 1)
+
+
+@cache
 def _any_title(titles: tuple[str, ...]) -> re.Pattern[str]:
     """One regex for "a title starts here" (one C call instead of a startswith per title)."""
     return re.compile(_alt(list(titles)))
@@ -186,7 +193,7 @@ def _name_after_context(d: _Data, text: str, i: int, strong: bool) -> int:
 
 def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for cs, ce in finditer_spans(text, d.rx_ctx_zh.pattern):
+    for cs, ce in cjk_spans(text, d.rx_ctx_zh.pattern):
         cue = text[cs:ce]
         strong = (
             (text[ce - 1] in _SEPARATORS)
@@ -202,7 +209,7 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
             hits.append(RawHit("PERSON", ce, end, 0.9 if strong else 0.85 if byline else 0.8, name))
     if "=" in text or ":" in text:
         # Records: user=江楠, "customer_name": "江楠", realName: 江楠 (a key and a separator are a label).
-        for _ks, ke in finditer_spans(text, d.rx_key.pattern):
+        for _ks, ke in cjk_spans(text, d.rx_key.pattern):  # the name after the key is Chinese
             end = _name_after_context(d, text, ke, True)
             if end > 0:
                 hits.append(RawHit("PERSON", ke, end, 0.9, name))
@@ -345,8 +352,9 @@ def _keep_model_span(
     # Trim a trailing title (杨律师 -> 杨) and leading/trailing punctuation the model sometimes includes.
     # Cut where a title begins inside or right at the end of the span (李战|先生, 杨|律师).
     sl0 = _surname_len(d, text, s)
+    long_title, single_titles = _title_tables(d.titles)
     for q in range(s + 1, e):
-        if any(text.startswith(t, q) for t in d.titles if len(t) > 1 or (q == e - 1 and q - s == sl0)):
+        if long_title.match(text, q) or (q == e - 1 and q - s == sl0 and text[q] in single_titles):
             e = q
             break
     span = text[s:e]
@@ -379,7 +387,7 @@ def _keep_model_span(
         if len(span) == 2 and sl == 1 and e < n and _cjk(text[e]) and text[e] not in d.stop:
             k = e - offset
             inside = float(p_inside[k]) if p_inside is not None and 0 <= k < len(p_inside) else 0.0
-            title_next = any(text.startswith(t, e) for t in d.titles)
+            title_next = _any_title(d.titles).match(text, e) is not None
             bounded = e + 1 >= n or not _cjk(text[e + 1]) or (text[e + 1] in d.stop and p < 0.8)
             if not title_next and ((text[e] in d.given and bounded) or inside >= _P_INSIDE):
                 span = text[s : e + 1]
@@ -486,22 +494,46 @@ _HANDLE_LIST = "、和与及"
 _RX_HANDLE_OPENED = rf"[{_CJK}，、：:“”\"（(][A-Za-z][A-Za-z0-9._@/\-]*"  # a handle starts with a letter
 
 
+_HANDLE_ROLE_WORDS = _HANDLE_ROLES.pattern.removesuffix("[：:]?$")
+_HANDLE_CLASS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@/-")
+_RX_HANDLE_FROM = re.compile(r"[A-Za-z][A-Za-z0-9._@/\-]*")
+
+
 def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
-    toks = [(s + 1, e) for s, e in finditer_spans(text, _RX_HANDLE_OPENED)]
-    if text[:1].isascii() and text[:1].isalpha() and (m := re.match(_RX_HANDLE, text)):
-        toks.insert(0, (0, m.end()))
-    if not toks:
-        return []
-    out: list[RawHit] = []
+    """Handles in Chinese prose, found from what makes them handles: a role word right before, a verb of
+    speech right after, or a list mark beside a name already found. (Every Latin token a Chinese character
+    opens is a candidate, and in logs there are tens of thousands per megabyte; few have such a neighbour.)"""
     n = len(text)
+    candidates: set[int] = set()  # token starts
+    for _rs, re_ in finditer_spans(text, _HANDLE_ROLE_WORDS):
+        candidates.add(re_)
+        if re_ < n and text[re_] in "：:":
+            candidates.add(re_ + 1)
+    ends_at: set[int] = {vs for vs, _ in finditer_spans(text, _HANDLE_VERB.pattern)}
     ends = {h.end for h in hits}
     starts = {h.start for h in hits}
-    for s, e in toks:
+    candidates.update(e + 1 for e in ends if e < n and text[e] in _HANDLE_LIST)
+    ends_at.update(s - 1 for s in starts if s >= 2 and text[s - 1] in _HANDLE_LIST)
+    for e in ends_at:  # the token ending here begins after its opener
+        s = e
+        while s > 0 and text[s - 1] in _HANDLE_CLASS:
+            s -= 1
+        candidates.add(s)
+    if text[:1].isascii() and text[:1].isalpha():
+        candidates.add(0)
+    out: list[RawHit] = []
+    for s in sorted(candidates):
+        if s >= n or (s and not (_cjk(text[s - 1]) or text[s - 1] in '，、：:“”"（(')):
+            continue
+        m = _RX_HANDLE_FROM.match(text, s) if s else re.match(_RX_HANDLE, text)
+        if m is None:
+            continue
+        e = m.end()
         if not _RX_HANDLE_TOKEN.fullmatch(text, s, e):
             continue
         before = text[s - 1] if s else ""
         after = text[e] if e < n else ""
-        if not (before == "" or _cjk(before) or before in '，、：:“”"（(') or (after and after.isdigit()):
+        if after and after.isdigit():
             continue
         if not (after == "" or _cjk(after) or after in '，、。：:”"）)'):
             continue
@@ -519,7 +551,7 @@ def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
 
 def _speaker_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for ls, e in finditer_spans(text, _RX_SPEAKER):
+    for ls, e in cjk_spans(text, _RX_SPEAKER):
         e -= 1
         if ls and text[ls - 1] != "\n":
             continue
@@ -548,7 +580,7 @@ def _cell_hits(d: _Data, text: str, name: str, use_model: bool) -> list[RawHit]:
     its own (once per distinct cell); without the model, its given name must look like one."""
     n = len(text)
     cells: list[tuple[int, int]] = []
-    for ms, me in finditer_spans(text, _RX_CELL):
+    for ms, me in cjk_spans(text, _RX_CELL):
         if me < n and text[me] not in _CELL_END:
             continue
         s = me
@@ -597,7 +629,7 @@ def _latin_beside_names(d: _Data, text: str, hits: list[RawHit], name: str) -> l
             m2 = _RX_LATIN_BEFORE_PAREN.search(text, 0, h.start - 1)
             if m2 and h.end < len(text) and text[h.end] in ")）":
                 out.append(RawHit("PERSON", m2.start(1), m2.end(1), 0.7, name))
-    for s, e in finditer_spans(text, _RX_CAMEL):
+    for s, e in cjk_spans(text, _RX_CAMEL):
         if (s and text[s - 1].isascii() and text[s - 1].isalpha()) or (
             e < len(text) and text[e].isascii() and text[e].isalpha()
         ):
@@ -625,7 +657,7 @@ class NameDetector:
         hits = _chinese_cue_hits(d, text, self.name)
         if "：" in text or ":" in text:
             hits.extend(_speaker_hits(d, text, self.name))
-        if text.isascii() or re.search(r"[A-Z][a-z]", text):
+        if text.isascii() or _has(text, r"[A-Z][a-z]"):
             hits.extend(_english_hits(d, text, self.name))
         if self.use_model:
             model = self._model_hits(d, text, hits)
@@ -647,14 +679,14 @@ class NameDetector:
         if "\t" in text or "," in text or "|" in text or ";" in text:
             # After the model's doubts above: a cell was read on its own, by the model where there is one.
             hits.extend(_cell_hits(d, text, self.name, self.use_model))
-        if not text.isascii() and re.search(r"[A-Za-z]{3}", text):
+        if not text.isascii() and _has(text, r"[A-Za-z]{3}"):
             strong = [h for h in hits if h.confidence >= 0.5]
             hits.extend(_latin_beside_names(d, text, strong, self.name))
             hits.extend(_latin_handles(text, strong, self.name))
         return hits
 
     def _model_hits(self, d: _Data, text: str, cue_hits: list[RawHit]) -> list[RawHit]:
-        gates = finditer_spans(text, d.rx_gate.pattern)
+        gates = cjk_spans(text, d.rx_gate.pattern)
         if not gates:
             return []
         lac = _lac.load()
@@ -679,7 +711,8 @@ class NameDetector:
         return [RawHit("PERSON", s, e, c, self.name) for s, e, c in _join_foreign(text, found)]
 
 
-_ENDER_RX = "[" + re.escape(_ENDERS) + "]"
+_FIRST_ENDER = re.compile("[" + re.escape(_ENDERS) + "]")
+_LAST_ENDER = re.compile("(?s:.*)[" + re.escape(_ENDERS) + "]")
 
 
 def _windows(text: str, gates: list[tuple[int, int]], cue_hits: list[RawHit]) -> list[tuple[int, int]]:
@@ -688,15 +721,19 @@ def _windows(text: str, gates: list[tuple[int, int]], cue_hits: list[RawHit]) ->
     on how long the whole text is."""
     covered = sorted((h.start, h.end) for h in cue_hits)
     n = len(text)
-    enders = [s for s, _ in finditer_spans(text, _ENDER_RX)]
     merged: list[tuple[int, int]] = []
+    last_ender = _LAST_ENDER.search
+    first_ender = _FIRST_ENDER.search
     for gs, ge in gates:
         if covered and _overlaps(covered, gs, ge):
             continue
-        k = bisect.bisect_left(enders, gs)
-        cs = max(enders[k - 1] + 1 if k else 0, gs - _CLAUSE_REACH)
-        ce = min(enders[k] if k < len(enders) else n, gs + _CLAUSE_REACH)
-        ws, we = max(cs, gs - _WINDOW), min(ce, ge + _WINDOW)
+        # The window stays inside the clause: it starts after the last clause end in the ten characters
+        # before the place and stops at the first one in the ten after (a gate never holds one).
+        lo = max(0, gs - _WINDOW)
+        m = last_ender(text, lo, gs)
+        ws = m.end() if m else lo
+        m = first_ender(text, ge, min(n, ge + _WINDOW))
+        we = m.start() if m else min(n, ge + _WINDOW)
         if merged and ws <= merged[-1][1] and max(we, merged[-1][1]) - merged[-1][0] <= _MAX_WINDOW:
             merged[-1] = (merged[-1][0], max(we, merged[-1][1]))
         else:
