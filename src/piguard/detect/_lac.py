@@ -96,9 +96,69 @@ def encoder_session(path: Path, threads: int | None = None) -> Any:
     it), so the backward GRU reads a shorter text's padding before the text: a name found in a sentence on its
     own could vanish when the sentence shares a batch with a longer one. Here the graph's ``length`` input
     (added when the graph has none) is wired into every GRU. Raises ``onnx``'s and ONNX Runtime's errors for
-    a file that is not such a graph."""
-    import onnx
+    a file that is not such a graph.
+
+    The wired graph is kept in the user's cache directory (``$PIGUARD_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/piguard`` or ``~/.cache/piguard``), keyed by the source file's path, size and time:
+    importing ``onnx`` to rewire it takes most of a second, a scan's whole startup otherwise."""
     import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = threads
+        # Idle pool threads otherwise spin for work, taking the cores from whatever runs between calls
+        # (training's PyTorch steps, other scans).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model = _wired_graph(Path(path))
+    if isinstance(model, Path):
+        try:
+            return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception:  # a damaged cache file: rewire from the source (ONNX Runtime raises its own types)
+            model = _wire_lengths(Path(path))
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+_WIRING = "length-into-gru-1"  # names the rewiring below; a change to it must change this
+
+
+def _cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("PIGUARD_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "piguard"
+
+
+def _wired_graph(path: Path) -> Path | bytes:
+    """The graph with its ``length`` input wired into every GRU: the cached file when there is one, else
+    built here (and cached when the cache directory is writable)."""
+    import hashlib
+
+    try:
+        st = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_WIRING}".encode()).hexdigest()
+    except OSError:
+        key = ""
+    cached = _cache_dir() / f"encoder-{key[:32]}.onnx"
+    if key and cached.is_file():
+        return cached
+    data = _wire_lengths(path)
+    if key:
+        try:
+            from piguard._fs import atomic_write_bytes
+
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cached, data)
+        except (OSError, ValueError):
+            pass  # no cache: the next process rewires the graph again
+    return data
+
+
+def _wire_lengths(path: Path) -> bytes:
+    import onnx
     from onnx import TensorProto, helper
 
     model = onnx.load(str(path))
@@ -112,16 +172,7 @@ def encoder_session(path: Path, threads: int | None = None) -> Any:
             while len(node.input) < 5:
                 node.input.append("")
             node.input[4] = lengths
-    opts = ort.SessionOptions()
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = threads
-        # Idle pool threads otherwise spin for work, taking the cores from whatever runs between calls
-        # (training's PyTorch steps, other scans).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(
-        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
+    return bytes(model.SerializeToString())
 
 
 def span_probability(p_begin: np.ndarray, p_inside: np.ndarray, s: int, e: int, n: int) -> float:
