@@ -961,6 +961,16 @@ static void classify(const u32 *n, int len, Verdict *v) {
     k.len = len;
     features(&k);
     int rule_of = -1, ctx1 = -1, ctx2 = -1;
+    /* A token with letters can only be an e-mail, an ID ending in X, a USCC, a MAC or IPv6 address, a
+     * passport or permit, a plate, coordinates or a date written with 年 (the gates of the rules below):
+     * the time stamps, hashes and versions that fill logs are settled here without trying every rule. */
+    if (!k.alld && !k.at && !k.colon2 && !k.comma && k.dlen != 9 && k.dlen != 11 && k.dlen != 12 &&
+        k.dlen != 18 && !(len && is_prov(n[0])) && !has_char(n, len, 0x5E74)) {
+        v->main = v->alt = E_NONE;
+        v->conf = v->alt_conf = 0.0;
+        v->needs = 0;
+        return;
+    }
     for (int r = 0; r < N_RULES; r++) {
         int needs = RULES[r].needs;
         if (rule_of >= 0 || (needs && ctx2 >= 0)) continue;
@@ -1198,14 +1208,19 @@ static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
         if (!can_start(t[p])) { p++; continue; }
         ssz e = match_at(t, N, p, &no_email_until);
         if (e < 0) {
-            /* Inside a run of ASCII letters no token can start until its last four letters: every shape
-             * wants a digit within two letters, a separator after a hex pair, a colon within four hex
-             * digits, and an e-mail's local part was tried from the run's first letter. Skipping the run
-             * keeps prose and log words from costing a failed match per letter. */
+            /* Inside a run of ASCII letters a token can only start where what follows the run allows one:
+             * the generic number wants a digit within two letters, a MAC address a separator after a hex
+             * pair, IPv6 a colon within four hex digits, and an e-mail's local part was tried from the
+             * run's first letter. Skipping the rest of the run keeps words from costing a failed match
+             * per letter (prose and logs are mostly words). */
             if (t[p] < 128 && is_alpha(t[p])) {
                 ssz q = p + 1;
                 while (q < N && t[q] < 128 && is_alpha(t[q])) q++;
-                p = q - 4 > p + 1 ? q - 4 : p + 1;
+                u32 c = q < N ? t[q] : 0;
+                ssz from = q;
+                if (is_D(c) || c >= 0xFF21) from = q - 2;   /* a digit (or a full-width letter) next */
+                else if (c == ':' || c == '-') from = q - 4; /* a hex group or pair, then its separator */
+                p = from > p + 1 ? from : p + 1;
             } else {
                 p++;
             }
@@ -1255,12 +1270,26 @@ static PyObject *py_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     ssz N = PyUnicode_GET_LENGTH(text);
     Hits h = {0};
     if (N == 0) return hits_result(&h);
-    u32 *t = (u32 *)PyUnicode_AsUCS4Copy(text);
-    if (!t) return NULL;
+    /* The code points go into a buffer kept for this thread: a fresh 16 MB one per 4 MB chunk cost its
+     * page faults every time. */
+    static _Thread_local u32 *kept;
+    static _Thread_local ssz kept_cap;
+    if (N + 1 > kept_cap) {
+        u32 *nb = realloc(kept, (N + 1) * sizeof(u32));
+        if (!nb) return PyErr_NoMemory();
+        kept = nb;
+        kept_cap = N + 1;
+    }
+    u32 *t = kept;
+    if (!PyUnicode_AsUCS4(text, t, kept_cap, 0)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     scan_ucs4(t, N, &h);
     Py_END_ALLOW_THREADS
-    PyMem_Free(t);
+    if (kept_cap > (ssz)1 << 24 && N < kept_cap / 4) { /* a huge line once: give the memory back */
+        free(kept);
+        kept = NULL;
+        kept_cap = 0;
+    }
     return hits_result(&h);
 }
 
