@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/crawl_bench.py
 	$(BIN)/python benchmarks/datamap_bench.py
 	$(BIN)/python benchmarks/scan_memory.py
+	$(BIN)/python benchmarks/scan_speed.py
 
 # The compiled engine under AddressSanitizer and UBSan, on the engine's tests (then built plain again).
 sanitize: $(STAMP)
@@ -40,7 +41,8 @@ sanitize: $(STAMP)
 		-o src/piguard/detect/_cscan$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(BIN)/python -m pytest -q -p no:cacheprovider tests/detect/test_cscan.py tests/detect/test_structured.py; \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/detect/test_cscan.py tests/detect/test_structured.py \
+		tests/detect/test_batch.py; \
 		status=$$?; $(BIN)/pip install -q -e '.[dev,spark,adapt]'; exit $$status
 
 clean:
