@@ -11,7 +11,6 @@ polars once and kept for the next pattern.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Any
 
 from piguard.detect._lazy import LazyModule
@@ -85,11 +84,17 @@ def cjk_spans(text: str, pattern: str) -> list[tuple[int, int]]:
     if not sub:
         return []
     out: list[tuple[int, int]] = []
-    for s, e in finditer_spans(sub, pattern):
-        k = bisect_right(sub_starts, s) - 1
-        j = bisect_right(sub_starts, max(s, e - 1)) - 1
-        if any(orig_starts[i + 1] - orig_starts[i] != sub_starts[i + 1] - sub_starts[i] for i in range(k, j)):
-            continue
-        delta = orig_starts[k] - sub_starts[k]
-        out.append((s + delta, e + delta))
+    last = len(sub_starts) - 1
+    k = 0
+    for s, e in finditer_spans(sub, pattern):  # in order: the line index only moves forward
+        while k < last and sub_starts[k + 1] <= s:
+            k += 1
+        j = k
+        while j < last and sub_starts[j + 1] < e:
+            if orig_starts[j + 1] - orig_starts[j] != sub_starts[j + 1] - sub_starts[j]:
+                break  # runs into a line that does not follow this one in the text
+            j += 1
+        else:
+            delta = orig_starts[k] - sub_starts[k]
+            out.append((s + delta, e + delta))
     return out

@@ -217,12 +217,23 @@ def find_batch(
         return _batch_python(
             text, hits, entities, min_confidence, include_non_personal, base_offset, base_line, with_values
         )
-    for h in hits:
-        codes_e.append(entity_code(h.entity))
-        codes_d.append(detector_code(h.detector))
-        starts.append(h.start)
-        ends.append(h.end)
-        confs.append(h.confidence)
+    if hits:
+        # Hits the threshold or the entity choice drops go no further (a log's paths can hold a sensitive
+        # term below the threshold on every line); the engine settles the rest.
+        hidden = _non_personal() if entities is None and not include_non_personal else frozenset()
+        hits = [
+            h
+            for h in hits
+            if h.confidence >= min_confidence
+            and (h.entity in entities if entities is not None else h.entity not in hidden)
+        ]
+        ecode = {e: entity_code(e) for e in {h.entity for h in hits}}
+        dcode = {d: detector_code(d) for d in {h.detector for h in hits}}
+        codes_e = bytearray(ecode[h.entity] for h in hits)
+        codes_d = bytearray(dcode[h.detector] for h in hits)
+        starts = array("q", [h.start for h in hits])
+        ends = array("q", [h.end for h in hits])
+        confs = array("d", [h.confidence for h in hits])
     n_structured = 0
     if structured is not None:
         ent_b, start_b, end_b, conf_b = structured

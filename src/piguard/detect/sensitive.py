@@ -46,6 +46,10 @@ def _rust_term(term: str) -> str:
     return "".join(f"[{c}{c.upper()}]" if c.isascii() and c.isalpha() else re.escape(c) for c in term)
 
 
+def _ascii_letter(c: str) -> bool:
+    return c.isascii() and c.isalpha()
+
+
 def _bounded(text: str, s: int, e: int) -> bool:
     # English terms need word boundaries ('hiv' must not match inside 'archive').
     if not text[s].isascii():
@@ -131,7 +135,14 @@ class SensitiveContextDetector:
     def find(self, text: str) -> list[RawHit]:
         r = _rules()
         w = r.window
-        spans = [(s, e) for s, e in finditer_spans(text, r.terms_rust) if _bounded(text, s, e)]
+        n = len(text)
+        spans = [
+            (s, e)
+            for s, e in finditer_spans(text, r.terms_rust)
+            # English terms need word boundaries ('hiv' must not match inside 'archive')
+            if not text[s].isascii()
+            or not ((s and _ascii_letter(text[s - 1])) or (e < n and _ascii_letter(text[e])))
+        ]
         if not spans:
             return []
         labels = _header_rows(text)
@@ -148,7 +159,12 @@ class SensitiveContextDetector:
         near = (before.str.contains(r.cue_rust) | after.str.contains(r.cue_rust)).to_list()
         term_entity, name = r.term_entity, self.name
         hi, lo = r.confidence_with_cue, r.confidence
-        return [
-            RawHit(term_entity[text[s:e].lower()], s, e, hi if cue else lo, name)
-            for (s, e), cue in zip(spans, near, strict=True)
-        ]
+        entity_of: dict[str, str] = {}  # as written (Loan, LOAN) -> entity
+        out = []
+        for (s, e), cue in zip(spans, near, strict=True):
+            written = text[s:e]
+            ent = entity_of.get(written)
+            if ent is None:
+                ent = entity_of[written] = term_entity[written.lower()]
+            out.append(RawHit(ent, s, e, hi if cue else lo, name))
+        return out
