@@ -80,3 +80,9 @@ def test_a_header_row_names_columns_and_is_no_finding() -> None:
     assert found(md) == set()
     # In prose beside a person the same word is a finding.
     assert ("FINANCIAL_INFO", "月收入") in found("客户张三，月收入 8000 元。")
+
+
+def test_a_segment_of_a_url_path_is_no_term() -> None:
+    log = "2024-03-05 12:41:03 DEBUG patient record sent path=/api/v1/loan/42 status=200\n"
+    assert ("FINANCIAL_INFO", "loan") not in found(log)
+    assert ("FINANCIAL_INFO", "loan") in found("The patient asked about her loan.")

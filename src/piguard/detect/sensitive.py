@@ -139,9 +139,13 @@ class SensitiveContextDetector:
         spans = [
             (s, e)
             for s, e in finditer_spans(text, r.terms_rust)
-            # English terms need word boundaries ('hiv' must not match inside 'archive')
+            # English terms need word boundaries ('hiv' must not match inside 'archive'), and a segment of
+            # a URL path is a route, not a statement about anyone (a lender's logs: /api/v1/loan/…)
             if not text[s].isascii()
-            or not ((s and _ascii_letter(text[s - 1])) or (e < n and _ascii_letter(text[e])))
+            or not (
+                (s and (_ascii_letter(text[s - 1]) or text[s - 1] == "/"))
+                or (e < n and (_ascii_letter(text[e]) or text[e] == "/"))
+            )
         ]
         if not spans:
             return []
