@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/joint_bench.py --spu-python /tmp/piguard-sidecar/bin/python \
 		--openmined-python /tmp/piguard-sidecar/bin/python
 	$(BIN)/python benchmarks/rights_bench.py
+	$(BIN)/python benchmarks/scan_speed.py
 
 # The compiled engine under AddressSanitizer and UBSan, on the engine's tests (then built plain again).
 sanitize: $(STAMP)
@@ -53,7 +54,8 @@ sanitize: $(STAMP)
 		-o src/piguard/detect/_cscan$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(BIN)/python -m pytest -q -p no:cacheprovider tests/detect/test_cscan.py tests/detect/test_structured.py; \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/detect/test_cscan.py tests/detect/test_structured.py \
+		tests/detect/test_batch.py; \
 		status=$$?; $(BIN)/pip install -q -e '.[$(EXTRAS)]'; exit $$status
 
 clean:

@@ -1,25 +1,35 @@
 """Scan files and directories: sources -> detection -> findings, using both cores across files.
 
 ``scan_paths`` yields events in a stable order (the order files are listed), so reports are reproducible
-whatever the parallelism. Large files are streamed chunk by chunk in this process so memory stays bounded;
-small files go to a process pool.
+whatever the parallelism. Findings travel as columns (``detect.batch.FindingBatch``: one per chunk of
+decoded text), never as an object per finding. Large and compressed files are streamed chunk by chunk in
+this process, each chunk's findings handed on before the next chunk is read, so neither the text nor the
+findings of a file are ever held whole; smaller files go to a process pool.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from piguard.detect import DEFAULT_MIN_CONFIDENCE, Registry, default_registry, findings_from_hits
+from piguard.detect import DEFAULT_MIN_CONFIDENCE, Registry, default_registry
+from piguard.detect.batch import FindingBatch, find_batch
 from piguard.sources.files import Skip, TextFile, UnreadableInput, file_size, iter_paths, read_chunks
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Files at least this big are streamed in the main process (bounded memory); smaller ones use the pool.
 STREAM_THRESHOLD = 32 * 1024 * 1024
 # Below this total, starting worker processes costs more than it saves.
 POOL_MIN_TOTAL = 4 * 1024 * 1024
+# Compressed files can hold any amount of text (a 7 MB .gz of 2 GB of lines): always streamed here.
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 
 
 @dataclass(frozen=True)
@@ -38,12 +48,21 @@ class FileEvent:
     """Findings from one file (or one chunk of a large file); ``done`` marks the file's last event."""
 
     path: str
-    findings: list[dict[str, object]] = field(default_factory=list)
+    batches: list[FindingBatch] = field(default_factory=list)
     done: bool = True
     encoding: str = ""
     bytes: int = 0
     skip: Skip | None = None
     note: str | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(b.count for b in self.batches)
+
+    @property
+    def findings(self) -> list[dict[str, object]]:
+        """The findings as JSONL-contract rows (an object each: for tests and small files only)."""
+        return [row for b in self.batches for row in b.rows(self.path)]
 
 
 _registry_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], Registry] = {}
@@ -70,33 +89,17 @@ def _scan_chunks(path: str, opts: ScanOptions) -> Iterator[FileEvent]:
     ents = set(opts.entities) if opts.entities is not None else None
     try:
         for chunk in read_chunks(path, info):
-            hits = reg.find(chunk.text, ents)
-            found = findings_from_hits(
+            batch = find_batch(
                 chunk.text,
-                hits,
+                reg,
                 entities=ents,
                 min_confidence=opts.min_confidence,
                 include_non_personal=opts.include_non_personal,
                 base_offset=chunk.offset,
                 base_line=chunk.line,
+                with_values=opts.with_values,
             )
-            rows: list[dict[str, object]] = []
-            for f in found:
-                row: dict[str, object] = {
-                    "path": path,
-                    "line": f.line,
-                    "start": f.start,
-                    "end": f.end,
-                    "entity": f.entity,
-                    "confidence": f.confidence,
-                    "sensitive": f.sensitive,
-                    "masked": f.masked,
-                    "detector": f.detector,
-                }
-                if opts.with_values:
-                    row["value"] = chunk.text[f.start - chunk.offset : f.end - chunk.offset]
-                rows.append(row)
-            yield FileEvent(path, rows, done=False, encoding=info.encoding)
+            yield FileEvent(path, [batch] if batch.count else [], done=False, encoding=info.encoding)
     except UnreadableInput as exc:
         yield FileEvent(path, [], done=True, encoding=info.encoding, skip=Skip(path, str(exc)))
         return
@@ -108,11 +111,12 @@ def _scan_chunks(path: str, opts: ScanOptions) -> Iterator[FileEvent]:
 
 
 def scan_file(path: str, opts: ScanOptions) -> list[FileEvent]:
-    """Scan one file completely and merge its events (used by pool workers)."""
+    """Scan one file completely and merge its events (used by pool workers, for files under
+    ``STREAM_THRESHOLD`` and not compressed, so what is merged stays small)."""
     events = list(_scan_chunks(path, opts))
     merged = FileEvent(path)
     for ev in events:
-        merged.findings.extend(ev.findings)
+        merged.batches.extend(ev.batches)
         merged.encoding = ev.encoding or merged.encoding
         merged.skip, merged.note, merged.bytes = ev.skip or merged.skip, ev.note or merged.note, ev.bytes
     return [merged]
@@ -123,29 +127,48 @@ def _worker_init() -> None:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 
-def scan_paths(paths: list[str], opts: ScanOptions | None = None) -> Iterator[FileEvent | Skip]:
+def _streamed(path: str, size: int) -> bool:
+    return size >= STREAM_THRESHOLD or path.lower().endswith(_COMPRESSED)
+
+
+def scan_paths(paths: Iterable[str], opts: ScanOptions | None = None) -> Iterator[FileEvent | Skip]:
     """Yield ``FileEvent`` per file (several for streamed large files) and ``Skip`` for inputs that could
     not be walked. Findings carry masked values only unless ``opts.with_values``."""
     opts = opts or ScanOptions()
     walk_skips: list[Skip] = []
-    files = list(iter_paths(paths, walk_skips))
+    files = list(iter_paths(list(paths), walk_skips))
     yield from walk_skips
     sizes = {f: file_size(f) for f in files}
-    small = [f for f in files if sizes[f] < STREAM_THRESHOLD]
+    small = [f for f in files if not _streamed(f, sizes[f])]
     workers = opts.workers or (os.cpu_count() or 1)
     use_pool = workers > 1 and len(small) > 1 and sum(sizes[f] for f in small) >= POOL_MIN_TOTAL
     if not use_pool:
         for f in files:
-            yield from (_scan_chunks(f, opts) if sizes[f] >= STREAM_THRESHOLD else scan_file(f, opts))
+            yield from (_scan_chunks(f, opts) if _streamed(f, sizes[f]) else scan_file(f, opts))
         return
     ctx = multiprocessing.get_context("spawn")  # fork after polars' thread pool starts can deadlock
+    small_set = set(small)
+    ahead = workers * 4  # files in flight at once: the results of a whole tree are never held together
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-        futures: dict[str, Future[list[FileEvent]]] = {f: pool.submit(scan_file, f, opts) for f in small}
+        queue: deque[tuple[str, Future[list[FileEvent]] | None]] = deque()
+        in_flight = 0
         for f in files:
-            if f in futures:
-                try:
-                    yield from futures.pop(f).result()
-                except Exception as exc:  # a worker died (e.g. killed); the batch goes on
-                    yield FileEvent(f, [], skip=Skip(f, f"worker failed: {type(exc).__name__}"))
-            else:
-                yield from _scan_chunks(f, opts)
+            fut = pool.submit(scan_file, f, opts) if f in small_set else None
+            queue.append((f, fut))
+            in_flight += fut is not None
+            while in_flight > ahead:
+                in_flight -= queue[0][1] is not None
+                yield from _settle(*queue.popleft(), opts)
+        while queue:
+            yield from _settle(*queue.popleft(), opts)
+
+
+def _settle(path: str, fut: Future[list[FileEvent]] | None, opts: ScanOptions) -> Iterator[FileEvent]:
+    """A file's events: from its worker, or (large or compressed) streamed here while workers go on."""
+    if fut is None:
+        yield from _scan_chunks(path, opts)
+        return
+    try:
+        yield from fut.result()
+    except Exception as exc:  # a worker died (e.g. killed); the batch goes on
+        yield FileEvent(path, [], skip=Skip(path, f"worker failed: {type(exc).__name__}"))

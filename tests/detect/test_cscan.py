@@ -164,3 +164,25 @@ def test_threads_scan_at_once_and_agree() -> None:
         together = list(pool.map(lambda t: find_structured_frame(t).rows(), texts))
     assert together == alone
     assert all(len(r) == 600 for r in alone)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_crf_decoding_matches_the_numpy_definition(dtype: str) -> None:
+    """The name model's CRF (Viterbi paths, forward-backward marginals) in C, against numpy's steps."""
+    import numpy as np
+
+    from piguard.detect import _lac
+
+    rng = np.random.default_rng(7)
+    batch, width, tags = 13, 31, 59
+    em = (rng.normal(size=(batch, width, tags)) * 3).astype(dtype)
+    trans = rng.normal(size=(tags, tags)).astype(dtype)
+    trans[:, 5] = trans[:, 4]  # ties: the first maximum wins in both
+    lengths = rng.integers(1, width + 1, size=batch)
+    lengths[0] = width
+    got, want = _lac.viterbi(em, trans, lengths), _lac.viterbi_reference(em, trans, lengths)
+    assert [p.tolist() for p in got] == [p.tolist() for p in want]
+    post, ref = _lac.posteriors(em, trans, lengths), _lac.posteriors_reference(em, trans, lengths)
+    tol = 1e-12 if dtype == "float64" else 1e-5  # numpy exponentiates float32 transitions in float32
+    for b in range(batch):
+        assert post[b, : lengths[b]] == pytest.approx(ref[b, : lengths[b]], abs=tol)

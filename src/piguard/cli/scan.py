@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
 from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from piguard import taxonomy
-from piguard.detect import DEFAULT_MIN_CONFIDENCE, DetectorConfigError, load_detector_file
-from piguard.detect.adapted import ModelError, load_model
-from piguard.pipeline import FileEvent, ScanOptions, scan_paths
-from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
-from piguard.sources.files import STDIN, Skip, iter_paths
-from piguard.sources.limits import DEFAULT_TIMEOUT_S, LimitError, ReadLimits, parse_size
-from piguard.sources.redact import mask_message, redact_url
+# Only what the options need is imported here: `piguard --help` and a scan import the rest when they run
+# (the detectors' libraries are imported by the detectors that use them).
+from piguard.detect import DEFAULT_MIN_CONFIDENCE
+from piguard.sources.limits import DEFAULT_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from piguard.pipeline import FileEvent, ScanOptions
+    from piguard.report import JsonlWriter, JsonWriter, SarifWriter, ScanSummary
+    from piguard.sources.limits import ReadLimits
+
+    Writer = JsonlWriter | JsonWriter | SarifWriter
 
 EXIT_OK, EXIT_MATCHED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -39,16 +40,31 @@ class FailOn(StrEnum):
     any = "any"
 
 
-def _table_api() -> ModuleType | None:
-    """The data-map part (tables and databases), when installed."""
+# Files that are text and never a table (logs, notes): a scan of only these does not load the data map
+# (polars). Anything else (a directory, a URL, .csv, .json, .parquet ...) is offered to the data map.
+_PLAIN_TEXT = {".log", ".txt", ".out", ".text", ".md", ".markdown", ".rst", ".html", ".htm", ".xml"}
+
+
+def _table_api(targets: list[str] | None = None) -> ModuleType | None:
+    """The data-map part (tables and databases), when installed and when a target may be a table."""
     import importlib
 
+    if targets is not None and all(_plain_text_file(t) for t in targets):
+        return None
     try:
         return importlib.import_module("piguard.sources.tables")
     except ModuleNotFoundError as exc:
         if exc.name != "piguard.sources.tables":
             raise
         return None
+
+
+def _plain_text_file(target: str) -> bool:
+    p = Path(target)
+    name = p.name.lower()
+    for packed in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(packed)
+    return "://" not in target and Path(name).suffix in _PLAIN_TEXT and p.is_file()
 
 
 def _fail(msg: str) -> typer.Exit:
@@ -113,6 +129,15 @@ def scan(
 ) -> None:
     """Scan for personal information. Exit codes: 0 clean, 1 --fail-on matched, 2 usage or fatal error,
     3 finished but some inputs were skipped."""
+    from piguard import taxonomy
+    from piguard.detect import DetectorConfigError, load_detector_file
+    from piguard.pipeline import ScanOptions
+    from piguard.report import ScanSummary
+    from piguard.report.output import OutputPathError, is_an_input, open_report
+    from piguard.sources.files import STDIN, Skip, iter_paths
+    from piguard.sources.limits import LimitError, ReadLimits, parse_size
+    from piguard.sources.redact import redact_url
+
     ents: frozenset[str] | None = None
     if entities:
         ents = frozenset(e.strip() for e in entities.split(",") if e.strip())
@@ -132,6 +157,8 @@ def scan(
         except DetectorConfigError as exc:
             raise _fail(str(exc)) from None
     for m in models:
+        from piguard.detect.adapted import ModelError, load_model
+
         try:
             load_model(str(m.resolve()))
         except ModelError as exc:
@@ -143,7 +170,7 @@ def scan(
         raise _fail(str(exc)) from None
     limits.export()  # the scan's worker processes read the same bounds
 
-    tables = _table_api()
+    tables = _table_api(targets)
     table_targets: list[str] = []
     file_targets: list[str] = []
     for t in targets:
@@ -174,15 +201,15 @@ def scan(
         text_files = [f for f in files if not tables.is_table_target(f)]
         table_targets.extend(f for f in text_files if tables.is_tabular_file(f))
 
+    if output is not None and (clash := is_an_input(output, files)) is not None:
+        raise _fail(f"the report {output} would overwrite the input {clash}; write it elsewhere")
     with contextlib.ExitStack() as stack:
-        out: IO[str] = sys.stdout
-        if output:
-            try:
-                # A file name that is not UTF-8 (a surrogate escape in Python) is written as its JSON escape
-                # (\udce9), which reads back to the same bytes, instead of failing the whole report.
-                out = stack.enter_context(output.open("w", encoding="utf-8", errors="backslashreplace"))
-            except OSError as exc:
-                raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
+        # The report streams into a temporary file renamed over OUTPUT only when complete: a failed run
+        # leaves the previous report intact.
+        try:
+            out = stack.enter_context(open_report(output))
+        except OutputPathError as exc:
+            raise _fail(str(exc)) from None
         writer = _writer(fmt, out)
         # Standard input is read once, in this process, after the files (never handed to a worker).
         stdin = [f for f in text_files if f == STDIN][:1]
@@ -207,8 +234,10 @@ def scan(
         raise typer.Exit(EXIT_SKIPPED)
 
 
-def _writer(fmt: Format, out: IO[str]) -> JsonlWriter | JsonWriter | SarifWriter | None:
+def _writer(fmt: Format, out: IO[bytes]) -> JsonlWriter | JsonWriter | SarifWriter | None:
     """Streaming writers; the table and HTML renderers work from the summary at the end."""
+    from piguard.report import JsonlWriter, JsonWriter, SarifWriter
+
     if fmt == Format.jsonl:
         return JsonlWriter(out)
     if fmt == Format.json:
@@ -218,12 +247,15 @@ def _writer(fmt: Format, out: IO[str]) -> JsonlWriter | JsonWriter | SarifWriter
     return None
 
 
-Writer = JsonlWriter | JsonWriter | SarifWriter
-
-
 def _scan_text_files(
     writer: Writer | None, text_files: list[str], opts: ScanOptions, summary: ScanSummary, progress: bool
 ) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from piguard.pipeline import scan_paths
+    from piguard.sources.files import Skip
+
     err = Console(stderr=True)
     show_progress = progress and err.is_terminal and len(text_files) > 1
     bar = Progress(
@@ -241,8 +273,9 @@ def _scan_text_files(
                 summary.skipped.append(ev)
                 continue
             _account(summary, ev)
-            if writer is not None and ev.findings:
-                writer.write(ev.findings)
+            if writer is not None:
+                for batch in ev.batches:
+                    writer.write(ev.path, batch)
             if ev.done:
                 bar.advance(task)
 
@@ -261,6 +294,9 @@ def _scan_table_targets(
     progress: bool = False,
 ) -> list[Any]:
     """One ``DataMap`` per table target (see ``piguard.sources.tables``); failures become skip notes."""
+    from piguard.sources.files import Skip
+    from piguard.sources.redact import mask_message, redact_url
+
     maps: list[Any] = []
     if tables is None:
         return maps
@@ -282,7 +318,7 @@ def _scan_table_targets(
 
 
 def _render(
-    out: IO[str],
+    out: IO[bytes],
     fmt: Format,
     output: Path | None,
     writer: Writer | None,
@@ -304,21 +340,31 @@ def _render(
         # Only a table or database: its own page, with tables scanned, evidence and charts.
         from piguard.report.datamap_html import render_datamap_html
 
-        out.write(render_datamap_html(maps[0]))
+        out.write(render_datamap_html(maps[0]).encode("utf-8", "surrogateescape"))
     elif fmt == Format.html:
         from piguard.report.html import render_html
 
-        out.write(render_html(summary, datamap_rows))
+        out.write(render_html(summary, datamap_rows).encode("utf-8", "surrogateescape"))
     else:
+        from rich.console import Console
+
         from piguard.report.table import render_table
 
-        render_table(summary, Console(file=out) if output else Console(), datamap_rows)
+        if output is None:
+            render_table(summary, Console(), datamap_rows)
+            return
+        text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", write_through=True)
+        render_table(summary, Console(file=text), datamap_rows)
+        text.detach()
 
 
 @contextlib.contextmanager
 def _table_progress(enabled: bool) -> Any:
     """A bar per table on stderr, only on a terminal: rows read of rows expected (the sample size, or the
     table's estimate). Yields the callback ``scan_tables`` takes, or None."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     err = Console(stderr=True)
     if not (enabled and err.is_terminal):
         yield None
@@ -343,7 +389,10 @@ def _table_progress(enabled: bool) -> Any:
 
 
 def _account(summary: ScanSummary, ev: FileEvent) -> None:
-    summary.add_findings(ev.findings)
+    from piguard.sources.files import Skip
+
+    for batch in ev.batches:
+        summary.add_batch(ev.path, batch)
     if ev.done:
         if ev.skip is not None:
             summary.skipped.append(ev.skip)

@@ -56,7 +56,7 @@ def resolve_overlaps(hits: Iterable[RawHit]) -> list[RawHit]:
 _START = attrgetter("start")
 
 
-def findings_from_hits(
+def findings_from_hits(  # the readable definition; detect.batch does the same as columns
     text: str,
     hits: Iterable[RawHit],
     *,
@@ -143,11 +143,13 @@ def scan_text(
         unknown = sorted(ents - known)
         if unknown:
             raise taxonomy.UnknownEntity(unknown[0])
+    from piguard.detect.batch import find_batch
+
     reg = registry or default_registry()
-    hits = reg.find(text, ents)
-    return findings_from_hits(
-        text, hits, entities=ents, min_confidence=min_confidence, include_non_personal=include_non_personal
+    batch = find_batch(
+        text, reg, entities=ents, min_confidence=min_confidence, include_non_personal=include_non_personal
     )
+    return batch.to_findings()
 
 
 __all__ = [

@@ -17,6 +17,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 typedef uint32_t u32;
@@ -457,6 +458,7 @@ static inline int all_digits(const u32 *s, int len) {
 }
 static inline int is_dash_space(u32 c) { return c == ' ' || c == '-'; }
 static int region6(const char *d) { return g_region[num(d, 6)]; }
+static uint8_t g_province[100]; /* two-digit province codes: some six-digit code starts with them */
 
 /* ^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$ */
 static int shape_id18(const u32 *s, int len) {
@@ -862,7 +864,8 @@ typedef struct {
     int needs;
 } Rule;
 static const Rule RULES[] = {
-    {E_EMAIL, 0.95, 0}, {E_RID, 0.95, 0},   {E_PHONE, 0.9, 0},       {E_CARD, 0.85, 0},  {E_IMEI, 0.6, 0},
+    {E_EMAIL, 0.95, 0}, {E_RID, 0.95, 0},   {E_RID, 0.9, 0},         {E_PHONE, 0.9, 0},  {E_CARD, 0.85, 0},
+    {E_IMEI, 0.6, 0},
     {E_IMEI, 0.5, 1},   {E_RID, 0.6, 0},    {E_PHONE, 0.8, 0},       {E_PHONE, 0.5, 1},  {E_PHONE, 0.5, 1},
     {E_USCC, 0.7, 0},   {E_PHONE, 0.75, 0}, {E_IP, 0.75, 0},         {E_MAC, 0.85, 0},   {E_MAC, 0.5, 1},
     {E_IP, 0.8, 0},     {E_PASSPORT, 0.6, 0}, {E_HKMO, 0.6, 0},      {E_TW, 0.6, 0},     {E_TW, 0.6, 1},
@@ -882,40 +885,43 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
         return k->at && alt_email(s, len, 0, &no_email_until) == len;
     }
     case 1: return k->id_ck && shape_id18(s, len) && region6(d) && valid_date(num(d + 6, 4), num(d + 10, 2), num(d + 12, 2));
-    case 2: {
+    case 2: /* a province known, its county code not (a new or merged division stdnum does not list yet) */
+        return k->id_ck && shape_id18(s, len) && !region6(d) && g_province[num(d, 2)] &&
+               valid_date(num(d + 6, 4), num(d + 10, 2), num(d + 12, 2));
+    case 3: {
         if (!(alld && dl >= 11 && dl <= 15 && !k->plus_cc)) return 0;
         return shape_mobile(s, len) && g_mobile[num(d + dl - 11, 3)];
     }
-    case 3:
-        return alld && k->luhn && dl >= 12 && dl <= 19 && ((all_digits(s, len) && len >= 12 && len <= 19) || shape_card_grouped(s, len)) && card_bin(d, dl);
     case 4:
+        return alld && k->luhn && dl >= 12 && dl <= 19 && ((all_digits(s, len) && len >= 12 && len <= 19) || shape_card_grouped(s, len)) && card_bin(d, dl);
     case 5:
+    case 6:
         if (!(alld && k->luhn && dl == 15)) return 0;
         if (!((len == 15 && all_digits(s, len)) || shape_imei_grouped(s, len))) return 0;
         if (num(d, 2) == 34 || num(d, 2) == 37) return 0;
-        return r == 5 || g_imei_rb[num(d, 2)];
-    case 6: {
+        return r == 6 || g_imei_rb[num(d, 2)];
+    case 7: {
         if (!(alld && dl == 15 && len == 15 && all_digits(s, len) && region6(d))) return 0;
         return valid_date(1900 + num(d + 6, 2), num(d + 8, 2), num(d + 10, 2));
     }
-    case 7:
+    case 8:
         if (!(alld && dl >= 10 && dl <= 19 && !k->plus_cc && (d[0] == '0' || (d[0] == '8' && d[1] == '6')))) return 0;
         LAND();
         if (L->len < 0 || !L->area_ok || !shape_landline(L->core, L->len)) return 0;
         return (L->ndig >= 10 && L->ndig <= 12) || (ends_ext(L->core, L->len) && L->ndig >= 11 && L->ndig <= 17);
-    case 8:
+    case 9:
         if (!(alld && dl >= 11 && dl <= 12 && d[0] == '0')) return 0;
         if (!(s[0] == '0' && all_digits(s, len) && len >= 11 && len <= 12)) return 0;
         LAND();
         return L->area_ok;
-    case 9:
+    case 10:
         return alld && dl >= 7 && dl <= 13 && !k->plus_cc && shape_grouped_digits(s, len) && !shape_dotted_date(s, len);
-    case 10: return k->uscc_ck && !alld;
-    case 11: return k->plus_cc && shape_intl(s, len) && intl_possible(k);
-    case 12: return alld && dl >= 4 && dl <= 12 && shape_ipv4(s, len);
-    case 13: return dl == 12 && shape_mac(s, len) && !digits_dashes(s, len);
-    case 14: return dl == 12 && shape_mac(s, len);
-    case 15: {
+    case 11: return k->uscc_ck && !alld;
+    case 12: return k->plus_cc && shape_intl(s, len) && intl_possible(k);
+    case 13: return alld && dl >= 4 && dl <= 12 && shape_ipv4(s, len);
+    case 14: return dl == 12 && shape_mac(s, len) && !digits_dashes(s, len);
+    case 15: return dl == 12 && shape_mac(s, len);
+    case 16: {
         if (!k->colon2) return 0;
         for (int j = 0; j < len; j++)
             if (!is_hex(s[j]) && s[j] != ':') return 0;
@@ -924,24 +930,24 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
             if (s[j] == ':' && s[j + 1] == ':') { dbl = 1; break; }
         return dbl || count_char(s, len, ':') == 7;
     }
-    case 16:
-        return !alld && dl == 9 && len == 9 && ((((s[0] == 'E' || s[0] == 'G') && digits_at(s, len, 1, 8))) || (s[0] == 'E' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)));
     case 17:
+        return !alld && dl == 9 && len == 9 && ((((s[0] == 'E' || s[0] == 'G') && digits_at(s, len, 1, 8))) || (s[0] == 'E' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)));
+    case 18:
         if (alld || !(dl == 9 || dl == 11)) return 0;
         if (len == 9 && (s[0] == 'C' || s[0] == 'W') && digits_at(s, len, 1, 8)) return 1;
         if (len == 9 && s[0] == 'C' && is_plate_letter(s[1]) && digits_at(s, len, 2, 7)) return 1;
         return (s[0] == 'H' || s[0] == 'M') && (len == 9 || len == 11) && digits_at(s, len, 1, len - 1);
-    case 18: return !alld && dl == 9 && len == 9 && s[0] == 'L' && digits_at(s, len, 1, 8);
-    case 19: return alld && dl == 8 && len == 8 && all_digits(s, len);
-    case 20: return !alld && dl >= 8 && dl <= 13 && shape_plate(s, len);
-    case 21: return k->comma && gps_ok(s, len);
-    case 22: {
+    case 19: return !alld && dl == 9 && len == 9 && s[0] == 'L' && digits_at(s, len, 1, 8);
+    case 20: return alld && dl == 8 && len == 8 && all_digits(s, len);
+    case 21: return !alld && dl >= 8 && dl <= 13 && shape_plate(s, len);
+    case 22: return k->comma && gps_ok(s, len);
+    case 23: {
         if (!(k->dchars >= 2 && ((d[0] == '1' && d[1] == '9') || (d[0] == '2' && d[1] == '0')))) return 0;
         if (!((alld && dl >= 6 && dl <= 8) || has_char(s, len, 0x5E74))) return 0;
         return dob_ok(s, len);
     }
-    case 23: return k->uscc_ck && alld;
-    case 24: return alld && dl >= 7 && dl <= 13 && !k->plus_cc && all_digits(s, len);
+    case 24: return k->uscc_ck && alld;
+    case 25: return alld && dl >= 7 && dl <= 13 && !k->plus_cc && all_digits(s, len);
     }
 #undef LAND
     return 0;
@@ -955,6 +961,16 @@ static void classify(const u32 *n, int len, Verdict *v) {
     k.len = len;
     features(&k);
     int rule_of = -1, ctx1 = -1, ctx2 = -1;
+    /* A token with letters can only be an e-mail, an ID ending in X, a USCC, a MAC or IPv6 address, a
+     * passport or permit, a plate, coordinates or a date written with 年 (the gates of the rules below):
+     * the time stamps, hashes and versions that fill logs are settled here without trying every rule. */
+    if (!k.alld && !k.at && !k.colon2 && !k.comma && k.dlen != 9 && k.dlen != 11 && k.dlen != 12 &&
+        k.dlen != 18 && !(len && is_prov(n[0])) && !has_char(n, len, 0x5E74)) {
+        v->main = v->alt = E_NONE;
+        v->conf = v->alt_conf = 0.0;
+        v->needs = 0;
+        return;
+    }
     for (int r = 0; r < N_RULES; r++) {
         int needs = RULES[r].needs;
         if (rule_of >= 0 || (needs && ctx2 >= 0)) continue;
@@ -1191,7 +1207,25 @@ static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
     while (p < N && !h->oom) {
         if (!can_start(t[p])) { p++; continue; }
         ssz e = match_at(t, N, p, &no_email_until);
-        if (e < 0) { p++; continue; }
+        if (e < 0) {
+            /* Inside a run of ASCII letters a token can only start where what follows the run allows one:
+             * the generic number wants a digit within two letters, a MAC address a separator after a hex
+             * pair, IPv6 a colon within four hex digits, and an e-mail's local part was tried from the
+             * run's first letter. Skipping the rest of the run keeps words from costing a failed match
+             * per letter (prose and logs are mostly words). */
+            if (t[p] < 128 && is_alpha(t[p])) {
+                ssz q = p + 1;
+                while (q < N && t[q] < 128 && is_alpha(t[q])) q++;
+                u32 c = q < N ? t[q] : 0;
+                ssz from = q;
+                if (is_D(c) || c >= 0xFF21) from = q - 2;   /* a digit (or a full-width letter) next */
+                else if (c == ':' || c == '-') from = q - 4; /* a hex group or pair, then its separator */
+                p = from > p + 1 ? from : p + 1;
+            } else {
+                p++;
+            }
+            continue;
+        }
         ssz L = e - p;
         if (L >= MIN_CANDIDATE && L < (1 << 30)) {
             if (L > bufcap) {
@@ -1236,12 +1270,26 @@ static PyObject *py_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     ssz N = PyUnicode_GET_LENGTH(text);
     Hits h = {0};
     if (N == 0) return hits_result(&h);
-    u32 *t = (u32 *)PyUnicode_AsUCS4Copy(text);
-    if (!t) return NULL;
+    /* The code points go into a buffer kept for this thread: a fresh 16 MB one per 4 MB chunk cost its
+     * page faults every time. */
+    static _Thread_local u32 *kept;
+    static _Thread_local ssz kept_cap;
+    if (N + 1 > kept_cap) {
+        u32 *nb = realloc(kept, (N + 1) * sizeof(u32));
+        if (!nb) return PyErr_NoMemory();
+        kept = nb;
+        kept_cap = N + 1;
+    }
+    u32 *t = kept;
+    if (!PyUnicode_AsUCS4(text, t, kept_cap, 0)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     scan_ucs4(t, N, &h);
     Py_END_ALLOW_THREADS
-    PyMem_Free(t);
+    if (kept_cap > (ssz)1 << 24 && N < kept_cap / 4) { /* a huge line once: give the memory back */
+        free(kept);
+        kept = NULL;
+        kept_cap = 0;
+    }
     return hits_result(&h);
 }
 
@@ -1377,7 +1425,12 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
              PyList_Size(pos) == N_ENT && PyList_Size(after) == N_ENT && window > 0 && window <= 256;
     if (ok) {
         g_region = malloc(1000000);
-        if (g_region) memcpy(g_region, reg.buf, 1000000);
+        if (g_region) {
+            memcpy(g_region, reg.buf, 1000000);
+            memset(g_province, 0, sizeof g_province);
+            for (int c = 0; c < 1000000; c++)
+                if (g_region[c]) g_province[c / 10000] = 1;
+        }
         memcpy(g_mobile, mob.buf, 1000);
         memcpy(g_imei_rb, rb.buf, 100);
         memcpy(g_intl, intl.buf, 32000);
@@ -1406,11 +1459,759 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------ findings, column by column (scan → report) -- */
+/* A scan of a dense file yields hundreds of thousands of findings a second; a Python object per finding
+ * (hit, finding, row dict, JSON line) cost more than detecting them. Here the hits of a text are
+ * thresholded, settled where they overlap, located (line numbers), masked and rendered as JSON lines in C,
+ * as flat columns. The rules are those of piguard.detect.findings_from_hits, masking.mask_value and
+ * report.finding_line, which stay the readable definitions the tests hold this code to. */
+
+typedef struct {
+    char *p;
+    ssz n, cap;
+    int oom;
+} Buf;
+
+static void buf_reserve(Buf *b, ssz more) {
+    if (b->oom || b->n + more <= b->cap) return;
+    ssz cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more) cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) { b->oom = 1; return; }
+    b->p = q;
+    b->cap = cap;
+}
+static inline void buf_put(Buf *b, const char *s, ssz k) {
+    buf_reserve(b, k);
+    if (b->oom) return;
+    memcpy(b->p + b->n, s, k);
+    b->n += k;
+}
+static inline void buf_str(Buf *b, const char *s) { buf_put(b, s, (ssz)strlen(s)); }
+static inline void buf_byte(Buf *b, char c) {
+    buf_reserve(b, 1);
+    if (!b->oom) b->p[b->n++] = c;
+}
+static inline void buf_stars(Buf *b, ssz k) {
+    if (k <= 0) return;
+    buf_reserve(b, k);
+    if (b->oom) return;
+    memset(b->p + b->n, '*', k);
+    b->n += k;
+}
+/* UTF-8, lone surrogates encoded as three bytes (surrogatepass) so no code point is lost */
+static inline void buf_utf8(Buf *b, Py_UCS4 c) {
+    buf_reserve(b, 4);
+    if (b->oom) return;
+    char *o = b->p + b->n;
+    if (c < 0x80) { o[0] = (char)c; b->n += 1; }
+    else if (c < 0x800) { o[0] = (char)(0xC0 | (c >> 6)); o[1] = (char)(0x80 | (c & 0x3F)); b->n += 2; }
+    else if (c < 0x10000) {
+        o[0] = (char)(0xE0 | (c >> 12)); o[1] = (char)(0x80 | ((c >> 6) & 0x3F)); o[2] = (char)(0x80 | (c & 0x3F));
+        b->n += 3;
+    } else {
+        o[0] = (char)(0xF0 | (c >> 18)); o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+        o[2] = (char)(0x80 | ((c >> 6) & 0x3F)); o[3] = (char)(0x80 | (c & 0x3F));
+        b->n += 4;
+    }
+}
+static inline void buf_int(Buf *b, long long v) {
+    char t[24];
+    int k = snprintf(t, sizeof t, "%lld", v);
+    buf_put(b, t, k);
+}
+
+/* A slice of the scanned text. */
+typedef struct {
+    int kind;
+    const void *data;
+    ssz s, n;
+} Slice;
+static inline Py_UCS4 at(const Slice *v, ssz i) { return PyUnicode_READ(v->kind, v->data, v->s + i); }
+static void put_range(Buf *b, const Slice *v, ssz a, ssz e) {
+    for (ssz i = a; i < e; i++) buf_utf8(b, at(v, i));
+}
+
+/* masking.py: the kinds of mask_value, chosen per entity in Python (masking.mask_kind) */
+enum { K_DEFAULT = 0, K_KEEP, K_PHONE, K_EMAIL, K_IP, K_PERSON, K_ADDRESS, K_GPS, K_DOB };
+
+static inline int mask_sep(Py_UCS4 c) { /* masking._SEPARATORS */
+    switch (c) {
+    case ' ': case '\t': case '\n': case '\r': case 0x3000: case '-': case 0xFF0D: case 0x2014: case '.':
+    case 0xB7: case 0x2022: case ':': case 0xFF1A: case '/': case '(': case ')': case 0xFF08: case 0xFF09:
+    case '+': case 0xFF0B:
+        return 1;
+    }
+    return 0;
+}
+
+/* masking._mask_keep on v[a:n] */
+static void mask_keep(Buf *b, const Slice *v, ssz a, int first, int last) {
+    ssz n = v->n - a, m = 0;
+    int seps = 0;
+    for (ssz i = a; i < v->n; i++) {
+        if (mask_sep(at(v, i))) seps = 1;
+        else m++;
+    }
+    if (!seps) {
+        if (n <= first + last) { first = first < n / 3 ? first : (int)(n / 3); last = last < n / 3 ? last : (int)(n / 3); }
+        put_range(b, v, a, a + first);
+        buf_stars(b, n - first - last);
+        if (last) put_range(b, v, v->n - last, v->n);
+        return;
+    }
+    if (m <= first + last) { first = first < m / 3 ? first : (int)(m / 3); last = last < m / 3 ? last : (int)(m / 3); }
+    ssz lo = a, hi = v->n;
+    for (int k = 0; k < first; lo++)
+        if (!mask_sep(at(v, lo))) k++;
+    for (int k = 0; k < last;) {
+        hi--;
+        if (!mask_sep(at(v, hi))) k++;
+    }
+    put_range(b, v, a, lo);
+    for (ssz i = lo; i < hi; i++) {
+        Py_UCS4 c = at(v, i);
+        if (mask_sep(c)) buf_utf8(b, c);
+        else buf_byte(b, '*');
+    }
+    put_range(b, v, hi, v->n);
+}
+
+/* masking._COUNTRY_PREFIX: ^(?:(?:\+|＋|00)86[ \-]?|[+＋][1-9][0-9]{0,2}[ \-]) ; its length or 0 */
+static ssz phone_prefix(const Slice *v) {
+    ssz n = v->n;
+    if (n == 0) return 0;
+    Py_UCS4 c0 = at(v, 0);
+    int plus = c0 == '+' || c0 == 0xFF0B;
+    ssz j = plus ? 1 : (n >= 2 && c0 == '0' && at(v, 1) == '0') ? 2 : 0;
+    if (j && j + 2 <= n && at(v, j) == '8' && at(v, j + 1) == '6') {
+        ssz k = j + 2;
+        if (k < n && (at(v, k) == ' ' || at(v, k) == '-')) k++;
+        return k;
+    }
+    if (!plus || n < 3 || at(v, 1) < '1' || at(v, 1) > '9') return 0;
+    for (int d = 2; d >= 0; d--) {
+        int ok = 2 + d < n;
+        for (int q = 0; q < d && ok; q++) ok = at(v, 2 + q) >= '0' && at(v, 2 + q) <= '9';
+        if (ok && (at(v, 2 + d) == ' ' || at(v, 2 + d) == '-')) return 3 + d;
+    }
+    return 0;
+}
+
+static void mask_default(Buf *b, const Slice *v) {
+    if (v->n <= 12) { buf_stars(b, v->n); return; }
+    put_range(b, v, 0, 1);
+    buf_stars(b, 8);
+    buf_byte(b, '(');
+    buf_int(b, v->n);
+    buf_str(b, " chars)");
+}
+
+static void mask(Buf *b, const Slice *v, int kind, int first, int last) {
+    ssz n = v->n;
+    if (n == 0) return;
+    switch (kind) {
+    case K_PHONE: {
+        ssz k = phone_prefix(v);
+        put_range(b, v, 0, k);
+        mask_keep(b, v, k, 3, 4);
+        return;
+    }
+    case K_KEEP: mask_keep(b, v, 0, first, last); return;
+    case K_EMAIL: {
+        ssz atpos = -1;
+        for (ssz i = n - 1; i >= 0; i--)
+            if (at(v, i) == '@') { atpos = i; break; }
+        if (atpos < 0) break;
+        if (atpos > 0) put_range(b, v, 0, 1);
+        buf_str(b, "***@");
+        put_range(b, v, atpos + 1, n);
+        return;
+    }
+    case K_IP: {
+        for (ssz i = 0; i < n; i++)
+            if (at(v, i) == ':') { put_range(b, v, 0, i); buf_str(b, ":****"); return; }
+        ssz dots = 0, second = -1;
+        for (ssz i = 0; i < n; i++)
+            if (at(v, i) == '.' && ++dots == 2) second = i;
+        if (dots < 2) { put_range(b, v, 0, n); return; }
+        put_range(b, v, 0, second);
+        for (ssz k = 0; k < dots - 1; k++) buf_str(b, ".*");
+        return;
+    }
+    case K_PERSON: {
+        Py_UCS4 c = at(v, 0);
+        buf_utf8(b, c);
+        buf_stars(b, c < 128 ? 3 : (n - 1 > 1 ? n - 1 : 1));
+        return;
+    }
+    case K_ADDRESS: {
+        ssz keep = n / 3;
+        keep = keep > 6 ? 6 : keep;
+        keep = keep < 2 ? 2 : keep;
+        put_range(b, v, 0, keep < n ? keep : n);
+        buf_str(b, "****");
+        return;
+    }
+    case K_GPS: { /* (\d+\.\d)\d+ -> \1*** */
+        ssz i = 0;
+        while (i < n) {
+            if (!Py_UNICODE_ISDECIMAL(at(v, i))) { buf_utf8(b, at(v, i)); i++; continue; }
+            ssz j = i;
+            while (j < n && Py_UNICODE_ISDECIMAL(at(v, j))) j++;
+            if (j + 2 < n && at(v, j) == '.' && Py_UNICODE_ISDECIMAL(at(v, j + 1)) && Py_UNICODE_ISDECIMAL(at(v, j + 2))) {
+                put_range(b, v, i, j + 2);
+                buf_str(b, "***");
+                ssz k = j + 2;
+                while (k < n && Py_UNICODE_ISDECIMAL(at(v, k))) k++;
+                i = k;
+            } else {
+                put_range(b, v, i, j);
+                i = j;
+            }
+        }
+        return;
+    }
+    case K_DOB: {
+        ssz y = n < 4 ? n : 4;
+        int digits = 1;
+        for (ssz i = 0; i < y; i++) digits &= Py_UNICODE_ISDIGIT(at(v, i)) != 0;
+        if (digits) { put_range(b, v, 0, y); buf_str(b, "-**-**"); }
+        else buf_str(b, "****-**-**");
+        return;
+    }
+    }
+    mask_default(b, v);
+}
+
+/* round(x, 3) as Python rounds (correctly rounded through the decimal string); detectors emit few values */
+static double g_round_key[64], g_round_val[64];
+static int g_round_n;
+static double round3(double x) {
+    for (int i = 0; i < g_round_n; i++)
+        if (g_round_key[i] == x) return g_round_val[i];
+    double r = x;
+    char *s = PyOS_double_to_string(x, 'f', 3, 0, NULL);
+    if (s) {
+        r = PyOS_string_to_double(s, NULL, NULL);
+        PyMem_Free(s);
+        if (r == -1.0 && PyErr_Occurred()) { PyErr_Clear(); r = x; }
+    } else PyErr_Clear();
+    if (g_round_n < 64) { g_round_key[g_round_n] = x; g_round_val[g_round_n++] = r; }
+    return r;
+}
+
+/* stable merge sort of hit indices by start */
+static void sort_by_start(ssz *idx, ssz *tmp, ssz n, const int64_t *start) {
+    if (n < 2) return;
+    ssz h = n / 2;
+    sort_by_start(idx, tmp, h, start);
+    sort_by_start(idx + h, tmp, n - h, start);
+    if (start[idx[h - 1]] <= start[idx[h]]) return;
+    ssz i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = start[idx[j]] < start[idx[i]] ? idx[j++] : idx[i++];
+    while (i < h) tmp[k++] = idx[i++];
+    while (j < n) tmp[k++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof(ssz));
+}
+
+#define N_FIRSTS 8
+/* findings(text, entity u8, start i64, end i64, confidence f64, detector u8, allowed, kinds, keep_first,
+ *          keep_last, min_confidence, base_offset, base_line, with_values)
+ * -> (count, entity, detector, start, end, line, confidence, masked, masked_offsets, values|None,
+ *     value_offsets|None, counts, firsts): bytes columns of the findings, in text order. allowed, kinds,
+ * keep_first and keep_last hold one byte per entity code; counts is int64 per code, firsts the indices of
+ * each code's first N_FIRSTS findings (-1 past the last). */
+static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *text;
+    Py_buffer eb, sb, nb, cb, db, ab, kb, fb, lb;
+    double min_conf;
+    long long base_offset, base_line;
+    int with_values;
+    if (!PyArg_ParseTuple(args, "Uy*y*y*y*y*y*y*y*y*dLLp", &text, &eb, &sb, &nb, &cb, &db, &ab, &kb, &fb, &lb,
+                          &min_conf, &base_offset, &base_line, &with_values))
+        return NULL;
+    PyObject *res = NULL;
+    ssz *idx = NULL, *tmp = NULL, *kept = NULL;
+    Buf mb = {0}, vb = {0}, cols[6] = {{0}};
+    ssz n = eb.len, ncodes = ab.len;
+    const uint8_t *ent = eb.buf, *det = db.buf, *allowed = ab.buf, *kinds = kb.buf, *kfirst = fb.buf, *klast = lb.buf;
+    const int64_t *start = sb.buf, *end = nb.buf;
+    const double *conf = cb.buf;
+    ssz len = PyUnicode_GET_LENGTH(text);
+    if (sb.len != n * 8 || nb.len != n * 8 || cb.len != n * 8 || (db.len != n && db.len != 0) || kb.len != ncodes ||
+        fb.len != ncodes || lb.len != ncodes || ncodes > 256) {
+        PyErr_SetString(PyExc_ValueError, "findings: column lengths disagree");
+        goto done;
+    }
+    idx = malloc((n ? n : 1) * sizeof(ssz));
+    tmp = malloc((n ? n : 1) * sizeof(ssz));
+    kept = malloc((n ? n : 1) * sizeof(ssz));
+    if (!idx || !tmp || !kept) { PyErr_NoMemory(); goto done; }
+    ssz m = 0;
+    int sorted = 1;
+    for (ssz i = 0; i < n; i++) {
+        if (ent[i] >= ncodes || !allowed[ent[i]] || !(conf[i] >= min_conf)) continue;
+        if (start[i] < 0 || end[i] < start[i] || end[i] > len) {
+            PyErr_SetString(PyExc_ValueError, "findings: a hit lies outside the text");
+            goto done;
+        }
+        if (m && start[i] < start[idx[m - 1]]) sorted = 0;
+        idx[m++] = i;
+    }
+    if (!sorted) sort_by_start(idx, tmp, m, start);
+    /* detect.resolve_overlaps: the most confident of overlapping hits, then the longest, then the first */
+    ssz k = 0;
+    for (ssz q = 0; q < m; q++) {
+        ssz h = idx[q];
+        if (k && start[h] < end[kept[k - 1]]) {
+            ssz p = kept[k - 1];
+            if (conf[h] > conf[p] || (conf[h] == conf[p] && end[h] - start[h] > end[p] - start[p])) kept[k - 1] = h;
+            continue;
+        }
+        kept[k++] = h;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int64_t counts[256] = {0}, firsts[256 * N_FIRSTS];
+    for (ssz i = 0; i < 256 * N_FIRSTS; i++) firsts[i] = -1;
+    int64_t moff = 0, voff = 0;
+    buf_put(&cols[5], (const char *)&moff, 8);
+    Buf voffs = {0}, cbuf = {0};
+    if (with_values) buf_put(&voffs, (const char *)&voff, 8);
+    long long line = base_line;
+    ssz pos = 0;
+    for (ssz q = 0; q < k; q++) {
+        ssz h = kept[q];
+        uint8_t code = ent[h];
+        for (; pos < start[h]; pos++)
+            if (PyUnicode_READ(kind, data, pos) == '\n') line++;
+        if (counts[code] < N_FIRSTS) firsts[code * N_FIRSTS + counts[code]] = q;
+        counts[code]++;
+        int64_t s64 = start[h] + base_offset, e64 = end[h] + base_offset, l64 = line;
+        double c = round3(conf[h]);
+        uint8_t d = db.len ? det[h] : 0;
+        buf_byte(&cols[0], (char)code);
+        buf_byte(&cols[1], (char)d);
+        buf_put(&cols[2], (const char *)&s64, 8);
+        buf_put(&cols[3], (const char *)&e64, 8);
+        buf_put(&cols[4], (const char *)&l64, 8);
+        buf_put(&cbuf, (const char *)&c, 8);
+        Slice v = {kind, data, start[h], end[h] - start[h]};
+        mask(&mb, &v, kinds[code], kfirst[code], klast[code]);
+        moff = mb.n;
+        buf_put(&cols[5], (const char *)&moff, 8);
+        if (with_values) {
+            put_range(&vb, &v, 0, v.n);
+            voff = vb.n;
+            buf_put(&voffs, (const char *)&voff, 8);
+        }
+    }
+    int oom = mb.oom || vb.oom || voffs.oom || cbuf.oom;
+    for (int i = 0; i < 6; i++) oom |= cols[i].oom;
+    if (oom) {
+        PyErr_NoMemory();
+    } else {
+        PyObject *values = Py_None, *value_offs = Py_None;
+        Py_INCREF(Py_None);
+        Py_INCREF(Py_None);
+        if (with_values) {
+            Py_DECREF(values);
+            Py_DECREF(value_offs);
+            values = PyBytes_FromStringAndSize(vb.p ? vb.p : "", vb.n);
+            value_offs = PyBytes_FromStringAndSize(voffs.p, voffs.n);
+        }
+        res = Py_BuildValue("(ny#y#y#y#y#y#y#y#NNy#y#)", k, cols[0].p ? cols[0].p : "", cols[0].n,
+                            cols[1].p ? cols[1].p : "", cols[1].n, cols[2].p ? cols[2].p : "", cols[2].n,
+                            cols[3].p ? cols[3].p : "", cols[3].n, cols[4].p ? cols[4].p : "", cols[4].n,
+                            cbuf.p ? cbuf.p : "", cbuf.n, mb.p ? mb.p : "", mb.n, cols[5].p, cols[5].n, values,
+                            value_offs, (const char *)counts, ncodes * 8, (const char *)firsts,
+                            ncodes * N_FIRSTS * 8);
+    }
+    free(cbuf.p);
+    free(voffs.p);
+done:
+    free(idx); free(tmp); free(kept); free(mb.p); free(vb.p);
+    for (int i = 0; i < 6; i++) free(cols[i].p);
+    PyBuffer_Release(&eb); PyBuffer_Release(&sb); PyBuffer_Release(&nb); PyBuffer_Release(&cb);
+    PyBuffer_Release(&db); PyBuffer_Release(&ab); PyBuffer_Release(&kb); PyBuffer_Release(&fb);
+    PyBuffer_Release(&lb);
+    return res;
+}
+
+/* JSON string content (no quotes) of UTF-8 bytes as json.dumps(..., ensure_ascii=False) writes it; a lone
+ * surrogate (three bytes ED A0..BF xx) becomes a \udxxx escape so the output stays valid UTF-8. */
+static void json_escape(Buf *b, const char *p, ssz n) {
+    static const char hex[] = "0123456789abcdef";
+    ssz run = 0;
+    for (ssz i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        const char *esc = NULL;
+        char u[12];
+        ssz skip = 0;
+        if (c == '"') esc = "\\\"";
+        else if (c == '\\') esc = "\\\\";
+        else if (c < 0x20) {
+            switch (c) {
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            default:
+                u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0'; u[4] = hex[c >> 4]; u[5] = hex[c & 15]; u[6] = 0;
+                esc = u;
+            }
+        } else if (c == 0xED && i + 2 < n && ((unsigned char)p[i + 1] & 0xE0) == 0xA0) {
+            unsigned cp = ((c & 0x0F) << 12) | (((unsigned char)p[i + 1] & 0x3F) << 6) | ((unsigned char)p[i + 2] & 0x3F);
+            u[0] = '\\'; u[1] = 'u';
+            for (int k = 0; k < 4; k++) u[2 + k] = hex[(cp >> (12 - 4 * k)) & 15];
+            u[6] = 0;
+            esc = u;
+            skip = 2;
+        }
+        if (!esc) { run++; continue; }
+        buf_put(b, p + i - run, run);
+        run = 0;
+        buf_str(b, esc);
+        i += skip;
+    }
+    buf_put(b, p + n - run, run);
+}
+
+/* repr() of a confidence, as json.dumps writes a float (few distinct values: cached) */
+static double g_repr_key[64];
+static char g_repr_val[64][32];
+static int g_repr_n;
+static const char *conf_repr(double x) {
+    for (int i = 0; i < g_repr_n; i++)
+        if (g_repr_key[i] == x) return g_repr_val[i];
+    static char scratch[32];
+    char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!s) { PyErr_Clear(); snprintf(scratch, sizeof scratch, "%.17g", x); return scratch; }
+    char *slot = g_repr_n < 64 ? g_repr_val[g_repr_n] : scratch;
+    snprintf(slot, 32, "%s", s);
+    PyMem_Free(s);
+    if (g_repr_n < 64) g_repr_key[g_repr_n++] = x;
+    return slot;
+}
+
+/* render(format, count, entity, detector, start, end, line, confidence, masked, masked_offsets, values|None,
+ *        value_offsets|None, path_json, entity_json, detector_json, sensitive) -> bytes
+ * format 0: JSON lines (report.finding_line, one per line); 1: items of a JSON array, each after ",\n  ";
+ * 2: SARIF results, each after ",\n". path_json is the path as a JSON string (quotes included); entity_json
+ * and detector_json are lists of JSON strings per code; sensitive holds one flag byte per entity code. */
+static PyObject *py_render(PyObject *Py_UNUSED(self), PyObject *args) {
+    int fmt;
+    ssz count;
+    Py_buffer eb, db, sb, nb, lb, cb, mb, mob, pb;
+    PyObject *values, *voffs, *ents, *dets, *sens;
+    if (!PyArg_ParseTuple(args, "iny*y*y*y*y*y*y*y*OOy*O!O!S", &fmt, &count, &eb, &db, &sb, &nb, &lb, &cb, &mb, &mob,
+                          &values, &voffs, &pb, &PyList_Type, &ents, &PyList_Type, &dets, &sens))
+        return NULL;
+    PyObject *res = NULL;
+    Buf o = {0};
+    Py_buffer vb = {0}, vob = {0};
+    int have_values = values != Py_None;
+    if (have_values && (PyObject_GetBuffer(values, &vb, PyBUF_SIMPLE) < 0 ||
+                        PyObject_GetBuffer(voffs, &vob, PyBUF_SIMPLE) < 0)) {
+        have_values = -1;
+        goto done;
+    }
+    ssz ne = PyList_GET_SIZE(ents), nd = PyList_GET_SIZE(dets);
+    if (eb.len != count || db.len != count || sb.len != count * 8 || nb.len != count * 8 || lb.len != count * 8 ||
+        cb.len != count * 8 || mob.len != (count + 1) * 8 || PyBytes_GET_SIZE(sens) < ne ||
+        (have_values == 1 && vob.len != (count + 1) * 8)) {
+        PyErr_SetString(PyExc_ValueError, "render: column lengths disagree");
+        goto done;
+    }
+    for (ssz i = 0; i < ne; i++)
+        if (!PyBytes_Check(PyList_GET_ITEM(ents, i))) { PyErr_SetString(PyExc_TypeError, "render: entity names as bytes"); goto done; }
+    for (ssz i = 0; i < nd; i++)
+        if (!PyBytes_Check(PyList_GET_ITEM(dets, i))) { PyErr_SetString(PyExc_TypeError, "render: detector names as bytes"); goto done; }
+    const uint8_t *ent = eb.buf, *det = db.buf;
+    const int64_t *start = sb.buf, *end = nb.buf, *line = lb.buf, *moff = mob.buf, *voff = vob.buf;
+    const double *conf = cb.buf;
+    const char *masked = mb.buf, *vals = vb.buf, *sensitive = PyBytes_AS_STRING(sens);
+    buf_reserve(&o, count * (fmt == 2 ? 320 : 200));
+    for (ssz i = 0; i < count; i++) {
+        if (ent[i] >= ne || det[i] >= nd || moff[i] > moff[i + 1] || moff[i + 1] > mb.len ||
+            (have_values == 1 && (voff[i] > voff[i + 1] || voff[i + 1] > vb.len))) {
+            PyErr_SetString(PyExc_ValueError, "render: a code or an offset is out of range");
+            goto done;
+        }
+        PyObject *ej = PyList_GET_ITEM(ents, ent[i]), *dj = PyList_GET_ITEM(dets, det[i]);
+        const char *cr = conf_repr(conf[i]);
+        if (fmt == 2) {
+            buf_str(&o, ",\n{\"ruleId\": ");
+            buf_put(&o, PyBytes_AS_STRING(ej), PyBytes_GET_SIZE(ej));
+            buf_str(&o, sensitive[ent[i]] ? ", \"level\": \"error\", \"message\": {\"text\": \""
+                                         : ", \"level\": \"warning\", \"message\": {\"text\": \"");
+            buf_put(&o, PyBytes_AS_STRING(ej) + 1, PyBytes_GET_SIZE(ej) - 2);
+            buf_str(&o, " found: ");
+            json_escape(&o, masked + moff[i], moff[i + 1] - moff[i]);
+            buf_str(&o, "\"}, \"locations\": [{\"physicalLocation\": {\"artifactLocation\": {\"uri\": ");
+            buf_put(&o, pb.buf, pb.len);
+            buf_str(&o, "}, \"region\": {\"startLine\": ");
+            buf_int(&o, line[i]);
+            buf_str(&o, ", \"charOffset\": ");
+            buf_int(&o, start[i]);
+            buf_str(&o, ", \"charLength\": ");
+            buf_int(&o, end[i] - start[i]);
+            buf_str(&o, "}}}], \"properties\": {\"confidence\": ");
+            buf_str(&o, cr);
+            buf_str(&o, ", \"detector\": ");
+            buf_put(&o, PyBytes_AS_STRING(dj), PyBytes_GET_SIZE(dj));
+            buf_str(&o, "}}");
+            continue;
+        }
+        buf_str(&o, fmt == 1 ? ",\n  {\"path\": " : "{\"path\": ");
+        buf_put(&o, pb.buf, pb.len);
+        buf_str(&o, ", \"line\": ");
+        buf_int(&o, line[i]);
+        buf_str(&o, ", \"start\": ");
+        buf_int(&o, start[i]);
+        buf_str(&o, ", \"end\": ");
+        buf_int(&o, end[i]);
+        buf_str(&o, ", \"entity\": ");
+        buf_put(&o, PyBytes_AS_STRING(ej), PyBytes_GET_SIZE(ej));
+        buf_str(&o, ", \"confidence\": ");
+        buf_str(&o, cr);
+        buf_str(&o, sensitive[ent[i]] ? ", \"sensitive\": true, \"masked\": \"" : ", \"sensitive\": false, \"masked\": \"");
+        json_escape(&o, masked + moff[i], moff[i + 1] - moff[i]);
+        buf_str(&o, "\", \"detector\": ");
+        buf_put(&o, PyBytes_AS_STRING(dj), PyBytes_GET_SIZE(dj));
+        if (have_values == 1) {
+            buf_str(&o, ", \"value\": \"");
+            json_escape(&o, vals + voff[i], voff[i + 1] - voff[i]);
+            buf_byte(&o, '"');
+        }
+        buf_str(&o, fmt == 1 ? "}" : "}\n");
+    }
+    if (o.oom) PyErr_NoMemory();
+    else res = PyBytes_FromStringAndSize(o.p ? o.p : "", o.n);
+done:
+    free(o.p);
+    if (have_values == 1) { PyBuffer_Release(&vb); PyBuffer_Release(&vob); }
+    PyBuffer_Release(&eb); PyBuffer_Release(&db); PyBuffer_Release(&sb); PyBuffer_Release(&nb);
+    PyBuffer_Release(&lb); PyBuffer_Release(&cb); PyBuffer_Release(&mb); PyBuffer_Release(&mob);
+    PyBuffer_Release(&pb);
+    return res;
+}
+
+/* ------------------------------------------------------------ lines that are not plain ASCII (for regexes) -- */
+/* nonascii_lines(text) -> (lines, sub_starts int64, orig_starts int64): the text's lines that hold a
+ * character beyond ASCII, joined (each keeps its line break), with where each starts in the joined text and
+ * in the text. The Chinese rules' regexes then scan a log's Chinese lines only, not its plain-ASCII ones
+ * (detect/_fastre.cjk_spans). A text without such lines, or with nothing else, is returned as it is. */
+static PyObject *py_nonascii_lines(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
+    ssz n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Buf subs = {0}, origs = {0};
+    ssz kept = 0;
+    int64_t at = 0;
+    if (PyUnicode_IS_ASCII(text)) return Py_BuildValue("(sy#y#)", "", "", (ssz)0, "", (ssz)0);
+    for (ssz a = 0; a < n;) {
+        ssz b = a;
+        int wide = 0;
+        while (b < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, b++);
+            if (c >= 128) wide = 1;
+            if (c == '\n') break;
+        }
+        if (wide) {
+            int64_t o = a;
+            buf_put(&subs, (const char *)&at, 8);
+            buf_put(&origs, (const char *)&o, 8);
+            at += b - a;
+            kept += b - a;
+        }
+        a = b;
+    }
+    if (subs.oom || origs.oom) { free(subs.p); free(origs.p); return PyErr_NoMemory(); }
+    PyObject *sub;
+    if (kept == n) {
+        sub = text;
+        Py_INCREF(sub);
+    } else {
+        sub = PyUnicode_New(kept, PyUnicode_MAX_CHAR_VALUE(text));
+        if (!sub) { free(subs.p); free(origs.p); return NULL; }
+        const int64_t *ss = (const int64_t *)subs.p, *os = (const int64_t *)origs.p;
+        ssz m = subs.n / 8;
+        for (ssz i = 0; i < m; i++) {
+            ssz len = (i + 1 < m ? ss[i + 1] : kept) - ss[i];
+            PyUnicode_CopyCharacters(sub, ss[i], text, os[i], len);
+        }
+    }
+    PyObject *res = Py_BuildValue("(Ny#y#)", sub, subs.p ? subs.p : "", subs.n, origs.p ? origs.p : "", origs.n);
+    free(subs.p);
+    free(origs.p);
+    return res;
+}
+
+/* ------------------------------------------------------------------------ CRF decoding (the name model) -- */
+/* Viterbi paths and per-position tag marginals of a linear-chain CRF over a padded batch, for the name model
+ * (detect/_lac.py): numpy's version stepped through each position in Python and cost as much as the GRU
+ * encoder itself. Same arithmetic as _lac.viterbi_reference / posteriors_reference: the first maximum wins a
+ * tie, positions past a text's length neither move its score nor its path. */
+#define VITERBI_BODY(REAL)                                                                                   \
+    for (ssz b = 0; b < B && !oom; b++) {                                                                    \
+        const REAL *eb = (const REAL *)em + b * W * T;                                                       \
+        ssz n = len[b] < 1 ? 1 : (len[b] > W ? W : len[b]);                                                  \
+        REAL *score = malloc(T * sizeof(REAL)), *next = malloc(T * sizeof(REAL));                           \
+        REAL *trt = malloc(T * T * sizeof(REAL));                                                            \
+        int32_t *back = malloc(W * T * sizeof(int32_t));                                                     \
+        if (!score || !next || !back || !trt) {                                                              \
+            free(score); free(next); free(back); free(trt); oom = 1; break;                                  \
+        }                                                                                                    \
+        for (ssz i = 0; i < T; i++)                                                                          \
+            for (ssz j = 0; j < T; j++) trt[j * T + i] = ((const REAL *)tr)[i * T + j];                      \
+        for (ssz j = 0; j < T; j++) score[j] = eb[j];                                                        \
+        for (ssz t = 1; t < n; t++) {                                                                        \
+            for (ssz j = 0; j < T; j++) {                                                                    \
+                ssz arg = 0;                                                                                 \
+                const REAL *col = trt + j * T;                                                               \
+                REAL best = score[0] + col[0];                                                               \
+                for (ssz i = 1; i < T; i++) {                                                                \
+                    REAL c = score[i] + col[i];                                                              \
+                    if (c > best) { best = c; arg = i; }                                                     \
+                }                                                                                            \
+                back[t * T + j] = (int32_t)arg;                                                              \
+                next[j] = best + eb[t * T + j];                                                              \
+            }                                                                                                \
+            memcpy(score, next, T * sizeof(REAL));                                                           \
+        }                                                                                                    \
+        ssz arg = 0;                                                                                         \
+        for (ssz j = 1; j < T; j++) if (score[j] > score[arg]) arg = j;                                      \
+        int32_t *pb = out + b * W;                                                                           \
+        pb[n - 1] = (int32_t)arg;                                                                            \
+        for (ssz t = n - 1; t > 0; t--) pb[t - 1] = back[t * T + pb[t]];                                     \
+        free(score); free(next); free(back); free(trt);                                                      \
+    }
+
+/* crf_viterbi(emissions, transitions, lengths, batch, width, tags, double) -> int32 paths [batch, width] as
+ * bytes; emissions [batch, width, tags] and transitions [tags, tags] are float32, or float64 when double. */
+static PyObject *py_crf_viterbi(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer emb, trb, lb;
+    ssz B, W, T;
+    int dbl;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnp", &emb, &trb, &lb, &B, &W, &T, &dbl)) return NULL;
+    ssz size = dbl ? 8 : 4;
+    PyObject *res = NULL;
+    if (B < 0 || W < 1 || T < 1 || emb.len < B * W * T * size || trb.len < T * T * size || lb.len < B * 8) {
+        PyErr_SetString(PyExc_ValueError, "crf_viterbi: buffers do not match the shape");
+        goto done;
+    }
+    res = PyBytes_FromStringAndSize(NULL, B * W * 4);
+    if (!res) goto done;
+    int32_t *out = (int32_t *)PyBytes_AS_STRING(res);
+    memset(out, 0, B * W * 4);
+    const void *em = emb.buf, *tr = trb.buf;
+    const int64_t *len = lb.buf;
+    int oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (dbl) { VITERBI_BODY(double) } else { VITERBI_BODY(float) }
+    Py_END_ALLOW_THREADS
+    if (oom) { Py_CLEAR(res); PyErr_NoMemory(); }
+done:
+    PyBuffer_Release(&emb); PyBuffer_Release(&trb); PyBuffer_Release(&lb);
+    return res;
+}
+
+/* crf_posteriors(emissions float64, transitions float64, lengths int64, batch, width, tags) -> float64
+ * marginals [batch, width, tags] as bytes: forward-backward in probability space, each step rescaled. */
+static PyObject *py_crf_posteriors(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer emb, trb, lb;
+    ssz B, W, T;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnn", &emb, &trb, &lb, &B, &W, &T)) return NULL;
+    PyObject *res = NULL;
+    double *et = NULL, *ett = NULL, *alpha = NULL, *beta = NULL, *e = NULL, *tmp = NULL;
+    if (B < 0 || W < 1 || T < 1 || emb.len < B * W * T * 8 || trb.len < T * T * 8 || lb.len < B * 8) {
+        PyErr_SetString(PyExc_ValueError, "crf_posteriors: buffers do not match the shape");
+        goto done;
+    }
+    res = PyBytes_FromStringAndSize(NULL, B * W * T * 8);
+    et = malloc(T * T * 8); ett = malloc(T * T * 8); alpha = malloc(W * T * 8); beta = malloc(W * T * 8); e = malloc(W * T * 8);
+    tmp = malloc(T * 8);
+    if (!res || !et || !ett || !alpha || !beta || !e || !tmp) { Py_CLEAR(res); PyErr_NoMemory(); goto done; }
+    double *post = (double *)PyBytes_AS_STRING(res);
+    const double *em = emb.buf, *tr = trb.buf;
+    const int64_t *len = lb.buf;
+    Py_BEGIN_ALLOW_THREADS
+    double tmax = tr[0];
+    for (ssz k = 1; k < T * T; k++) if (tr[k] > tmax) tmax = tr[k];
+    for (ssz k = 0; k < T * T; k++) et[k] = exp(tr[k] - tmax);
+    for (ssz i = 0; i < T; i++)
+        for (ssz j = 0; j < T; j++) ett[j * T + i] = et[i * T + j];
+    for (ssz b = 0; b < B; b++) {
+        const double *eb = em + b * W * T;
+        for (ssz t = 0; t < W; t++) {
+            double m = eb[t * T];
+            for (ssz j = 1; j < T; j++) if (eb[t * T + j] > m) m = eb[t * T + j];
+            for (ssz j = 0; j < T; j++) e[t * T + j] = exp(eb[t * T + j] - m);
+        }
+        double z = 0;
+        for (ssz j = 0; j < T; j++) z += e[j];
+        for (ssz j = 0; j < T; j++) alpha[j] = e[j] / z;
+        for (ssz t = 1; t < W; t++) {
+            z = 0;
+            for (ssz j = 0; j < T; j++) {
+                double a = 0;
+                const double *prev = alpha + (t - 1) * T, *col = ett + j * T;
+                for (ssz i = 0; i < T; i++) a += prev[i] * col[i];
+                alpha[t * T + j] = a * e[t * T + j];
+                z += alpha[t * T + j];
+            }
+            for (ssz j = 0; j < T; j++) alpha[t * T + j] /= z;
+        }
+        for (ssz j = 0; j < T; j++) beta[(W - 1) * T + j] = 1.0;
+        for (ssz t = W - 2; t >= 0; t--) {
+            if (t + 1 >= len[b]) {
+                for (ssz j = 0; j < T; j++) beta[t * T + j] = 1.0;
+                continue;
+            }
+            for (ssz j = 0; j < T; j++) tmp[j] = e[(t + 1) * T + j] * beta[(t + 1) * T + j];
+            z = 0;
+            for (ssz i = 0; i < T; i++) {
+                double v = 0;
+                for (ssz j = 0; j < T; j++) v += et[i * T + j] * tmp[j];
+                beta[t * T + i] = v;
+                z += v;
+            }
+            for (ssz i = 0; i < T; i++) beta[t * T + i] /= z;
+        }
+        double *pb = post + b * W * T;
+        for (ssz t = 0; t < W; t++) {
+            z = 0;
+            for (ssz j = 0; j < T; j++) z += pb[t * T + j] = alpha[t * T + j] * beta[t * T + j];
+            for (ssz j = 0; j < T; j++) pb[t * T + j] /= z;
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    free(et); free(ett); free(alpha); free(beta); free(e); free(tmp);
+    PyBuffer_Release(&emb); PyBuffer_Release(&trb); PyBuffer_Release(&lb);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"configure", py_configure, METH_VARARGS, "Load the rule tables and context words (once)."},
     {"scan", py_scan, METH_VARARGS, "scan(text) -> (entity int8, start int64, end int64, confidence float64) as bytes"},
     {"classify_arrow", py_classify_arrow, METH_VARARGS,
      "classify_arrow(offsets, data, count, wide) -> (entity int8, confidence float64, needs uint8) as bytes"},
+    {"findings", py_findings, METH_VARARGS,
+     "findings(text, entity, start, end, confidence, detector, allowed, kinds, keep_first, keep_last, min_confidence, "
+     "base_offset, base_line, with_values) -> the findings as columns"},
+    {"render", py_render, METH_VARARGS, "render(format, count, columns..., path_json, entities, detectors, sensitive) -> bytes"},
+    {"nonascii_lines", py_nonascii_lines, METH_VARARGS,
+     "nonascii_lines(text) -> (joined lines beyond ASCII, their starts there, their starts in text)"},
+    {"crf_viterbi", py_crf_viterbi, METH_VARARGS,
+     "crf_viterbi(emissions, transitions, lengths, batch, width, tags, double) -> int32 paths as bytes"},
+    {"crf_posteriors", py_crf_posteriors, METH_VARARGS,
+     "crf_posteriors(emissions, transitions, lengths, batch, width, tags) -> float64 marginals as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cscan", "Compiled structured detection.", -1, methods, NULL, NULL, NULL, NULL};

@@ -15,7 +15,10 @@ from importlib import util
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from piguard.detect._lazy import LazyModule
+
+np = LazyModule("numpy")
+
 
 PER_B, PER_I = "PER-B", "PER-I"
 
@@ -93,9 +96,69 @@ def encoder_session(path: Path, threads: int | None = None) -> Any:
     it), so the backward GRU reads a shorter text's padding before the text: a name found in a sentence on its
     own could vanish when the sentence shares a batch with a longer one. Here the graph's ``length`` input
     (added when the graph has none) is wired into every GRU. Raises ``onnx``'s and ONNX Runtime's errors for
-    a file that is not such a graph."""
-    import onnx
+    a file that is not such a graph.
+
+    The wired graph is kept in the user's cache directory (``$PIGUARD_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/piguard`` or ``~/.cache/piguard``), keyed by the source file's path, size and time:
+    importing ``onnx`` to rewire it takes most of a second, a scan's whole startup otherwise."""
     import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = threads
+        # Idle pool threads otherwise spin for work, taking the cores from whatever runs between calls
+        # (training's PyTorch steps, other scans).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model = _wired_graph(Path(path))
+    if isinstance(model, Path):
+        try:
+            return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception:  # a damaged cache file: rewire from the source (ONNX Runtime raises its own types)
+            model = _wire_lengths(Path(path))
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+_WIRING = "length-into-gru-1"  # names the rewiring below; a change to it must change this
+
+
+def _cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("PIGUARD_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "piguard"
+
+
+def _wired_graph(path: Path) -> Path | bytes:
+    """The graph with its ``length`` input wired into every GRU: the cached file when there is one, else
+    built here (and cached when the cache directory is writable)."""
+    import hashlib
+
+    try:
+        st = path.stat()
+        key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_WIRING}".encode()).hexdigest()
+    except OSError:
+        key = ""
+    cached = _cache_dir() / f"encoder-{key[:32]}.onnx"
+    if key and cached.is_file():
+        return cached
+    data = _wire_lengths(path)
+    if key:
+        try:
+            from piguard._fs import atomic_write_bytes
+
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cached, data)
+        except (OSError, ValueError):
+            pass  # no cache: the next process rewires the graph again
+    return data
+
+
+def _wire_lengths(path: Path) -> bytes:
+    import onnx
     from onnx import TensorProto, helper
 
     model = onnx.load(str(path))
@@ -109,16 +172,7 @@ def encoder_session(path: Path, threads: int | None = None) -> Any:
             while len(node.input) < 5:
                 node.input.append("")
             node.input[4] = lengths
-    opts = ort.SessionOptions()
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = threads
-        # Idle pool threads otherwise spin for work, taking the cores from whatever runs between calls
-        # (training's PyTorch steps, other scans).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(
-        model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
+    return bytes(model.SerializeToString())
 
 
 def span_probability(p_begin: np.ndarray, p_inside: np.ndarray, s: int, e: int, n: int) -> float:
@@ -146,6 +200,11 @@ def read_vocab(data_dir: Path) -> tuple[dict[str, int], dict[str, str], int]:
             k, _, v = line.partition("\t")
             if v:
                 q2b[k] = v
+    # The vocabulary has a space but no tab or line break: read as unknown characters they hid the name in
+    # every cell of a tab-separated row (100000\t廖鑫\t...), so they read as the space they stand for.
+    if " " in vocab:
+        for c in "\t\n\r\x0b\x0c":
+            q2b.setdefault(c, " ")
     return vocab, q2b, vocab.get("OOV", 0)
 
 
@@ -195,7 +254,21 @@ def _per_marginals(
 
 def posteriors(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Marginal probability of every tag at every position ([batch, width, tags]): batched forward-backward
-    in probability space, each step rescaled (a matrix product per step, not a log-sum-exp per tag pair)."""
+    in probability space, each step rescaled. The compiled engine does it when built (the numpy steps cost
+    as much as the encoder); ``posteriors_reference`` is the same arithmetic in numpy."""
+    engine = _compiled()
+    if engine is None:
+        return posteriors_reference(emissions, trans, lengths)
+    batch, width, n_tags = emissions.shape
+    em = np.ascontiguousarray(emissions, dtype=np.float64)
+    tr = np.ascontiguousarray(trans, dtype=np.float64)
+    ln = np.ascontiguousarray(lengths, dtype=np.int64)
+    out = engine.crf_posteriors(em, tr, ln, batch, width, n_tags)
+    return np.frombuffer(out, dtype=np.float64).reshape(batch, width, n_tags)
+
+
+def posteriors_reference(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``posteriors`` in numpy: a matrix product per step, not a log-sum-exp per tag pair."""
     em = emissions.astype(np.float64)
     width = em.shape[1]
     em = np.exp(em - em.max(axis=2, keepdims=True))
@@ -219,6 +292,22 @@ def posteriors(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) ->
 
 
 def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The best tag path of each text of a padded batch (compiled when built; ``viterbi_reference`` is the
+    numpy definition, computed in the emissions' precision as here)."""
+    engine = _compiled()
+    if engine is None or emissions.dtype not in (np.float32, np.float64):
+        return viterbi_reference(emissions, trans, lengths)
+    batch, width, n_tags = emissions.shape
+    dtype = emissions.dtype
+    em = np.ascontiguousarray(emissions)
+    tr = np.ascontiguousarray(trans, dtype=dtype)
+    ln = np.ascontiguousarray(lengths, dtype=np.int64)
+    out = engine.crf_viterbi(em, tr, ln, batch, width, n_tags, dtype == np.float64)
+    paths = np.frombuffer(out, dtype=np.int32).reshape(batch, width).astype(np.int64)
+    return [paths[b, : int(lengths[b])] for b in range(batch)]
+
+
+def viterbi_reference(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     batch, width, n_tags = emissions.shape
     score = emissions[:, 0, :].copy()
     back = np.zeros((batch, width, n_tags), dtype=np.int32)
@@ -238,6 +327,16 @@ def viterbi(emissions: np.ndarray, trans: np.ndarray, lengths: np.ndarray) -> li
             path[t - 1] = back[b, t, path[t]]
         paths.append(path)
     return paths
+
+
+@cache
+def _compiled() -> Any:
+    """The compiled engine's CRF decoders, or None when the extension was not built."""
+    try:
+        from piguard.detect import _cscan  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _cscan if hasattr(_cscan, "crf_viterbi") else None
 
 
 def data_dir() -> Path | None:

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
-
-from piguard.detect._fastre import finditer_spans
+from piguard.detect._fastre import cjk_spans, finditer_spans
+from piguard.detect._lazy import load_yaml
 from piguard.detect.structured import RawHit
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
@@ -77,7 +76,7 @@ def gazetteer() -> frozenset[str]:
 @cache
 def _data() -> _Data:
     src = resources.files("piguard.detect").joinpath("data", "address.yaml")
-    raw = yaml.safe_load(src.read_text("utf-8"))
+    raw = load_yaml(src.read_text("utf-8"))
     units = "|".join(re.escape(u) for u in sorted(raw["unit_suffixes"], key=len, reverse=True))
     house = "|".join(re.escape(u) for u in sorted(raw["house_suffixes"], key=len, reverse=True))
     unit = rf"[{_CJK}]{{1,8}}?(?:{units})"
@@ -142,7 +141,7 @@ class AddressDetector:
     def find(self, text: str) -> list[RawHit]:
         d = _data()
         hits: list[RawHit] = []
-        for s, e in finditer_spans(text, d.rx_zh.pattern):
+        for s, e in cjk_spans(text, d.rx_zh.pattern):
             hit = self._zh_hit(d, text, s, e)
             if hit is not None:
                 hits.append(hit)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-import polars as pl
-import yaml
+from piguard.detect._lazy import LazyModule, load_yaml
+
+pl = LazyModule("polars")  # the reference engine's; the compiled engine reads the words, not the frames
 
 
 def _ordered(words: list[str]) -> tuple[str, ...]:
@@ -124,7 +125,7 @@ class ContextRules:
 
 @cache
 def context_rules() -> ContextRules:
-    raw = yaml.safe_load(resources.files("piguard.detect").joinpath("context.yaml").read_text("utf-8"))
+    raw = load_yaml(resources.files("piguard.detect").joinpath("context.yaml").read_text("utf-8"))
     return ContextRules(
         window=int(raw["window"]),
         boost=float(raw["boost"]),

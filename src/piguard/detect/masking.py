@@ -91,3 +91,28 @@ def mask_value(entity: str, value: str) -> str:
         return year + "-**-**" if year.isdigit() else "****-**-**"
     # Free-text categories and anything user-defined: show only length.
     return "*" * min(len(value), 12) if len(value) <= 12 else value[:1] + "*" * 8 + f"({len(value)} chars)"
+
+
+# How the compiled engine masks each entity (detect/_cscan.c, enum K_*): the same rules as ``mask_value``,
+# chosen here so they stay in one place; tests hold the two to the same output.
+(MASK_DEFAULT, MASK_KEEP, MASK_PHONE, MASK_EMAIL, MASK_IP, MASK_PERSON, MASK_ADDRESS, MASK_GPS, MASK_DOB) = (
+    range(9)
+)
+_KINDS = {
+    "PHONE_NUMBER": MASK_PHONE,
+    "EMAIL_ADDRESS": MASK_EMAIL,
+    "IP_ADDRESS": MASK_IP,
+    "PERSON": MASK_PERSON,
+    "ADDRESS": MASK_ADDRESS,
+    "GPS_COORDINATE": MASK_GPS,
+    "DATE_OF_BIRTH": MASK_DOB,
+}
+
+
+def mask_kind(entity: str) -> tuple[int, int, int]:
+    """(kind, keep first, keep last) of ``mask_value``'s rule for ``entity``."""
+    if entity in _KINDS:
+        return _KINDS[entity], 3, 4
+    if entity in _KEEP:
+        return MASK_KEEP, *_KEEP[entity]
+    return MASK_DEFAULT, 0, 0

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import numpy as np
-import yaml
-
 from piguard.detect import _lac
-from piguard.detect._fastre import finditer_spans
+from piguard.detect._fastre import cjk_spans, finditer_spans
+from piguard.detect._fastre import contains as _has
+from piguard.detect._lazy import LazyModule, load_yaml
 from piguard.detect.structured import RawHit
+
+np = LazyModule("numpy")
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
 # Characters that often spell foreign names in Chinese transliteration (斯帕莱蒂, 贝克汉姆, 玛丽亚).
@@ -58,6 +59,7 @@ class _Data:
     en_first: frozenset[str]
     en_last: frozenset[str]
     rx_ctx_zh: re.Pattern[str]
+    rx_key: re.Pattern[str]
     rx_title: re.Pattern[str]
     rx_en: re.Pattern[str]
     rx_en_token: re.Pattern[str]
@@ -77,7 +79,7 @@ def _alt(words: list[str]) -> str:
 
 @cache
 def _data() -> _Data:
-    raw = yaml.safe_load(resources.files("piguard.detect").joinpath("data", "names.yaml").read_text("utf-8"))
+    raw = load_yaml(resources.files("piguard.detect").joinpath("data", "names.yaml").read_text("utf-8"))
     lines = resources.files("piguard.detect").joinpath("data", "names_zh_surnames.txt").read_text("utf-8")
     single: list[str] = []
     compound: list[str] = []
@@ -91,8 +93,13 @@ def _data() -> _Data:
     titles = tuple(sorted(raw["titles_zh"], key=len, reverse=True))
     surname_class = "".join(single)
     ctx_zh = _alt(raw["context_zh"])
-    # A context word, an optional separator, then the start of the name (checked in Python).
-    rx_ctx_zh = re.compile(rf"(?:{ctx_zh})(?:[:：]|\s|是|为|叫|（|\()?\s*")
+    # A context word, an optional separator (a form's colon, a record's = or a JSON key's closing quote and
+    # colon, and the value's opening quote), then the start of the name (checked in Python).
+    rx_ctx_zh = re.compile(rf"(?:{ctx_zh})(?:[\"'”」]?[ \t]*[:：=][ \t]*[\"'“「]?|\s|是|为|叫|（|\()?\s*")
+    # A record's key (user=, "name": , customerName:) standing whole: not the tail of a longer key.
+    rx_key = re.compile(
+        rf"(?i)(?:^|[^A-Za-z0-9_])(?:{_alt(raw['context_keys'])})[\"']?[ \t]*[:=][ \t]*[\"']?"
+    )
     # After a full name only titles of two or more characters count (张伟先生); 总/工/董 follow a bare surname
     # (王总) and would otherwise make names of 全国|工商联 or 游戏|工作室.
     rx_title = re.compile(rf"(?:{_alt([t for t in titles if len(t) > 1])})")
@@ -120,6 +127,7 @@ def _data() -> _Data:
         en_first=frozenset(_read_lines("names_en_first.txt")),
         en_last=frozenset(_read_lines("names_en_last.txt")),
         rx_ctx_zh=rx_ctx_zh,
+        rx_key=rx_key,
         rx_title=rx_title,
         rx_en=rx_en,
         rx_en_token=rx_en_token,
@@ -145,15 +153,15 @@ def _surname_len(d: _Data, text: str, i: int) -> int:
 
 
 @cache
-def _any_title(titles: tuple[str, ...]) -> re.Pattern[str]:
-    """One regex for "a title starts here" (one C call instead of a startswith per title)."""
-    return re.compile(_alt(list(titles)))
+def _title_tables(titles: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]:
+    """A regex for "a title of two or more characters starts here", and the one-character titles."""
+    return re.compile(_alt([t for t in titles if len(t) > 1])), frozenset(t for t in titles if len(t) == 1)
 
 
 @cache
-def _codes(chars: frozenset[str]) -> np.ndarray:
-    """Code points of a set of single characters, for vectorized membership tests."""
-    return np.array(sorted(ord(c) for c in chars if len(c) == 1), dtype=np.uint32)
+def _any_title(titles: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for "a title starts here" (one C call instead of a startswith per title)."""
+    return re.compile(_alt(list(titles)))
 
 
 def _name_after_context(d: _Data, text: str, i: int, strong: bool) -> int:
@@ -185,15 +193,26 @@ def _name_after_context(d: _Data, text: str, i: int, strong: bool) -> int:
 
 def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for cs, ce in finditer_spans(text, d.rx_ctx_zh.pattern):
-        strong = (ce > cs and text[ce - 1] in _SEPARATORS) or text[cs:ce].rstrip().endswith(
-            ("是", "为", "叫")
+    for cs, ce in cjk_spans(text, d.rx_ctx_zh.pattern):
+        cue = text[cs:ce]
+        strong = (
+            (text[ce - 1] in _SEPARATORS)
+            or any(c in cue for c in ":：=")
+            or cue.rstrip().endswith(("是", "为", "叫"))
         )
+        if not strong and d.rx_ctx_zh.match(text, ce):
+            continue  # 客户|姓名: the next word is another label, not a name
         end = _name_after_context(d, text, ce, strong)
         if end > 0:
             # A byline (记者马力) is as sure as a labelled field, though LAC often misses the name in it.
             byline = text[cs:ce].rstrip().endswith(("记者", "通讯员"))
             hits.append(RawHit("PERSON", ce, end, 0.9 if strong else 0.85 if byline else 0.8, name))
+    if "=" in text or ":" in text:
+        # Records: user=江楠, "customer_name": "江楠", realName: 江楠 (a key and a separator are a label).
+        for _ks, ke in cjk_spans(text, d.rx_key.pattern):  # the name after the key is Chinese
+            end = _name_after_context(d, text, ke, True)
+            if end > 0:
+                hits.append(RawHit("PERSON", ke, end, 0.9, name))
     for t, _ in finditer_spans(text, d.rx_title.pattern):
         best = -1
         for length in (4, 3, 2):
@@ -285,12 +304,11 @@ _ENDERS = "。！？!?；;\n|"
 
 
 _WINDOW = 10  # characters of context on each side of a gated candidate handed to the model
-# The model reads at most this share of a long text (a short one whole): on one core it reads ~20-40 thousand
-# characters a second. On the benchmark corpus 0.2 % instead of 0.4 % costs 0.0008 PERSON F1 (0.9411 ->
-# 0.9403; the best-scored places come first) and saves a third of the names detector's time.
-# ``NameDetector(model_share=...)`` changes it.
-_BUDGET_SHARE = 0.002
-_MIN_BUDGET = 256
+# A text this short is read whole (a sentence); a longer one in windows around every gated place that no cue
+# explained. Every such place is read, however long the text: a name must not be found on its own line and
+# lost in a file of many lines (an earlier share-of-the-text budget did that). The model reads ~90 thousand
+# characters a second on one core, so what keeps it cheap is reading only windows, once each (see _reads).
+_SHORT_TEXT = 256
 _MAX_WINDOW = 64  # merged windows stay short so a padded batch wastes little
 
 
@@ -323,6 +341,10 @@ _TRAIL = frozenset("的了在是和与及跟同说称表已将被把向于对从
 _JOINERS = "·•・‧-－—"
 
 
+# Never part of a name at its edges: whitespace (a cell's tab, a line's newline), brackets, quotes, dashes.
+_SPAN_EDGE = " \t\n\r\u3000\xa0·-—()（）\"“”'"
+
+
 def _keep_model_span(
     d: _Data, text: str, s: int, e: int, p: float = 1.0, p_inside: np.ndarray | None = None, offset: int = 0
 ) -> tuple[int, int, float] | None:
@@ -330,12 +352,13 @@ def _keep_model_span(
     # Trim a trailing title (杨律师 -> 杨) and leading/trailing punctuation the model sometimes includes.
     # Cut where a title begins inside or right at the end of the span (李战|先生, 杨|律师).
     sl0 = _surname_len(d, text, s)
+    long_title, single_titles = _title_tables(d.titles)
     for q in range(s + 1, e):
-        if any(text.startswith(t, q) for t in d.titles if len(t) > 1 or (q == e - 1 and q - s == sl0)):
+        if long_title.match(text, q) or (q == e - 1 and q - s == sl0 and text[q] in single_titles):
             e = q
             break
     span = text[s:e]
-    span = span.strip(" ·-—()（）\"“”'")
+    span = span.strip(_SPAN_EDGE)
     if not span:
         return None
     s = text.index(span, s)
@@ -346,7 +369,7 @@ def _keep_model_span(
     if cjk < 2:
         # Latin-script names are the English rules' job, except a handle or name inside Chinese prose.
         near = text[max(0, s - 2) : s] + text[e : e + 2]
-        if cjk or len(span) < 3 or not any(_cjk(c) for c in near):
+        if cjk or len(span) < 3 or not any(_cjk(c) for c in near) or not any(c.isalpha() for c in span):
             return None
     sl = _surname_len(d, text, s)
     if sl and _foreign_like(span):
@@ -364,7 +387,7 @@ def _keep_model_span(
         if len(span) == 2 and sl == 1 and e < n and _cjk(text[e]) and text[e] not in d.stop:
             k = e - offset
             inside = float(p_inside[k]) if p_inside is not None and 0 <= k < len(p_inside) else 0.0
-            title_next = any(text.startswith(t, e) for t in d.titles)
+            title_next = _any_title(d.titles).match(text, e) is not None
             bounded = e + 1 >= n or not _cjk(text[e + 1]) or (text[e + 1] in d.stop and p < 0.8)
             if not title_next and ((text[e] in d.given and bounded) or inside >= _P_INSIDE):
                 span = text[s : e + 1]
@@ -376,7 +399,8 @@ def _keep_model_span(
     # Team fixtures ("卡利亚里vs森普多利亚") and names inside book/film titles are not people.
     if "vs" in text[max(0, s - 3) : s].lower() or "vs" in text[e : e + 3].lower():
         return None
-    if text.rfind("《", 0, s) > text.rfind("》", 0, s) and text.find("》", e) >= 0:
+    back = max(0, s - _CLAUSE_REACH)
+    if text.rfind("《", back, s) > text.rfind("》", back, s) and text.find("》", e, e + _CLAUSE_REACH) >= 0:
         return None
     # A transliterated name right before 队/主场/公园/岛 … or after 主队/迎战 … is a team or a place.
     if (
@@ -439,8 +463,9 @@ def _overlaps(spans: list[tuple[int, int]], s: int, e: int) -> bool:
     return k > 0 and spans[k - 1][1] > s
 
 
-# A speaker label opening a line of an interview or chat (姜山：德甲怎么看呢？).
-_RX_SPEAKER = rf"(?m)^[{_CJK}]{{2,3}}[：:]"
+# A speaker label opening a line of an interview or chat (姜山：德甲怎么看呢？), also after the time stamp a
+# chat export puts first ([2024-03-01 10:21:33] 姜山: ..., 10:21 姜山：...).
+_RX_SPEAKER = rf"(?m)^(?:\[[^\]\n]{{1,40}}\][ \t]*|[0-9][0-9:\-/.T ]{{4,25}}[ \t]+)?[{_CJK}]{{2,3}}[：:]"
 # A Latin name or handle in parentheses (约翰·摩尔（johnmoore）) or before a Chinese name in them
 # (Orion(吕俊贤)).
 _RX_PAREN_LATIN = re.compile(r"[（(]([A-Za-z][A-Za-z.\-]{2,30})[）)]")
@@ -469,22 +494,46 @@ _HANDLE_LIST = "、和与及"
 _RX_HANDLE_OPENED = rf"[{_CJK}，、：:“”\"（(][A-Za-z][A-Za-z0-9._@/\-]*"  # a handle starts with a letter
 
 
+_HANDLE_ROLE_WORDS = _HANDLE_ROLES.pattern.removesuffix("[：:]?$")
+_HANDLE_CLASS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@/-")
+_RX_HANDLE_FROM = re.compile(r"[A-Za-z][A-Za-z0-9._@/\-]*")
+
+
 def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
-    toks = [(s + 1, e) for s, e in finditer_spans(text, _RX_HANDLE_OPENED)]
-    if text[:1].isascii() and text[:1].isalpha() and (m := re.match(_RX_HANDLE, text)):
-        toks.insert(0, (0, m.end()))
-    if not toks:
-        return []
-    out: list[RawHit] = []
+    """Handles in Chinese prose, found from what makes them handles: a role word right before, a verb of
+    speech right after, or a list mark beside a name already found. (Every Latin token a Chinese character
+    opens is a candidate, and in logs there are tens of thousands per megabyte; few have such a neighbour.)"""
     n = len(text)
+    candidates: set[int] = set()  # token starts
+    for _rs, re_ in finditer_spans(text, _HANDLE_ROLE_WORDS):
+        candidates.add(re_)
+        if re_ < n and text[re_] in "：:":
+            candidates.add(re_ + 1)
+    ends_at: set[int] = {vs for vs, _ in finditer_spans(text, _HANDLE_VERB.pattern)}
     ends = {h.end for h in hits}
     starts = {h.start for h in hits}
-    for s, e in toks:
+    candidates.update(e + 1 for e in ends if e < n and text[e] in _HANDLE_LIST)
+    ends_at.update(s - 1 for s in starts if s >= 2 and text[s - 1] in _HANDLE_LIST)
+    for e in ends_at:  # the token ending here begins after its opener
+        s = e
+        while s > 0 and text[s - 1] in _HANDLE_CLASS:
+            s -= 1
+        candidates.add(s)
+    if text[:1].isascii() and text[:1].isalpha():
+        candidates.add(0)
+    out: list[RawHit] = []
+    for s in sorted(candidates):
+        if s >= n or (s and not (_cjk(text[s - 1]) or text[s - 1] in '，、：:“”"（(')):
+            continue
+        m = _RX_HANDLE_FROM.match(text, s) if s else re.match(_RX_HANDLE, text)
+        if m is None:
+            continue
+        e = m.end()
         if not _RX_HANDLE_TOKEN.fullmatch(text, s, e):
             continue
         before = text[s - 1] if s else ""
         after = text[e] if e < n else ""
-        if not (before == "" or _cjk(before) or before in '，、：:“”"（(') or (after and after.isdigit()):
+        if after and after.isdigit():
             continue
         if not (after == "" or _cjk(after) or after in '，、。：:”"）)'):
             continue
@@ -502,14 +551,68 @@ def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
 
 def _speaker_hits(d: _Data, text: str, name: str) -> list[RawHit]:
     hits: list[RawHit] = []
-    for s, e in finditer_spans(text, _RX_SPEAKER):
+    for ls, e in cjk_spans(text, _RX_SPEAKER):
         e -= 1
-        if s and text[s - 1] != "\n":
+        if ls and text[ls - 1] != "\n":
+            continue
+        s = e
+        while s > ls and _cjk(text[s - 1]):
+            s -= 1
+        if s > ls and text[s - 1] not in " \t]":
             continue
         sl = _surname_len(d, text, s)
         given = text[s + sl : e]
         if sl and given and not any(c in d.stop for c in given):
             hits.append(RawHit("PERSON", s, e, 0.85, name))
+    return hits
+
+
+# A cell of a delimited row (CSV, TSV, a |-table): a delimiter or the line's start, then a run of Chinese
+# characters; the cell must end right after it (checked in Python, so a cell's closing delimiter stays free to
+# open the next cell).
+_RX_CELL = rf"(?m)(?:^|[\t,|;])[ ]*[\"']?[{_CJK}]{{2,4}}"
+_CELL_END = "\t,|;\r\n\"' "
+
+
+def _cell_hits(d: _Data, text: str, name: str, use_model: bool) -> list[RawHit]:
+    """Names that fill a cell of a row ({id}\\t{name}\\t{company}, a CSV export): a surname and one or two
+    given-name characters, alone between delimiters. The row tells the model little, so the cell is read on
+    its own (once per distinct cell); without the model, its given name must look like one."""
+    n = len(text)
+    cells: list[tuple[int, int]] = []
+    for ms, me in cjk_spans(text, _RX_CELL):
+        if me < n and text[me] not in _CELL_END:
+            continue
+        s = me
+        while s > ms and _cjk(text[s - 1]):
+            s -= 1
+        # The row must be delimited: the cell's own delimiter, or one after it on the line.
+        if ms == s or text[ms] not in "\t,|;":
+            after = text[me : text.find("\n", me) if "\n" in text[me : me + 512] else me + 512]
+            if not any(c in after for c in "\t,|;"):
+                continue
+        sl = _surname_len(d, text, s)
+        given = text[s + sl : me]
+        if not sl or not 1 <= len(given) <= 2 or any(c in d.stop for c in given):
+            continue
+        cell = text[s:me]
+        if cell.endswith(("某", "氏")) or cell.startswith(d.not_name_start):
+            continue
+        cells.append((s, me))
+    if not cells:
+        return []
+    lac = _lac.load() if use_model else None
+    if lac is None:
+        return [
+            RawHit("PERSON", s, e, 0.6, name)
+            for s, e in cells
+            if all(c in d.given for c in text[s + _surname_len(d, text, s) : e])
+        ]
+    hits: list[RawHit] = []
+    for (s, e), read in zip(cells, _reads(lac, [text[s:e] for s, e in cells]), strict=True):
+        p = max((q for a, b, q in read.spans if a == 0 and b == e - s), default=-1.0)
+        if p >= 0:
+            hits.append(RawHit("PERSON", s, e, 0.8 if p >= 0.5 else 0.6, name))
     return hits
 
 
@@ -526,7 +629,7 @@ def _latin_beside_names(d: _Data, text: str, hits: list[RawHit], name: str) -> l
             m2 = _RX_LATIN_BEFORE_PAREN.search(text, 0, h.start - 1)
             if m2 and h.end < len(text) and text[h.end] in ")）":
                 out.append(RawHit("PERSON", m2.start(1), m2.end(1), 0.7, name))
-    for s, e in finditer_spans(text, _RX_CAMEL):
+    for s, e in cjk_spans(text, _RX_CAMEL):
         if (s and text[s - 1].isascii() and text[s - 1].isalpha()) or (
             e < len(text) and text[e].isascii() and text[e].isalpha()
         ):
@@ -546,16 +649,15 @@ class NameDetector:
     name = "names"
     entities = ("PERSON",)
 
-    def __init__(self, *, use_model: bool = True, model_share: float = _BUDGET_SHARE) -> None:
+    def __init__(self, *, use_model: bool = True) -> None:
         self.use_model = use_model
-        self.model_share = model_share
 
     def find(self, text: str) -> list[RawHit]:
         d = _data()
         hits = _chinese_cue_hits(d, text, self.name)
         if "：" in text or ":" in text:
             hits.extend(_speaker_hits(d, text, self.name))
-        if text.isascii() or re.search(r"[A-Z][a-z]", text):
+        if text.isascii() or _has(text, r"[A-Z][a-z]"):
             hits.extend(_english_hits(d, text, self.name))
         if self.use_model:
             model = self._model_hits(d, text, hits)
@@ -565,7 +667,7 @@ class NameDetector:
                 starts = sorted((h.start, h.end) for h in model)
                 hits = [h for h in hits if h.confidence >= 0.9 or not _overlaps(starts, h.start, h.end)]
                 hits.extend(model)
-            if len(text) <= _MIN_BUDGET:
+            if len(text) <= _SHORT_TEXT:
                 # The model read the whole sentence and saw no name where a weak cue did: doubt the cue.
                 spans = sorted((h.start, h.end) for h in model)
                 hits = [
@@ -574,73 +676,84 @@ class NameDetector:
                     else RawHit(h.entity, h.start, h.end, 0.45, h.detector)
                     for h in hits
                 ]
-        if not text.isascii() and re.search(r"[A-Za-z]{3}", text):
+        if "\t" in text or "," in text or "|" in text or ";" in text:
+            # After the model's doubts above: a cell was read on its own, by the model where there is one.
+            hits.extend(_cell_hits(d, text, self.name, self.use_model))
+        if not text.isascii() and _has(text, r"[A-Za-z]{3}"):
             strong = [h for h in hits if h.confidence >= 0.5]
             hits.extend(_latin_beside_names(d, text, strong, self.name))
             hits.extend(_latin_handles(text, strong, self.name))
         return hits
 
     def _model_hits(self, d: _Data, text: str, cue_hits: list[RawHit]) -> list[RawHit]:
-        gates = finditer_spans(text, d.rx_gate.pattern)
+        gates = cjk_spans(text, d.rx_gate.pattern)
         if not gates:
             return []
         lac = _lac.load()
         if lac is None:
             return []
-        # A sentence is read whole; a longer text only in windows around its most name-like places.
-        short = len(text) <= _MIN_BUDGET
-        windows = [(0, len(text))] if short else self._windows(d, text, gates, cue_hits)
+        # A sentence is read whole; a longer text in windows around every gated place no cue explained.
+        windows = [(0, len(text))] if len(text) <= _SHORT_TEXT else _windows(text, gates, cue_hits)
         if not windows:
             return []
+        if len(windows) == 1 and windows[0] == (0, len(text)):
+            excerpts = [text]
+        else:
+            # Digits read as 0 in windows: a name reads the same beside any number, and a log's windows then
+            # repeat (手机 13812345678，客户来电 and 手机 13912345678，客户来电 are one reading).
+            excerpts = [text[a:b].translate(_DIGITS_AS_ZERO) for a, b in windows]
         found: list[tuple[int, int, float]] = []
-        for (ws, _we), read in zip(windows, lac.person_reads([text[a:b] for a, b in windows]), strict=True):
+        for (ws, _we), read in zip(windows, _reads(lac, excerpts), strict=True):
             for s, e, p in read.spans:
                 kept = _keep_model_span(d, text, ws + s, ws + e, p, read.p_inside, ws)
                 if kept is not None:
                     found.append(kept)
         return [RawHit("PERSON", s, e, c, self.name) for s, e, c in _join_foreign(text, found)]
 
-    def _windows(
-        self, d: _Data, text: str, gates: list[tuple[int, int]], cue_hits: list[RawHit]
-    ) -> list[tuple[int, int]]:
-        """Short windows around the most name-like places, within the budget; clauses a cue explained are
-        skipped (the rules already read them)."""
-        covered = sorted((h.start, h.end) for h in cue_hits)
-        cov_starts = [c[0] for c in covered]
-        n = len(text)
-        # Scores for every gate at once (there can be tens of thousands; the budget takes a few hundred).
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        g = np.array(gates, dtype=np.int64).reshape(-1, 2)
-        gs_a, ge_a = g[:, 0], g[:, 1]
-        given, stop = _codes(d.given), _codes(d.stop)
-        score = 2 * np.isin(codes[ge_a - 1], given).astype(np.int64)
-        score += np.isin(codes[np.minimum(ge_a, n - 1)], given) & (ge_a < n)
-        prev = codes[np.maximum(gs_a - 1, 0)]
-        cjk = ((prev >= 0x4E00) & (prev <= 0x9FFF)) | ((prev >= 0x3400) & (prev <= 0x4DBF))
-        score += (gs_a == 0) | ~cjk | np.isin(prev, stop)
-        order = np.lexsort((ge_a, gs_a, -score))  # as sorting (-score, start, end)
-        scored = zip(gs_a[order].tolist(), ge_a[order].tolist(), strict=True)
-        enders = np.flatnonzero(np.isin(codes, _codes(frozenset(_ENDERS)))).tolist()
-        budget = max(_MIN_BUDGET, int(n * self.model_share))
-        chosen: list[tuple[int, int]] = []
-        used = 0
-        for gs, ge in scored:
-            if used >= budget:
-                break
-            k = bisect.bisect_left(enders, gs)
-            cs = max(enders[k - 1] + 1 if k else 0, gs - _CLAUSE_REACH)
-            ce = min(enders[k] if k < len(enders) else n, gs + _CLAUSE_REACH)
-            k = bisect.bisect_left(cov_starts, ce)
-            if k > 0 and covered[k - 1][1] > cs:
-                continue
-            ws, we = max(cs, gs - _WINDOW), min(ce, ge + _WINDOW)
-            chosen.append((ws, we))
-            used += we - ws
-        chosen.sort()
-        merged: list[tuple[int, int]] = []
-        for ws, we in chosen:
-            if merged and ws <= merged[-1][1] and max(we, merged[-1][1]) - merged[-1][0] <= _MAX_WINDOW:
-                merged[-1] = (merged[-1][0], max(we, merged[-1][1]))
-            else:
-                merged.append((ws, we))
-        return merged
+
+_FIRST_ENDER = re.compile("[" + re.escape(_ENDERS) + "]")
+_LAST_ENDER = re.compile("(?s:.*)[" + re.escape(_ENDERS) + "]")
+
+
+def _windows(text: str, gates: list[tuple[int, int]], cue_hits: list[RawHit]) -> list[tuple[int, int]]:
+    """Short windows around every gated place, in text order; places a cue already explained are skipped
+    (the rules read them). What is read around a place depends only on its clause and its neighbours, never
+    on how long the whole text is."""
+    covered = sorted((h.start, h.end) for h in cue_hits)
+    n = len(text)
+    merged: list[tuple[int, int]] = []
+    last_ender = _LAST_ENDER.search
+    first_ender = _FIRST_ENDER.search
+    for gs, ge in gates:
+        if covered and _overlaps(covered, gs, ge):
+            continue
+        # The window stays inside the clause: it starts after the last clause end in the ten characters
+        # before the place and stops at the first one in the ten after (a gate never holds one).
+        lo = max(0, gs - _WINDOW)
+        m = last_ender(text, lo, gs)
+        ws = m.end() if m else lo
+        m = first_ender(text, ge, min(n, ge + _WINDOW))
+        we = m.start() if m else min(n, ge + _WINDOW)
+        if merged and ws <= merged[-1][1] and max(we, merged[-1][1]) - merged[-1][0] <= _MAX_WINDOW:
+            merged[-1] = (merged[-1][0], max(we, merged[-1][1]))
+        else:
+            merged.append((ws, we))
+    return merged
+
+
+# The model's reading of each distinct window, kept for the process: logs and exports repeat the same
+# phrases around their variable parts, so most windows of a large file were read before.
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+_READ_CACHE: dict[str, _lac.PersonRead] = {}
+_READ_CACHE_MAX = 1 << 16
+
+
+def _reads(lac: _lac.Lac, texts: list[str]) -> list[_lac.PersonRead]:
+    cache = _READ_CACHE
+    todo = [t for t in dict.fromkeys(texts) if t not in cache]
+    if todo:
+        if len(cache) + len(todo) > _READ_CACHE_MAX:
+            cache.clear()
+            todo = list(dict.fromkeys(texts))
+        cache.update(zip(todo, lac.person_reads(todo), strict=True))
+    return [cache[t] for t in texts]

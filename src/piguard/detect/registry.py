@@ -210,22 +210,52 @@ class Registry:
         return hits
 
 
+# The built-in families beyond the structured one: (module, class, name, entities). Their modules (and the
+# libraries they need: polars' regex engine, the name model) are imported when a detector first reads text,
+# so a scan for structured entities alone never loads them. tests/detect/test_registry.py checks the names
+# and entities here against the classes.
+BUILTIN_FAMILIES = (
+    ("piguard.detect.names", "NameDetector", "names", ("PERSON",)),
+    ("piguard.detect.address", "AddressDetector", "address", ("ADDRESS",)),
+    (
+        "piguard.detect.sensitive",
+        "SensitiveContextDetector",
+        "sensitive_context",
+        ("HEALTH_INFO", "RELIGIOUS_BELIEF", "BIOMETRIC", "MINOR_INFO", "FINANCIAL_INFO", "WHEREABOUTS"),
+    ),
+)
+
+
+class LazyDetector:
+    """A built-in detector whose module is imported on its first ``find``."""
+
+    def __init__(self, module: str, attr: str, name: str, entities: tuple[str, ...]) -> None:
+        self.module, self.attr, self.name, self.entities = module, attr, name, entities
+        self._detector: Detector | None = None
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = getattr(__import__(self.module, fromlist=[self.attr]), self.attr)()
+        return self._detector
+
+    def find(self, text: str) -> list[RawHit]:
+        return self.detector.find(text)
+
+    def __repr__(self) -> str:
+        return f"LazyDetector({self.name!r})"
+
+
 def _builtin_factories() -> list[Callable[[], Detector]]:
     """Built-in families beyond the structured one, imported lazily so a missing optional part
     (e.g. the name model) never breaks structured detection."""
+    from importlib import util
+
     factories: list[Callable[[], Detector]] = []
-    for modname, attr in (
-        ("piguard.detect.names", "NameDetector"),
-        ("piguard.detect.address", "AddressDetector"),
-        ("piguard.detect.sensitive", "SensitiveContextDetector"),
-    ):
-        try:
-            mod = __import__(modname, fromlist=[attr])
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
+    for modname, attr, name, entities in BUILTIN_FAMILIES:
+        if util.find_spec(modname) is None:
             continue
-        factories.append(getattr(mod, attr))
+        factories.append(lambda m=modname, a=attr, n=name, e=entities: LazyDetector(m, a, n, e))
     return factories
 
 

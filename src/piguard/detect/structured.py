@@ -22,13 +22,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from importlib import resources
 from types import ModuleType
+from typing import Any
 
-import numpy as np
-import polars as pl
-import pyarrow as pa
-
+from piguard.detect._lazy import LazyModule
 from piguard.detect.context import AFTER_REACH, ContextRules, context_rules
+
+# The reference engine's libraries, imported when it (or a table classification) first runs: the compiled
+# engine needs none of them.
+np = LazyModule("numpy")
+pl = LazyModule("polars")
+pa = LazyModule("pyarrow")
 
 # --- character classes ---------------------------------------------------------------------------------
 _D = "[0-9０-９]"
@@ -95,8 +100,6 @@ _MAESTRO_IIN = ["5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", 
 _AREA3 = ["010", *(f"02{i}" for i in range(10))]
 
 _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-_ID_CHECK_BYTES = np.frombuffer(b"10X98765432", dtype=np.uint8)
-_ID_W = np.array(_ID_WEIGHTS, dtype=np.int32)
 # Issuer reporting bodies that start real IMEI type allocation codes (GSMA).
 _IMEI_RB = [
     "01",
@@ -119,16 +122,45 @@ _IMEI_RB = [
 ]
 
 
+# Numbers outside the GB/T 2260 divisions that resident ID numbers carry: 810000, 820000 and 830000 open
+# the numbers of residence permits for residents of Hong Kong, Macao and Taiwan (港澳台居民居住证申领发放办法,
+# 国办发〔2018〕81号, Art. 5); stdnum lists the first two but not 830000.
+_PERMIT_REGIONS = ("810000", "820000", "830000")
+
+
 @cache
 def region_codes() -> frozenset[str]:
-    """Six-digit administrative division codes, past and present, from python-stdnum's data file."""
+    """Six-digit administrative division codes, past and present, from python-stdnum's data file (and the
+    residence-permit codes, see ``_PERMIT_REGIONS``)."""
+    # Read straight from the data file (two-digit province lines, indented four-digit county lines): stdnum's
+    # generic reader takes a fifth of a second, most of a scan's startup. The test suite holds this to it.
+    text = resources.files("stdnum").joinpath("cn", "loc.dat").read_text("utf-8")
+    codes: set[str] = set(_PERMIT_REGIONS)
+    province = ""
+    for m in re.finditer(r"(?m)^([0-9]{2}) |^[ \t]+([0-9]{4}) ", text):
+        if m.group(1):
+            province = m.group(1)
+        elif province:
+            codes.add(province + m.group(2))
+    return frozenset(codes)
+
+
+def region_codes_from_stdnum() -> frozenset[str]:
+    """``region_codes`` through stdnum's own reader (the reference the fast one is tested against)."""
     from stdnum import numdb
 
-    codes: set[str] = set()
+    codes: set[str] = set(_PERMIT_REGIONS)
     for _, prov, _, _, counties in numdb.get("cn/loc").prefixes:
         for _, county, _, _, _ in counties:
             codes.add(prov + county)
     return frozenset(codes)
+
+
+@cache
+def province_codes() -> frozenset[str]:
+    """The two-digit province codes that open the division codes above. A number whose county code is new
+    (or was merged away before stdnum listed it: 620201) still opens with one of these."""
+    return frozenset(c[:2] for c in region_codes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +173,30 @@ class Candidate:
 
 
 # --- vectorized helpers ---------------------------------------------------------------------------------
-_LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int32)
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
-_USCC_VALUE = np.full(256, -1, dtype=np.int64)
-for _i, _c in enumerate(_USCC_ALPHABET):
-    _USCC_VALUE[ord(_c)] = _i
-    _USCC_VALUE[ord(_c.lower())] = _i  # compact values keep their case; digits map to themselves
+_USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+
+
+@cache
+def _check_tables() -> dict[str, Any]:
+    """numpy tables of the check-digit arithmetic (built on first use: numpy is imported lazily)."""
+    uscc_value = np.full(256, -1, dtype=np.int64)
+    for i, c in enumerate(_USCC_ALPHABET):
+        uscc_value[ord(c)] = i
+        uscc_value[ord(c.lower())] = i  # compact values keep their case; digits map to themselves
+    return {
+        "id_check": np.frombuffer(b"10X98765432", dtype=np.uint8),
+        "id_w": np.array(_ID_WEIGHTS, dtype=np.int32),
+        "luhn_double": np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int32),
+        "uscc_w": np.array(_USCC_WEIGHTS, dtype=np.int64),
+        "uscc_value": uscc_value,
+    }
 
 
 def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Luhn, resident-ID (ISO 7064 MOD 11-2) and USCC (GB 32100 MOD 31) checks of the compact values ``d``,
     as numpy matrix arithmetic over the rows where each can apply (others are False)."""
+    tables = _check_tables()
     n = d.len()
     luhn = np.zeros(n, dtype=bool)
     id_ok = np.zeros(n, dtype=bool)
@@ -163,7 +207,7 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
         m = np.frombuffer(sub.str.join("").item().encode("ascii"), dtype=np.uint8).reshape(-1, 19) - 48
         # From the right, every second digit doubled; zero padding on the left changes nothing.
         luhn[rows] = (
-            m[:, 18::-2].sum(axis=1, dtype=np.int32) + _LUHN_DOUBLE[m[:, 17::-2]].sum(axis=1)
+            m[:, 18::-2].sum(axis=1, dtype=np.int32) + tables["luhn_double"][m[:, 17::-2]].sum(axis=1)
         ) % 10 == 0
     rows = np.flatnonzero(dlen == 18)
     if rows.size:
@@ -175,13 +219,13 @@ def _checksums(d: pl.Series, dlen: np.ndarray, alld: np.ndarray) -> tuple[np.nda
         # Resident ID: 17 digits weighted, the 18th a digit or 'X'.
         body = m[:, :17].astype(np.int32) - 48
         digits17 = ((body >= 0) & (body <= 9)).all(axis=1)
-        expected = _ID_CHECK_BYTES[(body * _ID_W).sum(axis=1) % 11]
+        expected = tables["id_check"][(body * tables["id_w"]).sum(axis=1) % 11]
         last = m[:, 17]
         id_ok[rows] = digits17 & ((expected == last) | ((expected == 88) & (last == 120)))  # 'X' or 'x'
         # USCC: 18 characters of the GB 32100 alphabet (2 + 6 digits + 10), MOD 31 check character.
-        um = _USCC_VALUE[m]
+        um = tables["uscc_value"][m]
         shape = (um >= 0).all(axis=1) & ((m[:, 2:8] >= 48) & (m[:, 2:8] <= 57)).all(axis=1)
-        uscc_ok[rows] = shape & ((31 - (um[:, :17] * _USCC_WEIGHTS).sum(axis=1) % 31) % 31 == um[:, 17])
+        uscc_ok[rows] = shape & ((31 - (um[:, :17] * tables["uscc_w"]).sum(axis=1) % 31) % 31 == um[:, 17])
     return luhn, id_ok, uscc_ok
 
 
@@ -208,13 +252,15 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     n, d = pl.col("n"), pl.col("d")
     length, alld, p2 = pl.col("dlen"), pl.col("alld"), pl.col("d").str.slice(0, 2)
     region6 = d.str.slice(0, 6).is_in(_region_series().implode())
+    province2 = d.str.slice(0, 2).is_in(pl.Series(sorted(province_codes()), dtype=pl.String).implode())
     has = n.str.contains
 
-    id18 = (
-        has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$")
-        & region6
-        & _valid_date(d.str.slice(6, 8), "%Y%m%d")
+    id18_shape = has(r"^[0-9]{6}[ \-]?[0-9]{8}[ \-]?[0-9]{3}[0-9Xx]$") & _valid_date(
+        d.str.slice(6, 8), "%Y%m%d"
     )
+    id18 = id18_shape & region6
+    # A province known, its county code not: a division newer than stdnum's list, or one merged away.
+    id18_province = id18_shape & ~region6 & province2
     id15 = has(r"^[0-9]{15}$") & region6 & _valid_date(pl.lit("19") + d.str.slice(6, 6), "%Y%m%d")
     card = (has(r"^[0-9]{12,19}$") | has(r"^[0-9]{4}(?:[ \-][0-9]{4}){2,3}(?:[ \-]?[0-9]{1,3})?$")) & (
         (d.str.starts_with("4") & length.is_in([13, 16, 19]))
@@ -267,6 +313,7 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
     return [
         (pl.col("at"), has(_EMAIL_FULL), "EMAIL_ADDRESS", 0.95, False),
         (pl.col("id_ck"), id18, "CN_RESIDENT_ID", 0.95, False),
+        (pl.col("id_ck"), id18_province, "CN_RESIDENT_ID", 0.9, False),
         (alld & length.is_between(11, 15) & ~pl.col("plus_cc"), mobile, "PHONE_NUMBER", 0.9, False),
         (alld & pl.col("luhn") & length.is_between(12, 19), card, "BANK_CARD", 0.85, False),
         (alld & pl.col("luhn") & (length == 15), imei_shape & p2.is_in(_IMEI_RB), "IMEI", 0.6, False),
@@ -350,6 +397,18 @@ def _rules() -> list[tuple[pl.Expr, pl.Expr, str, float, bool]]:
 
 @cache
 def _intl_keys() -> pl.Series:
+    return pl.Series(_intl_key_list(), dtype=pl.String)
+
+
+@cache
+def _intl_key_list() -> list[str]:
+    """'CC:length' for every country calling code and each possible national number length: the packaged
+    ``data/phone_lengths.txt``, derived from phonenumbers (``intl_keys_from_phonenumbers``)."""
+    text = resources.files("piguard.detect").joinpath("data", "phone_lengths.txt").read_text("utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def intl_keys_from_phonenumbers() -> list[str]:
     """'CC:length' for every country calling code and each possible national number length, from the
     metadata phonenumbers ships (the same data its ``is_possible_number`` uses)."""
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
@@ -364,7 +423,7 @@ def _intl_keys() -> pl.Series:
             )
             for n in (md.general_desc.possible_length or ()) if md else ():
                 keys.add(f"{cc}:{n}")
-    return pl.Series(sorted(keys), dtype=pl.String)
+    return sorted(keys)
 
 
 def _intl_possible(d: pl.Expr, length: pl.Expr) -> pl.Expr:
@@ -531,7 +590,10 @@ class RawHit:
     detector: str = "structured"
 
 
-_HIT_SCHEMA = {"entity": pl.String, "start": pl.Int64, "end": pl.Int64, "confidence": pl.Float64}
+def _hit_schema() -> dict[str, Any]:
+    return {"entity": pl.String, "start": pl.Int64, "end": pl.Int64, "confidence": pl.Float64}
+
+
 _MIN_CANDIDATE_CHARS = 6  # the shortest thing we detect: an e-mail like a@b.cn
 
 
@@ -709,7 +771,7 @@ def _judge(cands: pl.DataFrame, rules: ContextRules) -> pl.DataFrame:
     # A plate glued to more letters or digits is part of a longer code, not a plate.
     after = pl.col("l").str.slice(pl.col("cil") + pl.col("n").str.len_chars(), 1)
     hit = hit.filter(~((pl.col("entity") == "CN_LICENCE_PLATE") & after.str.contains(r"^[A-Za-z0-9]$")))
-    return hit.select(list(_HIT_SCHEMA))
+    return hit.select(list(_hit_schema()))
 
 
 def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.DataFrame:
@@ -727,14 +789,14 @@ def find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.Da
             "end": np.frombuffer(end, dtype=np.int64),
             "confidence": np.frombuffer(conf, dtype=np.float64),
         },
-        schema=_HIT_SCHEMA,
+        schema=_hit_schema(),
     )
 
 
 def reference_find_structured_frame(text: str, rules: ContextRules | None = None) -> pl.DataFrame:
     """``find_structured_frame`` by the polars reference engine: the rules written as column expressions,
     readable and extensible; the compiled engine (``_cscan.c``) is tested to give the same hits."""
-    empty = pl.DataFrame(schema=_HIT_SCHEMA)
+    empty = pl.DataFrame(schema=_hit_schema())
     if not text:
         return empty
     rules = rules or context_rules()
@@ -827,7 +889,7 @@ def _engine() -> ModuleType | None:
         return None
     rules = context_rules()
     intl = []
-    for key in _intl_keys().to_list():
+    for key in _intl_key_list():
         cc, length = key.split(":")
         if int(length) < 32:
             intl.append(int(cc) * 32 + int(length))

@@ -1,7 +1,9 @@
 """Renderers for scan results: summary table, JSON, JSONL, SARIF 2.1.0 and HTML.
 
-Findings arrive as a stream; ``ScanSummary`` keeps only aggregates and a few masked examples so a scan of a
-huge log stays in bounded memory. JSONL, JSON and SARIF are written as the stream goes.
+Findings arrive as a stream of column batches (``detect.batch.FindingBatch``); ``ScanSummary`` keeps only
+aggregates and a few masked examples so a scan of a huge log stays in bounded memory. JSONL, JSON and SARIF
+are written as the stream goes, in UTF-8, by the compiled renderer (``FindingBatch.render``);
+``finding_line`` and ``sarif_result`` are the readable definitions of what it writes.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from piguard import __version__, taxonomy
 from piguard.sources.files import Skip
+
+if TYPE_CHECKING:
+    from piguard.detect.batch import FindingBatch
 
 # A finding as reports see it: the JSONL contract keys (plus "value" only with --unmasked).
 FindingRow = dict[str, Any]
@@ -33,6 +38,22 @@ class ScanSummary:
     skipped: list[Skip] = field(default_factory=list)
     notes: list[Skip] = field(default_factory=list)
     encodings: Counter[str] = field(default_factory=Counter)
+
+    def add_batch(self, path: str, batch: FindingBatch) -> None:
+        """Count a batch's findings and keep a few masked examples (no object per finding)."""
+        if not batch.count:
+            return
+        counts = batch.entity_counts()
+        self.findings += batch.count
+        self.by_file[path] += batch.count
+        examples = batch.examples(MAX_EXAMPLES)
+        for ent, n in counts.items():
+            self.by_entity[ent] += n
+            self.files_by_entity[ent].add(path)
+            ex = self.examples[ent]
+            for m in examples.get(ent, ()):
+                if len(ex) < MAX_EXAMPLES and m not in ex:
+                    ex.append(m)
 
     def add_findings(self, rows: list[FindingRow]) -> None:
         for r in rows:
@@ -98,75 +119,113 @@ def finding_line(row: FindingRow) -> str:
 _json_str = encode_basestring  # C-accelerated; what json.dumps uses with ensure_ascii=False
 
 
-class JsonlWriter:
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
+def sarif_result(row: FindingRow) -> dict[str, Any]:
+    """One finding as a SARIF 2.1.0 result: the rule is the entity, the region its line and offsets."""
+    ent = str(row["entity"])
+    return {
+        "ruleId": ent,
+        "level": "error" if row["sensitive"] else "warning",
+        "message": {"text": f"{ent} found: {row['masked']}"},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": str(row["path"])},
+                    "region": {
+                        "startLine": row["line"],
+                        "charOffset": row["start"],
+                        "charLength": row["end"] - row["start"],
+                    },
+                }
+            }
+        ],
+        "properties": {"confidence": row["confidence"], "detector": row["detector"]},
+    }
 
-    def write(self, rows: list[FindingRow]) -> None:
-        for r in rows:
-            self.out.write(finding_line(r) + "\n")
+
+def _dumps(value: object, indent: int | None = None) -> str:
+    """JSON that encodes to valid UTF-8: non-ASCII kept as written, unless a name holds bytes that are not
+    UTF-8 (decoded with surrogate escapes); then everything non-ASCII is \\u-escaped."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=indent)
+    return text
+
+
+class _BatchWriter:
+    """Writes batches to a binary stream, the path encoded once per file."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self._path = ""
+        self._path_json = b'""'
+
+    def path_json(self, path: str) -> bytes:
+        if path != self._path:
+            from piguard.detect.batch import json_path
+
+            self._path, self._path_json = path, json_path(path)
+        return self._path_json
+
+
+class JsonlWriter(_BatchWriter):
+    def write(self, path: str, batch: FindingBatch) -> None:
+        from piguard.detect.batch import FORMAT_JSONL
+
+        self.out.write(batch.render(FORMAT_JSONL, self.path_json(path)))
 
     def close(self, summary: ScanSummary, extra: dict[str, object] | None = None) -> None:
         self.out.flush()
 
 
-class JsonWriter:
+class JsonWriter(_BatchWriter):
     """``{"summary": {...}, "findings": [...], "sources": [...]}``; findings are streamed."""
 
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__(out)
         self.first = True
-        self.out.write(f'{{"tool": "piguard", "version": {json.dumps(__version__)}, "findings": [')
+        self.out.write(f'{{"tool": "piguard", "version": {json.dumps(__version__)}, "findings": ['.encode())
 
-    def write(self, rows: list[FindingRow]) -> None:
-        for r in rows:
-            self.out.write(("\n  " if self.first else ",\n  ") + finding_line(r))
+    def write(self, path: str, batch: FindingBatch) -> None:
+        from piguard.detect.batch import FORMAT_JSON_ITEMS
+
+        data = batch.render(FORMAT_JSON_ITEMS, self.path_json(path))
+        if data and self.first:
+            data = data[1:]  # the array's first item follows no comma
             self.first = False
+        self.out.write(data)
 
     def close(self, summary: ScanSummary, extra: dict[str, object] | None = None) -> None:
-        self.out.write("\n]")
+        parts = ["\n]"]
         for key, value in (extra or {}).items():
-            self.out.write(f", {json.dumps(key)}: " + json.dumps(value, ensure_ascii=False, indent=1))
-        self.out.write(', "summary": ' + json.dumps(summary.as_dict(), ensure_ascii=False, indent=1) + "}\n")
+            parts.append(f", {json.dumps(key)}: " + _dumps(value, indent=1))
+        parts.append(', "summary": ' + _dumps(summary.as_dict(), indent=1) + "}\n")
+        self.out.write("".join(parts).encode("utf-8"))
         self.out.flush()
 
 
-class SarifWriter:
+class SarifWriter(_BatchWriter):
     """SARIF 2.1.0, one rule per entity; results point at line and character offsets."""
 
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__(out)
         self.first = True
         self.rules_seen: set[str] = set()
         self.out.write(
-            '{"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [{'
-            '"results": ['
+            b'{"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [{'
+            b'"results": ['
         )
 
-    def write(self, rows: list[FindingRow]) -> None:
-        for r in rows:
-            ent = str(r["entity"])
-            self.rules_seen.add(ent)
-            result = {
-                "ruleId": ent,
-                "level": "error" if r["sensitive"] else "warning",
-                "message": {"text": f"{ent} found: {r['masked']}"},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": str(r["path"])},
-                            "region": {
-                                "startLine": r["line"],
-                                "charOffset": r["start"],
-                                "charLength": r["end"] - r["start"],
-                            },
-                        }
-                    }
-                ],
-                "properties": {"confidence": r["confidence"], "detector": r["detector"]},
-            }
-            self.out.write(("" if self.first else ",") + "\n" + json.dumps(result, ensure_ascii=False))
+    def write(self, path: str, batch: FindingBatch) -> None:
+        from piguard.detect.batch import FORMAT_SARIF
+
+        self.rules_seen.update(batch.entity_counts())
+        data = batch.render(FORMAT_SARIF, self.path_json(path))
+        if data and self.first:
+            data = data[1:]
             self.first = False
+        self.out.write(data)
 
     def close(self, summary: ScanSummary, extra: dict[str, object] | None = None) -> None:
         tax = taxonomy.entities()
@@ -188,11 +247,8 @@ class SarifWriter:
         ]
         invocation = {"executionSuccessful": True, "toolExecutionNotifications": notifications}
         self.out.write(
-            "\n], "
-            + '"tool": '
-            + json.dumps(tool, ensure_ascii=False)
-            + ', "invocations": ['
-            + json.dumps(invocation, ensure_ascii=False)
-            + "]}]}\n"
+            (
+                "\n], " + '"tool": ' + _dumps(tool) + ', "invocations": [' + _dumps(invocation) + "]}]}\n"
+            ).encode("utf-8")
         )
         self.out.flush()

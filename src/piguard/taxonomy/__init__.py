@@ -43,7 +43,9 @@ class UnknownEntity(KeyError):
 @cache
 def entities() -> dict[str, EntityType]:
     """All entity types by id, in file order."""
-    raw = yaml.safe_load(resources.files(__package__).joinpath("entities.yaml").read_text("utf-8"))
+    # libyaml's safe loader when PyYAML has it: every scan reads this file at startup.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(resources.files(__package__).joinpath("entities.yaml").read_text("utf-8"), Loader=loader)
     out: dict[str, EntityType] = {}
     for row in raw["entities"]:
         out[row["id"]] = EntityType(
