@@ -65,7 +65,7 @@ class _LazyVerbs(TyperGroup):
             return None
         # A callback makes Typer build a group holding exactly what the verb registered (with none, a lone
         # command or group would be flattened into the app itself).
-        sub = typer.Typer(add_completion=False, callback=lambda: None)
+        sub = typer.Typer(add_completion=False, callback=lambda: None, rich_markup_mode=None)  # as the app
         register(sub)
         group = typer.main.get_command(sub)
         cmd = getattr(group, "commands", {}).get(verb)

@@ -136,7 +136,6 @@ def scan(
     from piguard.report.output import OutputPathError, is_an_input, open_report
     from piguard.sources.files import STDIN, Skip, iter_paths
     from piguard.sources.limits import LimitError, ReadLimits, parse_size
-    from piguard.sources.redact import redact_url
 
     ents: frozenset[str] | None = None
     if entities:
@@ -177,6 +176,8 @@ def scan(
         if tables is not None and tables.is_table_target(t):
             table_targets.append(t)
         elif "://" in t:
+            from piguard.sources.redact import redact_url  # (SQLAlchemy's URL parser: loaded only here)
+
             raise _fail(f"{redact_url(t)}: not a supported database URL")
         else:
             file_targets.append(t)
@@ -295,11 +296,11 @@ def _scan_table_targets(
 ) -> list[Any]:
     """One ``DataMap`` per table target (see ``piguard.sources.tables``); failures become skip notes."""
     from piguard.sources.files import Skip
-    from piguard.sources.redact import mask_message, redact_url
 
     maps: list[Any] = []
     if tables is None:
         return maps
+    from piguard.sources.redact import mask_message, redact_url  # SQLAlchemy's URL parser: tables only
     for t in dict.fromkeys(targets):
         try:
             with _table_progress(progress) as on_table:
