@@ -37,13 +37,27 @@ def assert_valid(name: str, doc: Any, what: str = "") -> None:
     assert not errs, f"{what or 'output'} does not match {name}.schema.json:\n" + "\n".join(errs[:20])
 
 
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def strict_json(text: str) -> Any:
+    """Parse as JSON parsers outside Python do: Python's json module reads (and writes) NaN and Infinity,
+    which jq, JavaScript and most other readers refuse."""
+    return json.loads(text, parse_constant=_not_json)
+
+
 def assert_crawl_outputs_valid(out: Path, printed: dict[str, Any], records: list[dict[str, Any]]) -> None:
-    """A crawl's outputs: the summary the verb printed (without ``robots``), every ``summary*.json`` in
-    ``out``, and every provenance record."""
+    """A crawl's outputs: the summary the verb printed (without ``robots``), every ``summary*.json`` and
+    ``provenance*.jsonl`` in ``out`` (read strictly), and the records the caller parsed."""
     if printed:
         assert_valid("crawl-summary", printed, "the summary piguard crawl printed")
         assert "robots" not in printed
     for path in sorted(out.glob("summary*.json")):
-        assert_valid("crawl-summary", json.loads(path.read_text("utf-8")), path.name)
+        assert_valid("crawl-summary", strict_json(path.read_text("utf-8")), path.name)
+    for path in sorted(out.glob("provenance*.jsonl")):
+        for i, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+            record = strict_json(line)
+            assert_valid("crawl-provenance", record, f"{path.name} line {i} ({record.get('outcome')})")
     for i, record in enumerate(records, 1):
         assert_valid("crawl-provenance", record, f"provenance record {i} ({record.get('outcome')})")

@@ -4,7 +4,6 @@ consents it names), checked against check-report.schema.json; broken copies chec
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from piguard.cli import app
-from schema_check import assert_valid, schema_errors
+from schema_check import assert_valid, schema_errors, strict_json
 
 Reports = dict[str, tuple[int, dict[str, Any]]]  # name -> (exit code, report)
 FLOWS = Path(__file__).resolve().parents[2] / "examples" / "flows"
@@ -49,7 +48,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Reports:
     out: Reports = {}
     for name in ("lending_app_lawful", "lending_app_unlawful"):
         code, text = _run("check", str(FLOWS / f"{name}.yaml"), "--format", "json")
-        out[name] = (code, json.loads(text))
+        out[name] = (code, strict_json(text))
     # The lawful app with its retention period and one impact assessment left out: two warnings.
     doc = yaml.safe_load((FLOWS / "lending_app_lawful.yaml").read_text("utf-8"))
     doc["flows"][0].pop("retention")
@@ -57,14 +56,14 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Reports:
     warn = tmp / "warn.yaml"
     warn.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
     code, text = _run("check", str(warn), "--format", "json")
-    out["warn"] = (code, json.loads(text))
+    out["warn"] = (code, strict_json(text))
     db = str(tmp / "ledger.db")
     _ledger_for_the_bank_example(db)
     _run("consent", "withdraw", "consent-bank-002", "--ledger", db)
     report = tmp / "bank.json"  # --output: written atomically, the same JSON
     bank = str(FLOWS / "data_provider_to_bank.yaml")
     code, _ = _run("check", bank, "--ledger", db, "-f", "json", "-o", str(report))
-    out["bank"] = (code, json.loads(report.read_text("utf-8")))
+    out["bank"] = (code, strict_json(report.read_text("utf-8")))
     return out
 
 

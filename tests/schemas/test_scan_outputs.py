@@ -25,7 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from piguard.cli import app
-from schema_check import assert_valid, schema_errors
+from schema_check import assert_valid, schema_errors, strict_json
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "data"
@@ -98,7 +98,7 @@ def scan_json(workspace: dict[str, Any]) -> dict[str, Any]:
     assert res.returncode == 3, res.stderr[-2000:]  # finished, some inputs skipped (the binary file, column)
     text = out.read_text("utf-8")
     assert not any(v in text for v in workspace["raw"])
-    return json.loads(text)
+    return strict_json(text)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def scan_jsonl(workspace: dict[str, Any]) -> list[dict[str, Any]]:
     log = (EXAMPLES / "customer_service.log").read_text("utf-8")
     res = _piguard("scan", str(workspace["files"]), "-", "--format", "jsonl", stdin=log)
     assert res.returncode == 3, res.stderr[-2000:]
-    return [json.loads(line) for line in res.stdout.splitlines()]
+    return [strict_json(line) for line in res.stdout.splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def datamap_json(workspace: dict[str, Any]) -> dict[str, Any]:
     db = workspace["files"] / "crm.db"
     code, out = _in_process("scan", f"sqlite:///{db}", "--format", "json")
     assert code == 3  # the binary column is skipped, named
-    return json.loads(out)
+    return strict_json(out)
 
 
 def test_scan_json_matches_schema(scan_json: dict[str, Any]) -> None:
@@ -165,7 +165,7 @@ def test_unmasked_output_carries_value_and_still_matches(workspace: dict[str, An
     small = str(workspace["files"] / "borrowers.csv")
     code, out = _in_process("scan", small, "--format", "jsonl", "--unmasked")
     assert code == 0
-    lines = [json.loads(x) for x in out.splitlines()]
+    lines = [strict_json(x) for x in out.splitlines()]
     assert lines and all("value" in f for f in lines)
     for f in lines:
         assert_valid("scan-finding", f, "--unmasked jsonl line")
@@ -184,7 +184,7 @@ def test_library_data_map_matches_schema(workspace: dict[str, Any]) -> None:
     from piguard.sources.tables import scan_tables
 
     for target in (workspace["files"] / "crm.db", workspace["files"] / "borrowers.csv"):
-        doc = json.loads(json.dumps(scan_tables(str(target)).as_dict()))
+        doc = strict_json(json.dumps(scan_tables(str(target)).as_dict()))
         assert_valid("datamap", doc, f"scan_tables({target.name}).as_dict()")
         assert doc["tables"] and doc["sources"]
     assert doc["combinations"] and not doc["skipped"]
@@ -194,7 +194,7 @@ def test_unreachable_database_url_is_reported_without_its_password() -> None:
     url = "postgresql+psycopg://reader:s3cret@127.0.0.1:9/crm"  # nothing listens on port 9
     code, out = _in_process("scan", url, "--format", "json", "--timeout", "2")
     assert code == 3
-    doc = json.loads(out)
+    doc = strict_json(out)
     assert_valid("scan-report", doc, "scan of an unreachable database")
     assert "s3cret" not in out and doc["summary"]["skipped"]
 
