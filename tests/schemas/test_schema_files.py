@@ -13,7 +13,8 @@ import pytest
 from schema_check import load_schema
 
 REPO = Path(__file__).resolve().parents[2]
-# The outputs of scan, the data map, check and crawl (passport and deid schemas are tested with their verbs).
+# The outputs of scan, the data map, check, crawl, entities, ledger and consent, and the doc linking each
+# (passport and deid schemas are tested with their verbs).
 OUTPUTS = {
     "scan-report": "docs/detect.md",
     "scan-finding": "docs/detect.md",
@@ -21,6 +22,11 @@ OUTPUTS = {
     "check-report": "docs/rules.md",
     "crawl-summary": "docs/crawl.md",
     "crawl-provenance": "docs/crawl.md",
+    "entities": "docs/detect.md",
+    "ledger-status": "docs/ledger.md",
+    "ledger-audit-entry": "docs/ledger.md",
+    "consent-record": "docs/ledger.md",
+    "consent": "docs/ledger.md",
 }
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
