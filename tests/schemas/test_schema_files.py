@@ -27,6 +27,8 @@ OUTPUTS = {
     "ledger-audit-entry": "docs/ledger.md",
     "consent-record": "docs/ledger.md",
     "consent": "docs/ledger.md",
+    "model-info": "docs/detect-names-addresses.md",
+    "model-scores": "docs/detect-names-addresses.md",
 }
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -122,6 +124,11 @@ def test_scan_report_definitions_are_the_finding_and_data_map_schemas() -> None:
     assert {"sourceRow", "combination", "evidence", "source", "maskedExamples"} <= shared
     for key in shared:
         assert report[key] == datamap[key], key
+
+
+def test_model_info_scores_are_the_model_scores_schema() -> None:
+    scores = {k: v for k, v in load_schema("model-scores").items() if k not in ("$schema", "$id")}
+    assert load_schema("model-info")["$defs"]["scores"] == scores
 
 
 @pytest.mark.parametrize(("name", "doc"), sorted(OUTPUTS.items()))

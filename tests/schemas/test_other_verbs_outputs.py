@@ -1,6 +1,7 @@
 """The other verbs that print JSON: `piguard entities --json`, `piguard ledger status`, `piguard ledger audit`
 (JSON Lines), `piguard consent record` and `piguard consent show`, run on a temporary SQLite ledger and
-checked against their schemas; broken copies checked to fail."""
+checked against their schemas, and the scores `piguard model evaluate --json` prints; broken copies checked
+to fail."""
 
 from __future__ import annotations
 
@@ -156,3 +157,23 @@ def test_entities_schema_rejects_broken_taxonomy() -> None:
         broken = copy.deepcopy(every)
         spoil(broken[0])
         assert schema_errors("entities", broken)
+
+
+def test_model_scores_schema_on_real_scores_and_broken_ones() -> None:
+    """The scores `piguard model evaluate --json` prints come from strict_scores; the full CLI run (with a
+    trained model) is validated in tests/adapt."""
+    from piguard.adapt.train import strict_scores  # plain Python: no torch needed
+
+    gold = [{(0, 3, "PERSON"), (5, 9, "ADDRESS")}, {(2, 4, "PERSON")}]
+    predicted = [{(0, 3, "PERSON"), (5, 8, "ADDRESS")}, {(2, 4, "PERSON"), (6, 7, "PERSON")}]
+    scores = strict_scores(predicted, gold)
+    assert_valid("model-scores", scores, "strict_scores(...)")
+    for spoil in (
+        lambda s: s["PERSON"].update(precision=1.5),
+        lambda s: s["PERSON"].pop("tp"),
+        lambda s: s["ADDRESS"].update(gold=-1),
+        lambda s: s.update(PERSON=0.9),
+    ):
+        broken = copy.deepcopy(scores)
+        spoil(broken)
+        assert schema_errors("model-scores", broken)
