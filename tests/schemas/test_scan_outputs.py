@@ -251,6 +251,7 @@ REPORT_MUTATIONS: dict[str, Mutation] = {
     "sample evidence without its figures": _sample_evidence_without_its_figures,
     "summary count negative": _set("summary.files_scanned", -1),
     "skipped without reason": _drop("summary.skipped.0.reason"),
+    "password in a skipped path": _set("summary.skipped.0.path", "mysql+pymysql://root:s3cret@db/crm:*"),
     "entity row without count": _drop("summary.entities.0.count"),
 }
 
