@@ -40,6 +40,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/crawl_bench.py
 	$(BIN)/python benchmarks/datamap_bench.py
 	$(BIN)/python benchmarks/scan_memory.py
+	$(PY) -m venv /tmp/piguard-sidecar && /tmp/piguard-sidecar/bin/pip install -q spu==0.9.5 openmined-psi
+	$(BIN)/python benchmarks/joint_bench.py --spu-python /tmp/piguard-sidecar/bin/python \
+		--openmined-python /tmp/piguard-sidecar/bin/python
+	$(BIN)/python benchmarks/rights_bench.py
 
 # The compiled engine under AddressSanitizer and UBSan, on the engine's tests (then built plain again).
 sanitize: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,16 @@ def pg_schema_url(base: str, schema: str) -> str:
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
+def subject(name: object) -> str:
+    """A subject pseudonym for tests (the exact form the ledger accepts; not keyed)."""
+    return "s_" + hashlib.sha1(str(name).encode()).hexdigest()
+
+
 @pytest.fixture
-def pg_ledger_url(postgres_url: str) -> Iterator[str]:
+def pg_ledger_url(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A unique schema; the ledger key in the environment (a server ledger has no key file beside it), so
+    writer processes the test starts inherit it."""
+    monkeypatch.setenv("PIGUARD_LEDGER_KEY", "pg-test-ledger-key-" + uuid.uuid4().hex)
     schema = f"piguard_ledger_{uuid.uuid4().hex[:12]}"
     engine = create_engine(postgres_url)
     with engine.begin() as conn:

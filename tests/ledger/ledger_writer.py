@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 
 from piguard.ledger import Ledger
@@ -14,7 +15,7 @@ def main() -> None:
     i = 0
     while count == 0 or i < count:
         led.record_consent(
-            subject_id=f"s_{prefix}_{i % 50}",
+            subject_id="s_" + hashlib.sha1(f"{prefix}_{i % 50}".encode()).hexdigest(),
             kind="separate",
             purposes=["data_supply"],
             categories=["PERSON", "CREDIT_RECORD"],

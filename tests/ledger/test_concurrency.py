@@ -69,3 +69,23 @@ def test_chain_verifies_after_kill_9_mid_write(ledger_url: str) -> None:
         # Every consent has its audit entry and vice versa: no half-written change survived the kill.
         assert counts["consents"] == counts["audit"] == res.entries
     led.close()
+
+
+def test_verify_during_writes_sees_one_consistent_snapshot(ledger_url: str) -> None:
+    """Replay reads the log, then the tables: a write landing in between must not look like tampering."""
+    Ledger.open(ledger_url).close()
+    led = Ledger.open(ledger_url)
+    w = _spawn(ledger_url, "v", 0)
+    try:
+        seen: list[int] = []
+        deadline = time.monotonic() + 90
+        while len(set(seen)) < 3 and time.monotonic() < deadline:
+            res = led.verify()
+            assert res.ok, res.problems
+            seen.append(res.entries)
+            time.sleep(0.05)
+        assert len(set(seen)) >= 3, seen  # the writer really was writing while verify ran
+    finally:
+        os.kill(w.pid, signal.SIGKILL)
+        w.wait(timeout=30)
+    led.close()

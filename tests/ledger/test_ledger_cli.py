@@ -22,8 +22,14 @@ def _run(*args: str, stdin: str | None = None, env: dict | None = None):  # type
 
 def test_consent_verbs_and_example_delivery(tmp_path: Path) -> None:
     db = str(tmp_path / "ledger.db")
-    assert _run("ledger", "init", "--ledger", db).exit_code == 0
-    assert Path(db + ".key").exists() is False  # created only when a raw identifier is pseudonymised
+    res = _run("ledger", "init", "--ledger", db)
+    assert res.exit_code == 0, res.stderr
+    # The key is created with the ledger, and the user is told where (it must be backed up).
+    assert (Path(db + ".key").stat().st_mode & 0o777) == 0o600
+    assert f"created ledger key file {db}.key (mode 0600)" in res.stderr
+    assert "ledger key: " in res.stdout and "key id " in res.stdout
+    res = _run("ledger", "init", "--ledger", db)
+    assert res.exit_code == 0 and "created ledger key file" not in res.stderr  # said once, when it happens
     res = _run(
         "ledger",
         "provenance",
@@ -122,12 +128,15 @@ def test_consent_verbs_and_example_delivery(tmp_path: Path) -> None:
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     db = str(tmp_path / "ledger.db")
     res = _run("consent", "withdraw", "nope", "--ledger", db)
+    assert res.exit_code == 2 and "does not exist" in res.stderr and not Path(db).exists()
+    assert _run("ledger", "init", "--ledger", db).exit_code == 0
+    res = _run("consent", "withdraw", "nope", "--ledger", db)
     assert res.exit_code == 2 and res.stderr.strip() == "piguard consent: consent 'nope' is not in the ledger"
     res = _run(
         "consent",
         "record",
         "--subject",
-        "s_x",
+        "s_" + "ab" * 20,
         "--kind",
         "implied",
         "--purpose",
@@ -138,7 +147,28 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         db,
     )
     assert res.exit_code == 2 and "valid: none, bundled, explicit, separate, guardian" in res.stderr
-    res = _run("consent", "show", "--subject", "s_missing", "--ledger", db)
-    assert res.exit_code == 2 and "subject 's_missing' is not in the ledger" in res.stderr
+    missing = "s_" + "cd" * 20
+    res = _run("consent", "show", "--subject", missing, "--ledger", db)
+    assert res.exit_code == 2 and f"subject '{missing}' is not in the ledger" in res.stderr
     res = _run("ledger", "status", "--ledger", str(tmp_path / "no" / "l.db"))
     assert res.exit_code == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_consent_record_says_when_it_creates_the_key_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    # Looking a subject up never creates a key: without one there is nothing to find.
+    res = _run("consent", "show", "--subject-id", "-", "--ledger", db, stdin=RAW + "\n")
+    assert res.exit_code == 2 and "does not exist" in res.stderr and not Path(db + ".key").exists()
+    args = ["consent", "record", "--subject-id", "-", "--kind", "separate", "--purpose", "data_supply",
+            "--data", "PERSON", "--ledger", db]  # fmt: skip
+    res = _run(*args, stdin=RAW + "\n")
+    assert res.exit_code == 0, res.stderr
+    assert res.stderr.strip() == (
+        f"piguard consent: created ledger key file {db}.key (mode 0600). Back it up and keep it off the "
+        "database host: it pseudonymises subjects and authenticates the audit log"
+    )
+    assert (Path(db + ".key").stat().st_mode & 0o777) == 0o600
+    res = _run(*args, stdin="110101199003079999\n")
+    assert res.exit_code == 0 and res.stderr == ""  # said once, when it happened
+    res = _run("consent", "show", "--subject-id", "-", "--ledger", db, stdin=RAW + "\n")
+    assert res.exit_code == 0 and len(json.loads(res.stdout)) == 1 and RAW not in res.stdout

@@ -178,6 +178,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "APP2019-C6.3": ({"app": {"request_response_days": 16}}, {"app": {"request_response_days": 15}}),
     "APP2019-C6.5": ({"app": {"complaint_channel": False}}, {"app": {"complaint_channel": True}}),
+    "APP2019-C2.2": ({"app": {"change_notice_declared": False}}, {"app": {"change_notice_declared": True}}),
+    "APP2019-C6.2": (
+        {"app": {"deletion_conditions_unreasonable": True}},
+        {"app": {"deletion_conditions_unreasonable": False}},
+    ),
     "NEC2021-BEYOND-NECESSARY": (
         {
             "app_type": "网络借贷类",
@@ -234,7 +239,8 @@ LEDGER_REFS = {
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     led = Ledger.open(str(Path(tmp_path_factory.mktemp("ledger")) / "l.db"))
-    common = {"subject_id": "s_case", "kind": "separate", "categories": ["PHONE_NUMBER"]}
+    subject = led.pseudonymise("13812345678", create=True)
+    common = {"subject_id": subject, "kind": "separate", "categories": ["PHONE_NUMBER"]}
     led.record_consent(consent_id="consent-ok", purposes=["account_registration"], **common)
     led.record_consent(consent_id="consent-other", purposes=["marketing"], **common)
     led.record_consent(consent_id="consent-w", purposes=["account_registration"], **common)

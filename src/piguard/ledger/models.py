@@ -94,7 +94,9 @@ class Activity(Base):
 
 
 class AuditEntry(Base):
-    """Append-only, hash-chained: hash = SHA-256(prev_hash | seq | at | actor | action | object | payload)."""
+    """Append-only, hash-chained: hash = SHA-256(prev_hash | seq | at | actor | action | object | payload);
+    mac = HMAC-SHA256 of the hash under the ledger integrity key, which the database does not hold (schema
+    0002; entries written before it have none until a keyed entry seals them)."""
 
     __tablename__ = "ledger_audit"
     seq: Mapped[int] = mapped_column(
@@ -108,6 +110,8 @@ class AuditEntry(Base):
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class ChainHead(Base):

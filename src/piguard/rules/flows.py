@@ -1,11 +1,17 @@
 """The flows file: a controller's declared processing flows, validated with line numbers.
 
 Every error names the file and line and, where the value comes from a closed list, the valid choices. All
-errors in a file are reported at once so a user fixes them in one pass.
+errors in a file are reported at once so a user fixes them in one pass. Values quoted in errors are cut to
+a readable length and masked by the detectors (a flow id that is an ID number shows as ``1101****1233``).
+
+A flows file is untrusted input: it is read with a size cap, only from a regular file, and its YAML may use
+few aliases whose expansion is bounded (a 1.6 KB "billion laughs" file would otherwise take gigabytes).
 """
 
 from __future__ import annotations
 
+import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +20,7 @@ from typing import Any
 import yaml
 
 from piguard import taxonomy
+from piguard.detect.messages import mask_message
 from piguard.rules import packs
 
 ACTIVITIES = ("collect", "use", "provide", "publish", "transfer_abroad", "retain", "automated_decision")
@@ -32,6 +39,7 @@ APP_FACTS: dict[str, type] = {
     "policy_in_simplified_chinese": bool, "collects_before_consent": bool, "consent_preticked": bool,
     "withdraw_channel": bool, "permissions_all_at_once": bool, "deletion_and_cancellation": bool,
     "request_response_days": int, "complaint_channel": bool,
+    "change_notice_declared": bool, "deletion_conditions_unreasonable": bool,
 }  # fmt: skip
 FLOW_KEYS = (
     "id", "activity", "data", "purpose", "subjects", "legal_basis", "consent", "recipient", "anonymized",
@@ -40,15 +48,35 @@ FLOW_KEYS = (
     "passport",
 )  # fmt: skip
 TOP_KEYS = ("controller", "app_type", "app", "flows", "version")
-MAX_FLOWS_BYTES = 64 * 1024 * 1024
+MAX_FLOWS_BYTES = 16 * 1024 * 1024
+# YAML anchors and aliases: a few are convenient, more are how alias bombs are built.
+MAX_ALIASES = 100
+MAX_ALIAS_EXPANSION = 100_000  # nodes aliases may add beyond those written in the file
+MAX_INT_DIGITS = 64
+_INT_TAG = "tag:yaml.org,2002:int"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+SUBJECT_PSEUDONYM = re.compile(r"s_[0-9a-f]{40}")
 
 
 class FlowsError(ValueError):
-    """The flows file is invalid; ``errors`` holds one line per problem, each with file and line."""
+    """The flows file is invalid; ``errors`` holds one line per problem, each with file and line. Every
+    line is masked on the way in, so no caller can print a raw identifier from it."""
 
     def __init__(self, errors: list[str]) -> None:
+        errors = [mask_message(e) for e in errors]
         super().__init__("\n".join(errors))
         self.errors = errors
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as errors quote it: repr, masked, then cut to ``limit`` characters (masked first, so a cut
+    never leaves part of an identifier the detectors would no longer recognise)."""
+    if isinstance(value, dict | list):
+        return f"a {type(value).__name__}"
+    r = repr(value)
+    if len(r) <= limit:
+        return r
+    return f"{mask_message(r[: limit * 4])[:limit]}... ({len(r)} characters)"
 
 
 @dataclass(slots=True)
@@ -168,7 +196,8 @@ class _Checker:
             return default
         v = m[key]
         if not isinstance(v, str) or v not in valid:
-            self.err(self.line_of(m, key), f"{where}.{key}: {v!r} is not valid; valid: {_choices(valid)}")
+            line = self.line_of(m, key)
+            self.err(line, f"{where}.{key}: {_show(v)} is not valid; valid: {_choices(valid)}")
             return default
         return v
 
@@ -177,7 +206,7 @@ class _Checker:
             return default
         v = m[key]
         if not isinstance(v, bool):
-            self.err(self.line_of(m, key), f"{where}.{key}: {v!r} is not valid; valid: true, false")
+            self.err(self.line_of(m, key), f"{where}.{key}: {_show(v)} is not valid; valid: true, false")
             return default
         return v
 
@@ -193,7 +222,7 @@ class _Checker:
     def keys(self, m: _LDict, valid: tuple[str, ...], where: str) -> None:
         for k in m:
             if k not in valid:
-                self.err(self.line_of(m, k), f"{where}: unknown key {k!r}; valid: {_choices(valid)}")
+                self.err(self.line_of(m, k), f"{where}: unknown key {_show(k)}; valid: {_choices(valid)}")
 
     def data(self, m: _LDict, where: str) -> tuple[str, ...]:
         v = m.get("data")
@@ -215,7 +244,7 @@ class _Checker:
             else:
                 self.err(
                     ln,
-                    f"{where}.data: unknown entity or class {item!r}; valid classes: "
+                    f"{where}.data: unknown entity or class {_show(item)}; valid classes: "
                     f"{_choices(sorted(self.classes))}; valid ids: {_choices(sorted(self.entities))}",
                 )
         return tuple(dict.fromkeys(out))
@@ -236,7 +265,8 @@ class _Checker:
             if isinstance(item, str) and item in self.purposes:
                 out.append(item)
             else:
-                self.err(ln, f"{where}.purpose: unknown purpose {item!r}; valid: {_choices(self.purposes)}")
+                valid = _choices(self.purposes)
+                self.err(ln, f"{where}.purpose: unknown purpose {_show(item)}; valid: {valid}")
         return tuple(out)
 
     def flow(self, m: Any, index: int, line: int, seen: dict[str, int]) -> Flow | None:
@@ -251,9 +281,11 @@ class _Checker:
             fid = f"#{index}"
         fid = str(fid)
         if fid in seen:
-            self.err(self.line_of(m, "id"), f"{where}: duplicate flow id {fid!r} (first at line {seen[fid]})")
+            self.err(
+                self.line_of(m, "id"), f"{where}: duplicate flow id {_show(fid)} (first at line {seen[fid]})"
+            )
         seen[fid] = self.line_of(m, "id")
-        where = f"flow {fid!r}"
+        where = f"flow {_show(fid)}"
         activity = self.choice(m, "activity", ACTIVITIES, where, None)
         if "activity" not in m:
             self.err(m.line, f"{where}: missing 'activity'; valid: {_choices(ACTIVITIES)}")
@@ -276,8 +308,14 @@ class _Checker:
                 f.consent_kind = self.choice(c, "kind", CONSENT_KINDS, f"{where}.consent", None)
                 for key in ("ref", "subject"):
                     v = c.get(key)
-                    if v is not None and not isinstance(v, str | int):
+                    if v is not None and (not isinstance(v, str | int) or isinstance(v, bool)):
                         self.err(self.line_of(c, key), f"{where}.consent.{key}: expected an id")
+                    elif key == "subject" and v is not None and not SUBJECT_PSEUDONYM.fullmatch(str(v)):
+                        self.err(
+                            self.line_of(c, key),
+                            f"{where}.consent.subject: expected a subject pseudonym (s_ and 40 hex digits, "
+                            "as 'piguard consent record' prints it); a raw identifier does not belong here",
+                        )
                     elif v is not None:
                         setattr(f, f"consent_{key}", str(v))
                 if f.consent_ref and f.consent_subject:
@@ -365,12 +403,86 @@ class _Checker:
             f.passport_data = tuple(str(base / d) for d in items or ())
 
 
-def parse_flows(
-    text: str, path: str = "<flows>", extra_purposes: dict[str, packs.Purpose] | None = None
-) -> FlowsDoc:
-    """Parse and validate a flows document; raise FlowsError listing every problem."""
+def _check_nodes(root: yaml.Node, path: str, loader: Any) -> None:
+    """Refuse what would make constructing the document explode: many aliases, aliases that expand to a
+    huge tree, recursive aliases, and integers too long to be counts (Python refuses 4,300+ digits)."""
+    aliases = 0
+    seen: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:  # iterative: a deeply nested file must not exhaust the Python stack here
+        node = stack.pop()
+        if id(node) in seen:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                line = node.start_mark.line + 1
+                msg = f"more than {MAX_ALIASES} YAML aliases; write the values out"
+                raise FlowsError([f"{path}:{line}: {msg}"])
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
+                line = node.start_mark.line + 1
+                raise FlowsError([f"{path}:{line}: a number of {len(node.value)} characters is too long"])
+            if node.tag == _TIMESTAMP_TAG:
+                try:
+                    loader.construct_yaml_timestamp(node)
+                except (ValueError, OverflowError):
+                    line = node.start_mark.line + 1
+                    raise FlowsError([f"{path}:{line}: not a valid date or time"]) from None
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.extend((k, v))
+    if aliases:
+        _check_expansion(root, len(seen), path)
+
+
+def _check_expansion(root: yaml.Node, written: int, path: str) -> None:
+    """Count the nodes the document has once aliases are expanded (memoised post-order walk)."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    limit = written + MAX_ALIAS_EXPANSION
+
+    def children(n: yaml.Node) -> list[yaml.Node]:
+        if isinstance(n, yaml.SequenceNode):
+            return list(n.value)
+        if isinstance(n, yaml.MappingNode):
+            return [x for kv in n.value for x in kv]
+        return []
+
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1 + sum(size[id(c)] for c in children(node))
+            if total > limit:
+                msg = f"YAML aliases add more than {MAX_ALIAS_EXPANSION:,} values (an alias bomb?)"
+                raise FlowsError([f"{path}: {msg}"])
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            line = node.start_mark.line + 1
+            raise FlowsError([f"{path}:{line}: recursive YAML alias (it refers to a value that contains it)"])
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if id(c) not in size)
+
+
+def _load_yaml(text: str, path: str) -> Any:
+    loader = _Loader(text)
     try:
-        raw = yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, path, loader)
+        return loader.construct_document(node)
+    except FlowsError:
+        raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -379,6 +491,18 @@ def parse_flows(
         raise FlowsError([f"{path}: malformed YAML: {type(exc).__name__}"]) from None
     except RecursionError:
         raise FlowsError([f"{path}: malformed YAML: nested too deeply"]) from None
+    except (ValueError, OverflowError, TypeError) as exc:
+        # A scalar the constructor cannot turn into a value (an impossible date, ...): named, never raw.
+        raise FlowsError([f"{path}: malformed YAML: a value cannot be read ({type(exc).__name__})"]) from None
+    finally:
+        loader.dispose()
+
+
+def parse_flows(
+    text: str, path: str = "<flows>", extra_purposes: dict[str, packs.Purpose] | None = None
+) -> FlowsDoc:
+    """Parse and validate a flows document; raise FlowsError listing every problem."""
+    raw = _load_yaml(text, path)
     if not isinstance(raw, dict):
         raise FlowsError([f"{path}:1: expected a mapping with controller, app_type, flows"])
     all_purposes = {**packs.purposes(), **(extra_purposes or {})}
@@ -397,7 +521,8 @@ def parse_flows(
         app_type = names.get(str(v).strip()) if not isinstance(v, bool) else None
         if app_type is None:
             valid = ", ".join(f"{t.no} {t.zh}" for t in packs.app_types().values())
-            ck.err(ck.line_of(raw, "app_type"), f"app_type: {v!r} is not one of the 39 types; valid: {valid}")
+            line = ck.line_of(raw, "app_type")
+            ck.err(line, f"app_type: {_show(v)} is not one of the 39 types; valid: {valid}")
     app: dict[str, Any] = {}
     appm = ck.mapping(raw, "app", "top level")
     if appm is not None:
@@ -406,7 +531,7 @@ def parse_flows(
             if k in appm and appm[k] is not None:
                 v = appm[k]
                 if typ is bool and not isinstance(v, bool):
-                    ck.err(ck.line_of(appm, k), f"app.{k}: {v!r} is not valid; valid: true, false")
+                    ck.err(ck.line_of(appm, k), f"app.{k}: {_show(v)} is not valid; valid: true, false")
                 elif typ is int and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                     ck.err(ck.line_of(appm, k), f"app.{k}: expected a whole number >= 0")
                 else:
@@ -430,14 +555,29 @@ def parse_flows(
     )  # fmt: skip
 
 
+def read_capped(path: Path, limit: int, what: str) -> bytes:
+    """Read a regular file of at most ``limit`` bytes; FlowsError names the file otherwise. A FIFO or a
+    device would block or never end, and a file's size can change between stat and read, so both the type
+    and the bytes actually read are checked."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise FlowsError([f"{path}: cannot read {what}: {kind}"])
+        if st.st_size > limit:
+            raise FlowsError([f"{path}: {what} larger than {limit // 2**20} MiB"])
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise FlowsError([f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})"]) from None
+    if len(data) > limit:
+        raise FlowsError([f"{path}: {what} larger than {limit // 2**20} MiB"])
+    return data
+
+
 def load_flows(path: str | Path, extra_purposes: dict[str, packs.Purpose] | None = None) -> FlowsDoc:
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_FLOWS_BYTES:
-            raise FlowsError([f"{p}: file larger than {MAX_FLOWS_BYTES // 2**20} MiB"])
-        data = p.read_bytes()
-    except OSError as exc:
-        raise FlowsError([f"{p}: cannot read ({exc.strerror or type(exc).__name__})"]) from None
+    data = read_capped(p, MAX_FLOWS_BYTES, "flows file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -67,6 +67,8 @@ FACTS: dict[str, str] = {
     "passport_purpose_not_permitted": "the flow's purposes that its dataset passport does not permit",
     "passport_recipient_not_permitted": "who receives the data (the recipient, or the controller itself) "
     "when the passport does not permit it",
+    "app.change_notice_declared": "the policy says how users are told of changes to it (app audit)",
+    "app.deletion_conditions_unreasonable": "the policy sets needless conditions on deletion or cancellation",
 }
 
 _PACK_FILES = ("pipl.yaml", "app_2019.yaml", "necessary_2021.yaml", "passport.yaml")
@@ -262,11 +264,13 @@ def purposes() -> dict[str, Purpose]:
     known = taxonomy.entities()
     out: dict[str, Purpose] = {}
     for p in doc["purposes"]:
-        bad = [e for e in p["needs"] if e not in known]
+        # needs: null is a purpose whose needs nobody declared (an app audit's "purpose not stated").
+        bad = [e for e in p["needs"] or () if e not in known]
         if bad:
             raise PackError(f"packs/purposes.yaml purpose {p['id']}: unknown entity ids {bad}")
         out[p["id"]] = Purpose(
-            id=p["id"], zh=p["zh"], en=p["en"], needs=frozenset(p["needs"]),
+            id=p["id"], zh=p["zh"], en=p["en"],
+            needs=frozenset(p["needs"]) if p["needs"] is not None else None,
             alone_insufficient=bool(p.get("alone_insufficient")), push=bool(p.get("push")),
         )  # fmt: skip
     return out
