@@ -27,6 +27,7 @@ def _run(*args: str, stdin: str | None = None) -> tuple[int, str]:
 
 def _ledger_for_the_bank_example(db: str) -> None:
     """The consents and provenance examples/flows/data_provider_to_bank.yaml refers to (docs/ledger.md)."""
+    assert _run("ledger", "init", "--ledger", db)[0] == 0
     code, _ = _run(
         "ledger", "provenance", "dataset-credit-2026q3", "--dataset", "credit.parquet",
         "--method", "collected_from_subject", "--legal-basis", "consent", "--source", "app", "--ledger", db,

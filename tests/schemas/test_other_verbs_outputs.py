@@ -29,6 +29,7 @@ def _run(*args: str, stdin: str | None = None) -> str:
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     db = str(tmp_path_factory.mktemp("ledger") / "ledger.db")
+    _run("ledger", "init", "--ledger", db)
     out: dict[str, Any] = {"empty_status": strict_json(_run("ledger", "status", "--ledger", db))}
     _run("ledger", "purpose", "risk", "--zh", "风控", "--en", "risk", "--data", "PERSON", "--ledger", db)
     _run(
@@ -95,6 +96,7 @@ def test_entities_json_matches_schema() -> None:
 )
 def test_history_holds_only_the_consents_own_entries(tmp_path: Path) -> None:
     db = str(tmp_path / "ledger.db")
+    _run("ledger", "init", "--ledger", db)
     _run("ledger", "purpose", "same-id", "--zh", "目的", "--en", "p", "--data", "PERSON", "--ledger", db)
     _run(
         "consent", "record", "--subject-id", "-", "--kind", "separate", "--id", "same-id",
