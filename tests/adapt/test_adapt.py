@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from piguard.adapt.labelled import LabelledText
 from piguard.cli import app
 from piguard.detect import Registry, scan_text
+from schema_check import assert_valid
 
 try:
     import torch
@@ -314,6 +315,7 @@ def test_cli_train_show_evaluate_and_scan(tmp_path: Path, trained: Path) -> None
 
     res = runner.invoke(app, ["model", "show", str(out)])
     assert res.exit_code == 0 and json.loads(res.output)["reports"] == ["PERSON"]
+    assert_valid("model-info", json.loads(res.output), "model show")  # src/piguard/schemas/
     training = json.loads((out / "model.json").read_text("utf-8"))["training"]
     assert training["settings"]["keep_base"] == 0.5
     assert training["auxiliary_examples"] == 12
@@ -323,6 +325,7 @@ def test_cli_train_show_evaluate_and_scan(tmp_path: Path, trained: Path) -> None
     held.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:10]) + "\n", "utf-8")
     res = runner.invoke(app, ["model", "evaluate", str(trained), str(held), "--json"])
     assert res.exit_code == 0, res.output
+    assert_valid("model-scores", json.loads(res.output), "model evaluate --json")
     assert json.loads(res.output)["PERSON"]["gold"] == sum(
         1 for r in rows[:10] for sp in r["spans"] if sp["entity"] == "PERSON"
     )
@@ -345,6 +348,8 @@ def test_cli_train_show_evaluate_and_scan(tmp_path: Path, trained: Path) -> None
     res = runner.invoke(app, ["scan", str(src), "--model", str(trained), "-f", "jsonl"])
     assert res.exit_code == 0, res.output
     findings = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
+    for f in findings:
+        assert_valid("scan-finding", f, "jsonl finding of an adapted model")
     assert [(f["entity"], f["start"], f["end"], f["detector"]) for f in findings] == [
         ("PERSON", 3, 6, "model:forum")
     ]

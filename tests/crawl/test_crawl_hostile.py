@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from siteserver import Handler, SiteServer, html, text
 
+from schema_check import assert_crawl_outputs_valid
+
 PIGUARD = str(Path(sys.executable).parent / "piguard")
 UA = "piguard-testbot/1.0 (+https://example.org/piguard-testbot)"
 ALLOW_ALL = text(200, "User-agent: *\nAllow: /\n")
@@ -29,6 +31,7 @@ def run(urls: list[str], out: Path, *args: str, timeout: float = 90) -> tuple[in
     summary = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
     prov_file = out / "provenance.jsonl"
     prov = [json.loads(x) for x in prov_file.read_text().splitlines()] if prov_file.exists() else []
+    assert_crawl_outputs_valid(out, summary, prov)  # src/piguard/schemas/crawl-*.schema.json
     return res.returncode, res.stderr, summary, prov
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from siteserver import Handler, SiteServer, html, text
 
+from schema_check import assert_crawl_outputs_valid, assert_valid, schema_errors
+
 PIGUARD = str(Path(sys.executable).parent / "piguard")
 UA = "piguard-testbot/1.0 (+https://example.org/piguard-testbot)"
 ROBOTS = "User-agent: *\nDisallow: /private\nDisallow: /*.php$\n\nUser-agent: otherbot\nDisallow: /\n"
@@ -32,6 +34,7 @@ def crawl(
     summary = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
     prov_file = out / "provenance.jsonl"
     prov = [json.loads(x) for x in prov_file.read_text().splitlines()] if prov_file.exists() else []
+    assert_crawl_outputs_valid(out, summary, prov)  # src/piguard/schemas/crawl-*.schema.json
     return res.returncode, summary, prov
 
 
@@ -198,6 +201,38 @@ def test_honest_client_one_agent_no_cookies(main_crawl: dict) -> None:
     assert {h.user_agent for h in main_crawl["log"]} == {UA}
     assert all(h.cookie is None for h in main_crawl["log"])  # the Set-Cookie from / is never sent back
     assert not list(main_crawl["out"].rglob(".*.tmp"))  # no half-written files left
+
+
+def test_outputs_match_their_schemas_and_broken_ones_do_not(main_crawl: dict) -> None:
+    """crawl() validated every output against src/piguard/schemas/crawl-*.schema.json; here the schemas are
+    shown to catch a broken record or summary (a copy of this crawl's, spoiled one way at a time)."""
+    prov, summary = main_crawl["prov"], main_crawl["summary"]
+    assert {r["outcome"] for r in prov} >= {"stored", "refused_robots", "protected", "reserved"}
+    saved = json.loads((main_crawl["out"] / "summary.json").read_text())
+    assert_valid("crawl-summary", saved)
+    assert set(saved["robots"]) == {main_crawl["base"]}  # summary.json keeps robots.txt per origin
+    stored = next(r for r in prov if r["outcome"] == "stored")
+    protected = next(r for r in prov if r["outcome"] == "protected")
+    spoiled_records = [
+        {k: v for k, v in stored.items() if k != "path"},  # a stored page whose file is not named
+        {**protected, "path": stored["path"]},  # a page on disk for a record that says not stored
+        {**protected, "protection": None},
+        {**stored, "outcome": "harvested"},
+        {**stored, "content_sha256": "not-a-hash"},
+        {**stored, "pi": {**stored["pi"], "masked": {"PHONE_NUMBER": "13812345678"}}},  # a value, not a count
+        {k: v for k, v in stored.items() if k != "url"},
+    ]
+    for record in spoiled_records:
+        assert schema_errors("crawl-provenance", record), record
+    spoiled_summaries = [
+        {k: v for k, v in summary.items() if k != "pi_policy"},
+        {**summary, "errors": -1},
+        {**summary, "protected_by_kind": {"bypassed": 1}},
+        {**summary, "pi_policy": {**summary["pi_policy"], "overrides": {"PHONE_NUMBER": "publish"}}},
+        {**summary, "error": ""},
+    ]
+    for doc in spoiled_summaries:
+        assert schema_errors("crawl-summary", doc), doc
 
 
 def _hang(h: Handler) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from siteserver import SiteServer, html, text
 
+from schema_check import assert_valid
+
 PIGUARD = str(Path(sys.executable).parent / "piguard")
 UA = "piguard-testbot/1.0 (+https://example.org/piguard-testbot)"
 PAGES = [f"/p{i}" for i in range(12)]
@@ -69,7 +71,12 @@ def test_two_workers_share_queue_and_host_rate(tmp_path: Path, redis_url: str) -
     stored = []
     for w in ("w1", "w2"):
         prov = out / f"provenance-{w}.jsonl"
-        stored += [json.loads(x)["url"] for x in prov.read_text().splitlines()] if prov.exists() else []
+        records = [json.loads(x) for x in prov.read_text().splitlines()] if prov.exists() else []
+        stored += [r["url"] for r in records]
         assert (out / f"summary-{w}.json").exists()
+        for r in records:
+            assert_valid("crawl-provenance", r, f"{prov.name}: {r['outcome']}")
+        saved = json.loads((out / f"summary-{w}.json").read_text())
+        assert_valid("crawl-summary", saved, f"summary-{w}.json")
     assert sorted(u.removeprefix(srv.base) for u in stored) == sorted(PAGES)
     assert not any("13812345678" in p.read_text() for p in (out / "pages").glob("*.txt"))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from siteserver import SiteServer, html, text
 
+from schema_check import assert_crawl_outputs_valid
+
 PROJECT = textwrap.dedent(
     """
     import sys
@@ -71,6 +73,9 @@ def test_scrapy_project_with_piguard_settings(tmp_path: Path) -> None:
     assert "13912345678" not in feed.read_text()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["pages_stored"] == 1 and summary["refused_robots"] == 1
+    # The middlewares and pipeline inside a user's project write the same files as piguard crawl.
+    records = (tmp_path / "out" / "provenance.jsonl").read_text().splitlines()
+    assert_crawl_outputs_valid(tmp_path / "out", {}, [json.loads(x) for x in records])
 
 
 def test_scrapy_project_without_user_agent_refuses_to_start(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from datamap_data import EXPECTED, customers, verdicts
 
 from piguard.sources.spark import scan_dataframe_spark, spark_session
 from piguard.sources.tables import scan_tables
+from schema_check import assert_valid, strict_json
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,7 @@ def test_spark_engine_matches_single_process(tmp_path: Path, spark: Any) -> None
     by_polars = {(r["column"], r["entity"]): r["share"] for r in single.rows}
     assert by_spark == pytest.approx(by_polars)
     assert [c["columns"] for c in dm.combinations] == [c["columns"] for c in single.combinations]
+    assert_valid("datamap", strict_json(json.dumps(dm.as_dict())), "the Spark engine's DataMap.as_dict()")
 
 
 def test_spark_dataframe_sampling_and_binary_columns(spark: Any) -> None:
@@ -44,6 +47,7 @@ def test_spark_dataframe_sampling_and_binary_columns(spark: Any) -> None:
     assert verdicts(dm.rows) == {("sfzh", "CN_RESIDENT_ID"), ("col7", "PHONE_NUMBER")}
     assert 0 < int(dm.tables[0]["rows_scanned"]) <= 500  # type: ignore[call-overload]
     assert [s["reason"] for s in dm.skipped] == ["column 'photo': binary column, not scanned"]
+    assert_valid("datamap", strict_json(json.dumps(dm.as_dict())), "scan_dataframe_spark(...).as_dict()")
     missing = scan_tables("/nonexistent/lake", engine="spark")
     assert missing.skipped[0]["reason"] == "no such file or directory"
 
