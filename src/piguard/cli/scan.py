@@ -172,9 +172,12 @@ def scan(
     tables = _table_api(targets)
     table_targets: list[str] = []
     file_targets: list[str] = []
+    lake_dirs: list[str] = []
     for t in targets:
         if tables is not None and tables.is_table_target(t):
             table_targets.append(t)
+            if Path(t).is_dir():
+                lake_dirs.append(t)
         elif "://" in t:
             from piguard.sources.redact import redact_url  # (SQLAlchemy's URL parser: loaded only here)
 
@@ -201,6 +204,17 @@ def scan(
         table_targets.extend(f for f in files if tables.is_table_target(f))
         text_files = [f for f in files if not tables.is_table_target(f)]
         table_targets.extend(f for f in text_files if tables.is_tabular_file(f))
+        # A directory holding Parquet is mapped as datasets (with its CSV, JSON and Excel files as tables of
+        # their own); the rest of what it holds is scanned as any other file: logs and notes as text, CSV and
+        # JSON as text too, SQLite files as databases.
+        for f in iter_paths(lake_dirs, walk_skips):
+            if f.lower().endswith(".parquet"):
+                continue
+            files.append(f)
+            if not tables.is_table_target(f):
+                text_files.append(f)
+            elif not tables.is_tabular_file(f):
+                table_targets.append(f)
 
     if output is not None and (clash := is_an_input(output, files)) is not None:
         raise _fail(f"the report {output} would overwrite the input {clash}; write it elsewhere")

@@ -95,7 +95,7 @@ class PiguardPipeline:
         adapter = ItemAdapter(item)
         if not adapter.get("piguard_page"):
             return self._filter_fields(adapter, item)
-        record = dict(adapter.items())
+        record = {k: v for k, v in adapter.items() if k != "piguard_page"}  # a marker, not provenance
         if record.get("text") is None:
             record.pop("text", None)
             self.state.store.record({**record, "outcome": "not_text", "stored": False})

@@ -75,6 +75,9 @@ def protection_from_markup(html: str) -> str | None:
     return None
 
 
+_RETRY_AFTER_CAP = 10 * 365 * 86400
+
+
 def retry_after_seconds(value: bytes | str | None, now: float) -> float | None:
     """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
     if not value:
@@ -82,7 +85,9 @@ def retry_after_seconds(value: bytes | str | None, now: float) -> float | None:
     v = value.decode("latin-1") if isinstance(value, bytes) else value
     v = v.strip()
     if v.isdigit():
-        return float(v)
+        # As an integer first: float() of a 400-digit value is inf, which JSON cannot hold. Anything past
+        # ten years is "never" for a crawl; the cap keeps the number finite.
+        return float(min(int(v), _RETRY_AFTER_CAP))
     from email.utils import parsedate_to_datetime
 
     try:
