@@ -89,11 +89,6 @@ def test_entities_json_matches_schema() -> None:
     assert len(detectable) < len(every) and all(e["detectable"] for e in detectable)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consent show --history lists every audit entry whose object_id equals the consent's id, a "
-    "purpose's or dataset's of the same id too (Ledger.audit_entries filters on object_id only); reported",
-)
 def test_history_holds_only_the_consents_own_entries(tmp_path: Path) -> None:
     db = str(tmp_path / "ledger.db")
     _run("ledger", "init", "--ledger", db)

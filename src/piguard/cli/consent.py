@@ -175,7 +175,7 @@ def show(
             rows = led.subject_consents(_subject(led, subject, subject_id, create=False))
         if history:
             for r in rows:
-                r["history"] = led.audit_entries(r["id"])
+                r["history"] = led.audit_entries(r["id"], "consent")
     typer.echo(json.dumps(rows if not consent_id else rows[0], ensure_ascii=False, indent=1))
 
 

@@ -829,10 +829,16 @@ class Ledger:
             "withdrawn_at": _iso(r.withdrawn_at),
         }
 
-    def audit_entries(self, object_id: str | None = None) -> list[dict[str, Any]]:
+    def audit_entries(
+        self, object_id: str | None = None, object_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The audit log, oldest first; of one object when ``object_id`` (and ``object_type``) are given (ids
+        are unique per type only: a purpose and a consent may share one)."""
         q = select(AuditEntry).order_by(AuditEntry.seq)
         if object_id is not None:
             q = q.where(AuditEntry.object_id == object_id)
+        if object_type is not None:
+            q = q.where(AuditEntry.object_type == object_type)
         with self.engine.connect() as conn:
             return [
                 {
