@@ -343,13 +343,15 @@ def _render(
     datamap_rows = [row for dm in maps for row in dm.rows]
     combinations = [c for dm in maps for c in getattr(dm, "combinations", [])]
     if writer is not None:
-        extra: dict[str, Any] = {"sources": datamap_rows}
-        if combinations:
-            extra["combinations"] = combinations
-        # Why each data-map row was reported, with the figures behind its share (piguard.sources.datamap).
-        evidence = [e for dm in maps for e in getattr(dm, "evidence", [])]
-        if evidence:
-            extra["evidence"] = evidence
+        # The data map's parts are always present (empty lists when no table was mapped), so a reader need
+        # not tell "none" from "not reported": rows, combinations, the evidence behind each share
+        # (piguard.sources.datamap), and the tables' notes (e.g. a column name that held an identifier, masked).
+        extra: dict[str, Any] = {
+            "sources": datamap_rows,
+            "combinations": combinations,
+            "evidence": [e for dm in maps for e in getattr(dm, "evidence", [])],
+            "table_notes": [n for dm in maps for n in getattr(dm, "notes", [])],
+        }
         writer.close(summary, extra if fmt == Format.json else None)
     elif fmt == Format.html and len(maps) == 1 and summary.files_scanned == 0:
         # Only a table or database: its own page, with tables scanned, evidence and charts.
