@@ -21,16 +21,21 @@ from typer.core import TyperCommand, TyperGroup
 
 from piguard import __version__
 
+# Verbs whose module has another name: ``piguard.cli.app`` would hide the package's ``app`` (the Typer root).
+_MODULE_OF = {"app": "app_audit"}
+_VERB_OF = {m: v for v, m in _MODULE_OF.items()}
+
 
 @cache
 def _verbs() -> tuple[str, ...]:
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+    names = (m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return tuple(sorted(_VERB_OF.get(n, n) for n in names))
 
 
 @cache
 def _summary(verb: str) -> str:
     """The first line of a verb module's docstring, without its ``piguard VERB ...``: lead."""
-    spec = util.find_spec(f"{__name__}.{verb}")
+    spec = util.find_spec(f"{__name__}.{_MODULE_OF.get(verb, verb)}")
     try:
         source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else ""  # noqa: SIM115
         doc = ast.get_docstring(ast.parse(source)) or ""
@@ -59,7 +64,7 @@ class _LazyVerbs(TyperGroup):
         return self._load(cmd_name)
 
     def _load(self, verb: str) -> Any:
-        module = importlib.import_module(f"{__name__}.{verb}")
+        module = importlib.import_module(f"{__name__}.{_MODULE_OF.get(verb, verb)}")
         register = getattr(module, "register", None)
         if register is None:
             return None
@@ -111,7 +116,7 @@ def _root(
 def _load_verbs() -> None:
     """Register every verb now (for callers that inspect ``app``; the command line loads them lazily)."""
     for verb in _verbs():
-        module = importlib.import_module(f"{__name__}.{verb}")
+        module = importlib.import_module(f"{__name__}.{_MODULE_OF.get(verb, verb)}")
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
