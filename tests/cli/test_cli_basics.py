@@ -23,3 +23,15 @@ def test_missing_extra_names_the_extra_to_install() -> None:
     with pytest.raises(MissingExtra, match=r"pip install 'piguard\[crawl\]'"):
         require("surely_not_installed_module_xyz", "crawl", "piguard crawl")
     require("json", "crawl", "piguard crawl")  # an importable module passes
+
+
+def test_every_listed_verb_resolves() -> None:
+    # Verbs are listed from module names and loaded on use: each one listed must load and show its help.
+    from typer.testing import CliRunner
+
+    from piguard.cli import _verbs, app
+
+    runner = CliRunner()
+    for verb in _verbs():
+        res = runner.invoke(app, [verb, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.output, (verb, res.output[-300:])
