@@ -477,3 +477,36 @@ def test_deletion_by_id_number_and_phone_reports_each_table_rule(env: Env) -> No
     # hiding the other's count.
     assert crm == [("customers", "delete", 2, 0), ("customers", "null", 0, 0), ("events", "delete", 1, 0)]
     assert receipt["complete"]
+
+
+def test_check_denies_push_to_a_person_who_opted_out(env: Env) -> None:
+    """The recommender's opt-out reaches the rule engine: PIPL Art. 24 para. 2 once the person says no."""
+    import yaml
+
+    from piguard.rules import Engine, parse_flows
+
+    subject = pseudonym(PHONE, KEY)
+    env.ledger.record_consent(
+        subject_id=subject,
+        kind="separate",
+        purposes=["marketing"],
+        categories=["PHONE_NUMBER"],
+        consent_id="m1",
+    )
+    flows = {
+        "controller": "某数据公司",
+        "flows": [
+            {"id": "push", "activity": "automated_decision", "data": ["PHONE_NUMBER"], "purpose": "marketing",
+             "legal_basis": "consent", "consent": {"subject": subject}, "opt_out": True,
+             "impact_assessment": True, "disclosed": True}
+        ],
+    }  # fmt: skip
+    doc = parse_flows(yaml.safe_dump(flows, allow_unicode=True), "push.yaml")
+
+    def rules() -> set[str]:
+        (decision,) = Engine(env.ledger).evaluate(doc)
+        return {r.rule for r in decision.reasons}
+
+    assert "PIPL-24-SUBJECT-OPTED-OUT" not in rules()
+    env.submit_verified("opt_out_personalization", details={"personalization": False, "targeted_push": False})
+    assert "PIPL-24-SUBJECT-OPTED-OUT" in rules()

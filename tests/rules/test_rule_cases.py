@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import text
 
 from piguard.ledger import Ledger
 from piguard.rules import Engine, packs, parse_flows
@@ -103,6 +104,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "PIPL-24-PUSH-OPT-OUT": (
         {"flow": {**AD, "purpose": "marketing", "opt_out": False}},
         {"flow": {**AD, "purpose": "marketing", "opt_out": True}},
+    ),
+    "PIPL-24-SUBJECT-OPTED-OUT": (
+        {"ledger": "push_off", "flow": {**AD, "purpose": "marketing", "opt_out": True}},
+        {"ledger": "push_on", "flow": {**AD, "purpose": "marketing", "opt_out": True}},
     ),
     "PIPL-24-SIGNIFICANT-DECISION": (
         {"flow": {**AD, "significant_impact": True, "opt_out": False}},
@@ -233,6 +238,8 @@ LEDGER_REFS = {
     "scope_other": "consent-other",
     "withdrawn": "consent-w",
     "active": "consent-ok",
+    "push_off": "consent-push-off",
+    "push_on": "consent-push-on",
 }
 
 
@@ -245,6 +252,21 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     led.record_consent(consent_id="consent-other", purposes=["marketing"], **common)
     led.record_consent(consent_id="consent-w", purposes=["account_registration"], **common)
     led.withdraw_consent("consent-w")
+    # Two people who agreed to marketing; one later turned personalised push off through a rights request
+    # (piguard serve keeps that in rights_preferences beside the ledger).
+    off = led.pseudonymise("13900000000", create=True)
+    on = led.pseudonymise("13700000000", create=True)
+    push = {"kind": "separate", "categories": ["PHONE_NUMBER"], "purposes": ["marketing"]}
+    led.record_consent(consent_id="consent-push-off", subject_id=off, **push)
+    led.record_consent(consent_id="consent-push-on", subject_id=on, **push)
+    with led.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO rights_preferences (subject, personalization, targeted_push, updated_at) "
+                "VALUES (:s, :p, 1, CURRENT_TIMESTAMP)"
+            ),
+            [{"s": off, "p": False}, {"s": on, "p": True}],
+        )
     return led
 
 

@@ -789,6 +789,24 @@ class Ledger:
             conn.rollback()
         return out
 
+    def push_opt_outs(self, subjects: Sequence[str]) -> set[str]:
+        """Of ``subjects``, those who turned personalised recommendation or targeted push off through a rights
+        request (the ``rights_preferences`` table ``piguard serve`` keeps beside the ledger; PIPL Art. 24)."""
+        out: set[str] = set()
+        subjects = sorted(subjects)
+        with self.engine.connect() as conn:
+            for i in range(0, len(subjects), _CHUNK):
+                part = tuple(subjects[i : i + _CHUNK])
+                rows = conn.exec_driver_sql(self._in_sql(self._OPTED_OUT, len(part)), part).fetchall()
+                out.update(r[0] for r in rows)
+            conn.rollback()
+        return out
+
+    _OPTED_OUT = (
+        "SELECT subject FROM rights_preferences WHERE (NOT personalization OR NOT targeted_push) "
+        "AND subject IN (:in)"
+    )
+
     def datasets_exist(self, ids: Sequence[str], conn: Connection | None = None) -> set[str]:
         if not ids:
             return set()

@@ -236,8 +236,29 @@ class Engine:
             self._cache[key] = out
         return out
 
+    def _opted_out(self, doc: FlowsDoc, by_id: dict[str, ConsentView]) -> frozenset[str]:
+        """Subjects of automated push flows who turned personalised recommendation or targeted push off by
+        a rights request (``piguard serve``: PIPL Art. 24; stored beside the ledger). Only push flows ask."""
+        read = getattr(self.ledger, "push_opt_outs", None)
+        if read is None:
+            return frozenset()
+        subjects: set[str] = set()
+        for f in doc.flows:
+            if f.activity != "automated_decision" or not (f.consent_subject or f.consent_ref):
+                continue
+            if f.consent_subject:
+                subjects.add(f.consent_subject)
+            elif f.consent_ref in by_id:
+                subjects.add(by_id[f.consent_ref].subject)
+        return frozenset(read(sorted(subjects))) if subjects else frozenset()
+
     def facts(
-        self, doc: FlowsDoc, flow: Flow, by_id: dict[str, ConsentView], by_sub: dict[str, list[ConsentView]]
+        self,
+        doc: FlowsDoc,
+        flow: Flow,
+        by_id: dict[str, ConsentView],
+        by_sub: dict[str, list[ConsentView]],
+        opted_out: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         data, sensitive, beyond_purpose, beyond_necessary, push, alone = self._data_facts(
             flow.data,
@@ -276,6 +297,9 @@ class Engine:
             "transfer_mechanism": flow.transfer_mechanism,
             "entrustment_contract": flow.entrustment_contract,
             "opt_out": flow.opt_out,
+            # The person behind the flow's consent turned personalised push off (a rights request).
+            "subject_opted_out": bool(cv is not None and cv.subject in opted_out)
+            or (flow.consent_subject is not None and flow.consent_subject in opted_out),
             "significant_impact": flow.significant_impact,
             "purpose_is_push": push,
             "purpose_alone_insufficient": alone,
@@ -345,6 +369,7 @@ class Engine:
     def evaluate(self, doc: FlowsDoc) -> list[Decision]:
         """One decision per flow, in file order; FlowsError for references the ledger cannot resolve."""
         by_id, by_sub, _ = self._resolve(doc)
+        opted_out = self._opted_out(doc, by_id)
         views = self._passport_views(doc)
         if doc.extra_purposes is not self._extra:
             # Cached facts depend on the purposes a ledger declares; a document with others starts afresh.
@@ -354,7 +379,7 @@ class Engine:
         for flow in doc.flows:
             # Anonymized data, or data with nothing personal in it, is not personal information (Art. 4, 73).
             personal = not flow.anonymized and any(e in self.personal for e in flow.data)
-            facts = self.facts(doc, flow, by_id, by_sub) if personal else None
+            facts = self.facts(doc, flow, by_id, by_sub, opted_out) if personal else None
             if flow.passport:
                 pf = _passport_facts(doc, flow, views[(flow.passport, flow.passport_data)])
                 if facts is None:  # the passport's rules still apply: an unproven anonymization is not one

@@ -35,6 +35,7 @@ FACTS: dict[str, str] = {
     "transfer_mechanism": "security_assessment | certification | standard_contract | none",
     "entrustment_contract": "a contract binds the entrusted processor (Art. 21)",
     "opt_out": "automated decisions: the individual can refuse / a non-personalised option exists",
+    "subject_opted_out": "the person behind the flow's consent turned personalised push off (rights request)",
     "significant_impact": "automated decision with significant impact on the individual",
     "purpose_is_push": "a purpose is information push or marketing",
     "purpose_alone_insufficient": "every purpose is one that cannot justify collection alone (C4.5)",
