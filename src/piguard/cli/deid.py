@@ -72,8 +72,10 @@ def deid(
         if out is None:
             raise fail("--out is required")
         cfg = load_config(config) if config else DeidConfig()
-        if quasi:
+        if quasi is not None:
             cfg.quasi = [q.strip() for q in quasi.split(",") if q.strip()]
+            if not cfg.quasi:
+                raise fail("--quasi names no column (give the quasi-identifiers, comma separated)")
         if hierarchies:
             cfg.hierarchy_dir = str(hierarchies.resolve())
         if k is not None:

@@ -88,16 +88,58 @@ def parse_t(spec: str) -> TCloseness:
     )
 
 
+def whole_number(value: object, name: str, where: str, *, minimum: int = 1) -> int:
+    """An integer parameter as written by the user: booleans, fractions and text are refused (YAML reads
+    ``k: true`` as a boolean and ``k: 2.5`` as a float; neither is a class size)."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value, ok = int(value), True
+    if not ok:
+        raise DeidError(f"{where}: {name} must be a whole number, got {_shown(value)}")
+    if value < minimum:  # type: ignore[operator]
+        raise DeidError(f"{where}: {name} must be at least {minimum}, got {value}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def real_number(
+    value: object,
+    name: str,
+    where: str,
+    *,
+    low: float,
+    high: float,
+    high_open: bool = False,
+    low_open: bool = False,
+) -> float:
+    """A number in [low, high] (either end open on request); booleans and text are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise DeidError(f"{where}: {name} must be a number, got {_shown(value)}")
+    x = float(value)
+    if x < low or x > high or (high_open and x >= high) or (low_open and x <= low):
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise DeidError(f"{where}: {name} must be in {lo}{low:g}, {high:g}{hi}, got {x:g}")
+    return x
+
+
+def _shown(value: object) -> str:
+    """How a bad parameter is named in an error: its type for text (which could be anything), the value
+    for numbers and booleans."""
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
 def _ldiv(d: dict[str, Any], where: str) -> LDiversity:
     if not isinstance(d, dict) or "column" not in d or "l" not in d:
         raise DeidError(f"{where}: each l-diversity entry needs 'column' and 'l'")
     variant = str(d.get("variant", "distinct"))
     if variant not in L_VARIANTS:
         raise DeidError(f"{where}: l-diversity variant '{variant}' is not one of {sorted(L_VARIANTS)}")
-    l_val = int(d["l"])
-    if l_val < 1:
-        raise DeidError(f"{where}: l must be at least 1")
-    return LDiversity(str(d["column"]), l_val, variant, float(d.get("c", 1.0)))
+    l_val = whole_number(d["l"], "l", where)
+    c = real_number(d.get("c", 1.0), "c", where, low=0.0, high=float("inf"))
+    if variant == "recursive" and c <= 0:
+        raise DeidError(f"{where}: recursive (c,l)-diversity needs c > 0")
+    return LDiversity(str(d["column"]), l_val, variant, c)
 
 
 def _tclose(d: dict[str, Any], where: str) -> TCloseness:
@@ -106,9 +148,7 @@ def _tclose(d: dict[str, Any], where: str) -> TCloseness:
     dist = str(d.get("distance", "equal"))
     if dist not in T_DISTANCES:
         raise DeidError(f"{where}: t-closeness distance '{dist}' is not one of {sorted(T_DISTANCES)}")
-    t = float(d["t"])
-    if not 0 <= t <= 1:
-        raise DeidError(f"{where}: t must be in [0, 1]")
+    t = real_number(d["t"], "t", where, low=0.0, high=1.0)
     return TCloseness(str(d["column"]), t, dist)
 
 
@@ -128,22 +168,33 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
     if unknown:
         raise DeidError(f"{where}: unknown key(s) {sorted(unknown)}")
     m = data.get("models") or {}
-    try:
-        models = Models(
-            k=int(m.get("k", 1)),
-            l_diversity=[_ldiv(x, where) for x in m.get("l_diversity") or []],
-            t_closeness=[_tclose(x, where) for x in m.get("t_closeness") or []],
-            suppression=float(m.get("suppression", 0.0)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise DeidError(f"{where}: bad models section: {exc}") from None
+    if not isinstance(m, dict):
+        raise DeidError(f"{where}: 'models' must be a mapping")
+    for key in ("l_diversity", "t_closeness"):
+        if m.get(key) is not None and not isinstance(m[key], list):
+            raise DeidError(f"{where}: models.{key} must be a list")
+    models = Models(
+        k=whole_number(m.get("k", 1), "k", f"{where}: models"),
+        l_diversity=[_ldiv(x, where) for x in m.get("l_diversity") or []],
+        t_closeness=[_tclose(x, where) for x in m.get("t_closeness") or []],
+        suppression=real_number(
+            m.get("suppression", 0.0), "suppression", f"{where}: models", low=0.0, high=1.0, high_open=True
+        ),
+    )
     cols = data.get("columns") or {}
+    if not isinstance(cols, dict):
+        raise DeidError(f"{where}: 'columns' must be a mapping of column name to operator")
     for col, spec in cols.items():
         if not isinstance(spec, dict) or spec.get("op") not in OPERATORS:
             raise DeidError(f"{where}: column '{col}': 'op' must be one of {sorted(OPERATORS)}")
     r = data.get("risk") or {}
+    if not isinstance(r, dict):
+        raise DeidError(f"{where}: 'risk' must be a mapping")
+    quasi = data.get("quasi") or []
+    if not isinstance(quasi, list):
+        raise DeidError(f"{where}: 'quasi' must be a list of column names")
     cfg = DeidConfig(
-        quasi=[str(q) for q in data.get("quasi") or []],
+        quasi=[str(q) for q in quasi],
         hierarchies=dict(data.get("hierarchies") or {}),
         hierarchy_dir=data.get("hierarchy_dir"),
         models=models,
@@ -151,8 +202,17 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
         mode=str(data.get("mode", "optimal")),
         columns={str(k): dict(v) for k, v in cols.items()},
         risk=RiskOptions(
-            population=int(r.get("population", RiskOptions.population)),
-            threshold=float(r.get("threshold", RiskOptions.threshold)),
+            population=whole_number(
+                r.get("population", RiskOptions.population), "population", f"{where}: risk"
+            ),
+            threshold=real_number(
+                r.get("threshold", RiskOptions.threshold),
+                "threshold",
+                f"{where}: risk",
+                low=0.0,
+                high=1.0,
+                low_open=True,
+            ),
         ),
         base_dir=base_dir,
     )
@@ -163,12 +223,33 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
     return cfg
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a config has no use for them, and nested aliases (a "billion laughs" file of
+    a few hundred bytes) expand to gigabytes."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in a deid config")
+        return super().compose_node(parent, index)
+
+
 def load_config(path: str | Path) -> DeidConfig:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not p.is_file():
+            raise DeidError(f"{p}: config file not found (or not a regular file)")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise DeidError(f"{p}: config larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        data = yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader) or {}
     except OSError as exc:
         raise DeidError(f"{p}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DeidError(f"{p}: config is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise DeidError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return config_from_dict(data, p.parent.resolve(), str(p))

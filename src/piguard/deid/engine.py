@@ -122,6 +122,15 @@ def _need(spec: dict[str, Any], key: str, col: str) -> str:
 
 def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
     t0 = time.perf_counter()
+    cfg.models.validate()
+    cfg.risk.validate()
+    if not cfg.quasi and (cfg.models.k > 1 or cfg.models.sensitive_columns):
+        raise DeidError(
+            "privacy models need quasi-identifiers: name the columns an attacker could know "
+            "(--quasi a,b,c or 'quasi:' in the config)"
+        )
+    if len(set(cfg.quasi)) != len(cfg.quasi):
+        raise DeidError("a quasi-identifier is named twice")
     for c in [*cfg.quasi, *cfg.models.sensitive_columns, *cfg.columns]:
         if c not in df.columns:
             raise DeidError(f"column '{c}' (named in the configuration) is not in the table")

@@ -57,6 +57,23 @@ class Models:
                 cols.append(m.column)
         return cols
 
+    def validate(self) -> None:
+        """Refuse parameters that are not what they claim (``k=True``, ``k=2.5``, ``t=-1``) before any
+        result is claimed for them."""
+        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
+            raise DeidError(f"k must be a whole number of at least 1, got {self.k!r}")
+        s = self.suppression
+        if isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s < 1:
+            raise DeidError(f"suppression limit must be a number in [0, 1), got {s!r}")
+        for m in self.l_diversity:
+            if isinstance(m.l, bool) or not isinstance(m.l, int | np.integer) or m.l < 1:
+                raise DeidError(f"l-diversity on '{m.column}': l must be a whole number >= 1, got {m.l!r}")
+            if m.variant == "recursive" and not m.c > 0:
+                raise DeidError(f"recursive (c,l)-diversity on '{m.column}': c must be > 0")
+        for m in self.t_closeness:
+            if isinstance(m.t, bool) or not isinstance(m.t, int | float) or not 0 <= m.t <= 1:
+                raise DeidError(f"t-closeness on '{m.column}': t must be in [0, 1], got {m.t!r}")
+
     def describe(self) -> dict[str, object]:
         d: dict[str, object] = {"k_anonymity": KAnonymity(self.k).describe()}
         if self.l_diversity:
@@ -113,10 +130,7 @@ class Lattice:
                 raise DeidError(f"quasi-identifier '{q}' has no hierarchy")
         if metric not in ("loss", "entropy"):
             raise DeidError(f"unknown metric '{metric}' (use loss or entropy)")
-        if models.k < 1:
-            raise DeidError(f"k must be at least 1, got {models.k}")
-        if not 0 <= models.suppression < 1:
-            raise DeidError(f"suppression limit must be in [0, 1), got {models.suppression}")
+        models.validate()
         self.qis = qis
         self.models = models
         self.metric = metric
