@@ -94,8 +94,12 @@ def test_auto_dates_resident_id_address_phone_postcode() -> None:
     assert by["浙江"][1:] == ["浙江省杭州市西湖区", "浙江省杭州市", "浙江省", "*"]
     assert by["北京"][1:] == ["北京市海淀区", "北京市", "北京市", "*"]
     assert by["广西"][1:4] == ["广西壮族自治区南宁市青秀区", "广西壮族自治区南宁市", "广西壮族自治区"]
-    with pytest.raises(DeidError, match="does not start with a province"):
+    with pytest.raises(DeidError, match="does not start with a known province, city or district"):
         hm.chinese_address("addr", ["文三路90号"])
+    # Without the province, and with the short forms people write (GB/T 2260 names from python-stdnum).
+    b = {r[0]: r[1:] for r in hm.chinese_address("addr", ["杭州西湖区文三路", "深圳市南山区科技园"]).rows}
+    assert b["杭州西湖区文三路"] == ["浙江省杭州市西湖区", "浙江省杭州市", "浙江省", "*"]
+    assert b["深圳市南山区科技园"][2] == "广东省"
 
     p = hm.phone_prefix("tel", ["13812345678", "+86 139 0000 1111"])
     by = {r[0]: r[1:] for r in p.rows}

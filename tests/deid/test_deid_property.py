@@ -121,4 +121,4 @@ def _deid_with(df: pl.DataFrame, hier: dict[str, Hierarchy], models: Models) -> 
     with tempfile.TemporaryDirectory() as tmp:
         for q, h in hier.items():
             (Path(tmp) / f"{q}.csv").write_text(h.to_csv(), encoding="utf-8")
-        return deidentify(df, DeidConfig(quasi=QIS, hierarchy_dir=tmp, models=models)).table
+        return deidentify(df, DeidConfig(audit=False, quasi=QIS, hierarchy_dir=tmp, models=models)).table

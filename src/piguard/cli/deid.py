@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 
 def deid(
@@ -45,15 +45,22 @@ def deid(
     init_config: Path | None = typer.Option(
         None, "--init-config", help="Write a draft config for INPUT (from detected columns) and stop."
     ),
+    keep: list[str] = typer.Option(
+        [],
+        "--keep",
+        help="Release these columns unchanged on purpose (comma separated, repeatable); the report lists "
+        "them and the declared state accounts for them.",
+    ),
 ) -> None:
     """De-identify INPUT into --out; print a summary, write --report (JSON) and --html."""
     from piguard.deid import DeidConfig, DeidError, deidentify, load_config, read_table, write_table_atomic
     from piguard.deid.config import parse_l, parse_t
+    from piguard.deid.safety import DeidRefused
     from piguard.deid.tableio import write_text_atomic
 
-    def fail(msg: str) -> typer.Exit:
+    def fail(msg: str, code: int = EXIT_ERROR) -> typer.Exit:
         typer.echo(f"piguard deid: {msg}", err=True)
-        return typer.Exit(EXIT_ERROR)
+        return typer.Exit(code)
 
     try:
         if engine not in ("local", "spark"):
@@ -92,6 +99,8 @@ def deid(
             cfg.mode = mode
         if population is not None:
             cfg.risk.population = population
+        for spec in keep:
+            cfg.keep += [c.strip() for c in spec.split(",") if c.strip()]
         if engine == "spark":
             from piguard.deid.spark import run_spark_files
 
@@ -108,6 +117,8 @@ def deid(
             from piguard.deid.report_html import render_html
 
             write_text_atomic(render_html(rep), html)
+    except DeidRefused as exc:
+        raise fail(f"{input}: refused: {exc}", EXIT_REFUSED) from None
     except DeidError as exc:
         msg = str(exc)
         raise fail(msg if msg.startswith(str(input)) else f"{input}: {msg}") from None
@@ -120,6 +131,26 @@ def deid(
         f"{rep['risk']['prosecutor']['highest']:.4f}; "
         f"search {rep['utility']['search'].get('search_ms', 0)} ms"
     )
+    for col, plan in rep.get("columns", {}).items():
+        if plan["origin"] == "default" and plan["treatment"] != "keep":
+            typer.echo(
+                f"  {col}: {plan['treatment']} ({', '.join(plan['detected'])}): {plan.get('note', '')}"
+            )
+    for col, info in rep["utility"]["columns"].items():
+        if "key_created" in info:
+            typer.echo(
+                f"  {col}: created key file {info['key_created']} (mode 0600): keep it private and reuse it"
+            )
+        for w in info.get("warnings", []):
+            typer.echo(f"piguard deid: warning: {col}: {w}", err=True)
+    passed = [p["column"] for p in rep.get("passed_through", [])]
+    if passed:
+        typer.echo(f"  passed through unchanged: {', '.join(passed)}")
+    state = rep.get("declared_state")
+    if state:
+        typer.echo(
+            f"declared state: {state}" + ("" if state == "anonymized" else f" ({rep['state_reasons'][0]})")
+        )
 
 
 def register(app: typer.Typer) -> None:

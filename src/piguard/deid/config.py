@@ -33,7 +33,17 @@ from piguard.deid.lattice import Models
 from piguard.deid.models import LDiversity, TCloseness
 from piguard.deid.risk import RiskOptions
 
-OPERATORS = {"keep", "drop", "mask", "pseudonym", "ff1", "date_shift", "generalize", "top_bottom"}
+OPERATORS = {
+    "keep",
+    "drop",
+    "mask",
+    "mask_text",
+    "pseudonym",
+    "ff1",
+    "date_shift",
+    "generalize",
+    "top_bottom",
+}
 L_VARIANTS = {"distinct", "entropy", "recursive"}
 T_DISTANCES = {"equal", "hierarchical"}
 
@@ -49,6 +59,11 @@ class DeidConfig:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     risk: RiskOptions = field(default_factory=RiskOptions)
     base_dir: Path = field(default_factory=Path.cwd)
+    # Columns released unchanged on purpose (the CLI's --keep); listed in the report as passed through.
+    keep: list[str] = field(default_factory=list)
+    # Classify the columns before and after (safe by default); library callers that have done their own
+    # column review may switch it off, and the report then declares the state "unassessed".
+    audit: bool = True
 
     def resolve(self, p: str) -> Path:
         path = Path(p)

@@ -57,6 +57,11 @@ class Models:
                 cols.append(m.column)
         return cols
 
+    @property
+    def protects(self) -> bool:
+        """True when some model constrains the quasi-identifiers (k = 1 alone protects nothing)."""
+        return self.k > 1 or bool(self.l_diversity or self.t_closeness)
+
     def validate(self) -> None:
         """Refuse parameters that are not what they claim (``k=True``, ``k=2.5``, ``t=-1``) before any
         result is claimed for them."""
