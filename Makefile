@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean sanitize
 
-$(STAMP): pyproject.toml src/piguard/detect/_cscan.c
+$(STAMP): pyproject.toml src/piguard/detect/_cscan.c src/piguard/deid/_group.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,spark,adapt]'

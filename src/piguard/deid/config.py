@@ -10,12 +10,21 @@ models:
   k: 5
   l_diversity: [{column: diagnosis, l: 2, variant: distinct}]
   t_closeness: [{column: salary, t: 0.2, distance: equal}]
+  average_risk: 0.05               # prosecutor risk as a target (ARX's AverageReidentificationRisk)
+  highest_risk: 0.2                # no record above 1/5 (with records_at_risk: that share may be)
+  k_map: {k: 10, population: 1408280000}   # estimated; without population: against population_table
+  d_presence: {delta_min: 0.0, delta_max: 0.5}
   suppression: 0.01
-metric: loss                       # loss | entropy
-mode: optimal                      # optimal | mondrian
+population_table: people.csv       # for k-map against a table and d-presence
+metric: loss                       # loss | entropy | entropy-monotonic | entropy-nonmonotonic | aecs
+                                   # | discernability-monotonic | discernability-nonmonotonic
+mode: optimal                      # optimal | top-down | bottom-up | genetic | mondrian
+time_limit: 60                     # seconds; the best transformation so far is used (not proven optimal)
+max_steps: 10000                   # node checks, likewise
 columns:                           # operators for the other columns
   name: {op: mask, keep_surname: true}
-  phone: {op: pseudonym, key_file: keys/phone.key}
+  phone: {op: pseudonym, key_file: keys/phone.key, create_key: true}
+keep: [comment]                    # released unchanged on purpose (listed in the report)
 risk: {population: 1408280000, threshold: 0.2}
 ```
 """
@@ -29,10 +38,11 @@ from typing import Any
 import yaml
 
 from piguard.deid.errors import DeidError
-from piguard.deid.lattice import Models
-from piguard.deid.models import LDiversity, TCloseness
+from piguard.deid.lattice import METRICS, Models
+from piguard.deid.models import DPresence, KMap, LDiversity, TCloseness
 from piguard.deid.risk import RiskOptions
 
+MODES = ("optimal", "top-down", "bottom-up", "genetic", "mondrian")
 OPERATORS = {
     "keep",
     "drop",
@@ -61,6 +71,12 @@ class DeidConfig:
     base_dir: Path = field(default_factory=Path.cwd)
     # Columns released unchanged on purpose (the CLI's --keep); listed in the report as passed through.
     keep: list[str] = field(default_factory=list)
+    # The population the released table is drawn from, for k-map and d-presence against a table.
+    population_table: str | None = None
+    # Search limits: the best transformation found so far is returned, flagged as not proven optimal.
+    time_limit: float | None = None
+    max_steps: int | None = None
+    gs_factor: float = 0.5  # ARX's generalization/suppression weighting for Loss
     # Classify the columns before and after (safe by default); library callers that have done their own
     # column review may switch it off, and the report then declares the state "unassessed".
     audit: bool = True
@@ -179,6 +195,11 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
         "mode",
         "columns",
         "risk",
+        "keep",
+        "population_table",
+        "time_limit",
+        "max_steps",
+        "gs_factor",
     }
     if unknown:
         raise DeidError(f"{where}: unknown key(s) {sorted(unknown)}")
@@ -196,6 +217,31 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
             m.get("suppression", 0.0), "suppression", f"{where}: models", low=0.0, high=1.0, high_open=True
         ),
     )
+    risk_where = f"{where}: models"
+    for key in ("average_risk", "highest_risk"):
+        if m.get(key) is not None:
+            setattr(models, key, real_number(m[key], key, risk_where, low=0.0, high=1.0, low_open=True))
+    if m.get("records_at_risk") is not None:
+        models.records_at_risk = real_number(
+            m["records_at_risk"], "records_at_risk", risk_where, low=0.0, high=1.0
+        )
+    if m.get("k_map") is not None:
+        models.k_map = parse_k_map(m["k_map"], risk_where)
+    if m.get("d_presence") is not None:
+        models.d_presence = parse_d_presence(m["d_presence"], risk_where)
+    unknown_models = set(m) - {
+        "k",
+        "l_diversity",
+        "t_closeness",
+        "suppression",
+        "average_risk",
+        "highest_risk",
+        "records_at_risk",
+        "k_map",
+        "d_presence",
+    }
+    if unknown_models:
+        raise DeidError(f"{where}: unknown model(s) {sorted(unknown_models)}")
     cols = data.get("columns") or {}
     if not isinstance(cols, dict):
         raise DeidError(f"{where}: 'columns' must be a mapping of column name to operator")
@@ -230,12 +276,65 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
             ),
         ),
         base_dir=base_dir,
+        keep=[str(c) for c in (data.get("keep") or [])],
+        population_table=str(data["population_table"]) if data.get("population_table") else None,
     )
-    if cfg.metric not in ("loss", "entropy"):
-        raise DeidError(f"{where}: metric must be loss or entropy")
-    if cfg.mode not in ("optimal", "mondrian"):
-        raise DeidError(f"{where}: mode must be optimal or mondrian")
+    if data.get("time_limit") is not None:
+        cfg.time_limit = real_number(
+            data["time_limit"], "time_limit", where, low=0.0, high=1e9, low_open=True
+        )
+    if data.get("max_steps") is not None:
+        cfg.max_steps = whole_number(data["max_steps"], "max_steps", where)
+    if data.get("gs_factor") is not None:
+        cfg.gs_factor = real_number(data["gs_factor"], "gs_factor", where, low=0.0, high=1.0)
+    if cfg.metric not in METRICS:
+        raise DeidError(f"{where}: metric must be one of {', '.join(METRICS)}")
+    if cfg.mode not in MODES:
+        raise DeidError(f"{where}: mode must be one of {', '.join(MODES)}")
     return cfg
+
+
+def parse_k_map(spec: object, where: str) -> KMap:
+    """``{k: 10}`` (against the population table), or ``{k: 10, population: N[, estimator, significance]}``
+    (estimated from the population's size); the CLI's ``--k-map 10`` is the same as ``{k: 10}``."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        spec = {"k": spec}
+    if not isinstance(spec, dict) or "k" not in spec:
+        raise DeidError(f"{where}: k_map needs 'k' (and 'population' to estimate from a population size)")
+    unknown = set(spec) - {"k", "population", "estimator", "significance"}
+    if unknown:
+        raise DeidError(f"{where}: k_map: unknown key(s) {sorted(unknown)}")
+    pop = spec.get("population")
+    km = KMap(
+        k=whole_number(spec["k"], "k_map.k", where),
+        population=None if pop is None else whole_number(pop, "k_map.population", where),
+        estimator=str(spec.get("estimator", "zero-truncated-poisson")),
+        significance=real_number(
+            spec.get("significance", 0.01), "k_map.significance", where, low=0.0, high=1.0
+        ),
+    )
+    km.validate()
+    return km
+
+
+def parse_d_presence(spec: object, where: str) -> DPresence:
+    """``{delta_min: 0, delta_max: 0.5}`` or the CLI's ``MIN:MAX``."""
+    if isinstance(spec, str):
+        bits = spec.split(":")
+        if len(bits) != 2:
+            raise DeidError(f"{where}: d-presence '{spec}': expected MIN:MAX (shares in [0, 1])")
+        try:
+            spec = {"delta_min": float(bits[0]), "delta_max": float(bits[1])}
+        except ValueError:
+            raise DeidError(f"{where}: d-presence '{spec}': expected MIN:MAX (shares in [0, 1])") from None
+    if not isinstance(spec, dict) or "delta_max" not in spec:
+        raise DeidError(f"{where}: d_presence needs 'delta_max' (and optionally 'delta_min')")
+    dp = DPresence(
+        real_number(spec.get("delta_min", 0.0), "delta_min", where, low=0.0, high=1.0),
+        real_number(spec["delta_max"], "delta_max", where, low=0.0, high=1.0),
+    )
+    dp.validate()
+    return dp
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -286,6 +385,21 @@ def config_to_yaml(cfg: DeidConfig, header: str = "") -> str:
         "columns": cfg.columns,
         "risk": {"population": cfg.risk.population, "threshold": cfg.risk.threshold},
     }
+    for key in ("average_risk", "highest_risk", "records_at_risk"):
+        if getattr(m, key) is not None:
+            data["models"][key] = getattr(m, key)
+    if m.k_map is not None:
+        km = {k: v for k, v in m.k_map.describe().items() if v is not None}
+        if m.k_map.population is None:
+            km.pop("estimator", None)  # "population-table" is implied by the missing population
+        data["models"]["k_map"] = km
+    if m.d_presence is not None:
+        data["models"]["d_presence"] = m.d_presence.describe()
     if cfg.hierarchy_dir:
         data["hierarchy_dir"] = cfg.hierarchy_dir
+    if cfg.population_table:
+        data["population_table"] = cfg.population_table
+    for key in ("time_limit", "max_steps"):
+        if getattr(cfg, key) is not None:
+            data[key] = getattr(cfg, key)
     return header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False)

@@ -23,6 +23,7 @@ from piguard.deid.infer import infer_spec
 from piguard.deid.lattice import Lattice, _dense_codes
 from piguard.deid.mondrian import Mondrian
 from piguard.deid.risk import risk_report
+from piguard.deid.tableio import read_table
 
 SUPPRESSED = "*"
 
@@ -223,12 +224,35 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         class_of_row = np.zeros(n, dtype=np.int64)
         class_sizes = np.array([n]) if n else np.zeros(0, dtype=np.int64)
         search: dict[str, Any] = {"mode": "none"}
-    elif cfg.mode == "optimal":
-        lat = Lattice({c: df[c] for c in df.columns}, hierarchies, cfg.quasi, cfg.models, cfg.metric)
+    elif cfg.mode != "mondrian":
+        population = None
+        if cfg.models.needs_population:
+            if not cfg.population_table:
+                raise DeidError(
+                    "d-presence and k-map without a population size need the population table "
+                    "(--population-table FILE or 'population_table:' in the config)"
+                )
+            pop_df, _ = read_table(cfg.resolve(cfg.population_table))
+            missing = [q for q in cfg.quasi if q not in pop_df.columns]
+            if missing:
+                raise DeidError(f"the population table has no column(s) {', '.join(missing)}")
+            population = {q: pop_df[q] for q in cfg.quasi}
+        lat = Lattice(
+            {c: df[c] for c in df.columns},
+            hierarchies,
+            cfg.quasi,
+            cfg.models,
+            cfg.metric,
+            population=population,
+            gs_factor=cfg.gs_factor,
+        )
         ts = time.perf_counter()
-        res = lat.search()
+        res = lat.search(cfg.mode, time_limit=cfg.time_limit, max_steps=cfg.max_steps)
         search = {
-            "mode": "optimal",
+            "mode": "optimal" if cfg.mode == "optimal" else "heuristic",
+            "strategy": cfg.mode,
+            "proven_optimal": res.proven_optimal,
+            "stopped_by": res.stopped_by,
             "nodes_checked": res.checked,
             "lattice_size": res.lattice_size,
             "search_ms": round((time.perf_counter() - ts) * 1000, 2),
@@ -246,6 +270,12 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
     else:
         if cfg.models.suppression:
             raise DeidError("mondrian mode does not suppress records: set suppression to 0")
+        m = cfg.models
+        if m.average_risk is not None or m.highest_risk is not None or m.k_map or m.d_presence:
+            raise DeidError(
+                "mondrian mode checks k, l-diversity and t-closeness only: use the optimal search (or a "
+                "heuristic) for risk thresholds, k-map and d-presence"
+            )
         hs = [hierarchies[q] for q in cfg.quasi]
         leaf = np.stack([h.encode_column(df[q]) for q, h in zip(cfg.quasi, hs, strict=True)], axis=1)
         sens, gp = {}, {}

@@ -95,6 +95,29 @@ class Hierarchy:
             self.codes.append(arr)
             self.labels.append(list(ids))
 
+    def parent_ids(self, level: int) -> np.ndarray:
+        """Value id at ``level`` of every value id at ``level - 1`` (the levels form a tree)."""
+        cache = self.__dict__.setdefault("_parents", {})
+        hit = cache.get(level)
+        if hit is None:
+            hit = np.zeros(len(self.labels[level - 1]), dtype=np.int64)
+            hit[self.codes[level - 1]] = self.codes[level]
+            cache[level] = hit
+        return hit
+
+    def level_mass(self, level: int, leaf_mass: np.ndarray) -> np.ndarray:
+        """Sum of a per-leaf quantity under every value id at ``level``."""
+        cache = self.__dict__.setdefault("_mass", {})
+        key = (level, id(leaf_mass))
+        hit = cache.get(key)
+        if hit is None or hit[0] is not leaf_mass:
+            hit = (
+                leaf_mass,
+                np.bincount(self.codes[level], weights=leaf_mass, minlength=len(self.labels[level])),
+            )
+            cache[key] = hit
+        return hit[1]
+
     def shares(self, level: int) -> np.ndarray:
         """ARX's domain share per value id at ``level``: leaves under it / leaves in the hierarchy."""
         counts = np.bincount(self.codes[level], minlength=len(self.labels[level]))
