@@ -299,6 +299,12 @@ class Lattice:
         ]
         self.card = [[len(h.labels[lvl]) for lvl in range(h.height)] for h in self.hier]
         self._sensitive(columns, hierarchies, wts)
+        # Smallest class size each t-closeness model can accept (a monotone necessary condition).
+        self._t_floor = {
+            id(t): t.min_class_size(self._global[t.column], self.sens[t.column][4])
+            for t in models.t_closeness
+            if models.suppression > 0
+        }
         self._half_cache: dict[tuple[int, tuple[int, ...]], tuple[np.ndarray, int]] = {}
         self._cls_cache: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
         self._cls_cache_bytes = 0
@@ -535,6 +541,13 @@ class Lattice:
                 fail |= ~self._model_ok(m, cls, size, hists) & released
             else:
                 non_mono.append(m)
+                if isinstance(m, LDiversity):
+                    # Entropy and recursive l-diversity need l distinct values, a condition that is monotone
+                    # under suppression: it joins the pruning part as a necessary condition.
+                    relaxed = LDiversity(m.column, m.l, "distinct")
+                    fail |= ~self._model_ok(relaxed, cls, size, hists) & released
+                elif self._t_floor.get(id(m), 1) > 1:
+                    fail |= (size < self._t_floor[id(m)]) & released  # too small to be t-close
         if self.models.d_presence is not None:
             non_mono.append(self.models.d_presence)
         mono_supp = float(size[fail].sum())
@@ -718,6 +731,9 @@ class Lattice:
         self._done = np.zeros(len(nodes), dtype=bool)  # checked in full
         top_down, best_first = self._top_down(), self._best_first()
         spent = [0.0, 0.0]
+        if not self._prunable():
+            # Nothing can fail by inheritance, so top-down would only check in a worse order.
+            return all(not self._out_of_budget() for _ in best_first)
         while True:
             if self._out_of_budget():
                 return False
@@ -727,6 +743,18 @@ class Lattice:
             spent[which] += time.perf_counter() - t0
             if step == "done":
                 return True
+
+    def _prunable(self) -> bool:
+        """True when some part of the models is monotone (failures pass down to specializations)."""
+        m = self.models
+        return bool(
+            self.k_floor > 1
+            or self.k_map_floor > 1
+            or (m.k_map is not None and m.k_map.population is None)
+            or m.suppression == 0
+            or any(x.monotone_with_suppression or x.variant != "distinct" for x in m.l_diversity)
+            or any(v > 1 for v in self._t_floor.values())
+        )
 
     def _promising(self, idx: int) -> bool:
         return (

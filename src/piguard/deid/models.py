@@ -174,6 +174,32 @@ class TCloseness:
     ) -> np.ndarray:
         return self.distances(hist, global_p, hierarchy) <= self.t + 1e-12
 
+    def min_class_size(self, global_p: np.ndarray, hierarchy: Hierarchy | None = None) -> int:
+        """The class size below which no class can be t-close, whatever its values: a necessary condition
+        that, unlike t-closeness itself, is monotone under suppression (classes only grow when
+        generalized), so the search can prune with it.
+
+        A class of s records is at least as far from the global distribution q as the best rounding of
+        s * q to whole records (half the L1 distance). The hierarchical distance moves mass between
+        distinct values at a cost of at least 1 / height, so it is at least that divided by the height."""
+        g = np.asarray(global_p, dtype=np.float64)
+        g = g[g > 0]
+        if len(g) == 0:
+            return 1
+        scale = 1.0 if self.distance == "equal" or hierarchy is None else float(hierarchy.height - 1)
+        limit = self.t * scale
+        top = int(min(1e6, math.ceil(len(g) / (2 * limit)) + 1)) if limit > 0 else 10**6
+        worst = 0  # the largest size whose best class still fails
+        for s in range(1, top + 1):
+            c = np.floor(s * g)
+            rest = int(s - c.sum())
+            if rest > 0:
+                frac = s * g - c
+                c[np.argpartition(-frac, rest - 1)[:rest]] += 1
+            if 0.5 * np.abs(c / s - g).sum() > limit + 1e-12:
+                worst = s
+        return worst + 1
+
     def fulfilled_sparse(
         self,
         cls: np.ndarray,
