@@ -244,7 +244,8 @@ def main() -> int:
     args = ap.parse_args()
     cases = extract(args.directory)
     payload = {
-        "source": "arx-deidentifier/arx, src/test/org/deidentifier/arx/test/TestAnonymization*.java (Apache-2.0)",
+        "source": "arx-deidentifier/arx, src/test/org/deidentifier/arx/test/TestAnonymization*.java "
+        "(Apache-2.0)",
         "commit": args.commit,
         "note": "ARX's expected optimum per test case; transformations list the quasi-identifiers in the "
         "dataset's column order (every attribute with a hierarchy file except the sensitive one)",

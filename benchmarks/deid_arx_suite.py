@@ -39,6 +39,13 @@ HERE = Path(__file__).resolve().parent
 CASES = HERE.parent / "tests" / "deid" / "data" / "arx_testsuite.json"
 SHARED = Path(os.environ.get("PIGUARD_SHARED_DIR") or HERE.parent.parent / "shared")
 HEURISTIC_FILES = ("Heuristic#", "HeuristicTopDown#", "Genetic#")
+GRASSBERGER_NOTE = (
+    "ARX's EntropyLDiversity stops summing f*G(f) as soon as a partial sum exceeds n*(G(n) - log l), but "
+    "Grassberger's G(1) is negative, so later terms can bring the sum back under the bound: ARX rejects "
+    "classes that satisfy the criterion, in an order that depends on its hash buckets. piguard sums every "
+    "term, so it accepts those classes and finds a better transformation (checked with ARX itself: ARX "
+    "rejects piguard's node with the lattice pinned to it)."
+)
 
 _tables: dict[str, pl.DataFrame] = {}
 
@@ -160,6 +167,10 @@ def run_case(case: dict, time_limit: float) -> dict:
         else:
             out["match"] = same_score
             out["same_transformation"] = levels == want_levels
+            grassberger = any(m.get("estimator") == "grassberger" for m in case["models"])
+            if not same_score and grassberger and got < want:
+                out["match"] = "differs (ARX early abort)"
+                out["note"] = GRASSBERGER_NOTE
     return out
 
 
@@ -182,9 +193,10 @@ def main() -> int:
         if "skipped" in r:
             print(f"{r['id']:28s} skipped: {r['skipped']}", flush=True)
             continue
-        flag = "ok " if r["match"] else "MISS"
+        flag = {True: "ok ", False: "MISS"}.get(r["match"], "DIFF")
         print(
-            f"{r['id']:28s} {flag} {r['metric']:26s} score {r['score']!s:>22} ARX {r['expected_score']!s:>22} "
+            f"{r['id']:28s} {flag} {r['metric']:26s} score {r['score']!s:>22} "
+            f"ARX {r['expected_score']!s:>22} "
             f"levels {r['transformation']} ARX {r['expected_transformation']} {r['total_s']:7.2f} s",
             flush=True,
         )
@@ -192,11 +204,12 @@ def main() -> int:
     summary = {
         "cases": len(results),
         "ran": len(ran),
-        "matched": sum(bool(r["match"]) for r in ran),
+        "matched": sum(r["match"] is True for r in ran),
+        "documented_differences": [r["id"] for r in ran if isinstance(r["match"], str)],
         "skipped": len(results) - len(ran),
         "slowest_s": max((r["total_s"] for r in ran), default=0.0),
         "over_10_s": [r["id"] for r in ran if r["total_s"] > 10],
-        "misses": [r["id"] for r in ran if not r["match"]],
+        "misses": [r["id"] for r in ran if r["match"] is False],
     }
     payload = {
         "benchmark": "deid_arx_suite",

@@ -559,8 +559,11 @@ class Lattice:
                 assert psize is not None
                 present = m.fulfilled(size, psize)
                 # A population class with no released record cannot be suppressed: if its delta (0) is
-                # below delta_min, no suppression helps and the node fails (as in ARX's HashGroupify).
-                if (~present & ~released & (psize > 0)).any():
+                # below delta_min, no suppression helps and the node fails. As in ARX's HashGroupify, a
+                # minimal class size (k-anonymity, l-diversity's l, estimated k-map) is checked first and
+                # already takes such empty classes out, at no cost.
+                no_min_size = self.k_floor <= 1 and not self.k_map_floor and not self.models.l_diversity
+                if no_min_size and (~present & ~released & (psize > 0)).any():
                     return NodeCheck(True, False, cls, size, fail, math.inf)
                 fail |= ~present
             else:
