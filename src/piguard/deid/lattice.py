@@ -678,6 +678,9 @@ class Lattice:
         self._best_score, self._best, self._checked = math.inf, None, 0
         self._stopped: str | None = None
         self._score_cache: dict[tuple[int, ...], float | None] = {}
+        # The top node first, whatever the limits: for the monotone models it passes whenever anything
+        # does, so a limited search has a transformation to return from its first step.
+        self._node_score(tuple(h - 1 for h in self.heights))
         if strategy == "optimal":
             finished = self._optimal()
         else:
