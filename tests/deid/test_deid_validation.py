@@ -52,7 +52,7 @@ def test_k_without_quasi_identifiers_is_refused(tmp_path: Path, table: Path) -> 
         ("k: 2.5", "k must be a whole number, got 2.5"),
         ("k: '5'", "k must be a whole number, got a str"),
         ("k: 0", "k must be at least 1, got 0"),
-        ("k: 2\n  suppression: 1.5", "suppression must be in [0, 1), got 1.5"),
+        ("k: 2\n  suppression: 1.5", "suppression must be in [0, 1], got 1.5"),
         ("k: 2\n  suppression: true", "suppression must be a number, got True"),
         ("k: 2\n  l_diversity: [{column: zip, l: 1.5}]", "l must be a whole number, got 1.5"),
         ("k: 2\n  t_closeness: [{column: zip, t: 2}]", "t must be in [0, 1], got 2"),

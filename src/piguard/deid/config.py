@@ -214,7 +214,7 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, where: str = "config"
         l_diversity=[_ldiv(x, where) for x in m.get("l_diversity") or []],
         t_closeness=[_tclose(x, where) for x in m.get("t_closeness") or []],
         suppression=real_number(
-            m.get("suppression", 0.0), "suppression", f"{where}: models", low=0.0, high=1.0, high_open=True
+            m.get("suppression", 0.0), "suppression", f"{where}: models", low=0.0, high=1.0
         ),
     )
     risk_where = f"{where}: models"

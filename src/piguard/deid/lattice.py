@@ -110,8 +110,8 @@ class Models:
         if not _whole(self.k) or self.k < 1:
             raise DeidError(f"k must be a whole number of at least 1, got {self.k!r}")
         s = self.suppression
-        if not _real(s) or not 0 <= s < 1:
-            raise DeidError(f"suppression limit must be a number in [0, 1), got {s!r}")
+        if not _real(s) or not 0 <= s <= 1:
+            raise DeidError(f"suppression limit must be a number in [0, 1], got {s!r}")
         for m in self.l_diversity:
             if not _whole(m.l) or m.l < 1:
                 raise DeidError(f"l-diversity on '{m.column}': l must be a whole number >= 1, got {m.l!r}")
@@ -202,6 +202,7 @@ class NodeCheck:
     size: np.ndarray  # records per class
     outlier: np.ndarray  # bool per class: suppressed
     suppressed: float  # records suppressed
+    mono_outlier: np.ndarray | None = None  # bool per class: failing the monotone part
 
 
 class Lattice:
@@ -432,13 +433,29 @@ class Lattice:
             kept = int(np.count_nonzero(size[~outlier]))
             extra = 1 if (size[outlier] > 0).any() else 0
             return self.n / (kept + extra) if kept + extra else float(self.n)
-        out_t = outlier[chk.cls] if outlier.any() else None
-        per_col = self.column_scores(levels, out_t)
-        if self.metric == "entropy-nonmonotonic" and out_t is not None:
-            # ARX MetricMDNUNMEntropy: the suppressed records' generalized values, entropy-coded.
-            s_total = float(size[outlier].sum())
+        if not outlier.any() or self.metric == "entropy-monotonic":
+            per_col = np.array([self._normalize(d, self.total[d][lv]) for d, lv in enumerate(levels)])
+            return float(self._aggregate(per_col))
+        # Every record of a class has the same generalized values, so suppression is costed per class
+        # through one representative tuple (the piguard entropy charges by original value: per tuple).
+        out_cls = np.flatnonzero(outlier & (size > 0))
+        rep = np.empty(len(size), dtype=np.int64)
+        rep[chk.cls[::-1]] = np.arange(len(chk.cls) - 1, -1, -1)
+        rep_t, sz = rep[out_cls], size[out_cls]
+        if self.metric == "loss":
+            per_col = np.empty(len(levels))
             for d, lvl in enumerate(levels):
-                v = np.bincount(self.gen[d][lvl][out_t], weights=self.w[out_t], minlength=self.card[d][lvl])
+                share = self.hier[d].shares(lvl)[self.gen[d][lvl][rep_t]]
+                extra = sz * (share + self.s_factor * (1 - share) - self.g_factor * share)
+                per_col[d] = self._normalize(d, self.total[d][lvl] + float(extra.sum()))
+            return float(self._aggregate(per_col))
+        out_t = outlier[chk.cls]
+        per_col = self.column_scores(levels, out_t)
+        if self.metric == "entropy-nonmonotonic":
+            # ARX MetricMDNUNMEntropy: the suppressed records' generalized values, entropy-coded.
+            s_total = float(sz.sum())
+            for d, lvl in enumerate(levels):
+                v = np.bincount(self.gen[d][lvl][rep_t], weights=sz, minlength=self.card[d][lvl])
                 v = v[v > 0]
                 per_col[d] += float((v * np.log2(s_total / v)).sum())
         return float(self._aggregate(per_col))
@@ -552,8 +569,9 @@ class Lattice:
             non_mono.append(self.models.d_presence)
         mono_supp = float(size[fail].sum())
         mono_ok = mono_supp <= self.max_outliers
+        mono_fail = fail.copy()
         if not mono_ok or not full:
-            return NodeCheck(mono_ok, False, cls, size, fail, mono_supp)
+            return NodeCheck(mono_ok, False, cls, size, fail, mono_supp, mono_fail)
         for m in non_mono:
             if isinstance(m, DPresence):
                 assert psize is not None
@@ -573,7 +591,7 @@ class Lattice:
             if fail is None:
                 return NodeCheck(True, False, cls, size, np.zeros(len(size), bool), math.inf)
         supp = float(size[fail].sum())
-        return NodeCheck(True, supp <= self.max_outliers, cls, size, fail, supp)
+        return NodeCheck(True, supp <= self.max_outliers, cls, size, fail, supp, mono_fail)
 
     def _enforce_risk(
         self, levels: tuple[int, ...], cls: np.ndarray, size: np.ndarray, fail: np.ndarray
@@ -735,6 +753,8 @@ class Lattice:
         self._bound = self.bounds(nodes)
         self._status = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 passes monotone part, 2 fails
         self._done = np.zeros(len(nodes), dtype=bool)  # checked in full
+        self._known_supp: dict[int, tuple] = {}  # type: ignore[type-arg]
+        self._use_suppressed_bound = self.models.suppression > 0 and self.metric in ("loss", "entropy")
         top_down, best_first = self._top_down(), self._best_first()
         spent = [0.0, 0.0]
         if not self._prunable():
@@ -776,6 +796,38 @@ class Lattice:
         chk = self._consider(levels, full=True)
         self._done[idx] = True
         self._status[idx] = 1 if chk.mono_ok else 2
+        if self._use_suppressed_bound and chk.mono_ok and chk.mono_outlier is not None:
+            tuples = np.flatnonzero(chk.mono_outlier[chk.cls]).astype(np.int32)
+            stale = (-1,) * len(levels)  # per-column extra cost not computed yet
+            self._known_supp[idx] = (tuples, float(self.w[tuples].sum()), np.zeros(len(levels)), stale)
+
+    # A node's records that fail the monotone part (k-anonymity, distinct l-diversity, ...) also fail it at
+    # every specialization: classes only split. With a metric in which a suppressed record never costs
+    # less than a generalized one (Loss, entropy), the cost of those records suppressed is a lower bound
+    # that tightens the free one, and a node whose tightened bound cannot beat the best is never checked.
+    @staticmethod
+    def _inherit_from(table: dict[int, tuple], parents: list[int]) -> tuple | None:  # type: ignore[type-arg]
+        best = None
+        for p in parents:
+            hit = table.get(p)
+            if hit is not None and (best is None or hit[1] > best[1]):
+                best = hit
+        return best
+
+    def _suppressed_bound(self, idx: int, known: tuple) -> tuple[float, tuple]:  # type: ignore[type-arg]
+        """(bound, the known set with its per-column extra cost at this node's levels). The extra cost of a
+        column only changes where this node's level differs from the one it was computed for."""
+        tuples, wsum, extra, at = known
+        if len(tuples) == 0:
+            return float(self._bound[idx]), known
+        levels = tuple(int(x) for x in self._nodes[idx])
+        extra = extra.copy()
+        for d, lvl in enumerate(levels):
+            if at[d] != lvl:
+                wt = self.w[tuples]
+                extra[d] = max(0.0, float((wt * (self.penalty[d][tuples] - self.term[d][lvl][tuples])).sum()))
+        per_col = np.array([self._normalize(d, self.total[d][lv] + extra[d]) for d, lv in enumerate(levels)])
+        return float(self._aggregate(per_col)), (tuples, wsum, extra, levels)
 
     def _top_down(self) -> Iterator[str]:
         """By lattice height from the top, promising nodes only; a node with a failing generalization
@@ -792,11 +844,27 @@ class Lattice:
             status[layer[inherited]] = 2
             todo = layer[~inherited]
             todo = todo[np.argsort(self._bound[todo], kind="stable")]
+            previous = dict(self._known_supp)  # the layer above: parents of this layer's nodes
+            self._known_supp = {}
             for idx in todo:
-                if not self._promising(int(idx)):
+                idx = int(idx)
+                if not self._promising(idx):
                     continue
+                known = None
+                if self._use_suppressed_bound:
+                    parents = [
+                        idx + st for d, st in enumerate(strides) if nodes[idx, d] < self.heights[d] - 1
+                    ]
+                    known = self._inherit_from(previous, parents)
+                    if known is not None and self._best is not None:
+                        bound, known = self._suppressed_bound(idx, known)
+                        if bound > self._best_score + 1e-12:
+                            self._known_supp[idx] = known  # its children inherit what it must suppress
+                            continue
                 before = self._checked
-                self._visit(int(idx))
+                self._visit(idx)
+                if known is not None and idx not in self._known_supp:
+                    self._known_supp[idx] = known
                 if self._checked != before:
                     yield "step"
 
