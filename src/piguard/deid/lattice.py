@@ -570,6 +570,10 @@ class Lattice:
         mono_supp = float(size[fail].sum())
         mono_ok = mono_supp <= self.max_outliers
         mono_fail = fail.copy()
+        if mono_ok and self.models.average_risk is not None and self.models.records_at_risk is None:
+            # The average-risk target is monotone too: generalizing never raises the lowest average risk
+            # reachable by suppressing the smallest classes within the limit (ARX treats it so as well).
+            mono_ok = self._enforce_risk(levels, cls, size, fail) is not None
         if not mono_ok or not full:
             return NodeCheck(mono_ok, False, cls, size, fail, mono_supp, mono_fail)
         for m in non_mono:
@@ -696,6 +700,7 @@ class Lattice:
         self._best_score, self._best, self._checked = math.inf, None, 0
         self._stopped: str | None = None
         self._score_cache: dict[tuple[int, ...], float | None] = {}
+        self._raise_bounds = self.metric in ("discernability-monotonic", "discernability-nonmonotonic")
         # The top node first, whatever the limits: for the monotone models it passes whenever anything
         # does, so a limited search has a transformation to return from its first step.
         self._node_score(tuple(h - 1 for h in self.heights))
@@ -732,6 +737,12 @@ class Lattice:
         """Check a node, count it, and keep it when it beats the best so far."""
         chk = self.check_node(levels, full=full)
         self._checked += 1
+        if self._raise_bounds and hasattr(self, "_nodes"):
+            # DM* only grows under generalization (classes merge): every generalization of this node scores
+            # at least its sum of squared class sizes, whether or not the node passes. That also bounds DM.
+            dm_star = float((chk.size * chk.size).sum())
+            above = np.all(self._nodes >= np.asarray(levels, dtype=self._nodes.dtype), axis=1)
+            np.maximum(self._bound, np.where(above, dm_star, -np.inf), out=self._bound)
         if full and chk.ok:
             s = self.score(levels, chk)
             self._score_cache[levels] = s
@@ -757,13 +768,14 @@ class Lattice:
         self._use_suppressed_bound = self.models.suppression > 0 and self.metric in ("loss", "entropy")
         top_down, best_first = self._top_down(), self._best_first()
         spent = [0.0, 0.0]
+        share = BEST_FIRST_SHARE
         if not self._prunable():
             # Nothing can fail by inheritance, so top-down would only check in a worse order.
             return all(not self._out_of_budget() for _ in best_first)
         while True:
             if self._out_of_budget():
                 return False
-            which = 1 if spent[1] <= spent[0] * BEST_FIRST_SHARE else 0
+            which = 1 if spent[1] <= spent[0] * share else 0
             t0 = time.perf_counter()
             step = next(best_first if which else top_down, "done")
             spent[which] += time.perf_counter() - t0
@@ -870,13 +882,16 @@ class Lattice:
 
     def _best_first(self) -> Iterator[str]:
         """By lower bound: once the bound passes the best score, nothing left can beat it."""
-        nodes, bound = self._nodes, self._bound
+        nodes = self._nodes
+        initial = self._bound.copy()  # the order and the stop use the bounds as they were at the start
         order = np.lexsort(
-            (*(nodes[:, d] for d in reversed(range(nodes.shape[1]))), nodes.sum(axis=1), bound)
+            (*(nodes[:, d] for d in reversed(range(nodes.shape[1]))), nodes.sum(axis=1), initial)
         )
         for idx in order:
-            if self._best is not None and bound[idx] > self._best_score + 1e-12:
+            if self._best is not None and initial[idx] > self._best_score + 1e-12:
                 return
+            if not self._promising(int(idx)):  # a bound raised since (DM) can still rule a node out
+                continue
             before = self._checked
             self._visit(int(idx))
             if self._checked != before:
