@@ -116,8 +116,13 @@ def test_readme_quick_form_treats_every_flagged_column(
 ) -> None:
     src, df = table
     out, rep_path = tmp_path / "delivered.csv", tmp_path / "r.json"
-    code, stdout, stderr = run(src, "--out", out, "--quasi", "性别,年龄,城市", "--k", 5, "--report", rep_path)
+    html = tmp_path / "r.html"
+    code, stdout, stderr = run(
+        src, "--out", out, "--quasi", "性别,年龄,城市", "--k", 5, "--report", rep_path, "--html", html
+    )
     assert code == 0, stderr
+    page = html.read_text(encoding="utf-8")
+    assert "Declared state: anonymized" in page and "Passed through unchanged" in page
     delivered = pl.read_csv(out, infer_schema=False)
     rep = valid_report(rep_path)
     # Direct identifiers nobody configured are dropped; the free-text column is masked through the detectors.
