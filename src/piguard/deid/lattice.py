@@ -765,7 +765,11 @@ class Lattice:
         self._status = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 passes monotone part, 2 fails
         self._done = np.zeros(len(nodes), dtype=bool)  # checked in full
         self._known_supp: dict[int, tuple] = {}  # type: ignore[type-arg]
-        self._use_suppressed_bound = self.models.suppression > 0 and self.metric in ("loss", "entropy")
+        self._use_suppressed_bound = self.models.suppression > 0 and self.metric in (
+            "loss",
+            "entropy",
+            "entropy-nonmonotonic",
+        )
         top_down, best_first = self._top_down(), self._best_first()
         spent = [0.0, 0.0]
         share = BEST_FIRST_SHARE
@@ -837,7 +841,16 @@ class Lattice:
         for d, lvl in enumerate(levels):
             if at[d] != lvl:
                 wt = self.w[tuples]
-                extra[d] = max(0.0, float((wt * (self.penalty[d][tuples] - self.term[d][lvl][tuples])).sum()))
+                if self.metric == "entropy-nonmonotonic":
+                    # The suppressed records' generalized values, entropy-coded: this total only grows as
+                    # records are added (x log x is convex), so a subset of the suppressed bounds it.
+                    v = np.bincount(self.gen[d][lvl][tuples], weights=wt)
+                    v = v[v > 0]
+                    extra[d] = float((v * np.log2(wsum / v)).sum()) if wsum > 0 else 0.0
+                else:
+                    extra[d] = max(
+                        0.0, float((wt * (self.penalty[d][tuples] - self.term[d][lvl][tuples])).sum())
+                    )
         per_col = np.array([self._normalize(d, self.total[d][lv] + extra[d]) for d, lv in enumerate(levels)])
         return float(self._aggregate(per_col)), (tuples, wsum, extra, levels)
 
