@@ -61,14 +61,24 @@ def configs(sens: str) -> dict[str, tuple[Models, list[str]]]:
 
 
 def arx_run(
-    arx: Path, dataset: str, supp: float, metric: str, sens: str, models: list[str], repeat: int
+    arx: Path,
+    dataset: str,
+    supp: float,
+    metric: str,
+    sens: str,
+    models: list[str],
+    repeat: int,
+    timeout: float,
 ) -> dict:
     cp = (arx / "classpath").read_text().strip()
     d = SHARED / "data" / "anon" / dataset
     cmd = ["java", "-Xmx4g", "-cp", cp, "ArxRun", str(d / f"{dataset}.csv"), str(d), str(supp), metric, sens]
     cmd += [str(repeat), *models]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"ARX did not finish within {timeout} s", "timed_out": True, "wall_s": timeout}
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or ["?"])[-1][:200], "wall_s": round(wall, 2)}
@@ -85,6 +95,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arx", type=Path, help="directory made by benchmarks/arx/build.sh")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--arx-repeat", type=int, default=1, help="ARX runs per configuration (one JVM)")
+    ap.add_argument("--arx-timeout", type=float, default=900.0, help="seconds before an ARX run is given up")
     ap.add_argument("--only", default="adult,cup")
     ap.add_argument("--metric", default="loss")
     ap.add_argument("--out", default=str(HERE / "results" / "deid_grid.json"))
@@ -134,7 +146,16 @@ def main() -> int:
                 else:
                     row["error"] = err
                 if args.arx:
-                    a = arx_run(args.arx, dataset, supp, args.metric, sens, arx_models, args.repeat)
+                    a = arx_run(
+                        args.arx,
+                        dataset,
+                        supp,
+                        args.metric,
+                        sens,
+                        arx_models,
+                        args.arx_repeat,
+                        args.arx_timeout,
+                    )
                     row["arx"] = a
                     if res is None:
                         row["same_optimum"] = a.get("score") is None and "error" not in a
