@@ -101,3 +101,11 @@ def test_library_refuses_boolean_and_fractional_k(tmp_path: Path, table: Path) -
         cfg = DeidConfig(quasi=["age"], hierarchies={"age": {"auto": "intervals"}}, models=Models(k=bad))  # type: ignore[arg-type]
         with pytest.raises(DeidError, match="k must be a whole number"):
             deidentify(df, cfg)
+
+
+def test_fifo_input_is_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    _refused(tmp_path, [fifo, "--quasi", "age", "--k", 2], "not a regular file")

@@ -35,8 +35,10 @@ def sniff_delimiter(sample: str) -> str:
 def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
     """All columns as strings (hierarchies and operators work on text); nulls for empty cells."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DeidError(f"{p}: input table not found")
+    if not p.is_file():  # a FIFO or device would block or never end
+        raise DeidError(f"{p}: not a regular file")
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
