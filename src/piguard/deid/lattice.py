@@ -47,6 +47,7 @@ from piguard.deid.models import DPresence, KAnonymity, KMap, LDiversity, TClosen
 
 MAX_LATTICE = 2_000_000
 CLASS_CACHE_BYTES = 128 << 20  # class ids of recently checked nodes, for their children
+SUPPRESSED_CACHE_BYTES = 128 << 20  # tuples a checked node must suppress, for its children's bounds
 BEST_FIRST_SHARE = 0.25  # best-first gets this share of the top-down pass's time
 METRICS = {
     "loss": "ARX's Loss (MetricMDNMLoss): domain share per value, suppressed records count 1; geometric mean",
@@ -765,6 +766,7 @@ class Lattice:
         self._status = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 passes monotone part, 2 fails
         self._done = np.zeros(len(nodes), dtype=bool)  # checked in full
         self._known_supp: dict[int, tuple] = {}  # type: ignore[type-arg]
+        self._known_bytes = 0
         self._use_suppressed_bound = self.models.suppression > 0 and self.metric in (
             "loss",
             "entropy",
@@ -815,7 +817,10 @@ class Lattice:
         if self._use_suppressed_bound and chk.mono_ok and chk.mono_outlier is not None:
             tuples = np.flatnonzero(chk.mono_outlier[chk.cls]).astype(np.int32)
             stale = (-1,) * len(levels)  # per-column extra cost not computed yet
-            self._known_supp[idx] = (tuples, float(self.w[tuples].sum()), np.zeros(len(levels)), stale)
+            # Own arrays are bounded (inherited entries only share their parents' arrays).
+            if self._known_bytes + tuples.nbytes <= SUPPRESSED_CACHE_BYTES:
+                self._known_bytes += tuples.nbytes
+                self._known_supp[idx] = (tuples, float(self.w[tuples].sum()), np.zeros(len(levels)), stale)
 
     # A node's records that fail the monotone part (k-anonymity, distinct l-diversity, ...) also fail it at
     # every specialization: classes only split. With a metric in which a suppressed record never costs
@@ -871,6 +876,8 @@ class Lattice:
             todo = todo[np.argsort(self._bound[todo], kind="stable")]
             previous = dict(self._known_supp)  # the layer above: parents of this layer's nodes
             self._known_supp = {}
+            # Arrays of two layers up are no longer reachable; count what the layer above still holds.
+            self._known_bytes = sum(v[0].nbytes for v in {id(v[0]): v for v in previous.values()}.values())
             for idx in todo:
                 idx = int(idx)
                 if not self._promising(idx):
