@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -210,6 +211,7 @@ def main() -> int:
         "slowest_s": max((r["total_s"] for r in ran), default=0.0),
         "over_10_s": [r["id"] for r in ran if r["total_s"] > 10],
         "misses": [r["id"] for r in ran if r["match"] is False],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     payload = {
         "benchmark": "deid_arx_suite",

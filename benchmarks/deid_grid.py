@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -183,6 +184,8 @@ def main() -> int:
         "slowest_best_s": max((r["best_s"] for r in ran), default=0.0),
         "over_10_s": [f"{r['dataset']}/{r['config']}/{r['suppression']}" for r in ran if r["best_s"] > 10],
     }
+    # Peak resident memory of this whole process (every configuration above ran in it).
+    summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.arx:
         summary["same_optimum_as_arx"] = sum(bool(r.get("same_optimum")) for r in ran)
         summary["same_score_as_arx"] = sum(bool(r.get("same_score", r.get("same_optimum"))) for r in ran)
