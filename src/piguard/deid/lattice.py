@@ -395,6 +395,20 @@ class Lattice:
             for d in range(len(self.qis)):
                 cards = cards * np.asarray(self.card[d], dtype=np.float64)[nodes[:, d]]
             classes = np.minimum(cards, float(np.count_nonzero(self.w)))
+            if len(self.qis) >= 4 and len(nodes) > 1:
+                # Tighter: the classes are pairs of (first-half, second-half) values that occur, so at most
+                # the product of the two halves' distinct counts (correlated columns such as ZIP and STATE
+                # leave far fewer than the product of cardinalities). Counted once per half combination.
+                h = len(self.qis) // 2
+                halves = np.ones(len(nodes))
+                for start, stop in ((0, h), (h, len(self.qis))):
+                    part = nodes[:, start:stop]
+                    combos, inv = np.unique(part, axis=0, return_inverse=True)
+                    counts = np.array(
+                        [self._distinct(start, tuple(int(x) for x in c)) for c in combos], dtype=np.float64
+                    )
+                    halves = halves * counts[inv.reshape(-1)]
+                classes = np.minimum(classes, halves)
             if self.metric == "aecs":
                 return self.n / (classes + 1.0)
             return self.n * self.n / classes
@@ -477,6 +491,17 @@ class Lattice:
         if sa * sb < (1 << 62):
             return ka * sb + kb, sa * sb
         return _combine_space([ka, kb], [sa, sb])
+
+    def _distinct(self, start: int, lv: tuple[int, ...]) -> int:
+        """Distinct value combinations (among tuples with records) of columns start.. at levels lv."""
+        key, space = _combine_space(
+            [self.gen[start + i][x] for i, x in enumerate(lv)],
+            [self.card[start + i][x] for i, x in enumerate(lv)],
+        )
+        key = key[self.w > 0]
+        if space <= max(1 << 16, 4 * len(key)):
+            return int(np.count_nonzero(np.bincount(key, minlength=space)))
+        return len(factorize(key)[1])
 
     def _half(self, start: int, lv: tuple[int, ...]) -> tuple[np.ndarray, int]:
         hit = self._half_cache.get((start, lv))
