@@ -95,7 +95,7 @@ def deidentify_spark(
         {c: counts[c] for c in keys}, hierarchies, cfg.quasi, cfg.models, cfg.metric, weights=weights
     )
     ts = time.perf_counter()
-    res = lat.search()
+    res = lat.search(time_limit=cfg.time_limit, max_steps=cfg.max_steps)
     search_ms = round((time.perf_counter() - ts) * 1000, 2)
 
     out = sdf
@@ -147,6 +147,9 @@ def deidentify_spark(
             "average_class_size": float(res.class_sizes.mean()) if len(res.class_sizes) else 0.0,
             "search": {
                 "mode": "optimal",
+                "strategy": "optimal",
+                "proven_optimal": res.proven_optimal,
+                "stopped_by": res.stopped_by,
                 "engine": "spark",
                 "groups": n_groups,
                 "nodes_checked": res.checked,
