@@ -792,6 +792,8 @@ class Lattice:
         self._done = np.zeros(len(nodes), dtype=bool)  # checked in full
         self._known_supp: dict[int, tuple] = {}  # type: ignore[type-arg]
         self._known_bytes = 0
+        self._probing = self._prunable()
+        self._probes = [0, 0]  # probes made, probes that found a failure
         self._use_suppressed_bound = self.models.suppression > 0 and self.metric in (
             "loss",
             "entropy",
@@ -821,6 +823,7 @@ class Lattice:
             or self.k_map_floor > 1
             or (m.k_map is not None and m.k_map.population is None)
             or m.suppression == 0
+            or (m.average_risk is not None and m.records_at_risk is None)
             or any(x.monotone_with_suppression or x.variant != "distinct" for x in m.l_diversity)
             or any(v > 1 for v in self._t_floor.values())
         )
@@ -907,11 +910,25 @@ class Lattice:
                 idx = int(idx)
                 if not self._promising(idx):
                     continue
+                parents = [idx + st for d, st in enumerate(strides) if nodes[idx, d] < self.heights[d] - 1]
+                if status[parents].max(initial=0) == 2:  # a probe below failed a parent since the layer began
+                    status[idx] = 2
+                    continue
+                if self._probing and (status[parents] == 0).any():
+                    # A parent that was never checked (its bound ruled it out) may still fail the monotone
+                    # part and take this node and its siblings with it: probe it, while probes pay off.
+                    failed = False
+                    for p in parents:
+                        if status[p] == 0 and not self._out_of_budget():
+                            failed |= self._probe(p)
+                            yield "step"
+                            if failed:
+                                break
+                    if failed:
+                        status[idx] = 2
+                        continue
                 known = None
                 if self._use_suppressed_bound:
-                    parents = [
-                        idx + st for d, st in enumerate(strides) if nodes[idx, d] < self.heights[d] - 1
-                    ]
                     known = self._inherit_from(previous, parents)
                     if known is not None and self._best is not None:
                         bound, known = self._suppressed_bound(idx, known)
@@ -924,6 +941,18 @@ class Lattice:
                     self._known_supp[idx] = known
                 if self._checked != before:
                     yield "step"
+
+    def _probe(self, idx: int) -> bool:
+        """Check only the monotone part of a node; True when it fails. Probing stops for the rest of the
+        search once fewer than a third of at least 30 probes found a failure."""
+        chk = self.check_node(tuple(int(x) for x in self._nodes[idx]), full=False)
+        self._checked += 1
+        self._status[idx] = 1 if chk.mono_ok else 2
+        self._probes[0] += 1
+        self._probes[1] += not chk.mono_ok
+        if self._probes[0] >= 30 and self._probes[1] < self._probes[0] / 3:
+            self._probing = False
+        return not chk.mono_ok
 
     def _best_first(self) -> Iterator[str]:
         """By lower bound: once the bound passes the best score, nothing left can beat it."""
