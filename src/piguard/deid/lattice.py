@@ -792,6 +792,7 @@ class Lattice:
         self._done = np.zeros(len(nodes), dtype=bool)  # checked in full
         self._known_supp: dict[int, tuple] = {}  # type: ignore[type-arg]
         self._known_bytes = 0
+        self._cost_cache: dict[tuple[int, int], np.ndarray] = {}
         self._probing = self._prunable()
         self._probes = [0, 0]  # probes made, probes that found a failure
         self._use_suppressed_bound = self.models.suppression > 0 and self.metric in (
@@ -845,10 +846,14 @@ class Lattice:
         if self._use_suppressed_bound and chk.mono_ok and chk.mono_outlier is not None:
             tuples = np.flatnonzero(chk.mono_outlier[chk.cls]).astype(np.int32)
             stale = (-1,) * len(levels)  # per-column extra cost not computed yet
-            # Own arrays are bounded (inherited entries only share their parents' arrays).
-            if self._known_bytes + tuples.nbytes <= SUPPRESSED_CACHE_BYTES:
-                self._known_bytes += tuples.nbytes
-                self._known_supp[idx] = (tuples, float(self.w[tuples].sum()), np.zeros(len(levels)), stale)
+            hists = self._suppressed_hists(tuples)
+            size = sum(x.nbytes for x in hists)
+            # Own histograms are bounded (inherited entries share their parents' arrays).
+            if self._known_bytes + size <= SUPPRESSED_CACHE_BYTES:
+                self._known_bytes += size
+                own = (hists, float(self.w[tuples].sum()), np.zeros(len(levels)), stale)
+                # Cost it at this node's levels once; each child then recomputes only the column it lowers.
+                self._known_supp[idx] = self._suppressed_bound(idx, own)[1]
 
     # A node's records that fail the monotone part (k-anonymity, distinct l-diversity, ...) also fail it at
     # every specialization: classes only split. With a metric in which a suppressed record never costs
@@ -859,33 +864,62 @@ class Lattice:
         best = None
         for p in parents:
             hit = table.get(p)
-            if hit is not None and (best is None or hit[1] > best[1]):
+            if hit is not None and (best is None or hit[1] > best[1]):  # the most records suppressed
                 best = hit
         return best
 
     def _suppressed_bound(self, idx: int, known: tuple) -> tuple[float, tuple]:  # type: ignore[type-arg]
-        """(bound, the known set with its per-column extra cost at this node's levels). The extra cost of a
-        column only changes where this node's level differs from the one it was computed for."""
-        tuples, wsum, extra, at = known
-        if len(tuples) == 0:
+        """(bound, the known set with its per-column extra cost at this node's levels). The set is kept as
+        one histogram per column over the column's values present in the table, so the extra cost of a
+        column at any level is a pass over those values, and only columns whose level differs from the
+        one it was computed for are recomputed."""
+        hists, wsum, extra, at = known
+        if wsum <= 0:
             return float(self._bound[idx]), known
         levels = tuple(int(x) for x in self._nodes[idx])
         extra = extra.copy()
         for d, lvl in enumerate(levels):
             if at[d] != lvl:
-                wt = self.w[tuples]
+                counts = np.bincount(self._cmap[d][lvl], weights=hists[d], minlength=self.card[d][lvl])
                 if self.metric == "entropy-nonmonotonic":
                     # The suppressed records' generalized values, entropy-coded: this total only grows as
                     # records are added (x log x is convex), so a subset of the suppressed bounds it.
-                    v = np.bincount(self.gen[d][lvl][tuples], weights=wt)
-                    v = v[v > 0]
-                    extra[d] = float((v * np.log2(wsum / v)).sum()) if wsum > 0 else 0.0
+                    v = counts[counts > 0]
+                    extra[d] = float((v * np.log2(wsum / v)).sum())
                 else:
-                    extra[d] = max(
-                        0.0, float((wt * (self.penalty[d][tuples] - self.term[d][lvl][tuples])).sum())
-                    )
+                    extra[d] = max(0.0, float((counts * self._supp_cost(d, lvl)).sum()))
         per_col = np.array([self._normalize(d, self.total[d][lv] + extra[d]) for d, lv in enumerate(levels)])
-        return float(self._aggregate(per_col)), (tuples, wsum, extra, levels)
+        return float(self._aggregate(per_col)), (hists, wsum, extra, levels)
+
+    def _supp_cost(self, d: int, lvl: int) -> np.ndarray:
+        """What suppressing a record adds over generalizing it, per value id at ``lvl`` (Loss: ARX's
+        share + sFactor (1 - share) against gFactor share; entropy: log2(n / f) of the generalized value)."""
+        key = (d, lvl)
+        hit = self._cost_cache.get(key)
+        if hit is None:
+            if self.metric == "loss":
+                share = self.hier[d].shares(lvl)
+                hit = share + self.s_factor * (1 - share) - self.g_factor * share
+            else:
+                fl = np.bincount(self.gen[d][lvl], weights=self.w, minlength=self.card[d][lvl])
+                with np.errstate(divide="ignore"):
+                    hit = np.where(fl > 0, np.log2(self.n / np.maximum(fl, 1e-300)), 0.0)
+            self._cost_cache[key] = hit
+        return hit
+
+    def _suppressed_hists(self, tuples: np.ndarray) -> list[np.ndarray]:
+        """Per column, the records of ``tuples`` counted by the column's values present in the table."""
+        if not hasattr(self, "_cmap"):
+            self._cleaf, self._cmap = [], []
+            for d, h in enumerate(self.hier):
+                present, inv = np.unique(self.leaf[:, d], return_inverse=True)
+                self._cleaf.append(inv.reshape(-1))
+                self._cmap.append([h.codes[lvl][present] for lvl in range(h.height)])
+        wt = self.w[tuples]
+        return [
+            np.bincount(self._cleaf[d][tuples], weights=wt, minlength=len(self._cmap[d][0]))
+            for d in range(len(self.hier))
+        ]
 
     def _top_down(self) -> Iterator[str]:
         """By lattice height from the top, promising nodes only; a node with a failing generalization
@@ -905,12 +939,18 @@ class Lattice:
             previous = dict(self._known_supp)  # the layer above: parents of this layer's nodes
             self._known_supp = {}
             # Arrays of two layers up are no longer reachable; count what the layer above still holds.
-            self._known_bytes = sum(v[0].nbytes for v in {id(v[0]): v for v in previous.values()}.values())
+            self._known_bytes = sum(
+                sum(x.nbytes for x in v[0]) for v in {id(v[0]): v for v in previous.values()}.values()
+            )
             for idx in todo:
                 idx = int(idx)
-                if not self._promising(idx):
-                    continue
                 parents = [idx + st for d, st in enumerate(strides) if nodes[idx, d] < self.heights[d] - 1]
+                if not self._promising(idx):
+                    if self._use_suppressed_bound:  # pass what must be suppressed on to the children
+                        known = self._inherit_from(previous, parents)
+                        if known is not None:
+                            self._known_supp[idx] = known
+                    continue
                 if status[parents].max(initial=0) == 2:  # a probe below failed a parent since the layer began
                     status[idx] = 2
                     continue
