@@ -718,7 +718,7 @@ class Lattice:
         if strategy == "optimal" and self.size > MAX_LATTICE:
             raise DeidError(
                 f"the lattice has {self.size:,} nodes (too many for an optimal search): use a heuristic "
-                f"(--strategy top-down, bottom-up or genetic) or mondrian mode"
+                f"(--mode top-down, bottom-up or genetic) or --mode mondrian"
             )
         self._t0 = time.perf_counter()
         self._deadline = None if time_limit is None else self._t0 + time_limit
