@@ -61,6 +61,7 @@ METRICS = {
     "aecs": "ARX's average equivalence class size (suppressed records form one class)",
 }
 STRATEGIES = ("optimal", "top-down", "bottom-up", "genetic")
+BOTTOM_UP_STEPS = 2000  # node checks of the bottom-up heuristic when no limit is given
 _ENTROPY = ("entropy", "entropy-monotonic", "entropy-nonmonotonic")
 _CLASS_METRICS = ("discernability-monotonic", "discernability-nonmonotonic", "aecs")
 
@@ -1038,9 +1039,14 @@ class Lattice:
             cur = min(scored)[2]
 
     def _greedy_bottom_up(self) -> None:
-        """From the bottom, best-first by the bound over generalizations (ARX's Lightning in spirit):
-        expand the most promising node; a passing node is a candidate and its generalizations are not
-        expanded further (they cannot score better under a monotone metric)."""
+        """From the bottom, greedy ascent with restarts (ARX's Lightning in spirit): climb to the
+        generalization with the lowest bound until a node passes and no generalization's bound is below its
+        score (with suppression a passing node can still be beaten above it), then restart from the
+        frontier node with the lowest bound; every generalization met joins the frontier. It stops when nothing on the frontier can beat the best, or at
+        the limits (BOTTOM_UP_STEPS checks when none is given: the frontier of a wide lattice never
+        empties)."""
+        if self._max_steps is None and self._deadline is None:
+            self._max_steps = self._checked + BOTTOM_UP_STEPS
         start = tuple(0 for _ in self.heights)
         heap = [(float(self.bounds(np.array([start]))[0]), start)]
         seen = {start}
@@ -1048,17 +1054,24 @@ class Lattice:
             bound, cur = heapq.heappop(heap)
             if self._best is not None and bound > self._best_score + 1e-12:
                 return
-            if self._node_score(cur) is not None:
-                continue
-            ups = [
-                (*cur[:d], cur[d] + 1, *cur[d + 1 :]) for d in range(len(cur)) if cur[d] < self.heights[d] - 1
-            ]
-            ups = [u for u in ups if u not in seen]
-            if ups:
+            while not self._out_of_budget():
+                score = self._node_score(cur)
+                ups = [
+                    (*cur[:d], cur[d] + 1, *cur[d + 1 :])
+                    for d in range(len(cur))
+                    if cur[d] < self.heights[d] - 1
+                ]
+                ups = [u for u in ups if u not in seen]
+                if not ups:
+                    break
                 bs = self.bounds(np.array(ups))
-                for b, u in zip(bs, ups, strict=True):
+                for bnd, u in zip(bs, ups, strict=True):
                     seen.add(u)
-                    heapq.heappush(heap, (float(b), u))
+                    heapq.heappush(heap, (float(bnd), u))
+                nxt = int(np.argmin(bs))
+                if score is not None and bs[nxt] >= score:
+                    break  # passing, and no generalization can do better: restart from the frontier
+                cur = ups[nxt]  # climb on; it stays on the frontier for a later restart
 
     def _genetic(self, seed: int) -> None:
         """A genetic search over level vectors (ARX offers one for very wide tables): tournament
