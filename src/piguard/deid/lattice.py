@@ -1040,11 +1040,11 @@ class Lattice:
 
     def _greedy_bottom_up(self) -> None:
         """From the bottom, greedy ascent with restarts (ARX's Lightning in spirit): climb to the
-        generalization with the lowest bound until a node passes and no generalization's bound is below its
-        score (with suppression a passing node can still be beaten above it), then restart from the
-        frontier node with the lowest bound; every generalization met joins the frontier. It stops when nothing on the frontier can beat the best, or at
-        the limits (BOTTOM_UP_STEPS checks when none is given: the frontier of a wide lattice never
-        empties)."""
+        generalization with the lowest bound until a node passes and no generalization's bound is below
+        its score (with suppression a passing node can still be beaten above it), then restart from the
+        frontier node with the lowest bound; every generalization met joins the frontier. It stops when
+        nothing on the frontier can beat the best, or at the limits (BOTTOM_UP_STEPS checks when none is
+        given: the frontier of a wide lattice never empties)."""
         if self._max_steps is None and self._deadline is None:
             self._max_steps = self._checked + BOTTOM_UP_STEPS
         start = tuple(0 for _ in self.heights)
