@@ -109,3 +109,12 @@ def test_fifo_input_is_refused_not_read(tmp_path: Path) -> None:
     fifo = tmp_path / "in.csv"
     os.mkfifo(fifo)
     _refused(tmp_path, [fifo, "--quasi", "age", "--k", 2], "not a regular file")
+
+
+def test_parser_errors_do_not_echo_the_offending_row(tmp_path: Path) -> None:
+    # polars quotes the row it cannot parse; the message must not carry its phone number or ID.
+    src = tmp_path / "bad.csv"
+    src.write_text('a,b\n"13812345678,110101199003071233\n', encoding="utf-8")
+    _refused(tmp_path, [src, "--quasi", "a", "--k", 1], "malformed table")
+    code, _, stderr = run(src, "--out", tmp_path / "o.csv", "--quasi", "a", "--k", 1)
+    assert "13812345678" not in stderr and "110101199003071233" not in stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from piguard.deid.errors import DeidError
+from piguard.deid.errors import DeidError, safe_message
 
 DELIMITERS = ",;\t|"
 
@@ -71,7 +71,7 @@ def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
             io.BytesIO(text.encode("utf-8")), separator=delim, infer_schema=False, truncate_ragged_lines=False
         )
     except Exception as exc:
-        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        msg = safe_message(str(exc)) if str(exc) else type(exc).__name__
         raise DeidError(f"{p}: malformed table: {msg}") from None
     dup = [c for c in df.columns if c.endswith("_duplicated_0")]
     if dup:
