@@ -117,4 +117,5 @@ def test_parser_errors_do_not_echo_the_offending_row(tmp_path: Path) -> None:
     src.write_text('a,b\n"13812345678,110101199003071233\n', encoding="utf-8")
     _refused(tmp_path, [src, "--quasi", "a", "--k", 1], "malformed table")
     code, _, stderr = run(src, "--out", tmp_path / "o.csv", "--quasi", "a", "--k", 1)
+    assert code == 2
     assert "13812345678" not in stderr and "110101199003071233" not in stderr
