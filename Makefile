@@ -13,11 +13,11 @@ $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(CORE_STAMP): pyproject.toml src/piguard/detect/_cscan.c src/piguard/passport/_merkle.c | $(VENV)/bin/python
+$(CORE_STAMP): pyproject.toml src/piguard/detect/_cscan.c src/piguard/passport/_merkle.c src/piguard/deid/_group.c | $(VENV)/bin/python
 	$(BIN)/pip install -q -e .
 	touch $(CORE_STAMP)
 
-$(STAMP): pyproject.toml src/piguard/detect/_cscan.c src/piguard/passport/_merkle.c | $(VENV)/bin/python
+$(STAMP): pyproject.toml src/piguard/detect/_cscan.c src/piguard/passport/_merkle.c src/piguard/deid/_group.c | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	touch $(CORE_STAMP) $(STAMP)
 

@@ -20,9 +20,6 @@ allow_policy_exit "$BIN/piguard" check examples/flows/lending_app_unlawful.yaml 
 allow_policy_exit "$BIN/piguard" check examples/flows/lending_app_lawful.yaml --format table
 
 step "3. De-identify the loan applicants before delivery (k=10, 2-diversity on 是否逾期, keyed pseudonyms)"
-for col in 手机号 身份证号; do
-  [ -s "$OUT/keys/$col.key" ] || "$BIN/python" -c "import secrets; print(secrets.token_hex(32))" > "$OUT/keys/$col.key"
-done
 cp examples/deid/loan_applicants.yaml "$OUT/deid.yaml"
 "$BIN/piguard" deid examples/data/loan_applicants.csv --config "$OUT/deid.yaml" \
   --out "$OUT/loan_applicants.deid.csv" --report "$OUT/deid-report.json" --html "$OUT/deid-report.html"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import polars as pl
@@ -94,8 +95,12 @@ def test_auto_dates_resident_id_address_phone_postcode() -> None:
     assert by["浙江"][1:] == ["浙江省杭州市西湖区", "浙江省杭州市", "浙江省", "*"]
     assert by["北京"][1:] == ["北京市海淀区", "北京市", "北京市", "*"]
     assert by["广西"][1:4] == ["广西壮族自治区南宁市青秀区", "广西壮族自治区南宁市", "广西壮族自治区"]
-    with pytest.raises(DeidError, match="does not start with a province"):
+    with pytest.raises(DeidError, match="does not start with a known province, city or district"):
         hm.chinese_address("addr", ["文三路90号"])
+    # Without the province, and with the short forms people write (GB/T 2260 names from python-stdnum).
+    b = {r[0]: r[1:] for r in hm.chinese_address("addr", ["杭州西湖区文三路", "深圳市南山区科技园"]).rows}
+    assert b["杭州西湖区文三路"] == ["浙江省杭州市西湖区", "浙江省杭州市", "浙江省", "*"]
+    assert b["深圳市南山区科技园"][2] == "广东省"
 
     p = hm.phone_prefix("tel", ["13812345678", "+86 139 0000 1111"])
     by = {r[0]: r[1:] for r in p.rows}
@@ -106,3 +111,39 @@ def test_auto_dates_resident_id_address_phone_postcode() -> None:
     assert z.rows[0] == ["310012", "3100**", "310***", "31****", "*"]
     with pytest.raises(DeidError, match="not a 6-digit postcode"):
         hm.postcode("zip", ["3100"])
+
+
+def test_inferred_hierarchy_kinds_from_values() -> None:
+    from piguard.deid.infer import infer_spec
+
+    def kind(col: str, values: list[str]) -> str:
+        return str(infer_spec(col, pl.Series(values))["auto"])
+
+    assert kind("性别", ["男", "女", "女"]) == "sex"
+    assert kind("gender", ["M", "F"]) == "sex"
+    assert kind("年龄", ["23", "45", "67"]) == "intervals"
+    assert infer_spec("年龄", pl.Series(["23", "45"]))["widths"] == [5, 10, 20]
+    spec = infer_spec("月收入", pl.Series(["3000", "5500", "12000", "80000"]))
+    widths = spec["widths"]
+    assert spec["auto"] == "intervals" and all(b % a == 0 for a, b in itertools.pairwise(widths))
+    assert kind("邮编", ["310012", "100080"]) == "postcode"
+    assert kind("出生日期", ["1990-03-07", "1985/12/01", "2001年1月2日"]) == "date"
+    assert kind("身份证号", ["110101199003071233", "11010519491231002X"]) == "resident-id"
+    assert kind("手机", ["13812345678", "15900001111"]) == "phone"
+    assert kind("城市", ["杭州市", "宁波", "南京市", "上海市"]) == "place"
+    assert kind("区县", ["西湖区", "海淀区", "浦东新区"]) == "place"
+    assert kind("职业", ["教师", "学生", "文员"]) == "flat"
+
+
+def test_place_hierarchy_from_the_gb_t_2260_list() -> None:
+    h = hm.chinese_place("城市", ["杭州", "宁波市", "南京", "北京市", ""])
+    by = {r[0]: r[1:] for r in h.rows}
+    # Cities go straight to their province; a municipality is its own province; missing stays missing.
+    assert by["杭州"] == ["浙江省", "*"] and by["宁波市"] == ["浙江省", "*"] and by["南京"] == ["江苏省", "*"]
+    assert by["北京市"] == ["北京市", "*"] and by[""] == ["", "*"]
+    d = {r[0]: r[1:] for r in hm.chinese_place("区县", ["西湖区", "海淀区", "鼓楼区", "火星"]).rows}
+    assert d["海淀区"] == ["北京市", "北京市", "*"]
+    # A name two cities share generalizes to both; the levels stay a tree.
+    assert d["西湖区"][0] == "南昌市|杭州市" and d["西湖区"][1] == "江西省|浙江省"
+    assert "福州市" in d["鼓楼区"][0] and d["火星"][:2] == ["(未识别)", "(未识别)"]
+    assert len(h.sha256) == 64 and h.describe()["kind"] == "place"

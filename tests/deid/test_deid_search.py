@@ -34,7 +34,7 @@ def trees() -> dict[str, dict[str, list[str]]]:
 
 
 def _run(adult: pl.DataFrame, models: Models, qis: list[str] = QIS, metric: str = "loss"):  # type: ignore[no-untyped-def]
-    cfg = DeidConfig(quasi=qis, hierarchy_dir=str(ADULT), models=models, metric=metric)
+    cfg = DeidConfig(audit=False, quasi=qis, hierarchy_dir=str(ADULT), models=models, metric=metric)
     return deidentify(adult, cfg)
 
 
@@ -91,6 +91,7 @@ def test_adult_l_diversity_and_t_closeness(adult: pl.DataFrame) -> None:
 def test_hierarchical_t_closeness_rechecked(adult: pl.DataFrame, trees: dict) -> None:
     qis = ["sex", "age", "race", "education"]
     cfg = DeidConfig(
+        audit=False,
         quasi=qis,
         hierarchy_dir=str(ADULT),
         metric="loss",
@@ -163,25 +164,32 @@ def test_search_is_optimal_against_exhaustive_search(trees: dict, k: int, supp: 
 def test_impossible_models_are_clear_errors(adult: pl.DataFrame) -> None:
     small = adult.head(10)
     with pytest.raises(DeidError, match="k=11 is larger than the table"):
-        deidentify(small, DeidConfig(quasi=["sex"], hierarchy_dir=str(ADULT), models=Models(k=11)))
+        deidentify(
+            small, DeidConfig(audit=False, quasi=["sex"], hierarchy_dir=str(ADULT), models=Models(k=11))
+        )
     with pytest.raises(DeidError, match="no transformation satisfies"):
         deidentify(
             adult,
             DeidConfig(
+                audit=False,
                 quasi=["sex", "age"],
                 hierarchy_dir=str(ADULT),
                 models=Models(k=2, l_diversity=[LDiversity("salary-class", 3)]),
             ),
         )
     with pytest.raises(DeidError, match=r"'nope' .* not in the table"):
-        deidentify(adult, DeidConfig(quasi=["nope"], hierarchy_dir=str(ADULT), models=Models(k=2)))
-    with pytest.raises(DeidError, match=r"quasi-identifier 'salary-class' has no hierarchy|sensitive"):
-        deidentify(adult.drop("sex"), DeidConfig(quasi=["salary-class"], models=Models(k=2)))
+        deidentify(
+            adult, DeidConfig(audit=False, quasi=["nope"], hierarchy_dir=str(ADULT), models=Models(k=2))
+        )
+    # A quasi-identifier without a hierarchy gets one inferred from its values (flat here: two labels).
+    out = deidentify(adult.drop("sex"), DeidConfig(audit=False, quasi=["salary-class"], models=Models(k=2)))
+    assert out.report["quasi_identifiers"][0]["hierarchy"]["kind"] == "flat"
 
 
 def test_mondrian_outputs_satisfy_models(adult: pl.DataFrame) -> None:
     qis = ["sex", "age", "race", "education"]
     cfg = DeidConfig(
+        audit=False,
         quasi=qis,
         hierarchy_dir=str(ADULT),
         mode="mondrian",
@@ -194,6 +202,7 @@ def test_mondrian_outputs_satisfy_models(adult: pl.DataFrame) -> None:
     opt = deidentify(
         adult,
         DeidConfig(
+            audit=False,
             quasi=qis,
             hierarchy_dir=str(ADULT),
             models=Models(k=5, l_diversity=[LDiversity("salary-class", 2)]),

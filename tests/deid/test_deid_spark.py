@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import polars as pl
 import pytest
 from deid_checker import check_output
@@ -40,7 +41,7 @@ def test_spark_engine_matches_local_path(spark, tmp_path: Path) -> None:  # type
     from piguard.deid.spark import deidentify_spark
 
     models = Models(k=5, suppression=0.02, l_diversity=[LDiversity("salary-class", 2)])
-    cfg = DeidConfig(quasi=QIS, hierarchy_dir=str(ADULT), models=models)
+    cfg = DeidConfig(audit=False, quasi=QIS, hierarchy_dir=str(ADULT), models=models)
     local = deidentify(pl.read_csv(ADULT / "adult_subset.csv", separator=";", infer_schema=False), cfg)
     out, rep = tmp_path / "out_dir", tmp_path / "r.json"
     res = CliRunner().invoke(
@@ -69,6 +70,10 @@ def test_spark_engine_matches_local_path(spark, tmp_path: Path) -> None:  # type
     assert res.exit_code == 0, res.stderr
     r = json.loads(rep.read_text(encoding="utf-8"))
     assert r["utility"]["search"]["engine"] == "spark"
+    from test_deid_safety import schema
+
+    jsonschema.Draft202012Validator(schema()).validate(r)
+    assert r["declared_state"] == "anonymized" and r["rescan"]["sampled"] is True
     assert r["levels"] == local.report["levels"]
     assert r["suppressed_rows"] == local.report["suppressed_rows"]
     assert r["equivalence_classes"] == local.report["equivalence_classes"]
@@ -82,6 +87,29 @@ def test_spark_engine_matches_local_path(spark, tmp_path: Path) -> None:  # type
         deidentify_spark(
             sdf,
             DeidConfig(
-                quasi=QIS, hierarchy_dir=str(ADULT), models=models, columns={"salary-class": {"op": "mask"}}
+                audit=False,
+                quasi=QIS,
+                hierarchy_dir=str(ADULT),
+                models=models,
+                columns={"salary-class": {"op": "mask"}},
             ),
         )
+
+
+def test_spark_path_audits_columns_too(spark) -> None:  # type: ignore[no-untyped-def]
+    """The Spark path classifies a sample: a phone column nobody configured is dropped, free text with
+    identifiers is refused (Spark cannot mask text), and the report declares the state."""
+    from piguard.deid.safety import DeidRefused
+    from piguard.deid.spark import deidentify_spark
+
+    rows = [(f"1390000{i:04d}", ["男", "女"][i % 2], str(20 + i % 30), "ok") for i in range(60)]
+    sdf = spark.createDataFrame(rows, schema=["手机号", "性别", "年龄", "备注"])
+    out, rep = deidentify_spark(sdf, DeidConfig(quasi=["性别", "年龄"], models=Models(k=5)))
+    assert "手机号" not in out.columns and rep["columns"]["手机号"]["treatment"] == "drop"
+    assert rep["declared_state"] == "anonymized"
+    noted = [
+        (f"1390000{i:04d}", ["男", "女"][i % 2], str(20 + i % 30), f"请致电1390000{i:04d}") for i in range(60)
+    ]
+    sdf = spark.createDataFrame(noted, schema=["手机号", "性别", "年龄", "备注"])
+    with pytest.raises(DeidRefused, match="cannot mask text"):
+        deidentify_spark(sdf, DeidConfig(quasi=["性别", "年龄"], models=Models(k=5)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 
 def deid(
@@ -34,9 +34,54 @@ def deid(
     suppression: float | None = typer.Option(
         None, "--suppression", help="Share of records that may be suppressed."
     ),
-    metric: str | None = typer.Option(None, "--metric", help="loss | entropy."),
-    mode: str | None = typer.Option(None, "--mode", help="optimal | mondrian."),
-    population: int | None = typer.Option(None, "--population", help="Population size for journalist risk."),
+    metric: str | None = typer.Option(
+        None,
+        "--metric",
+        help="loss (default) | entropy | entropy-monotonic | entropy-nonmonotonic (ARX's two non-uniform "
+        "entropy variants) | discernability-monotonic | discernability-nonmonotonic | aecs.",
+    ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        help="optimal (default, proven optimum) | top-down | bottom-up | genetic (heuristics for wide "
+        "tables) | mondrian.",
+    ),
+    time_limit: float | None = typer.Option(
+        None, "--time-limit", help="Stop the search after this many seconds; the best found so far is used."
+    ),
+    max_steps: int | None = typer.Option(
+        None,
+        "--max-steps",
+        help="Stop the search after this many node checks; the best found so far is used.",
+    ),
+    average_risk: float | None = typer.Option(
+        None, "--average-risk", help="Highest allowed average re-identification risk (prosecutor), e.g. 0.05."
+    ),
+    highest_risk: float | None = typer.Option(
+        None,
+        "--highest-risk",
+        help="Highest allowed risk of any record (prosecutor: 1 / class size), e.g. 0.2.",
+    ),
+    records_at_risk: float | None = typer.Option(
+        None,
+        "--records-at-risk",
+        help="Share of records that may exceed --highest-risk (ARX's third parameter).",
+    ),
+    k_map: int | None = typer.Option(
+        None,
+        "--k-map",
+        help="k-map: every record matches at least K people of the population (--population-table, or "
+        "estimated from --population).",
+    ),
+    d_presence: str | None = typer.Option(
+        None, "--d-presence", help="MIN:MAX delta-presence against --population-table."
+    ),
+    population_table: Path | None = typer.Option(
+        None, "--population-table", help="The population the input is drawn from (k-map, d-presence)."
+    ),
+    population: int | None = typer.Option(
+        None, "--population", help="Population size for journalist risk and estimated k-map."
+    ),
     engine: str = typer.Option(
         "local",
         "--engine",
@@ -45,23 +90,33 @@ def deid(
     init_config: Path | None = typer.Option(
         None, "--init-config", help="Write a draft config for INPUT (from detected columns) and stop."
     ),
+    keep: list[str] = typer.Option(
+        [],
+        "--keep",
+        help="Release these columns unchanged on purpose (comma separated, repeatable); the report lists "
+        "them and the declared state accounts for them.",
+    ),
 ) -> None:
     """De-identify INPUT into --out; print a summary, write --report (JSON) and --html."""
     from piguard.deid import DeidConfig, DeidError, deidentify, load_config, read_table, write_table_atomic
     from piguard.deid.config import parse_l, parse_t
+    from piguard.deid.safety import DeidRefused
     from piguard.deid.tableio import write_text_atomic
 
-    def fail(msg: str) -> typer.Exit:
+    def fail(msg: str, code: int = EXIT_ERROR) -> typer.Exit:
         typer.echo(f"piguard deid: {msg}", err=True)
-        return typer.Exit(EXIT_ERROR)
+        return typer.Exit(code)
 
     try:
         if engine not in ("local", "spark"):
             raise fail("--engine must be local or spark")
-        if metric and metric not in ("loss", "entropy"):
-            raise fail("--metric must be loss or entropy")
-        if mode and mode not in ("optimal", "mondrian"):
-            raise fail("--mode must be optimal or mondrian")
+        from piguard.deid.config import MODES, parse_d_presence, parse_k_map
+        from piguard.deid.lattice import METRICS
+
+        if metric and metric not in METRICS:
+            raise fail(f"--metric must be one of {', '.join(METRICS)}")
+        if mode and mode not in MODES:
+            raise fail(f"--mode must be one of {', '.join(MODES)}")
         if init_config is not None:
             from piguard.deid.autoconfig import draft_yaml
 
@@ -72,8 +127,10 @@ def deid(
         if out is None:
             raise fail("--out is required")
         cfg = load_config(config) if config else DeidConfig()
-        if quasi:
+        if quasi is not None:
             cfg.quasi = [q.strip() for q in quasi.split(",") if q.strip()]
+            if not cfg.quasi:
+                raise fail("--quasi names no column (give the quasi-identifiers, comma separated)")
         if hierarchies:
             cfg.hierarchy_dir = str(hierarchies.resolve())
         if k is not None:
@@ -90,6 +147,27 @@ def deid(
             cfg.mode = mode
         if population is not None:
             cfg.risk.population = population
+        for spec in keep:
+            cfg.keep += [c.strip() for c in spec.split(",") if c.strip()]
+        if time_limit is not None:
+            cfg.time_limit = time_limit
+        if max_steps is not None:
+            cfg.max_steps = max_steps
+        if average_risk is not None:
+            cfg.models.average_risk = average_risk
+        if highest_risk is not None:
+            cfg.models.highest_risk = highest_risk
+        if records_at_risk is not None:
+            cfg.models.records_at_risk = records_at_risk
+        if population_table is not None:
+            cfg.population_table = str(population_table.resolve())
+        if k_map is not None:
+            km: dict[str, object] = {"k": k_map}
+            if population is not None and population_table is None:
+                km["population"] = population
+            cfg.models.k_map = parse_k_map(km, "--k-map")
+        if d_presence is not None:
+            cfg.models.d_presence = parse_d_presence(d_presence, "--d-presence")
         if engine == "spark":
             from piguard.deid.spark import run_spark_files
 
@@ -106,6 +184,8 @@ def deid(
             from piguard.deid.report_html import render_html
 
             write_text_atomic(render_html(rep), html)
+    except DeidRefused as exc:
+        raise fail(f"{input}: refused: {exc}", EXIT_REFUSED) from None
     except DeidError as exc:
         msg = str(exc)
         raise fail(msg if msg.startswith(str(input)) else f"{input}: {msg}") from None
@@ -118,6 +198,36 @@ def deid(
         f"{rep['risk']['prosecutor']['highest']:.4f}; "
         f"search {rep['utility']['search'].get('search_ms', 0)} ms"
     )
+    srch = rep["utility"]["search"]
+    if srch.get("proven_optimal") is False:
+        why = {"time_limit": "the time limit", "step_limit": "the step limit"}.get(
+            srch.get("stopped_by") or ""
+        )
+        typer.echo(
+            f"  search: best transformation found by {srch.get('strategy')}"
+            + (f" within {why}" if why else "")
+            + ": not proven optimal; every privacy model holds"
+        )
+    for col, plan in rep.get("columns", {}).items():
+        if plan["origin"] == "default" and plan["treatment"] != "keep":
+            typer.echo(
+                f"  {col}: {plan['treatment']} ({', '.join(plan['detected'])}): {plan.get('note', '')}"
+            )
+    for col, info in rep["utility"]["columns"].items():
+        if "key_created" in info:
+            typer.echo(
+                f"  {col}: created key file {info['key_created']} (mode 0600): keep it private and reuse it"
+            )
+        for w in info.get("warnings", []):
+            typer.echo(f"piguard deid: warning: {col}: {w}", err=True)
+    passed = [p["column"] for p in rep.get("passed_through", [])]
+    if passed:
+        typer.echo(f"  passed through unchanged: {', '.join(passed)}")
+    state = rep.get("declared_state")
+    if state:
+        typer.echo(
+            f"declared state: {state}" + ("" if state == "anonymized" else f" ({rep['state_reasons'][0]})")
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@ distinct 2-diversity. The user reviews and edits the YAML before running it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import polars as pl
 
@@ -53,11 +52,6 @@ PSEUDONYMIZE = {
     "ACCOUNT_ID",
     "DEVICE_ID",
 }
-AUTO_HIERARCHY = {
-    "AGE": {"auto": "intervals", "widths": [5, 10, 20]},
-    "DATE_OF_BIRTH": {"auto": "date"},
-    "POSTCODE": {"auto": "postcode"},
-}
 
 
 def detect_column(name: str, values: pl.Series) -> str | None:
@@ -80,36 +74,56 @@ def detect_column(name: str, values: pl.Series) -> str | None:
 
 
 def draft_config(df: pl.DataFrame, *, k: int = 5) -> tuple[DeidConfig, dict[str, str]]:
-    """(config, entity per column) for ``df``."""
+    """(config, entities per column) for ``df``: the same column classifier the run uses decides, with
+    column-name hints for what it leaves open, so the draft runs as drafted."""
+    from piguard.deid.infer import infer_spec
+    from piguard.deid.safety import classify_table
+
     cfg = DeidConfig(models=Models(k=k))
     found: dict[str, str] = {}
     l_div: list[LDiversity] = []
+    audit = classify_table(df)
     for col in df.columns:
-        ent = detect_column(col, df[col])
-        if ent is None:
+        a = audit[col]
+        ents = a.entities or ([e] if (e := detect_column(col, df[col])) else [])
+        if a.free_text and not any(_identifier(e) in ("direct", "quasi") for e in ents):
+            ents = []  # free text without identifiers (comments, product names) stays as it is
+        if not ents:
             continue
-        found[col] = ent
-        try:
-            meta = taxonomy.get(ent)
-            ident, sensitive = meta.identifier, meta.sensitive
-        except (
-            taxonomy.UnknownEntity
-        ):  # an entity id unknown to the taxonomy (e.g. POSTCODE): a quasi-identifier
-            ident, sensitive = "quasi", False
-        spec: dict[str, Any]
-        if ident == "direct":
+        found[col] = ", ".join(ents)
+        roles = {_identifier(e) for e in ents}
+        if a.free_text:
+            cfg.columns[col] = {"op": "mask_text"}
+        elif "direct" in roles:
+            ent = next(e for e in ents if _identifier(e) == "direct")
             if ent in PSEUDONYMIZE:
-                spec = {"op": "pseudonym", "key_file": f"keys/{_safe(col)}.key", "length": 16}
+                key = f"keys/{_safe(col)}.key"
+                cfg.columns[col] = {"op": "pseudonym", "key_file": key, "create_key": True, "length": 16}
             else:
-                spec = {"op": "drop"}
-            cfg.columns[col] = spec
-        elif ident == "quasi":
+                cfg.columns[col] = {"op": "drop"}
+        elif "quasi" in roles:
             cfg.quasi.append(col)
-            cfg.hierarchies[col] = AUTO_HIERARCHY.get(ent, {"auto": "flat"})
-        elif sensitive:
+            spec = infer_spec(col, df[col])
+            spec.pop("reason", None)
+            cfg.hierarchies[col] = spec
+        elif any(_sensitive(e) for e in ents):
             l_div.append(LDiversity(col, 2, "distinct"))
     cfg.models.l_diversity = l_div
     return cfg, found
+
+
+def _identifier(entity: str) -> str:
+    try:
+        return str(taxonomy.get(entity).identifier)
+    except taxonomy.UnknownEntity:  # an entity id the taxonomy does not know (e.g. POSTCODE): quasi
+        return "quasi"
+
+
+def _sensitive(entity: str) -> bool:
+    try:
+        return bool(taxonomy.get(entity).sensitive)
+    except taxonomy.UnknownEntity:
+        return False
 
 
 def _safe(col: str) -> str:
@@ -124,8 +138,9 @@ def draft_yaml(df: pl.DataFrame, source: str, *, k: int = 5) -> str:
     ]
     lines += [f"#   {c}: {e}" for c, e in found.items()] or ["#   (none)"]
     lines += [
-        "# Key files: create one per column, e.g. `openssl rand -hex 32 > keys/<column>.key`;",
-        "# keep them out of the delivered data. Hierarchies marked auto are built from the values.",
+        "# Key files marked create_key are made on the first run (32 random bytes as hex, mode 0600) and",
+        "# the run says where; keep them out of the delivered data and reuse them for joinable pseudonyms.",
+        "# Hierarchies marked auto are built from the values.",
         "",
     ]
     return config_to_yaml(cfg, "\n".join(lines) + "\n")

@@ -3,21 +3,27 @@ search or Mondrian), suppression, and the risk/utility report."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from piguard import _fs
 from piguard.deid import hierarchy as hmod
 from piguard.deid import operators as ops
+from piguard.deid import safety
 from piguard.deid.config import DeidConfig
 from piguard.deid.errors import DeidError
 from piguard.deid.hierarchy import Hierarchy, load_hierarchy_dir, read_arx_csv
+from piguard.deid.infer import infer_spec
 from piguard.deid.lattice import Lattice, _dense_codes
 from piguard.deid.mondrian import Mondrian
 from piguard.deid.risk import risk_report
+from piguard.deid.tableio import read_table
 
 SUPPRESSED = "*"
 
@@ -31,7 +37,8 @@ class Outcome:
 
 def build_hierarchies(df: pl.DataFrame, cfg: DeidConfig) -> dict[str, Hierarchy]:
     """Hierarchies for the quasi-identifiers and sensitive attributes, from the directory, explicit files
-    and automatic builders (explicit entries win over the directory)."""
+    and automatic builders (explicit entries win over the directory). A quasi-identifier with none of
+    these gets one inferred from its header and values (``piguard.deid.infer``)."""
     wanted = list(
         dict.fromkeys(
             [
@@ -44,7 +51,11 @@ def build_hierarchies(df: pl.DataFrame, cfg: DeidConfig) -> dict[str, Hierarchy]
     out: dict[str, Hierarchy] = {}
     if cfg.hierarchy_dir:
         out.update(load_hierarchy_dir(cfg.resolve(cfg.hierarchy_dir), wanted))
-    for col, spec in cfg.hierarchies.items():
+    specs = dict(cfg.hierarchies)
+    for col in cfg.quasi:
+        if col not in out and col not in specs and col in df.columns:
+            specs[col] = infer_spec(col, df[col])
+    for col, spec in specs.items():
         if col not in df.columns:
             raise DeidError(f"hierarchy given for '{col}', which is not a column of the table")
         if isinstance(spec, str):
@@ -54,9 +65,12 @@ def build_hierarchies(df: pl.DataFrame, cfg: DeidConfig) -> dict[str, Hierarchy]
             values = df[col].cast(pl.String).fill_null("").unique().to_list()
             if kind in ("intervals", "age"):
                 widths = spec.get("widths", [5, 10, 20])
+                if not isinstance(widths, list):
+                    raise DeidError(f"hierarchy for '{col}': widths must be a list of numbers")
                 out[col] = hmod.numeric_intervals(col, values, widths=widths)
             else:
                 out[col] = hmod.AUTO_BUILDERS[kind](col, values)
+            out[col].reason = str(spec.get("reason", "configured"))
         else:
             raise DeidError(
                 f"hierarchy for '{col}': give a CSV path or {{auto: one of {sorted(hmod.AUTO_BUILDERS)}}}"
@@ -82,11 +96,14 @@ def _apply_operator(
             char=str(spec.get("char", "*")),
             keep_surname=bool(spec.get("keep_surname", False)),
         )
+    elif op == "mask_text":
+        new, counts = safety.mask_text(s)
+        info["findings_masked"] = counts
     elif op == "pseudonym":
-        key = ops.read_key(cfg.resolve(_need(spec, "key_file", col)), col)
+        key = ops.read_key(_key_file(spec, col, cfg, info), col)
         new = ops.pseudonym(s, key, length=int(spec.get("length", 16)), prefix=str(spec.get("prefix", "")))
     elif op == "ff1":
-        key = ops.read_key(cfg.resolve(_need(spec, "key_file", col)), col, sizes=(16, 24, 32))
+        key = ops.read_key(_key_file(spec, col, cfg, info), col, sizes=(16, 24, 32))
         new = ops.ff1_encrypt(
             s,
             key,
@@ -95,7 +112,7 @@ def _apply_operator(
             column=col,
         )
     elif op == "date_shift":
-        key = ops.read_key(cfg.resolve(_need(spec, "key_file", col)), col)
+        key = ops.read_key(_key_file(spec, col, cfg, info), col)
         subject = _need(spec, "subject", col)
         if subject not in df.columns:
             raise DeidError(f"column '{col}': subject column '{subject}' not in the table")
@@ -114,6 +131,32 @@ def _apply_operator(
     return df.with_columns(new.alias(col)), info
 
 
+def _key_file(spec: dict[str, Any], col: str, cfg: DeidConfig, info: dict[str, Any]) -> Path:
+    """The operator's key file. A missing one is created (32 random bytes as hex, mode 0600, through
+    ``piguard._fs.create_secret_file``) when the config marks it ``create_key: true``, as drafted configs do;
+    otherwise the error says how to make one."""
+    path = cfg.resolve(_need(spec, "key_file", col))
+    if path.exists():
+        if not _fs.is_private(path):
+            info.setdefault("warnings", []).append(
+                f"key file {path} can be read by other users: chmod 600 it"
+            )
+        return path
+    if spec.get("create_key") is True:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _fs.create_secret_file(path, secrets.token_hex(32).encode("ascii") + b"\n"):
+            info["key_created"] = str(path)
+        return path
+    raise DeidError(
+        f"column '{col}': key file {path} does not exist: create it with "
+        f"`umask 077; openssl rand -hex 32 > '{path}'`, or add 'create_key: true' to the column's entry"
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{e} {n}" for e, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
 def _need(spec: dict[str, Any], key: str, col: str) -> str:
     if key not in spec:
         raise DeidError(f"column '{col}': operator {spec['op']} needs '{key}'")
@@ -122,7 +165,16 @@ def _need(spec: dict[str, Any], key: str, col: str) -> str:
 
 def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
     t0 = time.perf_counter()
-    for c in [*cfg.quasi, *cfg.models.sensitive_columns, *cfg.columns]:
+    cfg.models.validate()
+    cfg.risk.validate()
+    if not cfg.quasi and (cfg.models.k > 1 or cfg.models.sensitive_columns):
+        raise DeidError(
+            "privacy models need quasi-identifiers: name the columns an attacker could know "
+            "(--quasi a,b,c or 'quasi:' in the config)"
+        )
+    if len(set(cfg.quasi)) != len(cfg.quasi):
+        raise DeidError("a quasi-identifier is named twice")
+    for c in [*cfg.quasi, *cfg.models.sensitive_columns, *cfg.columns, *cfg.keep]:
         if c not in df.columns:
             raise DeidError(f"column '{c}' (named in the configuration) is not in the table")
     for c in cfg.quasi:
@@ -130,6 +182,15 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
             raise DeidError(
                 f"column '{c}' is a quasi-identifier and also has operator {cfg.columns[c]['op']}"
             )
+    plans: dict[str, safety.ColumnPlan] = {}
+    if cfg.audit:
+        # Before anything is computed: what each column holds, and what happens to it.
+        t_audit = time.perf_counter()
+        audit_in = safety.classify_table(df)
+        plans = safety.plan_columns(
+            df, audit_in, cfg.quasi, cfg.columns, cfg.models.sensitive_columns, set(cfg.keep)
+        )
+        audit_ms = (time.perf_counter() - t_audit) * 1000
     hierarchies = build_hierarchies(df, cfg)
     for q in cfg.quasi:
         if q not in hierarchies:
@@ -143,6 +204,18 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         if col in cfg.quasi:
             continue
         out, columns_info[col] = _apply_operator(out, col, spec, cfg, hierarchies)
+    for col, plan in plans.items():
+        if plan.origin != "default" or plan.treatment == "keep":
+            continue
+        if plan.treatment == "drop":
+            out = out.drop(col)
+            columns_info[col] = {"operator": "drop", "loss": 1.0}
+        elif plan.treatment == "mask_text":
+            masked, counts = safety.mask_text(out[col])
+            changed = (masked.fill_null("\x00") != out[col].cast(pl.String).fill_null("\x00")).mean()
+            out = out.with_columns(masked.alias(col))
+            columns_info[col] = {"operator": "mask_text", "changed_share": float(changed or 0.0)}
+            plan.note += f"; {sum(counts.values())} findings masked ({_counts(counts)})"
 
     n = df.height
     report_levels: dict[str, int | None] = {}
@@ -151,12 +224,35 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
         class_of_row = np.zeros(n, dtype=np.int64)
         class_sizes = np.array([n]) if n else np.zeros(0, dtype=np.int64)
         search: dict[str, Any] = {"mode": "none"}
-    elif cfg.mode == "optimal":
-        lat = Lattice({c: df[c] for c in df.columns}, hierarchies, cfg.quasi, cfg.models, cfg.metric)
+    elif cfg.mode != "mondrian":
+        population = None
+        if cfg.models.needs_population:
+            if not cfg.population_table:
+                raise DeidError(
+                    "d-presence and k-map without a population size need the population table "
+                    "(--population-table FILE or 'population_table:' in the config)"
+                )
+            pop_df, _ = read_table(cfg.resolve(cfg.population_table))
+            missing = [q for q in cfg.quasi if q not in pop_df.columns]
+            if missing:
+                raise DeidError(f"the population table has no column(s) {', '.join(missing)}")
+            population = {q: pop_df[q] for q in cfg.quasi}
+        lat = Lattice(
+            {c: df[c] for c in df.columns},
+            hierarchies,
+            cfg.quasi,
+            cfg.models,
+            cfg.metric,
+            population=population,
+            gs_factor=cfg.gs_factor,
+        )
         ts = time.perf_counter()
-        res = lat.search()
+        res = lat.search(cfg.mode, time_limit=cfg.time_limit, max_steps=cfg.max_steps)
         search = {
-            "mode": "optimal",
+            "mode": "optimal" if cfg.mode == "optimal" else "heuristic",
+            "strategy": cfg.mode,
+            "proven_optimal": res.proven_optimal,
+            "stopped_by": res.stopped_by,
             "nodes_checked": res.checked,
             "lattice_size": res.lattice_size,
             "search_ms": round((time.perf_counter() - ts) * 1000, 2),
@@ -174,6 +270,12 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
     else:
         if cfg.models.suppression:
             raise DeidError("mondrian mode does not suppress records: set suppression to 0")
+        m = cfg.models
+        if m.average_risk is not None or m.highest_risk is not None or m.k_map or m.d_presence:
+            raise DeidError(
+                "mondrian mode checks k, l-diversity and t-closeness only: use the optimal search (or a "
+                "heuristic) for risk thresholds, k-map and d-presence"
+            )
         hs = [hierarchies[q] for q in cfg.quasi]
         leaf = np.stack([h.encode_column(df[q]) for q, h in zip(cfg.quasi, hs, strict=True)], axis=1)
         sens, gp = {}, {}
@@ -224,4 +326,76 @@ def deidentify(df: pl.DataFrame, cfg: DeidConfig) -> Outcome:
             "search": {**search, "total_ms": round((time.perf_counter() - t0) * 1000, 2)},
         },
     }
+    report["quasi_identifiers"] = [
+        {"column": q, "level": report_levels.get(q), "hierarchy": hierarchies[q].describe()}
+        for q in cfg.quasi
+    ]
+    report["input"] = {"rows": n, "columns": list(df.columns)}
+    report["output"] = {
+        "rows": out.height,
+        "records_released": int(n - suppressed.sum()),
+        "columns": list(out.columns),
+    }
+    if cfg.audit:
+        t_rescan = time.perf_counter()
+        rescan = safety.classify_table(out)
+        leaks = []
+        for c, a in rescan.items():
+            plan = plans.get(c)
+            if not a.direct or plan is None or plan.origin == "keep" or plan.treatment == "generalize":
+                continue
+            confirmed = safety.confirmed_direct(out[c], a.direct)
+            if confirmed:
+                leaks.append(f"{c} ({', '.join(confirmed)})")
+            else:  # the column verdict does not hold up value by value (a surname left by masking)
+                for f in a.findings:
+                    if f.identifier == "direct":
+                        f.identifier = "none"
+                        f.evidence += "; not confirmed value by value (surname only), not an identifier"
+        if leaks:
+            raise safety.DeidRefused(
+                f"the re-scan of the output still finds direct identifiers in column(s) {'; '.join(leaks)}: "
+                f"not delivered (configure an operator for them, or release them deliberately with --keep)"
+            )
+        has_model = bool(cfg.quasi) and cfg.models.protects
+        verdict = safety.declared_state(
+            plans, rescan, list(out.columns), models_hold=True, has_model=has_model
+        )
+        report["declared_state"] = verdict.state
+        report["state_reasons"] = verdict.reasons
+        report["columns"] = {c: p.to_dict() for c, p in plans.items()}
+        report["passed_through"] = _passed_through(plans, report_levels, out.columns)
+        report["rescan"] = {
+            "rows": out.height,
+            "columns": {c: [f.to_dict() for f in a.findings] for c, a in rescan.items() if a.findings},
+            "direct_identifiers": sorted(c for c, a in rescan.items() if a.direct),
+            "ms": round((time.perf_counter() - t_rescan) * 1000, 2),
+        }
+        report["utility"]["search"]["audit_ms"] = round(audit_ms, 2)
+    else:
+        report["declared_state"] = "unassessed"
+        report["state_reasons"] = ["the columns were not audited (library call with audit=False)"]
     return Outcome(out, report, suppressed)
+
+
+def _passed_through(
+    plans: dict[str, safety.ColumnPlan], levels: dict[str, int | None], out_columns: list[str]
+) -> list[dict[str, Any]]:
+    """Columns the output holds unchanged: kept columns, and quasi-identifiers left at level 0."""
+    rows: list[dict[str, Any]] = []
+    for col in out_columns:
+        plan = plans.get(col)
+        if plan is None:
+            continue
+        if plan.treatment == "keep":
+            rows.append({"column": col, "origin": plan.origin, "detected": plan.entities})
+        elif plan.treatment == "generalize" and levels.get(col) == 0:
+            rows.append(
+                {
+                    "column": col,
+                    "origin": "quasi",
+                    "detected": plan.entities,
+                    "note": "quasi-identifier at level 0: unchanged except in suppressed records",
+                }
+            )
+    return rows

@@ -9,8 +9,10 @@ roll up and privacy models monotone.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from piguard.deid.errors import DeidError, mask_cell
+from piguard.deid.gazetteer import Place
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Hierarchy:
     column: str
     rows: list[list[str]]
     source: str = "<memory>"
+    reason: str = ""  # why an automatic kind was chosen (for the report)
     # Filled by _encode(): codes[level][leaf] -> value id at that level; labels[level][id] -> text.
     codes: list[np.ndarray] = field(default_factory=list, repr=False)
     labels: list[list[str]] = field(default_factory=list, repr=False)
@@ -91,6 +95,29 @@ class Hierarchy:
             self.codes.append(arr)
             self.labels.append(list(ids))
 
+    def parent_ids(self, level: int) -> np.ndarray:
+        """Value id at ``level`` of every value id at ``level - 1`` (the levels form a tree)."""
+        cache = self.__dict__.setdefault("_parents", {})
+        hit = cache.get(level)
+        if hit is None:
+            hit = np.zeros(len(self.labels[level - 1]), dtype=np.int64)
+            hit[self.codes[level - 1]] = self.codes[level]
+            cache[level] = hit
+        return hit
+
+    def level_mass(self, level: int, leaf_mass: np.ndarray) -> np.ndarray:
+        """Sum of a per-leaf quantity under every value id at ``level``."""
+        cache = self.__dict__.setdefault("_mass", {})
+        key = (level, id(leaf_mass))
+        hit = cache.get(key)
+        if hit is None or hit[0] is not leaf_mass:
+            hit = (
+                leaf_mass,
+                np.bincount(self.codes[level], weights=leaf_mass, minlength=len(self.labels[level])),
+            )
+            cache[key] = hit
+        return hit[1]
+
     def shares(self, level: int) -> np.ndarray:
         """ARX's domain share per value id at ``level``: leaves under it / leaves in the hierarchy."""
         counts = np.bincount(self.codes[level], minlength=len(self.labels[level]))
@@ -126,6 +153,29 @@ class Hierarchy:
         w = csv.writer(buf, delimiter=";", lineterminator="\n")
         w.writerows(self.rows)
         return buf.getvalue()
+
+    @property
+    def kind(self) -> str:
+        """``file`` for a hierarchy read from a file, else the automatic builder's name."""
+        return self.source.removeprefix("auto:") if self.source.startswith("auto:") else "file"
+
+    @property
+    def sha256(self) -> str:
+        """Digest of the hierarchy as ARX CSV (rows in order, ``;``-separated, LF line ends), so that a
+        dataset passport can name exactly the hierarchy a release used without holding its values."""
+        return hashlib.sha256(self.to_csv().encode("utf-8")).hexdigest()
+
+    def describe(self) -> dict[str, object]:
+        d: dict[str, object] = {
+            "kind": self.kind,
+            "source": self.source if self.kind == "file" else "automatic",
+            "levels": self.height,
+            "values": self.domain_size,
+            "sha256": self.sha256,
+        }
+        if self.reason:
+            d["reason"] = self.reason
+        return d
 
 
 def encode_columns(
@@ -200,25 +250,45 @@ def load_hierarchy_dir(directory: str | Path, columns: Iterable[str]) -> dict[st
 
 
 # ---------------------------------------------------------------- automatic hierarchies
+# Every builder takes the column's distinct values as text. A missing cell (the empty string) stays itself
+# up to the top level: it tells nothing to generalize.
+
+
+def _missing_row(height: int) -> list[str]:
+    return [""] * (height - 1) + ["*"]
 
 
 def numeric_intervals(
-    column: str, values: Iterable[object], widths: Sequence[int] = (5, 10, 20), origin: float | None = None
+    column: str,
+    values: Iterable[object],
+    widths: Sequence[float] = (5, 10, 20),
+    origin: float | None = None,
 ) -> Hierarchy:
     """Intervals of growing width (age bands by default), then ``*``. Widths must nest (each a multiple
     of the previous) so the result is a tree."""
+    if not widths or any(not (isinstance(w, int | float) and not isinstance(w, bool)) for w in widths):
+        raise DeidError(f"column '{column}': interval widths must be numbers, got {list(widths)}")
+    if any(w <= 0 for w in widths):
+        raise DeidError(f"column '{column}': interval widths must be positive, got {list(widths)}")
     for a, b in itertools.pairwise(widths):
-        if b % a:
+        if b < a or abs(b / a - round(b / a)) > 1e-9:
             raise DeidError(f"column '{column}': interval widths {list(widths)} do not nest")
     distinct: dict[str, float] = {}
+    missing = False
     for v in values:
         s = str(v)
         if s in distinct:
             continue
+        if s.strip() == "":
+            missing = True
+            continue
         try:
-            distinct[s] = float(s)
+            x = float(s)
         except ValueError:
             raise DeidError(f"column '{column}': value {mask_cell(s)} is not a number") from None
+        if not np.isfinite(x):
+            raise DeidError(f"column '{column}': value {mask_cell(s)} is not a finite number")
+        distinct[s] = x
     if not distinct:
         raise DeidError(f"column '{column}': no values to build a hierarchy from")
     lo = min(distinct.values()) if origin is None else origin
@@ -227,22 +297,49 @@ def numeric_intervals(
     for s, x in sorted(distinct.items(), key=lambda kv: kv[1]):
         row = [s]
         for w in widths:
-            start = base + np.floor((x - base) / w) * w
+            start = base + np.floor((x - base) / w + 1e-12) * w
             row.append(f"[{_num(start)}, {_num(start + w)})")
         row.append("*")
         rows.append(row)
+    if missing:
+        rows.append(_missing_row(len(widths) + 2))
     return Hierarchy(column=column, rows=rows, source="auto:intervals")
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    x = round(float(x), 9)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def nice_widths(values: Iterable[float], buckets: int = 20, levels: int = 4) -> list[float]:
+    """Nesting interval widths for a numeric column: the first about range/``buckets`` rounded to 1, 2 or 5
+    times a power of ten, each next one 2 or 2.5 times wider (1-2-5 steps: 10, 20, 50, 100, ...)."""
+    xs = [float(v) for v in values]
+    span = (max(xs) - min(xs)) if xs else 0.0
+    if span <= 0:
+        return [1.0]
+    raw = span / buckets
+    exp = math.floor(math.log10(raw))
+    mant = raw / 10**exp
+    step = 1 if mant <= 1 else 2 if mant <= 2 else 5 if mant <= 5 else 10
+    w = step * 10.0**exp
+    out = [w]
+    while len(out) < levels and out[-1] < span:
+        m = round(out[-1] / 10 ** math.floor(math.log10(out[-1])))
+        out.append(out[-1] * (2 if m in (1, 5, 10) else 5 / 2 if m == 2 else 2))
+        if abs(out[-1] / out[-2] - round(out[-1] / out[-2])) > 1e-9:  # 2 -> 5 does not nest: go to 10
+            out[-1] = out[-2] * 5
+    return [int(x) if float(x).is_integer() else x for x in out]
 
 
 def dates(column: str, values: Iterable[object]) -> Hierarchy:
     """Day -> month -> year -> decade -> ``*``. Accepts ISO dates (``2024-03-05``, ``2024/3/5``,
-    ``2024年3月5日``)."""
+    ``2024年3月5日``, ``20240305``), with or without a time after them."""
     rows = []
     for s in sorted({str(v) for v in values}):
+        if s.strip() == "":
+            rows.append(_missing_row(5))
+            continue
         d = parse_date(s)
         if d is None:
             raise DeidError(f"column '{column}': value {mask_cell(s)} is not a date")
@@ -261,28 +358,27 @@ def parse_date(s: str) -> date | None:
             return date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError:
             return None
-    if len(s) == 8 and s.isdigit():
+    t = s.strip()
+    if len(t) == 8 and t.isdigit():
         try:
-            return datetime.strptime(s, "%Y%m%d").date()
+            return datetime.strptime(t, "%Y%m%d").date()
         except ValueError:
             return None
     return None
 
 
-def _load_regions() -> dict[str, str]:
-    import yaml
-
-    with (Path(__file__).parent / "regions.yaml").open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    return {str(k): v for k, v in data["provinces"].items()}
-
-
 def resident_id_region(column: str, values: Iterable[object]) -> Hierarchy:
     """Resident ID (18 characters) -> county code (6) -> prefecture code (4) -> province -> ``*``
-    (administrative division codes of GB/T 2260, first 6 digits of GB 11643)."""
-    provinces = _load_regions()
+    (administrative division codes of GB/T 2260, the first 6 digits of GB 11643; province names from the
+    division list python-stdnum ships, which also covers the 81/82/83 codes of residence permits)."""
+    from piguard.deid.gazetteer import gazetteer
+
+    provinces = gazetteer().province_of_code
     rows = []
     for s in sorted({str(v) for v in values}):
+        if s.strip() == "":
+            rows.append(_missing_row(5))
+            continue
         if len(s) < 6 or not s[:6].isdigit():
             raise DeidError(f"column '{column}': value {mask_cell(s)} is not a resident ID number")
         prov = provinces.get(s[:2])
@@ -292,55 +388,111 @@ def resident_id_region(column: str, values: Iterable[object]) -> Hierarchy:
     return Hierarchy(column=column, rows=rows, source="auto:resident-id")
 
 
-_ADDR_PROV = re.compile(r"^(北京市|天津市|上海市|重庆市|.{2,7}?(?:省|自治区)|香港特别行政区|澳门特别行政区)")
-_ADDR_CITY = re.compile(r"^(.{1,10}?(?:自治州|地区|盟|市))")
-_ADDR_DIST = re.compile(r"^(.{1,10}?(?:区|县|旗|市))")
+UNKNOWN_PLACE = "(未识别)"
 
 
-def split_address(addr: str) -> tuple[str, str, str]:
-    """(province, city, district) prefixes of a Chinese address; municipalities are their own city."""
-    s = addr.strip()
-    m = _ADDR_PROV.match(s)
-    if not m:
-        return "", "", ""
-    prov = m[1]
-    rest = s[len(prov) :]
-    if prov in ("北京市", "天津市", "上海市", "重庆市"):
-        city = prov
-    else:
-        mc = _ADDR_CITY.match(rest)
-        city = prov + mc[1] if mc else ""
-        rest = rest[len(mc[1]) :] if mc else rest
-    md = _ADDR_DIST.match(rest)
-    dist = (city or prov) + md[1] if md else ""
-    return prov, city, dist
+def _place_labels(places: Iterable[Place]) -> tuple[str, str, str] | None:
+    """(county, prefecture, province) labels for the places a value can mean. Several candidates (朝阳区
+    is in Beijing and in Changchun) give joined labels, so that the levels stay a tree."""
+    ps = list(places)
+    if not ps:
+        return None
+    counties = sorted({p.county or p.prefecture or p.province for p in ps})
+    prefs = sorted({p.prefecture or p.province for p in ps})
+    provs = sorted({p.province for p in ps})
+    return "|".join(counties), "|".join(prefs), "|".join(provs)
+
+
+def resolve_place(text: str) -> frozenset[Place]:
+    """The places a cell can mean: a bare name (``杭州``, ``西湖区``) or an address's leading places."""
+    from piguard.deid.gazetteer import gazetteer
+
+    g = gazetteer()
+    places = g.resolve(text)
+    if not places:
+        p = g.resolve_prefix(text)
+        places = frozenset([p]) if p else frozenset()
+    return places
+
+
+def chinese_place(column: str, values: Iterable[object]) -> Hierarchy:
+    """Chinese place names or addresses -> prefecture (city) -> province -> ``*``, from the GB/T 2260
+    division list (``piguard.deid.gazetteer``). A column that holds counties, districts or addresses gets
+    the city level; a column of cities or provinces goes straight to the province. A name several
+    places share (鼓楼区) generalizes to all of them joined (``南京市|徐州市|...``); a value that names no
+    known place generalizes to ``(未识别)``."""
+    resolved: dict[str, tuple[str, str, str] | None] = {}
+    fine = False
+    for s in sorted({str(v) for v in values}):
+        if s.strip() == "":
+            resolved[s] = None
+            continue
+        places = resolve_place(s)
+        resolved[s] = _place_labels(places)
+        if any(p.county for p in places) or (places and s.strip() not in _place_names(places)):
+            fine = True  # counties or longer addresses: keep a city level
+    if not resolved:
+        raise DeidError(f"column '{column}': no values to build a hierarchy from")
+    height = 4 if fine else 3
+    rows = []
+    for s, labels in resolved.items():
+        if s.strip() == "":
+            rows.append(_missing_row(height))
+            continue
+        _, pref, prov = labels if labels else ("", UNKNOWN_PLACE, UNKNOWN_PLACE)
+        rows.append([s, pref, prov, "*"] if fine else [s, prov, "*"])
+    return Hierarchy(column=column, rows=rows, source="auto:place")
+
+
+def _place_names(places: Iterable[Place]) -> set[str]:
+    from piguard.deid.gazetteer import short_names
+
+    out: set[str] = set()
+    for p in places:
+        for name in (p.province, p.prefecture):
+            if name:
+                out |= short_names(name)
+    return out
 
 
 def chinese_address(column: str, values: Iterable[object]) -> Hierarchy:
-    """Address -> district -> city -> province -> ``*``. Missing parts repeat the coarser one so the
-    levels stay a tree."""
+    """Address -> district -> city -> province -> ``*`` (GB/T 2260 names via ``piguard.deid.gazetteer``).
+    Missing parts repeat the coarser one so the levels stay a tree."""
+    from piguard.deid.gazetteer import gazetteer
+
+    g = gazetteer()
     rows = []
     for s in sorted({str(v) for v in values}):
-        prov, city, dist = split_address(s)
-        if not prov:
-            raise DeidError(f"column '{column}': value {mask_cell(s)} does not start with a province")
-        city = city or prov
-        dist = dist or city
-        rows.append([s, dist, city, prov, "*"])
+        if s.strip() == "":
+            rows.append(_missing_row(5))
+            continue
+        p = g.resolve_prefix(s)
+        if p is None:
+            raise DeidError(
+                f"column '{column}': value {mask_cell(s)} does not start with a known province, city or "
+                f"district (GB/T 2260)"
+            )
+        # Labels carry their parents (浙江省杭州市西湖区), so equal county names stay apart.
+        city = p.province + p.prefecture if p.prefecture and p.prefecture != p.province else p.province
+        dist = city + p.county if p.county and p.county != p.prefecture else city
+        rows.append([s, dist, city, p.province, "*"])
     return Hierarchy(column=column, rows=rows, source="auto:address")
 
 
 def phone_prefix(column: str, values: Iterable[object]) -> Hierarchy:
-    """Mobile number -> first 7 digits (number segment + H code, which locates the issuing city)
-    -> first 3 (carrier segment) -> ``*``."""
+    """Phone number -> first 7 digits (for a mobile, number segment + H code, which locates the issuing
+    city) -> first 3 (carrier segment) -> ``*``. A leading +86/86 is ignored."""
     rows = []
     for s in sorted({str(v) for v in values}):
+        if s.strip() == "":
+            rows.append(_missing_row(4))
+            continue
         digits = re.sub(r"\D", "", s)
         if digits.startswith("86") and len(digits) == 13:
             digits = digits[2:]
-        if len(digits) != 11:
-            raise DeidError(f"column '{column}': value {mask_cell(s)} is not an 11-digit mobile number")
-        rows.append([s, digits[:7] + "****", digits[:3] + "*" * 8, "*"])
+        if not 7 <= len(digits) <= 15:
+            raise DeidError(f"column '{column}': value {mask_cell(s)} is not a phone number")
+        rows.append([s, digits[:7] + "*" * (len(digits) - 7), digits[:3] + "*" * (len(digits) - 3), "*"])
     return Hierarchy(column=column, rows=rows, source="auto:phone")
 
 
@@ -349,6 +501,9 @@ def postcode(column: str, values: Iterable[object]) -> Hierarchy:
     rows = []
     for s in sorted({str(v) for v in values}):
         t = s.strip()
+        if t == "":
+            rows.append(_missing_row(5))
+            continue
         if len(t) != 6 or not t.isdigit():
             raise DeidError(f"column '{column}': value {mask_cell(s)} is not a 6-digit postcode")
         rows.append([s, t[:4] + "**", t[:3] + "***", t[:2] + "****", "*"])
@@ -362,13 +517,22 @@ def flat(column: str, values: Iterable[object]) -> Hierarchy:
     )
 
 
+def sex(column: str, values: Iterable[object]) -> Hierarchy:
+    """Sex or gender -> ``*`` (a flat hierarchy; kind ``sex`` in the report)."""
+    h = flat(column, values)
+    h.source = "auto:sex"
+    return h
+
+
 AUTO_BUILDERS = {
     "intervals": numeric_intervals,
     "age": numeric_intervals,
     "date": dates,
     "resident-id": resident_id_region,
     "address": chinese_address,
+    "place": chinese_place,
     "phone": phone_prefix,
     "postcode": postcode,
+    "sex": sex,
     "flat": flat,
 }

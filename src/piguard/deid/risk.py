@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from piguard.deid.errors import DeidError
+
 # National Bureau of Statistics, Statistical Communiqué on the 2024 National Economic and Social
 # Development (2025-02-28): population at the end of 2024, 1,408.28 million.
 CHINA_POPULATION = 1_408_280_000
@@ -31,6 +33,13 @@ DEFAULT_THRESHOLD = 0.2  # a record whose risk exceeds 1/5 is "at risk" (k = 5 i
 class RiskOptions:
     population: int = CHINA_POPULATION
     threshold: float = DEFAULT_THRESHOLD
+
+    def validate(self) -> None:
+        p, t = self.population, self.threshold
+        if isinstance(p, bool) or not isinstance(p, int | np.integer) or p < 1:
+            raise DeidError(f"population must be a whole number of at least 1, got {p!r}")
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1:
+            raise DeidError(f"risk threshold must be a number in (0, 1], got {t!r}")
 
 
 def _model(risk: np.ndarray, threshold: float, weight: np.ndarray | None = None) -> dict[str, float | int]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from piguard.deid import safety
 from piguard.deid.config import DeidConfig
 from piguard.deid.engine import SUPPRESSED, build_hierarchies
 from piguard.deid.errors import DeidError
@@ -55,6 +56,22 @@ def deidentify_spark(
             raise DeidError(
                 f"column '{c}': operator {spec.get('op')} is not available in the Spark path (keep/drop only)"
             )
+    plans: dict[str, Any] = {}
+    default_drop: list[str] = []
+    if cfg.audit:
+        # The same column audit as the single-machine path, on a sample the driver can hold.
+        audit_in = safety.classify_table(_sample(sdf))
+        plans = safety.plan_columns(
+            _sample(sdf, 1), audit_in, cfg.quasi, cfg.columns, cfg.models.sensitive_columns, set(cfg.keep)
+        )
+        for c, plan in plans.items():
+            if plan.origin == "default" and plan.treatment == "mask_text":
+                raise safety.DeidRefused(
+                    f"column '{c}' is free text holding {', '.join(plan.entities)}: the Spark path cannot "
+                    f"mask text; drop it (op: drop), release it with --keep, or run without --engine spark"
+                )
+            if plan.origin == "default" and plan.treatment == "drop":
+                default_drop.append(c)
     keys = list(dict.fromkeys([*cfg.quasi, *cfg.models.sensitive_columns]))
     text = [F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("")).alias(c) for c in keys]
     grouped = sdf.select(text).groupBy(keys).agg(F.count(F.lit(1)).alias(_COUNT))
@@ -78,7 +95,7 @@ def deidentify_spark(
         {c: counts[c] for c in keys}, hierarchies, cfg.quasi, cfg.models, cfg.metric, weights=weights
     )
     ts = time.perf_counter()
-    res = lat.search()
+    res = lat.search(time_limit=cfg.time_limit, max_steps=cfg.max_steps)
     search_ms = round((time.perf_counter() - ts) * 1000, 2)
 
     out = sdf
@@ -104,7 +121,7 @@ def deidentify_spark(
         out = out.withColumn(_FLAG, F.lit(False))
     for d, q in enumerate(cfg.quasi):
         out = out.withColumn(q, F.when(F.col(_FLAG), F.lit(SUPPRESSED)).otherwise(F.col(f"__piguard_g_{d}")))
-    drop = [c for c, spec in cfg.columns.items() if spec.get("op") == "drop"]
+    drop = [c for c, spec in cfg.columns.items() if spec.get("op") == "drop"] + default_drop
     helper = [c for c in out.columns if c.startswith("__piguard_")]
     out = out.drop(*helper, *drop).select([c for c in sdf.columns if c not in drop])
 
@@ -130,6 +147,9 @@ def deidentify_spark(
             "average_class_size": float(res.class_sizes.mean()) if len(res.class_sizes) else 0.0,
             "search": {
                 "mode": "optimal",
+                "strategy": "optimal",
+                "proven_optimal": res.proven_optimal,
+                "stopped_by": res.stopped_by,
                 "engine": "spark",
                 "groups": n_groups,
                 "nodes_checked": res.checked,
@@ -140,7 +160,62 @@ def deidentify_spark(
             },
         },
     }
+    report["quasi_identifiers"] = [
+        {"column": q, "level": res.levels[d], "hierarchy": hierarchies[q].describe()}
+        for d, q in enumerate(cfg.quasi)
+    ]
+    if cfg.audit:
+        rescan = safety.classify_table(_sample(out))
+        leaks = [
+            f"{c} ({', '.join(a.direct)})"
+            for c, a in rescan.items()
+            if a.direct
+            and plans.get(c) is not None
+            and plans[c].origin != "keep"
+            and plans[c].treatment != "generalize"
+        ]
+        if leaks:
+            raise safety.DeidRefused(
+                f"the re-scan of a sample of the output still finds direct identifiers in column(s) "
+                f"{'; '.join(leaks)}: not delivered"
+            )
+        verdict = safety.declared_state(
+            plans, rescan, list(out.columns), models_hold=True, has_model=cfg.models.protects
+        )
+        levels = res.levels_by_column()
+        report["declared_state"] = verdict.state
+        report["state_reasons"] = verdict.reasons
+        report["columns"] = {c: p.to_dict() for c, p in plans.items()}
+        report["passed_through"] = [
+            {"column": c, "origin": p.origin, "detected": p.entities}
+            for c, p in plans.items()
+            if c in out.columns
+            and (p.treatment == "keep" or (p.treatment == "generalize" and levels.get(c) == 0))
+        ]
+        report["rescan"] = {
+            "rows": min(SAMPLE_ROWS, n),
+            "sampled": True,
+            "columns": {c: [f.to_dict() for f in a.findings] for c, a in rescan.items() if a.findings},
+            "direct_identifiers": sorted(c for c, a in rescan.items() if a.direct),
+        }
     return out, report
+
+
+SAMPLE_ROWS = 50_000
+
+
+def _sample(sdf: SparkDataFrame, rows: int = SAMPLE_ROWS) -> pl.DataFrame:
+    """The first ``rows`` rows as an all-text polars table, for the column audit on the driver."""
+    from pyspark.sql import functions as F
+
+    head = sdf.select([F.col(f"`{c}`").cast("string").alias(c) for c in sdf.columns]).limit(rows)
+    got = (
+        pl.from_arrow(head.toArrow())
+        if hasattr(head, "toArrow")
+        else pl.DataFrame([r.asDict() for r in head.collect()], schema=dict.fromkeys(sdf.columns, pl.String))
+    )
+    assert isinstance(got, pl.DataFrame)
+    return got
 
 
 def run_spark_files(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from piguard.deid.errors import DeidError
+from piguard.deid.errors import DeidError, safe_message
 
 DELIMITERS = ",;\t|"
 
@@ -35,8 +35,10 @@ def sniff_delimiter(sample: str) -> str:
 def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
     """All columns as strings (hierarchies and operators work on text); nulls for empty cells."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DeidError(f"{p}: input table not found")
+    if not p.is_file():  # a FIFO or device would block or never end
+        raise DeidError(f"{p}: not a regular file")
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
@@ -69,7 +71,7 @@ def read_table(path: str | Path) -> tuple[pl.DataFrame, TableFormat]:
             io.BytesIO(text.encode("utf-8")), separator=delim, infer_schema=False, truncate_ragged_lines=False
         )
     except Exception as exc:
-        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        msg = safe_message(str(exc)) if str(exc) else type(exc).__name__
         raise DeidError(f"{p}: malformed table: {msg}") from None
     dup = [c for c in df.columns if c.endswith("_duplicated_0")]
     if dup:
