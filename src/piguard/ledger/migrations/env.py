@@ -14,7 +14,10 @@ context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     version_table=VERSION_TABLE,
-    transaction_per_migration=True,
+    # SQLite: one transaction for the whole upgrade, begun IMMEDIATE by the ledger (it holds the write lock
+    # throughout), so a second process opening a fresh ledger waits and then finds it at head. Committing
+    # per migration let that process in between two migrations and run the next one twice.
+    transaction_per_migration=connection.dialect.name != "sqlite",
 )
 with context.begin_transaction():
     context.run_migrations()
