@@ -158,7 +158,7 @@ class PiguardPipeline:
             rec["pi"] = {**res.as_dict(), "filter_seconds": round(per_page, 6)}
             rec["outcome"] = "stored"
             pages.append(store.prepare_page(rec, text))
-            out.append({**rec, "text": text})
+            out.append({"piguard_page": True, **rec, "text": text})  # the item passed on keeps its marker
         # In the reactor thread too: a writer thread was measured slower -- each of the ~5 system calls per
         # page gave the GIL up and waited to get it back from the busy reactor, pages piled up behind it
         # (1,000 responses alive instead of ~130) and the collector's work grew with them.
