@@ -177,6 +177,9 @@ class JointServer:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        # Listen before saying so: a peer that connects between "listening on" and uvicorn's start then waits
+        # in the backlog instead of being refused (seen under load).
+        sock.listen(2048)
         bound = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, timeout_keep_alive=30)
         server = uvicorn.Server(config)
