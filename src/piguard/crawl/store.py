@@ -14,28 +14,13 @@ import itertools
 import json
 import os
 import socket
-import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
+from piguard._fs import atomic_write_text
 
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
@@ -165,7 +150,7 @@ class PageStore:
 
     def close(self) -> dict[str, Any]:
         s = self.summary()
-        atomic_write(self.summary_path, (json.dumps(s, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+        atomic_write_text(self.summary_path, json.dumps(s, ensure_ascii=False, indent=1) + "\n")
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
