@@ -345,7 +345,8 @@ def _render(
     if writer is not None:
         # The data map's parts are always present (empty lists when no table was mapped), so a reader need
         # not tell "none" from "not reported": rows, combinations, the evidence behind each share
-        # (piguard.sources.datamap), and the tables' notes (e.g. a column name that held an identifier, masked).
+        # (piguard.sources.datamap), and the tables' notes (e.g. a column name that held an identifier,
+        # masked).
         extra: dict[str, Any] = {
             "sources": datamap_rows,
             "combinations": combinations,
