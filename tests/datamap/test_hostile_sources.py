@@ -114,6 +114,30 @@ def test_driver_message_quoting_data_is_masked(postgres_url: str, pg_schema: tup
     assert PHONE not in text and "王小明" not in text and "小明" not in text
 
 
+def test_a_full_read_that_stalls_is_cancelled_and_the_scan_goes_on(
+    postgres_url: str, pg_schema: tuple[sa.Engine, str]
+) -> None:
+    # A live server that stops sending mid-read (here a view that sleeps) trips no TCP timeout: the COPY
+    # of a full scan must still end after --timeout, skip that table by name, and read the next one.
+    eng, schema = pg_schema
+    with eng.begin() as conn:
+        conn.execute(sa.text(f'CREATE TABLE "{schema}".people (phone text)'))
+        conn.execute(sa.text(f"INSERT INTO \"{schema}\".people VALUES ('{PHONE}')"))
+        conn.execute(
+            sa.text(
+                f'CREATE VIEW "{schema}".slow AS SELECT g, CASE WHEN g = 2 THEN pg_sleep(60)::text '
+                f"ELSE '{PHONE}' END AS phone FROM generate_series(1, 3) AS g"
+            )
+        )
+    started = time.monotonic()
+    dm = scan_tables(postgres_url, full=True, include=[f"{schema}.*"], limits=ReadLimits(timeout_s=2))
+    assert time.monotonic() - started < 30
+    reasons = {s["table"]: s["reason"] for s in dm.skipped}
+    assert "sent no rows for 2 s" in reasons[f"{schema}.slow"], reasons
+    assert verdicts(dm.rows, f"{schema}.people") == {("phone", "PHONE_NUMBER")}
+    assert PHONE not in json.dumps(dm.as_dict(), ensure_ascii=False)
+
+
 def test_polars_error_quoting_a_raw_row_is_masked() -> None:
     msg = f"could not parse `\"王小明,{ID}\n` as dtype `str` at column 'x' (column number 1)"
     shown = describe_error(ValueError(msg))

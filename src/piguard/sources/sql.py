@@ -25,6 +25,8 @@ from __future__ import annotations
 import io
 import random
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,7 +188,10 @@ def iter_sql_tables(
                 identifiers=[name, schema or "", *known],
                 secrets=secrets,
             )
-            ts.batches = _batches(eng, schema, name, kind, full=full, sample_rows=sample_rows, scan=ts)
+            ts.batches = _batches(
+                eng, schema, name, kind, full=full, sample_rows=sample_rows, scan=ts,
+                stall_s=(limits or ReadLimits.from_env()).timeout_s,
+            )  # fmt: skip
             yield ts
     finally:
         # The generator is drained by the caller before this runs.
@@ -233,7 +238,15 @@ def _keep_type(col_type: sa.types.TypeEngine[Any]) -> bool:
 
 
 def _batches(  # type: ignore[no-untyped-def]
-    eng: Engine, schema: str | None, name: str, kind: str, *, full: bool, sample_rows: int, scan: TableScan
+    eng: Engine,
+    schema: str | None,
+    name: str,
+    kind: str,
+    *,
+    full: bool,
+    sample_rows: int,
+    scan: TableScan,
+    stall_s: float,
 ):
     def run() -> Iterator[pl.DataFrame]:
         with eng.connect() as conn:
@@ -251,7 +264,7 @@ def _batches(  # type: ignore[no-untyped-def]
                 scan.method = method
                 if full and conn.dialect.name == "postgresql":
                     scan.method = "full (COPY ... TO STDOUT, batches)"
-                    yield from _pg_copy(conn, stmt, table, names)
+                    yield from _pg_copy(conn, stmt, table, names, stall_s=stall_s)
                     continue
                 res = conn.execution_options(stream_results=True, yield_per=SQL_BATCH_ROWS).execute(stmt)
                 for part in res.partitions(SQL_BATCH_ROWS):
@@ -286,8 +299,12 @@ def _mysql_true_names(conn: Connection, table: sa.Table) -> sa.Table:
     return sa.Table(table.name, sa.MetaData(), *cols, schema=table.schema)
 
 
+class CopyStalled(RuntimeError):
+    """A full PostgreSQL read sent nothing for longer than the read timeout."""
+
+
 def _pg_copy(
-    conn: Connection, stmt: sa.Select[Any], table: sa.Table, names: list[str]
+    conn: Connection, stmt: sa.Select[Any], table: sa.Table, names: list[str], *, stall_s: float
 ) -> Iterator[pl.DataFrame]:
     """A full PostgreSQL read through ``COPY (SELECT ...) TO STDOUT`` in text format, parsed by polars in
     blocks: several times faster than materializing Python tuples. Text format escapes newlines inside
@@ -324,15 +341,43 @@ def _pg_copy(
         # One COPY reads the whole table and may rightly take longer than --timeout: lift the statement
         # timeout for this transaction only. A dead peer is still caught by the TCP timeouts.
         cur.execute("SET LOCAL statement_timeout = 0")
-    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT") as cp:  # type: ignore[union-attr]
-        for data in cp:
-            parts.append(bytes(data))
-            size += len(data)
-            if size >= COPY_BLOCK_BYTES:
-                block = b"".join(parts)
-                cut = block.rfind(b"\n") + 1
-                yield parse(block[:cut])
-                parts, size = [block[cut:]], len(block) - cut
+    # A live server can still stop sending (a view that waits on a lock or sleeps): the TCP timeouts do
+    # not fire, so a watchdog cancels the COPY when no data arrived for stall_s seconds. Parsing a block
+    # is our time, not the server's, so the clock restarts after each one.
+    last = [time.monotonic()]
+    stalled = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(min(1.0, stall_s / 4)):
+            if time.monotonic() - last[0] > stall_s:
+                stalled.set()
+                raw.cancel_safe(timeout=stall_s)
+                return
+
+    watchdog = threading.Thread(target=watch, name="piguard-copy-watchdog", daemon=True)
+    watchdog.start()
+    try:
+        with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT") as cp:  # type: ignore[union-attr]
+            for data in cp:
+                last[0] = time.monotonic()
+                parts.append(bytes(data))
+                size += len(data)
+                if size >= COPY_BLOCK_BYTES:
+                    block = b"".join(parts)
+                    cut = block.rfind(b"\n") + 1
+                    last[0] = float("inf")  # the clock stops while the block is parsed and classified
+                    yield parse(block[:cut])
+                    last[0] = time.monotonic()
+                    parts, size = [block[cut:]], len(block) - cut
+    except Exception as exc:
+        if stalled.is_set():
+            raise CopyStalled(
+                f"the server sent no rows for {stall_s:g} s (--timeout); the read was cancelled"
+            ) from None
+        raise exc
+    finally:
+        done.set()
     if size:
         yield parse(b"".join(parts))
 
