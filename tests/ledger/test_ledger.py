@@ -50,6 +50,22 @@ def _record(led: Ledger, cid: str, subject: str, **kw) -> str:  # type: ignore[n
     return led.record_consent(**args)
 
 
+def test_consent_times_carry_their_zone_on_every_backend(ledger_url: str, key_env: bytes) -> None:
+    # SQLite hands the UTC times back naive; a reader must not get local-looking times from one backend
+    # and UTC from the other.
+    from datetime import UTC, datetime, timedelta
+
+    led = Ledger.open(ledger_url)
+    _record(led, "c1", pseudonym(RAW_ID, key_env))
+    led.withdraw_consent("c1")
+    c = led.consent("c1")
+    assert c is not None
+    for field in ("given_at", "withdrawn_at"):
+        at = datetime.fromisoformat(c[field])
+        assert at.utcoffset() == timedelta(0), c[field]
+        assert abs(datetime.now(UTC) - at) < timedelta(minutes=5)
+
+
 def test_consent_lifecycle_and_check(ledger_url: str, key_env: bytes) -> None:
     led = Ledger.open(ledger_url)
     subject = pseudonym(RAW_ID, key_env)

@@ -1175,4 +1175,7 @@ def _json_set(raw: str) -> frozenset[str]:
 
 
 def _iso(d: datetime | None) -> str | None:
-    return None if d is None else d.isoformat()
+    # With its zone on every backend: SQLite returns these UTC times naive, PostgreSQL with +00:00.
+    if d is None:
+        return None
+    return (d if d.tzinfo is not None else d.replace(tzinfo=UTC)).isoformat()
