@@ -35,3 +35,22 @@ def test_every_listed_verb_resolves() -> None:
     for verb in _verbs():
         res = runner.invoke(app, [verb, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output, (verb, res.output[-300:])
+
+
+def test_every_subcommand_says_what_it_does() -> None:
+    # `piguard rights --help` listed `show` with a blank summary: a new user had nothing to go on.
+    import click
+    import typer
+
+    from piguard.cli import _load_verbs, app
+
+    _load_verbs()
+    root = typer.main.get_command(app)
+
+    def walk(cmd: click.Command, path: str) -> list[str]:
+        missing = [] if (cmd.help or cmd.short_help or "").strip() else [path]
+        for name, sub in getattr(cmd, "commands", {}).items():
+            missing += walk(sub, f"{path} {name}")
+        return missing
+
+    assert walk(root, "piguard") == []

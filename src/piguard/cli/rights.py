@@ -79,6 +79,7 @@ def staff_add(
 
 @staff_app.command("list")
 def staff_list(ledger: str = LEDGER_OPT, key_file: str = KEYFILE_OPT) -> None:
+    """Staff accounts as JSON lines: name, role, whether a dashboard password is set, disabled."""
     from sqlalchemy import select
 
     from piguard.rights import tables
@@ -115,6 +116,7 @@ def list_requests(
 
 @rights_app.command("show")
 def show(request_id: str, ledger: str = LEDGER_OPT, key_file: str = KEYFILE_OPT) -> None:
+    """One request as staff see it (type, status, due date, details, outcome), as JSON."""
     with _service(ledger, key_file=key_file) as svc:
         _echo(svc.request_for_staff(request_id))
 
