@@ -54,3 +54,34 @@ def test_every_subcommand_says_what_it_does() -> None:
         return missing
 
     assert walk(root, "piguard") == []
+
+
+PSI_QUERY = "joint psi query http://127.0.0.1:9 --ids a.csv --column p --key k --trust t --out o.csv"
+TRAIN_RUN = (
+    "joint train run http://127.0.0.1:9 --ids a.csv --column c --label y --positive 1 --key k --trust t "
+    "--model-out m"
+)
+
+
+@pytest.mark.parametrize(
+    ("missing", "command", "extra"),
+    [
+        ("nacl", PSI_QUERY, "joint"),
+        ("phe", TRAIN_RUN, "joint"),
+        ("chinese_calendar", "rights due 2026-09-30", "web"),
+        ("argon2", "rights staff add bob --role agent", "web"),
+    ],
+)
+def test_a_verb_whose_extra_is_missing_names_it(
+    missing: str, command: str, extra: str, tmp_path: Path
+) -> None:
+    # These ended in "internal error (ModuleNotFoundError)": the README promises the extra is named.
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None; sys.argv = ['piguard', *{command.split()!r}]; "
+        "from piguard.cli import main; main()"
+    )
+    cmd = [sys.executable, "-c", code]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert f"pip install 'piguard[{extra}]'" in res.stderr and missing in res.stderr
+    assert "internal error" not in res.stderr

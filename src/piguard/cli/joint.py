@@ -21,6 +21,25 @@ from piguard._fs import OutputPathError, atomic_write_bytes, atomic_write_text
 joint_app = typer.Typer(
     help="Compute together without sharing raw data (PSI, counts, federated models).", no_args_is_help=True
 )
+
+
+@joint_app.callback()
+def _needs_the_joint_extra() -> None:
+    # Checked before any joint verb runs: piguard.joint imports PyNaCl at once, so a missing extra ended in
+    # "internal error (ModuleNotFoundError)" instead of naming it. A verb's --help needs no extra.
+    from piguard._extras import MissingExtra, require
+
+    if "--help" in sys.argv[1:]:  # click has consumed the subcommand's arguments by now
+        return
+
+    try:
+        for module in ("nacl", "phe", "starlette", "uvicorn", "httpx"):
+            require(module, "joint", "this command")
+    except MissingExtra as exc:
+        typer.echo(f"piguard joint: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 psi_app = typer.Typer(help="Private set intersection between two members.", no_args_is_help=True)
 joint_app.add_typer(psi_app, name="psi")
 count_app = typer.Typer(help="Consortium count: how many members hold each applicant.", no_args_is_help=True)

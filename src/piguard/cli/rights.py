@@ -21,6 +21,21 @@ rights_app = typer.Typer(
 staff_app = typer.Typer(help="Staff accounts (agent, admin, service).", no_args_is_help=True)
 rights_app.add_typer(staff_app, name="staff")
 
+
+@rights_app.callback()
+def _needs_the_web_extra() -> None:
+    # Checked before any rights verb runs: `rights due` and `staff add` (argon2) imported them unguarded and
+    # ended in "internal error (ModuleNotFoundError)" instead of naming the extra. --help needs no extra.
+    from importlib import util
+
+    if "--help" in sys.argv[1:]:  # click has consumed the subcommand's arguments by now
+        return
+
+    for module in ("argon2", "chinese_calendar"):
+        if util.find_spec(module) is None:
+            raise _fail(f"needs the web extra (pip install 'piguard[web]'): {module}")
+
+
 STORES_OPT = typer.Option(
     None, "--stores", help="stores.yaml (needed to carry out deletions and corrections)."
 )
