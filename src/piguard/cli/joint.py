@@ -60,7 +60,7 @@ CONSENT = typer.Option(
 )
 CONSENT_REF = typer.Option(None, "--consent-ref", help="A consent id in the ledger that covers this run.")
 LEDGER = typer.Option(None, "--ledger", help="Ledger URL or SQLite path: check consents, log the run.")
-KEY = typer.Option(..., "--key", help="This member's private key (from `piguard passport keygen`).")
+KEY = typer.Option(..., "--key", help="Your private key (from `piguard passport keygen`).")
 TRUST = typer.Option(..., "--trust", help="Directory of the partners' public keys (*.pub).")
 IDS = typer.Option(..., "--ids", help="CSV/TSV file with the identifiers.")
 COLUMN = typer.Option(..., "--column", help="Column holding the identifiers.")
