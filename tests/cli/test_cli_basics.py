@@ -47,8 +47,15 @@ def test_every_subcommand_says_what_it_does() -> None:
     _load_verbs()
     root = typer.main.get_command(app)
 
+    # Options whose name says it all; any other must say what it takes (`rights list --status` did not).
+    plain = {"--help", "--host", "--port", "--epochs", "--batch", "--lr", "--l2", "--momentum", "--seed"}
+
     def walk(cmd: click.Command, path: str) -> list[str]:
         missing = [] if (cmd.help or cmd.short_help or "").strip() else [path]
+        for p in cmd.params:
+            silent = not (getattr(p, "help", "") or "").strip()
+            if p.param_type_name == "option" and silent and not set(p.opts) & plain:
+                missing.append(f"{path} {p.opts[0]}")
         for name, sub in getattr(cmd, "commands", {}).items():
             missing += walk(sub, f"{path} {name}")
         return missing

@@ -113,8 +113,14 @@ def staff_list(ledger: str = LEDGER_OPT, key_file: str = KEYFILE_OPT) -> None:
 
 @rights_app.command("list")
 def list_requests(
-    status: str = typer.Option(None, "--status"),
-    type_: str = typer.Option(None, "--type"),
+    status: str = typer.Option(
+        None,
+        "--status",
+        help="awaiting_verification | verified | in_progress | completed | refused | expired",
+    ),
+    type_: str = typer.Option(
+        None, "--type", help="Request type: access, copy, correction, deletion, complaint, ..."
+    ),
     overdue: bool = typer.Option(False, "--overdue", help="Open requests past their due date."),
     due_soon: bool = typer.Option(False, "--due-soon", help="Open requests due within 3 working days."),
     open_only: bool = typer.Option(False, "--open", help="Verified or in progress."),
@@ -177,7 +183,7 @@ def reasons(type_: str = typer.Option(None, "--type", help="Only reasons for thi
 @rights_app.command("due")
 def due(
     verified: str = typer.Argument(None, help="Verification date YYYY-MM-DD (default: today, China time)."),
-    days: int = typer.Option(15, "--days", min=1, max=365),
+    days: int = typer.Option(15, "--days", min=1, max=365, help="Working days allowed."),
 ) -> None:
     """The due date: DAYS working days after VERIFIED on the official calendar."""
     from datetime import UTC, datetime
