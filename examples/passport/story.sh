@@ -27,8 +27,8 @@ LEDGER="$OUT/ledger.db"
 "$BIN/python" examples/passport/record_consents.py "$LEDGER" examples/data/loan_applicants.csv "$BANK"
 
 step "Supplier: de-identify (k=10, distinct 2-diversity on 是否逾期, keyed pseudonyms)"
-for col in 手机号 身份证号; do
-  "$BIN/python" -c "import secrets; print(secrets.token_hex(32))" > "$OUT/deid-keys/$col.key"
+for col in 手机号 身份证号; do  # keys readable by the owner only (deid warns about any other mode)
+  (umask 077 && "$BIN/python" -c "import secrets; print(secrets.token_hex(32))" > "$OUT/deid-keys/$col.key")
 done
 sed 's#keys/#deid-keys/#' examples/deid/loan_applicants.yaml > "$OUT/deid.yaml"
 mkdir -p "$OUT/delivery"

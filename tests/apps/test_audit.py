@@ -168,3 +168,23 @@ def test_app_without_personal_information_is_undecidable_throughout() -> None:
     d = audit(p).as_dict()
     assert {i["verdict"] for i in d["items"]} == {"undecidable"}
     assert any("no personal information found" in n for n in d["notes"])
+
+
+def test_undecidable_reason_asks_only_for_what_is_missing(tmp_path: Path) -> None:
+    # With --type 12 given, the necessary-scope item told the user to give the app type (--type N).
+    from shared_data import shared_path
+
+    p = shared_path("data", "apps", "apk", "Test-debug.apk")
+    if not p.exists():
+        pytest.skip(f"shared data not found at {p}")
+    policy = tmp_path / "privacy.html"
+    policy.write_text("<html><body><p>我们收集您的手机号码用于登录。</p></body></html>", "utf-8")
+
+    def reason(**kw: object) -> str:
+        items = audit(p, policy=policy, **kw).as_dict()["items"]
+        it = next(i for i in items if i["rule"] == "NEC2021-BEYOND-NECESSARY")
+        assert it["verdict"] == "undecidable"
+        return it["reason"]
+
+    assert reason(app_type=12) == "needs whether the user may refuse"
+    assert "--type N" in reason()

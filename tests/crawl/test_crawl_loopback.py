@@ -31,6 +31,7 @@ def crawl(
     cmd = [PIGUARD, "crawl", *urls, "--out", str(out), "--user-agent", UA, "--min-delay", "0", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert "Warning" not in res.stderr, res.stderr[-3000:]  # a library's deprecation notice reached users
     summary = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
     prov_file = out / "provenance.jsonl"
     prov = [json.loads(x) for x in prov_file.read_text().splitlines()] if prov_file.exists() else []

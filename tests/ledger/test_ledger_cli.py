@@ -172,3 +172,24 @@ def test_consent_record_says_when_it_creates_the_key_file(tmp_path: Path) -> Non
     assert res.exit_code == 0 and res.stderr == ""  # said once, when it happened
     res = _run("consent", "show", "--subject-id", "-", "--ledger", db, stdin=RAW + "\n")
     assert res.exit_code == 0 and len(json.loads(res.stdout)) == 1 and RAW not in res.stdout
+
+
+def test_a_write_never_plants_a_new_key_beside_a_ledger_whose_key_went_missing(tmp_path: Path) -> None:
+    # A ledger copied without its key file: the write used to create a fresh key (and then refuse with
+    # "authenticated with another ledger key"), leaving a wrong key file that misled every later verify.
+    db = str(tmp_path / "ledger.db")
+    key = Path(db + ".key")
+    purpose = ["ledger", "purpose", "fraud_alerts", "--zh", "欺诈预警", "--en", "fraud", "--data", "PERSON"]
+    consent = ["consent", "record", "--subject-id", "-", "--kind", "separate", "--purpose", "data_supply"]
+    assert _run(*purpose, "--ledger", db).exit_code == 0
+    saved = key.read_bytes()
+    key.unlink()
+    for args, stdin in ((purpose, None), ([*consent, "--data", "PERSON"], RAW), (["ledger", "init"], None)):
+        res = _run(*args, "--ledger", db, stdin=stdin)
+        assert res.exit_code == 2, (args, res.stdout, res.stderr)
+        assert f"its key file {key} is missing: restore it" in res.stderr
+        assert "--key-file" in res.stderr and not key.exists()
+    key.write_bytes(saved)
+    purpose[2] = "fraud_alerts_2"  # with its key back the ledger takes writes again
+    assert _run(*purpose, "--ledger", db).exit_code == 0
+    assert _run("ledger", "verify", "--ledger", db).exit_code == 0

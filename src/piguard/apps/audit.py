@@ -354,7 +354,7 @@ def decide(
                 {"kind": "sdk", "note": "no third-party SDK from the catalogue found in the code"}
             ]
         else:
-            item["reason"] = _why(rule, app, pf, policy_error, applicable)
+            item["reason"] = _why(rule, app, pf, policy_error, applicable, parsed.app_type is not None)
         _add_context(item, rule, app, pf)
         items.append(item)
     return items
@@ -382,7 +382,12 @@ def _dedupe_app_level(fired: list[dict[str, Any]], rule: packs.Rule) -> list[dic
 
 
 def _why(
-    rule: packs.Rule, app: ApkFacts, pf: PolicyFacts | None, policy_error: str | None, applicable: bool
+    rule: packs.Rule,
+    app: ApkFacts,
+    pf: PolicyFacts | None,
+    policy_error: str | None,
+    applicable: bool,
+    typed: bool = False,
 ) -> str:
     if rule.id in UNDECIDABLE_WHY:
         why = UNDECIDABLE_WHY[rule.id]
@@ -391,11 +396,12 @@ def _why(
     elif not applicable:
         why = "no flow of this kind found in the APK or the policy"
     elif rule.id == "NEC2021-BEYOND-NECESSARY" or rule.id == "APP2019-C4.2":
-        why = (
-            "needs the app type (--type N) and whether the user may refuse"
-            if pf is not None
-            else "needs the app type (--type N) and the privacy policy (--policy FILE)"
+        # Ask only for what is missing: a user who gave --type was told to give it again.
+        needs = [] if typed else ["the app type (--type N)"]
+        needs.append(
+            "whether the user may refuse" if pf is not None else "the privacy policy (--policy FILE)"
         )
+        why = "needs " + " and ".join(needs)
     elif rule.id in ("APP2019-C4.1", "APP2019-C4.5"):
         why = (
             "the policy states no purpose for this collection (see C2.1)"

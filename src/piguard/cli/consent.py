@@ -116,7 +116,9 @@ def record(
         None, "--subject-id", help="A raw identifier, pseudonymised with the key ('-': read from stdin)."
     ),
     consent_id: str = typer.Option(None, "--id", help="Consent id (default: generated)."),
-    policy_version: str = typer.Option(None, "--policy-version"),
+    policy_version: str = typer.Option(
+        None, "--policy-version", help="Version of the privacy policy the person agreed to."
+    ),
     policy_file: Path = typer.Option(
         None, "--policy-file", help="Privacy policy text; its SHA-256 is stored."
     ),

@@ -21,6 +21,25 @@ from piguard._fs import OutputPathError, atomic_write_bytes, atomic_write_text
 joint_app = typer.Typer(
     help="Compute together without sharing raw data (PSI, counts, federated models).", no_args_is_help=True
 )
+
+
+@joint_app.callback()
+def _needs_the_joint_extra() -> None:
+    # Checked before any joint verb runs: piguard.joint imports PyNaCl at once, so a missing extra ended in
+    # "internal error (ModuleNotFoundError)" instead of naming it. A verb's --help needs no extra.
+    from piguard._extras import MissingExtra, require
+
+    if "--help" in sys.argv[1:]:  # click has consumed the subcommand's arguments by now
+        return
+
+    try:
+        for module in ("nacl", "phe", "starlette", "uvicorn", "httpx"):
+            require(module, "joint", "this command")
+    except MissingExtra as exc:
+        typer.echo(f"piguard joint: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 psi_app = typer.Typer(help="Private set intersection between two members.", no_args_is_help=True)
 joint_app.add_typer(psi_app, name="psi")
 count_app = typer.Typer(help="Consortium count: how many members hold each applicant.", no_args_is_help=True)
@@ -41,7 +60,7 @@ CONSENT = typer.Option(
 )
 CONSENT_REF = typer.Option(None, "--consent-ref", help="A consent id in the ledger that covers this run.")
 LEDGER = typer.Option(None, "--ledger", help="Ledger URL or SQLite path: check consents, log the run.")
-KEY = typer.Option(..., "--key", help="This member's private key (from `piguard passport keygen`).")
+KEY = typer.Option(..., "--key", help="Your private key (from `piguard passport keygen`).")
 TRUST = typer.Option(..., "--trust", help="Directory of the partners' public keys (*.pub).")
 IDS = typer.Option(..., "--ids", help="CSV/TSV file with the identifiers.")
 COLUMN = typer.Option(..., "--column", help="Column holding the identifiers.")

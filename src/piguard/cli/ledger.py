@@ -185,8 +185,8 @@ def audit(
 @ledger_app.command("purpose")
 def purpose(
     purpose_id: str = typer.Argument(...),
-    zh: str = typer.Option(..., "--zh"),
-    en: str = typer.Option(..., "--en"),
+    zh: str = typer.Option(..., "--zh", help="The purpose in Chinese, as shown to people."),
+    en: str = typer.Option(..., "--en", help="The purpose in English."),
     data: list[str] = typer.Option(..., "--data", help="Entity id or class the purpose needs (repeat)."),
     alone_insufficient: bool = typer.Option(
         False, "--alone-insufficient", help="Cannot justify collection alone."
@@ -220,7 +220,7 @@ def provenance(
     source: str = typer.Option(..., "--source", help="Who the data came from."),
     data: list[str] = typer.Option([], "--data", help="Entity ids or classes in the dataset (repeat)."),
     upstream: list[str] = typer.Option([], "--upstream", help="Upstream provenance record id (repeat)."),
-    content_hash: str = typer.Option(None, "--content-hash"),
+    content_hash: str = typer.Option(None, "--content-hash", help="SHA-256 of the dataset's content."),
     key_file: str = KEY_FILE_OPT,
     ledger: str = LEDGER_OPT,
 ) -> None:
@@ -243,14 +243,14 @@ def provenance(
 @ledger_app.command("activity")
 def activity(
     activity_id: str = typer.Argument(...),
-    name: str = typer.Option(..., "--name"),
+    name: str = typer.Option(..., "--name", help="What the activity is called in the record."),
     kind: str = typer.Option(
         ..., "--activity", help="collect | use | provide | publish | transfer_abroad | ..."
     ),
-    purpose_id: str = typer.Option(..., "--purpose"),
-    data: list[str] = typer.Option(..., "--data"),
-    legal_basis: str = typer.Option(..., "--legal-basis"),
-    recipient: str = typer.Option(None, "--recipient"),
+    purpose_id: str = typer.Option(..., "--purpose", help="A known purpose id (see ledger purpose)."),
+    data: list[str] = typer.Option(..., "--data", help="Entity ids or classes processed (repeat)."),
+    legal_basis: str = typer.Option(..., "--legal-basis", help="PIPL Art. 13 basis, e.g. consent"),
+    recipient: str = typer.Option(None, "--recipient", help="Who receives the data, for provide flows."),
     key_file: str = KEY_FILE_OPT,
     ledger: str = LEDGER_OPT,
 ) -> None:

@@ -21,6 +21,21 @@ rights_app = typer.Typer(
 staff_app = typer.Typer(help="Staff accounts (agent, admin, service).", no_args_is_help=True)
 rights_app.add_typer(staff_app, name="staff")
 
+
+@rights_app.callback()
+def _needs_the_web_extra() -> None:
+    # Checked before any rights verb runs: `rights due` and `staff add` (argon2) imported them unguarded and
+    # ended in "internal error (ModuleNotFoundError)" instead of naming the extra. --help needs no extra.
+    from importlib import util
+
+    if "--help" in sys.argv[1:]:  # click has consumed the subcommand's arguments by now
+        return
+
+    for module in ("argon2", "chinese_calendar"):
+        if util.find_spec(module) is None:
+            raise _fail(f"needs the web extra (pip install 'piguard[web]'): {module}")
+
+
 STORES_OPT = typer.Option(
     None, "--stores", help="stores.yaml (needed to carry out deletions and corrections)."
 )
@@ -79,6 +94,7 @@ def staff_add(
 
 @staff_app.command("list")
 def staff_list(ledger: str = LEDGER_OPT, key_file: str = KEYFILE_OPT) -> None:
+    """Staff accounts as JSON lines: name, role, whether a dashboard password is set, disabled."""
     from sqlalchemy import select
 
     from piguard.rights import tables
@@ -97,8 +113,14 @@ def staff_list(ledger: str = LEDGER_OPT, key_file: str = KEYFILE_OPT) -> None:
 
 @rights_app.command("list")
 def list_requests(
-    status: str = typer.Option(None, "--status"),
-    type_: str = typer.Option(None, "--type"),
+    status: str = typer.Option(
+        None,
+        "--status",
+        help="awaiting_verification | verified | in_progress | completed | refused | expired",
+    ),
+    type_: str = typer.Option(
+        None, "--type", help="Request type: access, copy, correction, deletion, complaint, ..."
+    ),
     overdue: bool = typer.Option(False, "--overdue", help="Open requests past their due date."),
     due_soon: bool = typer.Option(False, "--due-soon", help="Open requests due within 3 working days."),
     open_only: bool = typer.Option(False, "--open", help="Verified or in progress."),
@@ -115,6 +137,7 @@ def list_requests(
 
 @rights_app.command("show")
 def show(request_id: str, ledger: str = LEDGER_OPT, key_file: str = KEYFILE_OPT) -> None:
+    """One request as staff see it (type, status, due date, details, outcome), as JSON."""
     with _service(ledger, key_file=key_file) as svc:
         _echo(svc.request_for_staff(request_id))
 
@@ -160,7 +183,7 @@ def reasons(type_: str = typer.Option(None, "--type", help="Only reasons for thi
 @rights_app.command("due")
 def due(
     verified: str = typer.Argument(None, help="Verification date YYYY-MM-DD (default: today, China time)."),
-    days: int = typer.Option(15, "--days", min=1, max=365),
+    days: int = typer.Option(15, "--days", min=1, max=365, help="Working days allowed."),
 ) -> None:
     """The due date: DAYS working days after VERIFIED on the official calendar."""
     from datetime import UTC, datetime

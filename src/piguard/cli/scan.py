@@ -83,7 +83,9 @@ def scan(
     entities: str | None = typer.Option(
         None, "--entities", "-e", help="Comma-separated entity ids to look for."
     ),
-    min_confidence: float = typer.Option(DEFAULT_MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0),
+    min_confidence: float = typer.Option(
+        DEFAULT_MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0, help="Lowest confidence reported."
+    ),
     fail_on: FailOn = typer.Option(
         FailOn.never, "--fail-on", help="Exit 1 when sensitive (or any) personal information is found."
     ),

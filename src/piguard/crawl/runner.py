@@ -184,7 +184,9 @@ def crawl_in_process(urls: list[str], settings: dict[str, Any], *, follow: bool 
     from piguard.crawl.spider import SiteSpider
 
     logging.getLogger("scrapy").setLevel(settings.get("LOG_LEVEL", "WARNING"))
-    process = CrawlerProcess(settings, install_root_handler=True)
+    # As a setting, not the install_root_handler argument: Scrapy 2.13+ prints a deprecation warning for
+    # that to the user's terminal on every crawl (older Scrapy installs the handler by default).
+    process = CrawlerProcess({**settings, "LOG_INSTALL_ROOT_HANDLER": True})
     crawler = process.create_crawler(SiteSpider)
     process.crawl(crawler, start_urls=urls, max_depth=settings.get("DEPTH_LIMIT", 3), follow=follow)
     process.start()

@@ -38,6 +38,7 @@ from piguard.ledger.integrity import (
     Checkpoint,
     IntegrityKey,
     KeySource,
+    default_key_path,
     find_key,
     load_key,
     make_checkpoint,
@@ -330,7 +331,18 @@ class Ledger:
         if self._key is not None:
             self.key_source = KeySource(self._key, "argument")
         else:
-            src = find_key(self._raw_url or self.url, self._key_file, create=create)
+            url = self._raw_url or self.url
+            src = find_key(url, self._key_file)
+            if src is None and create:
+                # A fresh key cannot write to a log another key authenticated: creating one beside a ledger
+                # whose key file went missing only planted a wrong key ("authenticated with another key").
+                path = default_key_path(url)
+                if path is not None and self._has_audit_entries():
+                    raise LedgerError(
+                        f"ledger {self.url} holds audit entries but its key file {path} is missing: restore "
+                        f"it, or give the key with --key-file or ${KEY_ENV} (a new key cannot write to it)"
+                    )
+                src = find_key(url, self._key_file, create=True)
             if src is None:
                 return None
             self.key_source = src
@@ -338,6 +350,14 @@ class Ledger:
                 self.created_key_file = src.path
         self._integrity = IntegrityKey(self.key_source.key)
         return self._integrity
+
+    def _has_audit_entries(self) -> bool:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(ChainHead.__tablename__):
+                return False
+            row = conn.execute(select(ChainHead.seq).where(ChainHead.id == 1)).first()
+            conn.rollback()
+        return bool(row is not None and row.seq)
 
     def pseudonymise(self, raw_identifier: str, *, create: bool = False) -> str:
         """The subject pseudonym of a raw identifier under this ledger's key (``create``: a SQLite ledger may

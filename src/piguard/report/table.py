@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from piguard.report import ScanSummary
@@ -40,12 +41,14 @@ def render_table(
             dm.add_column(col)
         for r in datamap_rows:
             dm.add_row(
-                str(r["source"]), str(r["table"]), str(r["column"]), str(r["entity"]),
+                escape(str(r["source"])), escape(str(r["table"])), escape(str(r["column"])), str(r["entity"]),
                 f"{float(r['share']):.0%}", str(r["rows_scanned"]),
-                "[bold red]yes[/]" if r["sensitive"] else "no", ", ".join(map(str, r["examples_masked"])),
+                "[bold red]yes[/]" if r["sensitive"] else "no",
+                escape(", ".join(map(str, r["examples_masked"]))),
             )  # fmt: skip
         console.print(dm)
+    # Paths and reasons are text, not Rich markup: "pip install 'piguard[spark]'" printed as 'piguard'.
     for s in summary.skipped:
-        console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(str(s.path))}: {escape(s.reason)}", highlight=False)
     for s in summary.notes:
-        console.print(f"[cyan]note[/] {s.path}: {s.reason}", highlight=False)
+        console.print(f"[cyan]note[/] {escape(str(s.path))}: {escape(s.reason)}", highlight=False)

@@ -140,6 +140,10 @@ def _is_driver_prose(text: str) -> bool:
     return text.isascii() and len(text.split()) >= 4 and not re.search(r"[0-9@]", text)
 
 
+# piguard's own install hint ("pip install 'piguard[db]'") is quoted too; masking it hid the extra to install.
+_INSTALL_HINT = re.compile(r"piguard\[[a-z,]+\]")
+
+
 def _mask_literal(value: str) -> str:
     return "*" * len(value) if len(value) <= 3 else value[0] + "*" * min(len(value) - 1, 7)
 
@@ -155,7 +159,7 @@ def mask_message(text: str, *, secrets: Iterable[str] = (), keep: Iterable[str] 
 
     def literal(m: re.Match[str]) -> str:
         inner = next(g for g in m.groups() if g is not None)
-        if inner in kept or _is_driver_prose(inner):
+        if inner in kept or _is_driver_prose(inner) or _INSTALL_HINT.fullmatch(inner):
             return m.group(0)
         q = m.group(0)[0]
         return f"{q}{_mask_literal(inner)}{q}"
