@@ -37,7 +37,7 @@ mkdir -p "$OUT/delivery"
 
 step "Supplier: issue the passport (scans every record; refuses claims the bytes contradict)"
 "$BIN/piguard" passport issue "$OUT/delivery" --key "$OUT/keys/trusted/supplier.key" --out "$OUT/passport.json" \
-  --state anonymized --deid-report "$OUT/deid-report.json" --deid-config "$OUT/deid.yaml" \
+  --state pseudonymized --deid-report "$OUT/deid-report.json" --deid-config "$OUT/deid.yaml" \
   --ledger "$LEDGER" --provenance applicants-2026q3 \
   --subjects examples/data/loan_applicants.csv --subject-column 身份证号 \
   --purpose credit_assessment --purpose risk_control --recipient "$BANK" --expires +180d
@@ -76,7 +76,7 @@ expect_reject "$BIN/piguard" passport verify "$OUT/slipped" --passport "$OUT/pas
 
 step "Bank: a passport signed by an untrusted key is rejected"
 "$BIN/piguard" passport issue "$OUT/delivery" --key "$OUT/keys/impostor.key" --issuer 某数据科技有限公司 \
-  --out "$OUT/impostor-passport.json" --state anonymized --deid-report "$OUT/deid-report.json" \
+  --out "$OUT/impostor-passport.json" --state pseudonymized --deid-report "$OUT/deid-report.json" \
   --purpose credit_assessment --recipient '*'
 expect_reject "$BIN/piguard" passport verify "$OUT/delivery" --passport "$OUT/impostor-passport.json" \
   --trust "$OUT/keys/trusted"

@@ -28,7 +28,7 @@ def supply(tmp_path_factory: pytest.TempPathFactory) -> Supply:
     issue(
         IssueRequest(
             data=[str(delivery)], key=supplier, out=str(passport),
-            purposes=["credit_assessment", "risk_control"], recipients=[BANK], state="anonymized",
+            purposes=["credit_assessment", "risk_control"], recipients=[BANK], state="pseudonymized",
             deid_report=str(report), deid_config=str(cfg),
         )
     )  # fmt: skip

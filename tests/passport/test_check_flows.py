@@ -24,6 +24,14 @@ flows:
     purpose: credit_assessment
     anonymized: true
     passport: {{file: passport.json, data: [delivery]}}
+  - id: bank-scores-lawfully
+    activity: use
+    data: [CREDIT_RECORD, INCOME]
+    purpose: credit_assessment
+    legal_basis: consent
+    consent: separate
+    impact_assessment: true
+    passport: {{file: passport.json, data: [delivery]}}
   - id: bank-markets-to-applicants
     activity: use
     data: [CREDIT_RECORD, INCOME]
@@ -71,11 +79,21 @@ def test_check_denies_what_the_passport_does_not_permit(supply, tmp_path):
     res = runner.invoke(app, ["check", str(flows), "--format", "json", "--trust", str(supply.trust_path)])
     assert res.exit_code == 1, res.output
     d = _decisions(res.output)
-    assert d["bank-scores-applicants"]["verdict"] == "allow", d["bank-scores-applicants"]
     rules = {k: {(r["rule"], r["article"]) for r in v["reasons"]} for k, v in d.items()}
-    assert rules["bank-markets-to-applicants"] == {("PASSPORT-14-PURPOSE", "14, 23")}
+    # The delivery is pseudonymized (its passport says so): calling it anonymized is denied, and the same
+    # use with a legal basis and an impact assessment is allowed.
+    assert rules["bank-scores-applicants"] == {("PASSPORT-73-NOT-ANONYMIZED", "4, 73")}
+    assert "pseudonymized" in d["bank-scores-applicants"]["reasons"][0]["message_en"]
+    assert d["bank-scores-lawfully"]["verdict"] == "allow", d["bank-scores-lawfully"]
+    assert rules["bank-markets-to-applicants"] == {
+        ("PASSPORT-14-PURPOSE", "14, 23"),
+        ("PASSPORT-73-NOT-ANONYMIZED", "4, 73"),
+    }
     assert "marketing" in d["bank-markets-to-applicants"]["reasons"][0]["message_en"]
-    assert rules["bank-sells-on"] == {("PASSPORT-23-RECIPIENT", "23")}
+    assert rules["bank-sells-on"] == {
+        ("PASSPORT-23-RECIPIENT", "23"),
+        ("PASSPORT-73-NOT-ANONYMIZED", "4, 73"),
+    }
     assert "某催收公司" in d["bank-sells-on"]["reasons"][0]["message_en"]
     assert rules["bought-with-forged-passport"] == {("PASSPORT-10-UNVERIFIED", "10")}
     assert "untrusted-key" in d["bought-with-forged-passport"]["reasons"][0]["message_en"]
@@ -86,7 +104,7 @@ def test_check_denies_what_the_passport_does_not_permit(supply, tmp_path):
     flows.write_text(FLOWS.format(controller="某小贷公司"), "utf-8")
     res = runner.invoke(app, ["check", str(flows), "--format", "json", "--trust", str(supply.trust_path)])
     d = _decisions(res.output)
-    assert {r["rule"] for r in d["bank-scores-applicants"]["reasons"]} == {"PASSPORT-23-RECIPIENT"}
+    assert {r["rule"] for r in d["bank-scores-lawfully"]["reasons"]} == {"PASSPORT-23-RECIPIENT"}
 
 
 def test_passport_rules_join_the_personal_data_rules(supply, tmp_path):

@@ -254,11 +254,30 @@ def test_issue_refuses_a_k_the_data_contradicts(supply, tmp_path):
         "--recipient",
         BANK,
         "--state",
-        "anonymized",
+        "pseudonymized",
         "--deid-report",
         str(tmp_path / "r.json"),
     )
     assert code == 2 and "refusing to claim k=50" in out
+
+
+def test_issue_refuses_a_state_beyond_the_deid_report(supply, tmp_path):
+    # The delivery holds keyed pseudonyms of the phone and ID numbers: linkable, so deid's re-scan declares
+    # it pseudonymized, and a passport must not call it anonymized (PIPL Art. 73) although no raw
+    # identifier is left in the bytes for a verifier to find.
+    assert json.loads(supply.report.read_text())["declared_state"] == "pseudonymized"
+    args = [
+        "passport", "issue", str(supply.delivery), "--key", str(supply.root / "trusted" / "supplier.key"),
+        "--out", str(tmp_path / "p.json"), "--purpose", "risk_control", "--recipient", BANK,
+        "--deid-report", str(supply.report),
+    ]  # fmt: skip
+    code, out = run(*args, "--state", "anonymized")
+    assert code == 2, out
+    assert "refusing to issue 'anonymized': the de-identification report" in out
+    assert "says 'pseudonymized'" in out and "(linkable)" in out
+    assert not (tmp_path / "p.json").exists()
+    code, out = run(*args, "--state", "pseudonymized")
+    assert code == 0, out
 
 
 def test_record_proof_round_trip(supply, tmp_path):

@@ -215,6 +215,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"passport": "valid", "flow": {**PROVIDE, "recipient": {"kind": "third_party", "name": "Other"}}},
         {"passport": "valid", "flow": PROVIDE},
     ),
+    # The valid passport declares its data raw; calling that data anonymized is what the rule denies.
+    "PASSPORT-73-NOT-ANONYMIZED": (
+        {"passport": "valid", "flow": {"activity": "use", "anonymized": True}},
+        {"passport": "valid", "flow": {"activity": "use", "anonymized": False}},
+    ),
 }
 
 

@@ -317,6 +317,7 @@ def _scan_table_targets(
     if tables is None:
         return maps
     from piguard.sources.redact import mask_message, redact_url  # SQLAlchemy's URL parser: tables only
+
     for t in dict.fromkeys(targets):
         try:
             with _table_progress(progress) as on_table:

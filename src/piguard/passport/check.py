@@ -24,7 +24,7 @@ class PassportChecker:
         pred = v.predicate
         if pred is None:
             return PassportView(problems, None, None)
-        return PassportView(problems, frozenset(pred.purposes), frozenset(pred.recipients))
+        return PassportView(problems, frozenset(pred.purposes), frozenset(pred.recipients), pred.state)
 
 
 class PassportSetupError(ValueError):

@@ -72,6 +72,21 @@ def _read_report(path: str) -> dict[str, Any]:
     return rep
 
 
+def _refuse_beyond_report(req: IssueRequest, report: dict[str, Any] | None) -> None:
+    """A passport may not claim more than the de-identification run found it may claim: deid sets
+    ``declared_state`` after re-scanning its own output (keyed pseudonyms are linkable, so a table holding
+    them is pseudonymized, never anonymized: PIPL Art. 73), and the bytes alone cannot show a verifier that a
+    column of hex strings is a pseudonym."""
+    said = (report or {}).get("declared_state")
+    if said not in STATES or STATES.index(req.state) <= STATES.index(said):
+        return
+    reasons = [str(r) for r in (report or {}).get("state_reasons") or []]
+    why = f": {reasons[0]}" if reasons else ""
+    raise IssueError(
+        f"refusing to issue '{req.state}': the de-identification report {req.deid_report} says '{said}'{why}"
+    )
+
+
 def _declared_models(rep: dict[str, Any] | None) -> dict[str, Any]:
     if rep is None:
         return {"k": None, "lDiversity": [], "tCloseness": [], "suppressionLimit": 0.0}
@@ -272,6 +287,7 @@ def issue(req: IssueRequest) -> Issued:
         models = _declared_models(report)
     except (KeyError, TypeError, ValueError):
         raise IssueError(f"de-identification report {req.deid_report}: its models are malformed") from None
+    _refuse_beyond_report(req, report)
     quasi = [str(q) for q in (report or {}).get("levels", {})]
     sensitive = list(dict.fromkeys(d["column"] for d in models["lDiversity"] + models["tCloseness"]))
     if req.state == "anonymized" and (models["k"] is None or not quasi):

@@ -49,6 +49,7 @@ class PassportView(NamedTuple):
     problems: tuple[str, ...]
     purposes: frozenset[str] | None
     recipients: frozenset[str] | None
+    state: str | None = None  # raw | pseudonymized | anonymized, as the passport declares it
 
 
 class PassportSource(Protocol):
@@ -115,6 +116,9 @@ def _passport_facts(doc: FlowsDoc, flow: Flow, view: PassportView) -> dict[str, 
         who = (flow.recipient_name or "(unnamed)") if flow.recipient_kind != "self" else doc.controller
         if "*" not in view.recipients and who not in view.recipients:
             facts["passport_recipient_not_permitted"] = [who]
+    if flow.anonymized and view.state is not None and view.state != "anonymized":
+        # The flow treats the data as outside the PIPL; its own passport says it is not anonymized.
+        facts["passport_state_not_anonymized"] = [view.state]
     return facts
 
 

@@ -68,6 +68,8 @@ FACTS: dict[str, str] = {
     "passport_purpose_not_permitted": "the flow's purposes that its dataset passport does not permit",
     "passport_recipient_not_permitted": "who receives the data (the recipient, or the controller itself) "
     "when the passport does not permit it",
+    "passport_state_not_anonymized": "the state the flow's passport declares (raw or pseudonymized) when the "
+    "flow treats the data as anonymized",
     "app.change_notice_declared": "the policy says how users are told of changes to it (app audit)",
     "app.deletion_conditions_unreasonable": "the policy sets needless conditions on deletion or cancellation",
 }
