@@ -72,3 +72,28 @@ def test_spark_engine_on_a_lake_of_datasets(tmp_path: Path, spark: Any) -> None:
     assert verdicts(dm.rows, "orders") == {("col7", "PHONE_NUMBER")}
     only = scan_tables(str(lake), engine="spark", include=["orders"])
     assert {t["table"] for t in only.tables} == {"orders"}
+
+
+def test_cli_spark_scan_keeps_sparks_logs_off_the_terminal(tmp_path: Path) -> None:
+    """`piguard scan lake/ --engine spark` as a user runs it: the report on stdout and, on stderr, none of
+    Spark's WARN lines, Java stack frames or pyspark's pandas warning (PIGUARD_DEBUG=1 brings them back)."""
+    import os
+    import subprocess
+    import sys
+
+    lake = tmp_path / "lake"
+    (lake / "customers").mkdir(parents=True)
+    customers(200).write_parquet(lake / "customers" / "part-0.parquet")
+    env = {k: v for k, v in os.environ.items() if k != "PIGUARD_DEBUG"}
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "piguard"), "scan", str(lake), "--engine", "spark",
+         "--format", "json", "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode in (0, 1), res.stderr
+    assert {s["table"] for s in json.loads(res.stdout)["sources"]} == {"customers"}
+    noise = [
+        line for line in res.stderr.splitlines()
+        if " WARN " in line or line.startswith("\tat ") or "FutureWarning" in line
+    ]  # fmt: skip
+    assert noise == [], res.stderr

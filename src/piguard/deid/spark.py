@@ -231,13 +231,14 @@ def run_spark_files(
     from pyspark.sql import SparkSession
 
     from piguard.deid.tableio import sniff_delimiter
+    from piguard.sources.spark import quiet_driver
 
     remote_in, remote_out = "://" in input_path, "://" in out_path
     src, dst = Path(input_path), Path(out_path)
     if not remote_in and not src.exists():
         raise DeidError(f"{src}: input table not found")
     spark = (
-        SparkSession.builder.master(master)
+        quiet_driver(SparkSession.builder.master(master))
         .appName("piguard-deid")
         .config("spark.ui.enabled", "false")
         .getOrCreate()

@@ -96,7 +96,23 @@ def scan_dataframe_spark(
     return dm
 
 
+def quiet_driver(builder: Any) -> Any:
+    """Keep Spark's WARN lines and Java stack traces off the user's terminal (piguard reports a failure
+    in one line of its own); ``PIGUARD_DEBUG=1`` keeps Spark's default logging. Takes effect when this
+    call starts the driver's JVM."""
+    if os.environ.get("PIGUARD_DEBUG"):
+        return builder
+    conf = Path(__file__).with_name("spark_log4j2.properties")
+    return builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{conf}")
+
+
 def spark_session(master: str | None = None) -> Any:
+    import warnings
+
+    # pyspark warns about pandas 3 at every start; the Arrow paths piguard uses are run in tests/datamap.
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     from pyspark.sql import SparkSession
 
     # Workers must run this interpreter so they import the same piguard (on a cluster, ship it: see docs).
@@ -104,7 +120,7 @@ def spark_session(master: str | None = None) -> Any:
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
-    builder = (
+    builder = quiet_driver(
         SparkSession.builder.appName("piguard-datamap")
         .master(master or os.environ.get("PIGUARD_SPARK_MASTER", "local[2]"))
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
@@ -178,7 +194,12 @@ def scan_path_spark(
     try:
         spark = spark_session(master)
     except Exception as exc:  # no Java, or a master that cannot be reached
-        dm.skip(shown, "*", f"cannot start Spark (it needs Java 17): {_spark_error(exc)}")
+        where = master or os.environ.get("PIGUARD_SPARK_MASTER", "local[2]")
+        dm.skip(
+            shown, "*",
+            f"cannot start Spark on master {where} (it needs Java 17 and, for a cluster, a master that "
+            f"answers): {_spark_error(exc)}",
+        )  # fmt: skip
         return dm
     for target, table in targets:
         source = display_path(target)
