@@ -665,19 +665,31 @@ def _locate_lines(frame: pl.DataFrame, text: str) -> pl.DataFrame:
     if toks.height == 0:
         return toks.with_columns(start=pl.lit(0, dtype=pl.Int64), cil=pl.lit(0, dtype=pl.Int64)).drop("lbs")
     toks = toks.with_columns(bpos=pl.col("l").str.find(pl.col("t"), literal=True).cast(pl.Int64))
-    prev_end = (pl.col("bpos") + pl.col("t").str.len_bytes()).shift(1)
+    in_chars = _find_counts_chars()
+    tok_len = pl.col("t").str.len_chars() if in_chars else pl.col("t").str.len_bytes()
+    prev_end = (pl.col("bpos") + tok_len).shift(1)
     toks = toks.with_columns(
         bad=pl.col("bpos").is_null() | ((pl.col("li") == pl.col("li").shift(1)) & (pl.col("bpos") < prev_end))
     )
-    # Byte offsets -> char offsets: a character starts at every byte that is not a UTF-8 continuation
-    # byte (0b10xxxxxx), so char offset = byte offset - continuation bytes before it.
-    raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    cont = np.flatnonzero((raw & 0xC0) == 0x80)
-    gb = (toks["lbs"] + toks["bpos"]).to_numpy()
-    toks = toks.with_columns(start=pl.Series(gb - np.searchsorted(cont, gb), dtype=pl.Int64))
+    if in_chars:
+        toks = toks.with_columns(start=pl.col("lcs") + pl.col("bpos"))
+    else:
+        # Byte offsets -> char offsets: a character starts at every byte that is not a UTF-8 continuation
+        # byte (0b10xxxxxx), so char offset = byte offset - continuation bytes before it.
+        raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        cont = np.flatnonzero((raw & 0xC0) == 0x80)
+        gb = (toks["lbs"] + toks["bpos"]).to_numpy()
+        toks = toks.with_columns(start=pl.Series(gb - np.searchsorted(cont, gb), dtype=pl.Int64))
     if toks["bad"].any():
         toks = _relocate(toks)
     return toks.with_columns(cil=pl.col("start") - pl.col("lcs")).drop("bpos", "bad", "lbs")
+
+
+@cache
+def _find_counts_chars() -> bool:
+    """Whether polars' ``str.find`` gives character offsets (polars 2.2) or byte offsets (earlier): the
+    release notes do not promise either, so ask once."""
+    return pl.Series(["é."]).str.find(".", literal=True)[0] == 1
 
 
 def _relocate(toks: pl.DataFrame) -> pl.DataFrame:
