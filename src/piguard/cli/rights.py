@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from piguard._fs import read_regular_bytes
 from piguard.cli.consent import LEDGER_OPT, ledger_url
 
 rights_app = typer.Typer(
@@ -193,8 +194,8 @@ def verify_receipt_cmd(
     from piguard.rights import ReceiptError, verify_receipt
 
     try:
-        doc = json.loads(receipt.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(read_regular_bytes(receipt).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise _fail(f"receipt {receipt} cannot be read as JSON ({type(exc).__name__})") from None
     if isinstance(doc, dict) and "receipt" in doc:
         doc = doc["receipt"]
