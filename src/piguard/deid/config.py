@@ -366,6 +366,9 @@ def load_config(path: str | Path) -> DeidConfig:
         raise DeidError(f"{p}: config is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise DeidError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        # Nested too deeply, or a scalar that cannot become a value (a 5,000-digit integer): named, never raw.
+        raise DeidError(f"{p}: not valid YAML: a value cannot be read ({type(exc).__name__})") from None
     return config_from_dict(data, p.parent.resolve(), str(p))
 
 
