@@ -146,6 +146,14 @@ MAX_TABLE_BYTES = 4 * 1024**3
 _COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zX")  # gzip, zstd, bzip2, xz
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_table(path: str | Path, column: str) -> pl.DataFrame:
     """A CSV/TSV file as strings (nothing inferred, so leading zeros and ``X`` survive), checked to hold
     ``column``. Errors name the file and the column, never a cell."""
@@ -161,7 +169,9 @@ def read_table(path: str | Path, column: str) -> pl.DataFrame:
         raise InputError(f"identifier file {p} is compressed; decompress it first")
     sep = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        frame = pl.read_csv(p, separator=sep, infer_schema=False, encoding="utf8-lossy")
+        # polars takes only UTF-8 path strings: a file whose name is not UTF-8 is handed over as bytes.
+        source: Path | bytes = p if _utf8(str(p)) else p.read_bytes()
+        frame = pl.read_csv(source, separator=sep, infer_schema=False, encoding="utf8-lossy")
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InputError(f"identifier file {p} is not a readable CSV ({type(exc).__name__})") from None
     if column not in frame.columns:
