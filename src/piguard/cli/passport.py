@@ -38,7 +38,9 @@ FORMATS = ("table", "json", "html")
 
 
 def _fail(verb: str, message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"piguard passport {verb}: {message}", err=True)
+    from piguard.detect.messages import mask_message  # a message may quote an argument holding an ID
+
+    typer.echo(f"piguard passport {verb}: {mask_message(message)}", err=True)
     return typer.Exit(code)
 
 

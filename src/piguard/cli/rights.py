@@ -30,7 +30,9 @@ KEYFILE_OPT = typer.Option(None, "--key-file", help="The ledger's pseudonym key 
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"piguard rights: {msg}", err=True)
+    from piguard.detect.messages import mask_message  # a message may quote an argument holding an ID
+
+    typer.echo(f"piguard rights: {mask_message(msg)}", err=True)
     return typer.Exit(2)
 
 
@@ -152,7 +154,10 @@ def decide(
 def reasons(type_: str = typer.Option(None, "--type", help="Only reasons for this request type.")) -> None:
     """Refusal reasons and the articles they cite."""
     from piguard.rights import refusal_reasons
+    from piguard.rights.catalog import REQUEST_TYPES
 
+    if type_ is not None and type_ not in REQUEST_TYPES:
+        raise _fail(f"--type {type_!r} is not a request type; valid: {', '.join(REQUEST_TYPES)}")
     for r in refusal_reasons().values():
         if type_ is None or type_ in r.applies_to:
             _echo({**r.as_dict(), "applies_to": list(r.applies_to)})
