@@ -20,12 +20,16 @@ def crawl(
         "--user-agent",
         help="Your crawler's honest user agent with a contact URL: 'bot/1.0 (+https://...)'.",
     ),
-    max_pages: int = typer.Option(0, "--max-pages", help="Stop after this many responses (0: no limit)."),
-    max_depth: int = typer.Option(3, "--max-depth", help="Link depth to follow from the start URLs."),
+    max_pages: int = typer.Option(
+        0, "--max-pages", min=0, help="Stop after this many responses (0: no limit)."
+    ),
+    max_depth: int = typer.Option(3, "--max-depth", min=0, help="Link depth to follow from the start URLs."),
     no_follow: bool = typer.Option(False, "--no-follow", help="Fetch only the given URLs."),
-    min_delay: float = typer.Option(1.0, "--min-delay", help="Minimum seconds between requests to one host."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request is abandoned."),
-    max_bytes: int = typer.Option(16 * 1024 * 1024, "--max-bytes", help="Size cap per response."),
+    min_delay: float = typer.Option(
+        1.0, "--min-delay", min=0.0, help="Minimum seconds between requests to one host."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds before a request is abandoned."),
+    max_bytes: int = typer.Option(16 * 1024 * 1024, "--max-bytes", min=1, help="Size cap per response."),
     tdm_licence: str | None = typer.Option(
         None,
         "--tdm-licence",
