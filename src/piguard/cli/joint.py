@@ -43,6 +43,15 @@ CONSENT_REF = typer.Option(None, "--consent-ref", help="A consent id in the ledg
 LEDGER = typer.Option(None, "--ledger", help="Ledger URL or SQLite path: check consents, log the run.")
 KEY = typer.Option(..., "--key", help="This member's private key (from `piguard passport keygen`).")
 TRUST = typer.Option(..., "--trust", help="Directory of the partners' public keys (*.pub).")
+
+
+def _port(default: int) -> Any:
+    # Bounded here: a port past 65535 reached the socket layer as an OverflowError (an internal error).
+    return typer.Option(
+        default, "--port", min=0, max=65535, help="TCP port (0 picks a free one and prints it)."
+    )
+
+
 IDS = typer.Option(..., "--ids", help="CSV/TSV file with the identifiers.")
 COLUMN = typer.Option(..., "--column", help="Column holding the identifiers.")
 ID_TYPE = typer.Option("auto", "--id-type", help="auto, cn_resident_id, phone, bank_card or email.")
@@ -113,7 +122,7 @@ def _with_ledger(url: str | None, fn: Callable[[Any], T]) -> T:
 def psi_serve(
     ids: Path = IDS,
     column: str = COLUMN,
-    port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8765),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -374,7 +383,7 @@ def _listen(srv: Any, host: str, port: int) -> None:
 def count_serve(
     ids: Path = IDS,
     column: str = COLUMN,
-    port: int = typer.Option(8766, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8766),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -419,7 +428,7 @@ def count_serve(
 @count_app.command("aggregate")
 def count_aggregate(
     roster: Path = typer.Option(..., "--roster", help="Directory of the consortium members' public keys."),
-    port: int = typer.Option(8767, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8767),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -567,7 +576,7 @@ def train_serve(
     column: str = COLUMN,
     features: str = FEATURES,
     model_out: Path = typer.Option(..., "--model-out", help="Where to write this party's model part (JSON)."),
-    port: int = typer.Option(8768, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8768),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -706,7 +715,7 @@ def score_serve(
     ids: Path = IDS,
     column: str = COLUMN,
     model: Path = typer.Option(..., "--model", help="This provider's model part from 'joint train serve'."),
-    port: int = typer.Option(8769, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8769),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
