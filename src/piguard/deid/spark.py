@@ -236,12 +236,15 @@ def run_spark_files(
     src, dst = Path(input_path), Path(out_path)
     if not remote_in and not src.exists():
         raise DeidError(f"{src}: input table not found")
-    spark = (
-        SparkSession.builder.master(master)
-        .appName("piguard-deid")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    try:
+        spark = (
+            SparkSession.builder.master(master)
+            .appName("piguard-deid")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+    except Exception as exc:  # no Java, too little memory for the JVM, a bad master: PySpark's own errors
+        raise DeidError(f"Spark could not start ({type(exc).__name__}); see the messages above") from None
     suffix = Path(input_path.rstrip("/")).suffix.lower()
     is_parquet = suffix in (".parquet", ".pq") or (
         not remote_in and src.is_dir() and any(src.glob("*.parquet"))
