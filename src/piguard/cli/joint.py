@@ -58,7 +58,11 @@ ID_TYPE = typer.Option("auto", "--id-type", help="auto, cn_resident_id, phone, b
 
 
 def _fail(verb: str, exc: Exception) -> typer.Exit:
-    typer.echo(f"piguard joint {verb}: {exc}", err=True)
+    from piguard.detect.messages import mask_message
+    from piguard.sources.redact import redact_urls
+
+    # A partner URL may carry a password, and an error may quote an identifier: neither is printed raw.
+    typer.echo(f"piguard joint {verb}: {mask_message(redact_urls(str(exc)))}", err=True)
     return typer.Exit(2)
 
 
@@ -132,9 +136,11 @@ def psi_serve(
     consent_ref: str = CONSENT_REF,
     ledger: str = LEDGER,
     id_type: str = ID_TYPE,
-    max_ids: int = typer.Option(1_000_000, "--max-ids", help="Most identifiers one query may hold."),
-    min_ids: int = typer.Option(1, "--min-ids", help="Fewest identifiers one query may hold."),
-    max_queries: int = typer.Option(20, "--max-queries-per-day", help="Queries per partner per UTC day."),
+    max_ids: int = typer.Option(1_000_000, "--max-ids", min=1, help="Most identifiers one query may hold."),
+    min_ids: int = typer.Option(1, "--min-ids", min=0, help="Fewest identifiers one query may hold."),
+    max_queries: int = typer.Option(
+        20, "--max-queries-per-day", min=0, help="Queries per partner per UTC day."
+    ),
     limits_file: Path = typer.Option(None, "--limits", help="YAML with per-partner limits (docs/joint.md)."),
     state: Path = typer.Option(
         None, "--state", help="JSON file keeping the daily query counts across restarts."
@@ -393,8 +399,10 @@ def count_serve(
     consent_ref: str = CONSENT_REF,
     ledger: str = LEDGER,
     id_type: str = ID_TYPE,
-    max_ids: int = typer.Option(10_000, "--max-ids", help="Most applicants one query may hold."),
-    max_queries: int = typer.Option(1000, "--max-queries-per-day", help="Queries per partner per UTC day."),
+    max_ids: int = typer.Option(10_000, "--max-ids", min=1, help="Most applicants one query may hold."),
+    max_queries: int = typer.Option(
+        1000, "--max-queries-per-day", min=0, help="Queries per partner per UTC day."
+    ),
     once: bool = typer.Option(False, "--once", help="Exit after one completed query."),
 ) -> None:
     """Answer consortium count queries as a member (e.g. over the applicants you hold an open loan for)."""
