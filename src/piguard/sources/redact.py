@@ -82,7 +82,15 @@ def redact_url(url: str) -> str:
 def redact_urls(text: str) -> str:
     """``text`` with every URL that carries user info (``user:password@``) shown by ``redact_url``; other
     URLs stay as written, so a message still names the host it could not reach."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)) if "@" in m.group(0) else m.group(0), text)
+
+    def one(m: re.Match[str]) -> str:
+        url = m.group(0)
+        if "@" not in url:
+            return url
+        bare = url.rstrip(":,;.)'\"")  # the message's punctuation after the URL is not part of it
+        return redact_url(bare) + url[len(bare) :]
+
+    return _URL_IN_TEXT.sub(one, text)
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
