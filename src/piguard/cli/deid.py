@@ -104,6 +104,10 @@ def deid(
     from piguard.deid.tableio import write_text_atomic
 
     def fail(msg: str, code: int = EXIT_ERROR) -> typer.Exit:
+        if "://" in msg:  # a Spark input or output URL may carry a password
+            from piguard.sources.redact import redact_urls
+
+            msg = redact_urls(msg)
         typer.echo(f"piguard deid: {msg}", err=True)
         return typer.Exit(code)
 
