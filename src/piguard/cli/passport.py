@@ -255,7 +255,7 @@ def revoke_cmd(
     targets = list(ids)
     for i in targets:
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", i):
-            raise _fail("revoke", f"--id {i[:80]!r} is not a passport id (sha256: and 64 hex digits)")
+            raise _fail("revoke", "an --id is not a passport id (sha256: and 64 hex digits)")
     for p in passport or []:
         try:
             targets.append(parse_envelope(read_passport_file(str(p)), f"passport {p}").id)
