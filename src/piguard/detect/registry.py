@@ -131,10 +131,13 @@ def load_detector_file(path: str | Path) -> list[PatternDetector]:
     except yaml.MarkedYAMLError as exc:
         # The problem and its line only: PyYAML's full message quotes the offending line of the file.
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
-        raise DetectorConfigError(f"{p}:{line}: malformed YAML: {exc.problem or exc.context}") from None
+        what = f"malformed YAML at line {line}: {exc.problem or exc.context}"
+        raise DetectorConfigError(f"{p}: cannot read detector file: {what}") from None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
         # Nested too deeply, or a scalar that cannot become a value (a 5,000-digit integer, a bad date).
-        raise DetectorConfigError(f"{p}: malformed YAML ({type(exc).__name__})") from None
+        raise DetectorConfigError(
+            f"{p}: cannot read detector file: malformed YAML ({type(exc).__name__})"
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("detectors"), list):
         raise DetectorConfigError(f"{p}: expected a mapping with a 'detectors' list")
     out: list[PatternDetector] = []
