@@ -77,9 +77,9 @@ def crawl(
         raise typer.Exit(2) from None
     from piguard.crawl.runner import crawl_settings, run_crawl
 
-    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    bad = [u for u in urls if not _http_url(u)]
     if bad:
-        typer.echo(f"piguard crawl: not an http(s) URL: {bad[0]}", err=True)
+        typer.echo(f"piguard crawl: not an http(s) URL with a host: {bad[0]}", err=True)
         raise typer.Exit(2)
     try:
         settings = crawl_settings(
@@ -124,6 +124,19 @@ def crawl(
             f"piguard crawl: {summary['errors']} URL(s) failed ({kinds}); see provenance.jsonl", err=True
         )
         raise typer.Exit(3)
+
+
+def _http_url(url: str) -> bool:
+    """An http(s) URL the spider can split: 'https://[::1' passed a prefix test and then crashed the crawl
+    process (urlsplit: Invalid IPv6 URL) with a traceback."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port past 65535 raises here too
+        return url.startswith(("http://", "https://")) and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:
