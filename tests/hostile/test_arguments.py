@@ -1017,7 +1017,7 @@ CASES: list[tuple[str, list[str], tuple[int, ...], tuple[str, ...]]] = [
         ("port",),
     ),
     (
-        "joint-psi-serve-limits-bomb",
+        "joint-psi-serve-limits-binary",
         [
             "joint",
             "psi",
@@ -1028,13 +1028,13 @@ CASES: list[tuple[str, list[str], tuple[int, ...], tuple[str, ...]]] = [
             "id",
             *JOINT,
             "--limits",
-            "{yaml_bomb}",
+            "{garbage}",
             "--port",
             "0",
             "--once",
         ],
         (2,),
-        ("bomb",),
+        ("garbage",),
     ),
     (
         "joint-psi-serve-bad-engine",
@@ -1116,7 +1116,7 @@ CASES: list[tuple[str, list[str], tuple[int, ...], tuple[str, ...]]] = [
     ),
     (
         "joint-count-aggregate-roster-file",
-        ["joint", "count", "aggregate", "--roster", "{garbage}", *JOINT, "--port", "0", "--once"],
+        ["joint", "count", "aggregate", "--roster", "{garbage}", *JOINT[:8], "--port", "0", "--once"],
         (2,),
         ("garbage",),
     ),
@@ -1212,7 +1212,7 @@ CASES: list[tuple[str, list[str], tuple[int, ...], tuple[str, ...]]] = [
             "8",
         ],
         (2,),
-        ("key-bits",),
+        ("127.0.0.1",),
     ),
     (
         "joint-train-serve-bad-features",

@@ -21,7 +21,7 @@ PHONE = "13812345678"
 SECRET = "s3cr3t%2Fpw"
 
 _settings = settings(
-    max_examples=8, derandomize=True, deadline=None, database=None,
+    max_examples=4, derandomize=True, deadline=None, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )  # fmt: skip
 
@@ -234,5 +234,9 @@ def test_mutated_passports(cli, material, tmp_path: Path, mutation: str) -> None
     )
     path.write_text(text)
     res = cli(["passport", "verify", material.data, "--passport", path, "--trust", material.trust_dir])
+    if mutation == "swap-keyid":
+        # DSSE's keyid is only a hint: the signature is still checked against every trusted key.
+        assert res.code == 0 and "accept" in res.out, res.out
+        return
     assert res.code in (1, 2), res.out
     assert "reject" in res.out.lower() or f"{mutation}.json" in res.out, res.out
