@@ -339,6 +339,8 @@ CASES: list[tuple[str, list[str], tuple[int, ...], tuple[str, ...]]] = [
         (2,),
         ("presence",),
     ),
+    # Spark's JVM cannot start under the suite's 2.5 GiB address-space limit (it reserves 1 GiB of class
+    # space up front, more than a normal run needs): this case checks that failure is named, password hidden.
     (
         "deid-spark-url-secret",
         ["deid", DB, "--engine", "spark", "--quasi", "name", "--k", "2", "-o", "{tmp}/o"],
