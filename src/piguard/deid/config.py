@@ -360,6 +360,8 @@ def load_config(path: str | Path) -> DeidConfig:
         if len(raw) > MAX_CONFIG_BYTES:
             raise DeidError(f"{p}: config larger than {MAX_CONFIG_BYTES // 1024} KiB")
         data = yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader) or {}
+    except DeidError:
+        raise  # already named (a DeidError is a ValueError: the clause below must not rename it)
     except OSError as exc:
         raise DeidError(f"{p}: cannot read config: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
