@@ -756,6 +756,12 @@ CASES: list[tuple[str, list[str], tuple[int, ...], tuple[str, ...]]] = [
         (2,),
         ("proof.json",),
     ),
+    (
+        "passport-verify-record-not-a-proof",
+        ["passport", "verify-record", "{passport}", "--passport", "{passport}", "--trust", "{trust}"],
+        (2,),
+        ("not a piguard record proof",),
+    ),
     # --- rights ---
     ("rights-list-closed", ["rights", "list", "--ledger", DB], (2,), ("127.0.0.1",)),
     ("rights-list-bad-status", ["rights", "list", "--status", "weird", "--ledger", "{ledger}"], (0, 2), ()),
@@ -1295,3 +1301,25 @@ def test_hostile_arguments(cli, expect_fn, material, hostile_values, tmp_path: P
     values["copy"] = str(copy)
     res = cli([_fill(a, values) for a in argv], timeout=60)
     expect_fn(res, codes, *words)
+
+
+def test_every_verb_and_sub_verb_has_a_case() -> None:
+    """Guards the suite itself: a verb added to piguard without hostile cases fails here. In process: the
+    command tree is what matters, not how a child prints it."""
+    import typer
+
+    from piguard.cli import _load_verbs, app
+
+    _load_verbs()
+    covered = {" ".join(a for a in argv[:3] if not a.startswith(("-", "{"))) for _, argv, _, _ in CASES}
+
+    def walk(cmd: object, path: list[str]) -> list[list[str]]:
+        subs = getattr(cmd, "commands", None)
+        if not subs:
+            return [path]
+        return [leaf for name, sub in subs.items() for leaf in walk(sub, [*path, name])]
+
+    leaves = walk(typer.main.get_command(app), [])
+    assert len(leaves) > 30, leaves
+    missing = [" ".join(p) for p in leaves if not any(c.startswith(" ".join(p)) for c in covered)]
+    assert not missing, f"no hostile case for: {missing}"
