@@ -242,3 +242,45 @@ def test_mutated_passports(cli, material, tmp_path: Path, mutation: str) -> None
         return
     assert res.code in (1, 2), res.out
     assert "reject" in res.out.lower() or f"{mutation}.json" in res.out, res.out
+
+
+@pytest.fixture(scope="module")
+def proof(cli, material, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("proof") / "proof.json"
+    res = cli(["passport", "prove-record", material.data, "--passport", material.passport, "--row", "1",
+               "-o", out])  # fmt: skip
+    assert res.code == 0, res.out
+    return out
+
+
+@pytest.mark.parametrize(
+    ("mutation", "code"),
+    [("record-bytes", 1), ("negative-record", 1), ("empty-tree", 1), ("long-audit-path", 1),
+     ("bad-base64", 1), ("5000-digit-record", 2)],
+)  # fmt: skip
+def test_mutated_record_proofs(cli, material, proof: Path, tmp_path: Path, mutation: str, code: int) -> None:
+    """A record proof changed in one way: verify-record rejects it (1) or cannot use it (2), never accepts."""
+    import base64
+    import json
+
+    doc = json.loads(proof.read_text())
+    text = ""
+    if mutation == "record-bytes":
+        rec = base64.b64decode(doc["recordBase64"])
+        doc["recordBase64"] = base64.b64encode(rec.replace(b"1233", b"0011")).decode()
+    elif mutation == "negative-record":
+        doc["record"] = -5
+    elif mutation == "empty-tree":
+        doc["treeSize"] = 0
+    elif mutation == "long-audit-path":
+        doc["auditPath"] = ["zz"] * 100_000
+    elif mutation == "bad-base64":
+        doc["recordBase64"] = "!!!"
+    elif mutation == "5000-digit-record":
+        text = json.dumps(doc).replace('"record": 1', '"record": ' + "9" * 5000)
+    path = tmp_path / f"{mutation}.json"
+    path.write_text(text or json.dumps(doc))
+    trust = material.trust_dir
+    res = cli(["passport", "verify-record", path, "--passport", material.passport, "--trust", trust])
+    assert res.code == code, res.out
+    assert "reject" in res.out, res.out
