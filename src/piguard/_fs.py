@@ -4,13 +4,36 @@ through here (temp file in the same directory, fsync, then rename)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 
 class OutputPathError(ValueError):
     """An output path that cannot be written (missing directory, or it is one of the inputs)."""
+
+
+def read_regular_bytes(path: str | Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file. A FIFO, socket or device raises OSError instead of blocking forever
+    (opened non-blocking, then checked on the open descriptor, so nothing can swap it in between); a
+    directory raises IsADirectoryError. With ``limit``, at most ``limit + 1`` bytes are read, so the
+    caller can tell a file past its cap without holding all of it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            return fh.read() if limit is None else fh.read(limit + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:

@@ -20,12 +20,16 @@ def crawl(
         "--user-agent",
         help="Your crawler's honest user agent with a contact URL: 'bot/1.0 (+https://...)'.",
     ),
-    max_pages: int = typer.Option(0, "--max-pages", help="Stop after this many responses (0: no limit)."),
-    max_depth: int = typer.Option(3, "--max-depth", help="Link depth to follow from the start URLs."),
+    max_pages: int = typer.Option(
+        0, "--max-pages", min=0, help="Stop after this many responses (0: no limit)."
+    ),
+    max_depth: int = typer.Option(3, "--max-depth", min=0, help="Link depth to follow from the start URLs."),
     no_follow: bool = typer.Option(False, "--no-follow", help="Fetch only the given URLs."),
-    min_delay: float = typer.Option(1.0, "--min-delay", help="Minimum seconds between requests to one host."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before a request is abandoned."),
-    max_bytes: int = typer.Option(16 * 1024 * 1024, "--max-bytes", help="Size cap per response."),
+    min_delay: float = typer.Option(
+        1.0, "--min-delay", min=0.0, help="Minimum seconds between requests to one host."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds before a request is abandoned."),
+    max_bytes: int = typer.Option(16 * 1024 * 1024, "--max-bytes", min=1, help="Size cap per response."),
     tdm_licence: str | None = typer.Option(
         None,
         "--tdm-licence",
@@ -73,9 +77,9 @@ def crawl(
         raise typer.Exit(2) from None
     from piguard.crawl.runner import crawl_settings, run_crawl
 
-    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    bad = [u for u in urls if not _http_url(u)]
     if bad:
-        typer.echo(f"piguard crawl: not an http(s) URL: {bad[0]}", err=True)
+        typer.echo(f"piguard crawl: not an http(s) URL with a host: {bad[0]}", err=True)
         raise typer.Exit(2)
     try:
         settings = crawl_settings(
@@ -120,6 +124,19 @@ def crawl(
             f"piguard crawl: {summary['errors']} URL(s) failed ({kinds}); see provenance.jsonl", err=True
         )
         raise typer.Exit(3)
+
+
+def _http_url(url: str) -> bool:
+    """An http(s) URL the spider can split: 'https://[::1' passed a prefix test and then crashed the crawl
+    process (urlsplit: Invalid IPv6 URL) with a traceback."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port past 65535 raises here too
+        return url.startswith(("http://", "https://")) and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:

@@ -104,6 +104,10 @@ def deid(
     from piguard.deid.tableio import write_text_atomic
 
     def fail(msg: str, code: int = EXIT_ERROR) -> typer.Exit:
+        if "://" in msg:  # a Spark input or output URL may carry a password
+            from piguard.sources.redact import redact_urls
+
+            msg = redact_urls(msg)
         typer.echo(f"piguard deid: {msg}", err=True)
         return typer.Exit(code)
 
@@ -126,6 +130,11 @@ def deid(
             return
         if out is None:
             raise fail("--out is required")
+        if "://" not in input:
+            # Writing over the input would replace the only copy of the raw data with its de-identified form.
+            for opt, target in (("--out", out), ("--report", report), ("--html", html)):
+                if target is not None and Path(target).resolve() == Path(input).resolve():
+                    raise fail(f"{opt} {target} is the input table; choose another path")
         cfg = load_config(config) if config else DeidConfig()
         if quasi is not None:
             cfg.quasi = [q.strip() for q in quasi.split(",") if q.strip()]

@@ -62,13 +62,26 @@ CONSENT_REF = typer.Option(None, "--consent-ref", help="A consent id in the ledg
 LEDGER = typer.Option(None, "--ledger", help="Ledger URL or SQLite path: check consents, log the run.")
 KEY = typer.Option(..., "--key", help="Your private key (from `piguard passport keygen`).")
 TRUST = typer.Option(..., "--trust", help="Directory of the partners' public keys (*.pub).")
+
+
+def _port(default: int) -> Any:
+    # Bounded here: a port past 65535 reached the socket layer as an OverflowError (an internal error).
+    return typer.Option(
+        default, "--port", min=0, max=65535, help="TCP port (0 picks a free one and prints it)."
+    )
+
+
 IDS = typer.Option(..., "--ids", help="CSV/TSV file with the identifiers.")
 COLUMN = typer.Option(..., "--column", help="Column holding the identifiers.")
 ID_TYPE = typer.Option("auto", "--id-type", help="auto, cn_resident_id, phone, bank_card or email.")
 
 
 def _fail(verb: str, exc: Exception) -> typer.Exit:
-    typer.echo(f"piguard joint {verb}: {exc}", err=True)
+    from piguard.detect.messages import mask_message
+    from piguard.sources.redact import redact_urls
+
+    # A partner URL may carry a password, and an error may quote an identifier: neither is printed raw.
+    typer.echo(f"piguard joint {verb}: {mask_message(redact_urls(str(exc)))}", err=True)
     return typer.Exit(2)
 
 
@@ -132,7 +145,7 @@ def _with_ledger(url: str | None, fn: Callable[[Any], T]) -> T:
 def psi_serve(
     ids: Path = IDS,
     column: str = COLUMN,
-    port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8765),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -142,9 +155,11 @@ def psi_serve(
     consent_ref: str = CONSENT_REF,
     ledger: str = LEDGER,
     id_type: str = ID_TYPE,
-    max_ids: int = typer.Option(1_000_000, "--max-ids", help="Most identifiers one query may hold."),
-    min_ids: int = typer.Option(1, "--min-ids", help="Fewest identifiers one query may hold."),
-    max_queries: int = typer.Option(20, "--max-queries-per-day", help="Queries per partner per UTC day."),
+    max_ids: int = typer.Option(1_000_000, "--max-ids", min=1, help="Most identifiers one query may hold."),
+    min_ids: int = typer.Option(1, "--min-ids", min=0, help="Fewest identifiers one query may hold."),
+    max_queries: int = typer.Option(
+        20, "--max-queries-per-day", min=0, help="Queries per partner per UTC day."
+    ),
     limits_file: Path = typer.Option(None, "--limits", help="YAML with per-partner limits (docs/joint.md)."),
     state: Path = typer.Option(
         None, "--state", help="JSON file keeping the daily query counts across restarts."
@@ -393,7 +408,7 @@ def _listen(srv: Any, host: str, port: int) -> None:
 def count_serve(
     ids: Path = IDS,
     column: str = COLUMN,
-    port: int = typer.Option(8766, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8766),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -403,8 +418,10 @@ def count_serve(
     consent_ref: str = CONSENT_REF,
     ledger: str = LEDGER,
     id_type: str = ID_TYPE,
-    max_ids: int = typer.Option(10_000, "--max-ids", help="Most applicants one query may hold."),
-    max_queries: int = typer.Option(1000, "--max-queries-per-day", help="Queries per partner per UTC day."),
+    max_ids: int = typer.Option(10_000, "--max-ids", min=1, help="Most applicants one query may hold."),
+    max_queries: int = typer.Option(
+        1000, "--max-queries-per-day", min=0, help="Queries per partner per UTC day."
+    ),
     once: bool = typer.Option(False, "--once", help="Exit after one completed query."),
 ) -> None:
     """Answer consortium count queries as a member (e.g. over the applicants you hold an open loan for)."""
@@ -438,7 +455,7 @@ def count_serve(
 @count_app.command("aggregate")
 def count_aggregate(
     roster: Path = typer.Option(..., "--roster", help="Directory of the consortium members' public keys."),
-    port: int = typer.Option(8767, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8767),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -586,7 +603,7 @@ def train_serve(
     column: str = COLUMN,
     features: str = FEATURES,
     model_out: Path = typer.Option(..., "--model-out", help="Where to write this party's model part (JSON)."),
-    port: int = typer.Option(8768, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8768),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,
@@ -725,7 +742,7 @@ def score_serve(
     ids: Path = IDS,
     column: str = COLUMN,
     model: Path = typer.Option(..., "--model", help="This provider's model part from 'joint train serve'."),
-    port: int = typer.Option(8769, "--port", help="TCP port (0 picks a free one and prints it)."),
+    port: int = _port(8769),
     host: str = typer.Option("127.0.0.1", "--host"),
     key: Path = KEY,
     trust: Path = TRUST,

@@ -38,7 +38,9 @@ FORMATS = ("table", "json", "html")
 
 
 def _fail(verb: str, message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"piguard passport {verb}: {message}", err=True)
+    from piguard.detect.messages import mask_message  # a message may quote an argument holding an ID
+
+    typer.echo(f"piguard passport {verb}: {mask_message(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -253,7 +255,7 @@ def revoke_cmd(
     targets = list(ids)
     for i in targets:
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", i):
-            raise _fail("revoke", f"--id {i[:80]!r} is not a passport id (sha256: and 64 hex digits)")
+            raise _fail("revoke", "an --id is not a passport id (sha256: and 64 hex digits)")
     for p in passport or []:
         try:
             targets.append(parse_envelope(read_passport_file(str(p)), f"passport {p}").id)

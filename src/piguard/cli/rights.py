@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from piguard._fs import read_regular_bytes
 from piguard.cli.consent import LEDGER_OPT, ledger_url
 
 rights_app = typer.Typer(
@@ -44,7 +45,9 @@ KEYFILE_OPT = typer.Option(None, "--key-file", help="The ledger's pseudonym key 
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"piguard rights: {msg}", err=True)
+    from piguard.detect.messages import mask_message  # a message may quote an argument holding an ID
+
+    typer.echo(f"piguard rights: {mask_message(msg)}", err=True)
     return typer.Exit(2)
 
 
@@ -174,7 +177,10 @@ def decide(
 def reasons(type_: str = typer.Option(None, "--type", help="Only reasons for this request type.")) -> None:
     """Refusal reasons and the articles they cite."""
     from piguard.rights import refusal_reasons
+    from piguard.rights.catalog import REQUEST_TYPES
 
+    if type_ is not None and type_ not in REQUEST_TYPES:
+        raise _fail(f"--type {type_!r} is not a request type; valid: {', '.join(REQUEST_TYPES)}")
     for r in refusal_reasons().values():
         if type_ is None or type_ in r.applies_to:
             _echo({**r.as_dict(), "applies_to": list(r.applies_to)})
@@ -216,8 +222,8 @@ def verify_receipt_cmd(
     from piguard.rights import ReceiptError, verify_receipt
 
     try:
-        doc = json.loads(receipt.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(read_regular_bytes(receipt).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a huge number
         raise _fail(f"receipt {receipt} cannot be read as JSON ({type(exc).__name__})") from None
     if isinstance(doc, dict) and "receipt" in doc:
         doc = doc["receipt"]

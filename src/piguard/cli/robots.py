@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from piguard._fs import read_regular_bytes
 from piguard.crawl.robots import RobotsTxt, product_token
 
 
@@ -18,9 +19,8 @@ def robots(
 ) -> None:
     """Say whether USER_AGENT may fetch each URL under ROBOTS_FILE (RFC 9309, Google's verdicts)."""
     try:
-        body = (
-            typer.get_binary_stream("stdin").read() if str(robots_file) == "-" else robots_file.read_bytes()
-        )
+        stdin = str(robots_file) == "-"
+        body = typer.get_binary_stream("stdin").read() if stdin else read_regular_bytes(robots_file)
     except OSError as exc:
         typer.echo(f"piguard robots: cannot read {robots_file}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None

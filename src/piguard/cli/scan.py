@@ -68,7 +68,9 @@ def _plain_text_file(target: str) -> bool:
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"piguard scan: {msg}", err=True)
+    from piguard.detect.messages import mask_message  # a message may quote an argument holding an ID
+
+    typer.echo(f"piguard scan: {mask_message(msg)}", err=True)
     return typer.Exit(EXIT_ERROR)
 
 
@@ -139,6 +141,9 @@ def scan(
     from piguard.sources.files import STDIN, Skip, iter_paths
     from piguard.sources.limits import LimitError, ReadLimits, parse_size
 
+    if engine not in ("polars", "spark"):
+        # Checked up front: a table scan would fail on it and only note the table as skipped (exit 3).
+        raise _fail(f"--engine must be polars or spark, not {engine!r}")
     ents: frozenset[str] | None = None
     if entities:
         ents = frozenset(e.strip() for e in entities.split(",") if e.strip())

@@ -13,7 +13,7 @@ def serve(
     ledger: str = LEDGER_OPT,
     stores: str = typer.Option(None, "--stores", help="stores.yaml: where people's data lives."),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
     outbox: str = typer.Option(None, "--outbox", help="Write each one-time code to DIR/<request id>.txt."),
     smtp: str = typer.Option(
         None, "--smtp", help="Send codes by e-mail: smtp://host:port[?from=..&starttls=1]."

@@ -360,12 +360,17 @@ def load_config(path: str | Path) -> DeidConfig:
         if len(raw) > MAX_CONFIG_BYTES:
             raise DeidError(f"{p}: config larger than {MAX_CONFIG_BYTES // 1024} KiB")
         data = yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader) or {}
+    except DeidError:
+        raise  # already named (a DeidError is a ValueError: the clause below must not rename it)
     except OSError as exc:
         raise DeidError(f"{p}: cannot read config: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise DeidError(f"{p}: config is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise DeidError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        # Nested too deeply, or a scalar that cannot become a value (a 5,000-digit integer): named, never raw.
+        raise DeidError(f"{p}: not valid YAML: a value cannot be read ({type(exc).__name__})") from None
     return config_from_dict(data, p.parent.resolve(), str(p))
 
 

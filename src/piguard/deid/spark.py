@@ -237,12 +237,18 @@ def run_spark_files(
     src, dst = Path(input_path), Path(out_path)
     if not remote_in and not src.exists():
         raise DeidError(f"{src}: input table not found")
-    spark = (
-        quiet_driver(SparkSession.builder.master(master))
-        .appName("piguard-deid")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    try:
+        spark = (
+            quiet_driver(SparkSession.builder.master(master))
+            .appName("piguard-deid")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+    except Exception as exc:  # no Java, too little memory for the JVM, a bad master: PySpark's own errors
+        raise DeidError(
+            f"Spark could not start ({type(exc).__name__}): it needs Java 17 and memory for its JVM; "
+            "PIGUARD_DEBUG=1 shows Spark's own messages"
+        ) from None
     suffix = Path(input_path.rstrip("/")).suffix.lower()
     is_parquet = suffix in (".parquet", ".pq") or (
         not remote_in and src.is_dir() and any(src.glob("*.parquet"))

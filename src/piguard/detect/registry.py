@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import yaml
 
 from piguard import taxonomy
+from piguard._fs import read_regular_bytes
 from piguard.detect.context import _alternation
 from piguard.detect.structured import RawHit, find_structured
 
@@ -122,9 +123,21 @@ def load_detector_file(path: str | Path) -> list[PatternDetector]:
     """
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DetectorConfigError(f"{p}: cannot read detector file: {exc}") from None
+        raw = yaml.safe_load(read_regular_bytes(p).decode("utf-8"))
+    except OSError as exc:
+        raise DetectorConfigError(f"{p}: cannot read detector file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DetectorConfigError(f"{p}: cannot read detector file: not UTF-8 (byte {exc.start})") from None
+    except yaml.MarkedYAMLError as exc:
+        # The problem and its line only: PyYAML's full message quotes the offending line of the file.
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        what = f"malformed YAML at line {line}: {exc.problem or exc.context}"
+        raise DetectorConfigError(f"{p}: cannot read detector file: {what}") from None
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        # Nested too deeply, or a scalar that cannot become a value (a 5,000-digit integer, a bad date).
+        raise DetectorConfigError(
+            f"{p}: cannot read detector file: malformed YAML ({type(exc).__name__})"
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("detectors"), list):
         raise DetectorConfigError(f"{p}: expected a mapping with a 'detectors' list")
     out: list[PatternDetector] = []

@@ -27,6 +27,7 @@ import phonenumbers
 import polars as pl
 from stdnum.cn import ric
 
+from piguard.detect.messages import mask_message
 from piguard.detect.structured import classify_values, normalize_expr
 from piguard.joint.errors import InputError
 
@@ -142,6 +143,15 @@ def normalise(values: Sequence[str | None] | pl.Series, id_type: str = "auto") -
 
 
 MAX_TABLE_BYTES = 4 * 1024**3
+_COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zX")  # gzip, zstd, bzip2, xz
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_table(path: str | Path, column: str) -> pl.DataFrame:
@@ -152,12 +162,20 @@ def read_table(path: str | Path, column: str) -> pl.DataFrame:
         raise InputError(f"identifier file {p} does not exist or is not a file")
     if p.stat().st_size > MAX_TABLE_BYTES:
         raise InputError(f"identifier file {p} is larger than {MAX_TABLE_BYTES} bytes")
+    with p.open("rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(_COMPRESSED):
+        # polars would inflate it whole in memory, unbounded (a small bomb panics it out of memory).
+        raise InputError(f"identifier file {p} is compressed; decompress it first")
     sep = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        frame = pl.read_csv(p, separator=sep, infer_schema=False, encoding="utf8-lossy")
+        # polars takes only UTF-8 path strings: a file whose name is not UTF-8 is handed over as bytes.
+        source: Path | bytes = p if _utf8(str(p)) else p.read_bytes()
+        frame = pl.read_csv(source, separator=sep, infer_schema=False, encoding="utf8-lossy")
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise InputError(f"identifier file {p} is not a readable CSV ({type(exc).__name__})") from None
     if column not in frame.columns:
-        shown = ", ".join(frame.columns[:20])
-        raise InputError(f"identifier file {p} has no column {column!r}; columns: {shown}")
+        # A file without a header row has its first record as column names: they are masked and cut.
+        shown = mask_message(", ".join(c if len(c) <= 60 else c[:60] + "..." for c in frame.columns[:20]))
+        raise InputError(f"identifier file {p} has no column {mask_message(repr(column))}; columns: {shown}")
     return frame

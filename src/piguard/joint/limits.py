@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from piguard._fs import atomic_write_text
+from piguard._fs import atomic_write_text, read_regular_bytes
 from piguard.joint.errors import InputError, LimitExceededError
 from piguard.keys import PublicKey
 
@@ -52,8 +52,13 @@ class Limits:
             return cls(default, state=state)
         p = Path(path)
         try:
-            raw = yaml.safe_load(p.read_text("utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            raw = yaml.safe_load(read_regular_bytes(p).decode("utf-8")) or {}
+        except (
+            OSError,
+            ValueError,
+            RecursionError,
+            yaml.YAMLError,
+        ) as exc:  # ValueError: not UTF-8, huge int
             raise InputError(f"limits file {p} cannot be read ({type(exc).__name__})") from None
         partners: dict[str, Limit] = {}
         items = raw.get("partners", {}) if isinstance(raw, dict) else None

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from piguard._fs import create_secret_file, is_private
+from piguard._fs import create_secret_file, is_private, read_regular_bytes
 
 PASSPHRASE_ENV = "PIGUARD_PASSPHRASE"
 PRIVATE_SUFFIX = ".key"
@@ -145,8 +145,7 @@ def generate(out: str | Path, *, owner: str | None = None, passphrase: bytes | N
 
 def _read_capped(path: Path, what: str) -> bytes:
     try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_KEY_FILE + 1)
+        data = read_regular_bytes(path, _MAX_KEY_FILE)
     except FileNotFoundError as exc:
         raise KeyFileError(f"{what} {path} does not exist") from exc
     except IsADirectoryError as exc:

@@ -95,6 +95,8 @@ def parse_envelope(data: bytes, source: str) -> Envelope:
     except json.JSONDecodeError as exc:
         cut = " (it ends early: truncated?)" if exc.pos >= len(text.rstrip()) else ""
         raise EnvelopeError("malformed", f"{source} is not valid JSON{cut}") from None
+    except ValueError:  # an integer past Python's 4,300-digit limit
+        raise EnvelopeError("malformed", f"{source} holds a number too long to read") from None
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
         raise EnvelopeError(
             "malformed", f"{source} is not a DSSE envelope (payload, payloadType, signatures)"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from piguard._fs import OutputPathError, atomic_write_text
+from piguard._fs import OutputPathError, atomic_write_text, read_regular_bytes
 from piguard.keys import SigningKey
 from piguard.ledger import Ledger, LedgerError, load_key
 from piguard.passport import claims, dataset, envelope, records
@@ -62,10 +62,10 @@ class Issued:
 
 def _read_report(path: str) -> dict[str, Any]:
     try:
-        rep = json.loads(Path(path).read_text("utf-8"))
+        rep = json.loads(read_regular_bytes(path).decode("utf-8"))
     except OSError as exc:
         raise IssueError(f"de-identification report {path}: cannot read ({exc.strerror})") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IssueError(f"de-identification report {path} is not JSON") from None
     if not isinstance(rep, dict) or not isinstance(rep.get("models"), dict) or "levels" not in rep:
         raise IssueError(f"{path} is not a 'piguard deid --report' file (models, levels)")
@@ -125,8 +125,8 @@ def _hierarchy_digests(
         import yaml
 
         try:
-            doc = yaml.safe_load(Path(req.deid_config).read_text("utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            doc = yaml.safe_load(read_regular_bytes(req.deid_config).decode("utf-8")) or {}
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
             raise IssueError(
                 f"de-identification config {req.deid_config}: cannot read ({type(exc).__name__})"
             ) from None
@@ -162,7 +162,7 @@ def _hierarchy_digests(
 
 def _parse_upstream(path: str) -> dict[str, Any]:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_bytes(path)
     except OSError as exc:
         raise IssueError(f"upstream passport {path}: cannot read ({exc.strerror})") from None
     try:

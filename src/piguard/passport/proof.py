@@ -6,10 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from pathlib import Path
 from typing import Any
 
-from piguard._fs import atomic_write_text
+from piguard._fs import atomic_write_text, read_regular_bytes
 from piguard.passport import dataset, envelope, merkle, records
 from piguard.passport.predicate import PREDICATE_TYPE, PredicateError, parse_predicate
 from piguard.passport.verify import Verdict, VerifyOptions, open_passport, read_passport_file
@@ -79,10 +78,10 @@ def write_proof(proof: dict[str, Any], out: str) -> None:
 
 def read_proof(path: str) -> dict[str, Any]:
     try:
-        doc = json.loads(Path(path).read_text("utf-8"))
+        doc = json.loads(read_regular_bytes(path).decode("utf-8"))
     except OSError as exc:
         raise ProofError(f"proof {path}: cannot read ({exc.strerror})") from None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProofError(f"proof {path} is not JSON") from None
     if not isinstance(doc, dict) or doc.get("_type") != PROOF_TYPE:
         raise ProofError(f"proof {path} is not a piguard record proof ({PROOF_TYPE})")

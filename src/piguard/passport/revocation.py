@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from piguard._fs import atomic_write_text
+from piguard._fs import atomic_write_text, read_regular_bytes
 from piguard.keys import SigningKey, TrustStore
 from piguard.passport import envelope
 from piguard.passport.predicate import format_time
@@ -85,7 +85,7 @@ def load(paths: list[str], trust: TrustStore) -> Revocations:
     for p in paths:
         source = f"revocation list {p}"
         try:
-            data = Path(p).read_bytes()
+            data = read_regular_bytes(p)
         except OSError as exc:
             raise RevocationError(f"{source}: cannot read ({exc.strerror})") from None
         env = _read_list(data, source)
@@ -107,7 +107,7 @@ def revoke(
     if p.exists():
         source = f"revocation list {p}"
         try:
-            data = p.read_bytes()
+            data = read_regular_bytes(p)
         except OSError as exc:
             raise RevocationError(f"{source}: cannot read ({exc.strerror})") from None
         env = _read_list(data, source)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from piguard._fs import read_regular_bytes
 from piguard.keys import PublicKey, TrustStore
 from piguard.passport import claims, dataset, envelope, merkle
 from piguard.passport.predicate import (
@@ -106,7 +106,7 @@ class VerifyOptions:
 def read_passport_file(path: str) -> bytes:
     """The passport's bytes; OSError becomes EnvelopeError('malformed', ...) naming the file."""
     try:
-        return Path(path).read_bytes()
+        return read_regular_bytes(path)
     except FileNotFoundError:
         raise envelope.EnvelopeError("malformed", f"passport {path} does not exist") from None
     except OSError as exc:

@@ -79,6 +79,20 @@ def redact_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with every URL that carries user info (``user:password@``) shown by ``redact_url``; other
+    URLs stay as written, so a message still names the host it could not reach."""
+
+    def one(m: re.Match[str]) -> str:
+        url = m.group(0)
+        if "@" not in url:
+            return url
+        bare = url.rstrip(":,;.)'\"")  # the message's punctuation after the URL is not part of it
+        return redact_url(bare) + url[len(bare) :]
+
+    return _URL_IN_TEXT.sub(one, text)
+
+
 def url_secrets(url: str) -> tuple[str, ...]:
     """Strings from ``url`` that must never appear in output: its password, however the URL is read."""
     out: set[str] = set()

@@ -63,6 +63,9 @@ def build_service(cfg: ServeConfig) -> Any:
         stores = load_stores(cfg.stores) if cfg.stores else []
     except StoresError as exc:
         raise ConfigError(f"--stores: {exc}") from None
+    if cfg.reports and not os.path.isdir(cfg.reports):
+        # Checked here: otherwise the server starts and only the staff's reports page fails, much later.
+        raise ConfigError(f"--reports: {cfg.reports} is not a directory")
     try:
         delivery = OutboxDelivery(cfg.outbox) if cfg.outbox else SmtpDelivery(cfg.smtp) if cfg.smtp else None
     except DeliveryError as exc:
