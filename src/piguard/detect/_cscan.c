@@ -1263,34 +1263,132 @@ static PyObject *hits_result(Hits *h) {
     return r;
 }
 
+/* The code points of the text last scanned go into a buffer kept for this thread: a fresh 16 MB one per 4 MB
+ * chunk cost its page faults every time. After scan_utf8 it holds the decoded text (kept_len code points),
+ * which findings(None, ...) then reads instead of a str. */
+static _Thread_local u32 *g_kept;
+static _Thread_local ssz g_kept_cap;
+static _Thread_local ssz g_kept_len = -1; /* -1: the buffer holds no decoded text */
+
+static int kept_reserve(ssz n) {
+    if (n + 1 > g_kept_cap) {
+        u32 *nb = realloc(g_kept, (n + 1) * sizeof(u32));
+        if (!nb) return 0;
+        g_kept = nb;
+        g_kept_cap = n + 1;
+    }
+    return 1;
+}
+static void kept_trim(ssz n) {
+    if (g_kept_cap > (ssz)1 << 24 && n < g_kept_cap / 4) { /* a huge line once: give the memory back */
+        free(g_kept);
+        g_kept = NULL;
+        g_kept_cap = 0;
+        g_kept_len = -1;
+    }
+}
+
 static PyObject *py_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *text;
     if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
     if (!g_configured) { PyErr_SetString(PyExc_RuntimeError, "_cscan.configure() was not called"); return NULL; }
     ssz N = PyUnicode_GET_LENGTH(text);
     Hits h = {0};
+    g_kept_len = -1;
     if (N == 0) return hits_result(&h);
-    /* The code points go into a buffer kept for this thread: a fresh 16 MB one per 4 MB chunk cost its
-     * page faults every time. */
-    static _Thread_local u32 *kept;
-    static _Thread_local ssz kept_cap;
-    if (N + 1 > kept_cap) {
-        u32 *nb = realloc(kept, (N + 1) * sizeof(u32));
-        if (!nb) return PyErr_NoMemory();
-        kept = nb;
-        kept_cap = N + 1;
-    }
-    u32 *t = kept;
-    if (!PyUnicode_AsUCS4(text, t, kept_cap, 0)) return NULL;
+    if (!kept_reserve(N)) return PyErr_NoMemory();
+    u32 *t = g_kept;
+    if (!PyUnicode_AsUCS4(text, t, g_kept_cap, 0)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     scan_ucs4(t, N, &h);
     Py_END_ALLOW_THREADS
-    if (kept_cap > (ssz)1 << 24 && N < kept_cap / 4) { /* a huge line once: give the memory back */
-        free(kept);
-        kept = NULL;
-        kept_cap = 0;
-    }
+    kept_trim(N);
     return hits_result(&h);
+}
+
+/* Strict UTF-8 (what bytes.decode('utf-8') accepts: no overlong forms, surrogates or code points past
+ * U+10FFFF) into code points; the number of code points, or -1 at the first invalid byte. Newlines are
+ * counted on the way. */
+static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
+    ssz i = 0, k = 0, nl = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ULL)) { /* eight ASCII bytes */
+                for (int j = 0; j < 8; j++) {
+                    out[k + j] = s[i + j];
+                    nl += s[i + j] == '\n';
+                }
+                i += 8;
+                k += 8;
+                continue;
+            }
+        }
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            out[k++] = c;
+            nl += c == '\n';
+            i++;
+        } else if (c < 0xC2) {
+            return -1;
+        } else if (c < 0xE0) {
+            if (i + 2 > n || (s[i + 1] & 0xC0) != 0x80) return -1;
+            out[k++] = ((u32)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            i += 2;
+        } else if (c < 0xF0) {
+            if (i + 3 > n) return -1;
+            uint8_t c1 = s[i + 1], c2 = s[i + 2];
+            if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80) return -1;
+            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return -1; /* overlong, surrogate */
+            out[k++] = ((u32)(c & 0x0F) << 12) | ((u32)(c1 & 0x3F) << 6) | (c2 & 0x3F);
+            i += 3;
+        } else if (c < 0xF5) {
+            if (i + 4 > n) return -1;
+            uint8_t c1 = s[i + 1], c2 = s[i + 2], c3 = s[i + 3];
+            if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80 || (c3 & 0xC0) != 0x80) return -1;
+            if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) return -1; /* overlong, past U+10FFFF */
+            out[k++] = ((u32)(c & 0x07) << 18) | ((u32)(c1 & 0x3F) << 12) | ((u32)(c2 & 0x3F) << 6) | (c3 & 0x3F);
+            i += 4;
+        } else {
+            return -1;
+        }
+    }
+    *newlines = nl;
+    return k;
+}
+
+/* scan_utf8(data) -> (characters, newlines, entity, start, end, confidence) for UTF-8 bytes, or None when
+ * they are not valid UTF-8 (the caller decodes them with replacement and calls scan). Decoding here spares
+ * the caller a str of the text; findings(None, ...) then reads the decoded text this scan kept. */
+static PyObject *py_scan_utf8(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    if (!g_configured) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_RuntimeError, "_cscan.configure() was not called");
+        return NULL;
+    }
+    g_kept_len = -1;
+    kept_trim(b.len);
+    if (!kept_reserve(b.len)) {
+        PyBuffer_Release(&b);
+        return PyErr_NoMemory();
+    }
+    Hits h = {0};
+    ssz N, nl = 0;
+    Py_BEGIN_ALLOW_THREADS
+    N = utf8_decode(b.buf, b.len, g_kept, &nl);
+    if (N > 0) scan_ucs4(g_kept, N, &h);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (N < 0) Py_RETURN_NONE;
+    g_kept_len = N;
+    PyObject *cols = hits_result(&h);
+    if (!cols) return NULL;
+    PyObject *res = Py_BuildValue("(nnO)", N, nl, cols);
+    Py_DECREF(cols);
+    return res;
 }
 
 static int is_ws(u32 c) {
@@ -1728,9 +1826,13 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     double min_conf;
     long long base_offset, base_line;
     int with_values;
-    if (!PyArg_ParseTuple(args, "Uy*y*y*y*y*y*y*y*y*dLLp", &text, &eb, &sb, &nb, &cb, &db, &ab, &kb, &fb, &lb,
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*y*y*y*y*y*dLLp", &text, &eb, &sb, &nb, &cb, &db, &ab, &kb, &fb, &lb,
                           &min_conf, &base_offset, &base_line, &with_values))
         return NULL;
+    /* None: the text scan_utf8 decoded last in this thread */
+    int from_kept = text == Py_None;
+    ssz from_len = g_kept_len;
+    const u32 *from_buf = g_kept;
     PyObject *res = NULL;
     ssz *idx = NULL, *tmp = NULL, *kept = NULL;
     Buf mb = {0}, vb = {0}, cols[6] = {{0}};
@@ -1738,7 +1840,11 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     const uint8_t *ent = eb.buf, *det = db.buf, *allowed = ab.buf, *kinds = kb.buf, *kfirst = fb.buf, *klast = lb.buf;
     const int64_t *start = sb.buf, *end = nb.buf;
     const double *conf = cb.buf;
-    ssz len = PyUnicode_GET_LENGTH(text);
+    if (from_kept ? from_len < 0 : !PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, from_kept ? "findings: no text was decoded by scan_utf8" : "findings: text must be str");
+        goto done;
+    }
+    ssz len = from_kept ? from_len : PyUnicode_GET_LENGTH(text);
     if (sb.len != n * 8 || nb.len != n * 8 || cb.len != n * 8 || (db.len != n && db.len != 0) || kb.len != ncodes ||
         fb.len != ncodes || lb.len != ncodes || ncodes > 256) {
         PyErr_SetString(PyExc_ValueError, "findings: column lengths disagree");
@@ -1771,8 +1877,8 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
         }
         kept[k++] = h;
     }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    int kind = from_kept ? PyUnicode_4BYTE_KIND : PyUnicode_KIND(text);
+    const void *data = from_kept ? (const void *)from_buf : PyUnicode_DATA(text);
     int64_t counts[256] = {0}, firsts[256 * N_FIRSTS];
     for (ssz i = 0; i < 256 * N_FIRSTS; i++) firsts[i] = -1;
     int64_t moff = 0, voff = 0;
@@ -2200,6 +2306,8 @@ done:
 static PyMethodDef methods[] = {
     {"configure", py_configure, METH_VARARGS, "Load the rule tables and context words (once)."},
     {"scan", py_scan, METH_VARARGS, "scan(text) -> (entity int8, start int64, end int64, confidence float64) as bytes"},
+    {"scan_utf8", py_scan_utf8, METH_VARARGS,
+     "scan_utf8(data) -> (characters, newlines, (entity, start, end, confidence)) of UTF-8 bytes, or None if invalid"},
     {"classify_arrow", py_classify_arrow, METH_VARARGS,
      "classify_arrow(offsets, data, count, wide) -> (entity int8, confidence float64, needs uint8) as bytes"},
     {"findings", py_findings, METH_VARARGS,

@@ -60,6 +60,24 @@ class Chunk:
     line: int  # 1-based line number of text[0]
 
 
+class RawChunk:
+    """UTF-8 bytes of a file ending at a line boundary (or the file's end), not yet decoded."""
+
+    __slots__ = ("_counter", "_info", "data")
+
+    def __init__(self, data: bytes, info: TextFile | None, counter: ReplacementCounter) -> None:
+        self.data = data
+        self._info, self._counter = info, counter
+
+    def decode(self) -> str:
+        """The text, invalid bytes replaced with U+FFFD and counted in the file's ``TextFile``."""
+        with self._counter:
+            text = self.data.decode("utf-8", ERRORS)
+        if self._info is not None and self._counter.bytes:
+            self._info.replaced_bytes, self._info.bad_bytes = True, self._counter.bytes
+        return text
+
+
 @dataclass(slots=True)
 class TextFile:
     path: str
@@ -256,10 +274,17 @@ def is_probably_text(path: str) -> bool:
     return Path(name).suffix.lower() in TEXT_SUFFIXES
 
 
-def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | None = None) -> Iterator[Chunk]:
+def read_chunks(
+    path: str, info: TextFile | None = None, limits: ReadLimits | None = None, *, raw: bool = False
+) -> Iterator[Chunk | RawChunk]:
     """Stream ``path`` as decoded text chunks ending at line boundaries. Raises ``UnreadableInput``
     before the first chunk when the file is binary or cannot be opened; errors in mid-stream (a truncated
-    gzip, a decompression bomb) raise ``UnreadableInput`` too, after the chunks already read."""
+    gzip, a decompression bomb) raise ``UnreadableInput`` too, after the chunks already read.
+
+    With ``raw``, a UTF-8 file comes as ``RawChunk``s instead: its bytes, cut where the text chunks would
+    be cut, for a consumer that decodes them itself (``RawChunk.decode`` when they are not valid UTF-8)
+    and keeps count of offsets and lines (the ``Chunk``s of such a stream, after a line too long for one
+    chunk, carry no offsets of their own)."""
     try:
         fh, compressed = _open_binary(path, limits)
     except OSError as exc:
@@ -283,31 +308,57 @@ def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | No
         offset, line = 0, 1
         pending = ""
         data = head[found.skip :]
+        raw = raw and found.codec == "utf-8"
+        if raw and info is not None and counter.bytes:
+            info.replaced_bytes, info.bad_bytes = True, counter.bytes
+        held = b""  # raw: the bytes after the last newline
+        got = len(head)
         while True:
             final = not data
-            with counter:
-                text = pending + decoder.decode(data, final=final)
-            if info is not None and counter.bytes:
-                info.replaced_bytes, info.bad_bytes = True, counter.bytes
-            if final:
-                if text:
-                    yield Chunk(text, offset, line)
-                return
-            cut = text.rfind("\n") + 1
-            if cut == 0 and len(text) > MAX_CHUNK_CHARS:
-                cut = _safe_cut(text)
-            if cut > 0:
-                chunk = text[:cut]
-                yield Chunk(chunk, offset, line)
-                offset += len(chunk)
-                line += chunk.count("\n")
-                pending = text[cut:]
+            if raw:
+                # Bytes are cut at their last newline: a newline byte is never part of a longer UTF-8
+                # sequence, so these are the places the decoded text would be cut.
+                block = held + data if held else data
+                if final:
+                    if block:
+                        yield RawChunk(block, info, counter)
+                    return
+                cut = block.rfind(b"\n") + 1
+                if cut == 0 and len(block) > MAX_CHUNK_CHARS:
+                    # A line too long for one chunk: decoded from here on, and cut as text (below).
+                    raw, data, held = False, block, b""
+                    continue
+                if cut > 0:
+                    yield RawChunk(block[:cut] if cut < len(block) else block, info, counter)
+                    held = block[cut:]
+                else:
+                    held = block
             else:
-                pending = text
+                with counter:
+                    text = pending + decoder.decode(data, final=final)
+                if info is not None and counter.bytes:
+                    info.replaced_bytes, info.bad_bytes = True, counter.bytes
+                if final:
+                    if text:
+                        yield Chunk(text, offset, line)
+                    return
+                cut = text.rfind("\n") + 1
+                if cut == 0 and len(text) > MAX_CHUNK_CHARS:
+                    cut = _safe_cut(text)
+                if cut > 0:
+                    chunk = text[:cut]
+                    yield Chunk(chunk, offset, line)
+                    offset += len(chunk)
+                    line += chunk.count("\n")
+                    pending = text[cut:]
+                else:
+                    pending = text
             try:
                 data = fh.read(BLOCK_BYTES)
             except (OSError, EOFError, zlib.error) as exc:
-                raise UnreadableInput(f"read failed after {offset} characters: {exc}") from None
+                done = f"{offset} characters" if not raw else f"{got} bytes"
+                raise UnreadableInput(f"read failed after {done}: {exc}") from None
+            got += len(data)
 
 
 def _safe_cut(text: str) -> int:
@@ -332,6 +383,6 @@ def file_size(path: str) -> int:
 
 
 __all__ = [
-    "STDIN", "Chunk", "Skip", "TextFile", "UnreadableInput", "display_path", "file_size", "is_probably_text",
-    "iter_paths", "open_regular", "read_chunks",
+    "STDIN", "Chunk", "RawChunk", "Skip", "TextFile", "UnreadableInput", "display_path", "file_size",
+    "is_probably_text", "iter_paths", "open_regular", "read_chunks",
 ]  # fmt: skip
