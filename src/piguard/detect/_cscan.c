@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef uint32_t u32;
 typedef Py_ssize_t ssz;
@@ -323,14 +326,24 @@ static ssz match_at(const u32 *t, ssz n, ssz p, ssz *no_email_until) {
     if (c < 128) {
         if (is_alnum(c)) {
             if (p >= *no_email_until && (e = alt_email(t, n, p, no_email_until)) >= 0) return e;
+            /* Each alternative below is tried only where its own first test passes: the Chinese date
+             * wants exactly four digits, coordinates one to three and a point, a MAC address a hex pair
+             * and a separator, IPv6 one to four hex digits and a colon. */
             if (is_digit(c)) {
-                if ((e = alt_cn_date(t, n, p)) >= 0) return e;
-                if ((e = alt_coords(t, n, p)) >= 0) return e;
+                int dr = run_upto(t, n, p, is_D_, 5);
+                if (dr == 4 && (e = alt_cn_date(t, n, p)) >= 0) return e;
+                if (dr <= 3 && p + dr < n && (t[p + dr] == '.' || t[p + dr] == 0xFF0E) &&
+                    (e = alt_coords(t, n, p)) >= 0)
+                    return e;
             }
             if (is_hex(c)) {
-                if ((e = alt_mac(t, n, p)) >= 0) return e;
-                if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
-                if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
+                int hr = run_upto(t, n, p, is_hex_, 5);
+                u32 after = p + hr < n ? t[p + hr] : 0;
+                if (hr == 2 && (after == ':' || after == '-') && (e = alt_mac(t, n, p)) >= 0) return e;
+                if (hr <= 4 && after == ':') {
+                    if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
+                    if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
+                }
             }
             return alt_generic(t, n, p);
         }
@@ -1369,6 +1382,24 @@ static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
     while (i < n) {
         /* a run of ASCII, measured eight bytes at a time, is copied in one loop the compiler vectorizes */
         if (s[i] < 0x80) {
+#ifdef __SSE2__
+            /* sixteen ASCII bytes at a time: widened to code points, newlines counted from a mask */
+            const __m128i zero = _mm_setzero_si128(), lf = _mm_set1_epi8('\n');
+            while (i + 16 <= n) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+                if (_mm_movemask_epi8(v)) break;
+                int lines = _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+                if (lines) nl += __builtin_popcount(lines);
+                __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
+                _mm_storeu_si128((__m128i *)(out + k), _mm_unpacklo_epi16(lo, zero));
+                _mm_storeu_si128((__m128i *)(out + k + 4), _mm_unpackhi_epi16(lo, zero));
+                _mm_storeu_si128((__m128i *)(out + k + 8), _mm_unpacklo_epi16(hi, zero));
+                _mm_storeu_si128((__m128i *)(out + k + 12), _mm_unpackhi_epi16(hi, zero));
+                i += 16;
+                k += 16;
+            }
+            if (i >= n || s[i] >= 0x80) continue;
+#endif
             ssz r = i + 1;
             for (;;) {
                 uint64_t w;
@@ -1882,6 +1913,22 @@ static void sort_by_start(ssz *idx, ssz *tmp, ssz n, const int64_t *start) {
     memcpy(idx, tmp, n * sizeof(ssz));
 }
 
+/* newlines in text[a:b], one tight loop per string kind (counted across every character of a chunk) */
+static ssz count_newlines(int kind, const void *data, ssz a, ssz b) {
+    ssz n = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *t = data;
+        for (ssz i = a; i < b; i++) n += t[i] == '\n';
+    } else if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *t = data;
+        for (ssz i = a; i < b; i++) n += t[i] == '\n';
+    } else {
+        const Py_UCS4 *t = data;
+        for (ssz i = a; i < b; i++) n += t[i] == '\n';
+    }
+    return n;
+}
+
 #define N_FIRSTS 8
 /* findings(text, entity u8, start i64, end i64, confidence f64, detector u8, allowed, kinds, keep_first,
  *          keep_last, min_confidence, base_offset, base_line, with_values)
@@ -1959,8 +2006,10 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     for (ssz q = 0; q < k; q++) {
         ssz h = kept[q];
         uint8_t code = ent[h];
-        for (; pos < start[h]; pos++)
-            if (PyUnicode_READ(kind, data, pos) == '\n') line++;
+        if (start[h] > pos) {
+            line += count_newlines(kind, data, pos, start[h]);
+            pos = start[h];
+        }
         if (counts[code] < N_FIRSTS) firsts[code * N_FIRSTS + counts[code]] = q;
         counts[code]++;
         int64_t s64 = start[h] + base_offset, e64 = end[h] + base_offset, l64 = line;
