@@ -1259,11 +1259,23 @@ static void pieces(Hits *h, const u32 *t, ssz N, ssz tok_start, const u32 *n, in
 
 static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
     ssz no_email_until = 0, p = 0;
+    ssz at_pos = -1, at_from = 0; /* the next '@', and where the local-part run before it starts */
     u32 stack[256];
     u32 *buf = stack;
     ssz bufcap = 256;
     while (p < N && !h->oom) {
         if (!can_start(t[p])) { p++; continue; }
+        if (p >= no_email_until) {
+            /* An e-mail address can start only where the local-part characters run on to the next '@':
+             * before that run no attempt is made (and none scans the text again). */
+            if (p > at_pos) {
+                at_pos = p;
+                while (at_pos < N && t[at_pos] != '@') at_pos++;
+                at_from = at_pos;
+                while (at_from > 0 && is_local(t[at_from - 1])) at_from--;
+            }
+            if (p < at_from) no_email_until = at_from;
+        }
         ssz e, q = p; /* q: the end of the run of ASCII letters at p */
         if (is_alpha(t[p])) {
             q = p + 1;
