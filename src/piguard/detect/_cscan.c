@@ -1349,6 +1349,10 @@ static PyObject *hits_result(Hits *h) {
 static _Thread_local u32 *g_kept;
 static _Thread_local ssz g_kept_cap;
 static _Thread_local ssz g_kept_len = -1; /* -1: the buffer holds no decoded text */
+/* where the newlines of that decoded text are (code-point offsets, increasing): findings take their line
+ * numbers from here instead of reading the text again */
+static _Thread_local ssz *g_nl;
+static _Thread_local ssz g_nl_n, g_nl_cap;
 
 static int kept_reserve(ssz n) {
     if (n + 1 > g_kept_cap) {
@@ -1387,10 +1391,23 @@ static PyObject *py_scan(PyObject *Py_UNUSED(self), PyObject *args) {
 }
 
 /* Strict UTF-8 (what bytes.decode('utf-8') accepts: no overlong forms, surrogates or code points past
- * U+10FFFF) into code points; the number of code points, or -1 at the first invalid byte. Newlines are
- * counted on the way. */
+ * U+10FFFF) into code points; the number of code points, or -1 at the first invalid byte. The newlines'
+ * offsets are kept on the way (g_nl). */
+static int nl_push(ssz at) {
+    if (g_nl_n == g_nl_cap) {
+        ssz cap = g_nl_cap ? g_nl_cap * 2 : 4096;
+        ssz *p = realloc(g_nl, cap * sizeof(ssz));
+        if (!p) return 0;
+        g_nl = p;
+        g_nl_cap = cap;
+    }
+    g_nl[g_nl_n++] = at;
+    return 1;
+}
+/* Returns -2 when the newline positions found no memory. */
 static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
-    ssz i = 0, k = 0, nl = 0;
+    ssz i = 0, k = 0;
+    g_nl_n = 0;
     while (i < n) {
         /* a run of ASCII, measured eight bytes at a time, is copied in one loop the compiler vectorizes */
         if (s[i] < 0x80) {
@@ -1400,8 +1417,9 @@ static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
             while (i + 16 <= n) {
                 __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
                 if (_mm_movemask_epi8(v)) break;
-                int lines = _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
-                if (lines) nl += __builtin_popcount(lines);
+                unsigned lines = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+                for (; lines; lines &= lines - 1)
+                    if (!nl_push(k + __builtin_ctz(lines))) return -2;
                 __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
                 _mm_storeu_si128((__m128i *)(out + k), _mm_unpacklo_epi16(lo, zero));
                 _mm_storeu_si128((__m128i *)(out + k + 4), _mm_unpackhi_epi16(lo, zero));
@@ -1424,12 +1442,10 @@ static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
             ssz m = r - i;
             const uint8_t *src = s + i;
             u32 *dst = out + k;
-            ssz lines = 0;
             for (ssz j = 0; j < m; j++) {
                 dst[j] = src[j];
-                lines += src[j] == '\n';
+                if (src[j] == '\n' && !nl_push(k + j)) return -2;
             }
-            nl += lines;
             i = r;
             k += m;
             continue;
@@ -1459,7 +1475,7 @@ static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
             return -1;
         }
     }
-    *newlines = nl;
+    *newlines = g_nl_n;
     return k;
 }
 
@@ -1487,6 +1503,7 @@ static PyObject *py_scan_utf8(PyObject *Py_UNUSED(self), PyObject *args) {
     if (N > 0) scan_ucs4(g_kept, N, &h);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&b);
+    if (N == -2) return PyErr_NoMemory();
     if (N < 0) Py_RETURN_NONE;
     g_kept_len = N;
     PyObject *cols = hits_result(&h);
@@ -1959,7 +1976,7 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
         return NULL;
     /* None: the text scan_utf8 decoded last in this thread */
     int from_kept = text == Py_None;
-    ssz from_len = g_kept_len;
+    ssz from_len = g_kept_len, nl_i = 0;
     const u32 *from_buf = g_kept;
     PyObject *res = NULL;
     ssz *idx = NULL, *tmp = NULL, *kept = NULL;
@@ -2018,7 +2035,10 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     for (ssz q = 0; q < k; q++) {
         ssz h = kept[q];
         uint8_t code = ent[h];
-        if (start[h] > pos) {
+        if (from_kept) {
+            while (nl_i < g_nl_n && g_nl[nl_i] < start[h]) nl_i++;
+            line = base_line + nl_i;
+        } else if (start[h] > pos) {
             line += count_newlines(kind, data, pos, start[h]);
             pos = start[h];
         }
