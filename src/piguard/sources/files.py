@@ -21,7 +21,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -65,14 +65,14 @@ class RawChunk:
 
     __slots__ = ("_counter", "_info", "data")
 
-    def __init__(self, data: bytes, info: TextFile | None, counter: ReplacementCounter) -> None:
+    def __init__(self, data: memoryview, info: TextFile | None, counter: ReplacementCounter) -> None:
         self.data = data
         self._info, self._counter = info, counter
 
     def decode(self) -> str:
         """The text, invalid bytes replaced with U+FFFD and counted in the file's ``TextFile``."""
         with self._counter:
-            text = self.data.decode("utf-8", ERRORS)
+            text = str(self.data, "utf-8", ERRORS)
         if self._info is not None and self._counter.bytes:
             self._info.replaced_bytes, self._info.bad_bytes = True, self._counter.bytes
         return text
@@ -311,54 +311,82 @@ def read_chunks(
         raw = raw and found.codec == "utf-8"
         if raw and info is not None and counter.bytes:
             info.replaced_bytes, info.bad_bytes = True, counter.bytes
-        held = b""  # raw: the bytes after the last newline
-        got = len(head)
+        if raw:
+            rest = yield from _raw_chunks(fh, data, info, counter)
+            if rest is None:
+                return
+            raw, data = False, rest  # a line too long for one chunk: decoded from here on, cut as text
         while True:
             final = not data
-            if raw:
-                # Bytes are cut at their last newline: a newline byte is never part of a longer UTF-8
-                # sequence, so these are the places the decoded text would be cut.
-                block = held + data if held else data
-                if final:
-                    if block:
-                        yield RawChunk(block, info, counter)
-                    return
-                cut = block.rfind(b"\n") + 1
-                if cut == 0 and len(block) > MAX_CHUNK_CHARS:
-                    # A line too long for one chunk: decoded from here on, and cut as text (below).
-                    raw, data, held = False, block, b""
-                    continue
-                if cut > 0:
-                    yield RawChunk(block[:cut] if cut < len(block) else block, info, counter)
-                    held = block[cut:]
-                else:
-                    held = block
+            with counter:
+                text = pending + decoder.decode(data, final=final)
+            if info is not None and counter.bytes:
+                info.replaced_bytes, info.bad_bytes = True, counter.bytes
+            if final:
+                if text:
+                    yield Chunk(text, offset, line)
+                return
+            cut = text.rfind("\n") + 1
+            if cut == 0 and len(text) > MAX_CHUNK_CHARS:
+                cut = _safe_cut(text)
+            if cut > 0:
+                chunk = text[:cut]
+                yield Chunk(chunk, offset, line)
+                offset += len(chunk)
+                line += chunk.count("\n")
+                pending = text[cut:]
             else:
-                with counter:
-                    text = pending + decoder.decode(data, final=final)
-                if info is not None and counter.bytes:
-                    info.replaced_bytes, info.bad_bytes = True, counter.bytes
-                if final:
-                    if text:
-                        yield Chunk(text, offset, line)
-                    return
-                cut = text.rfind("\n") + 1
-                if cut == 0 and len(text) > MAX_CHUNK_CHARS:
-                    cut = _safe_cut(text)
-                if cut > 0:
-                    chunk = text[:cut]
-                    yield Chunk(chunk, offset, line)
-                    offset += len(chunk)
-                    line += chunk.count("\n")
-                    pending = text[cut:]
-                else:
-                    pending = text
+                pending = text
             try:
                 data = fh.read(BLOCK_BYTES)
             except (OSError, EOFError, zlib.error) as exc:
-                done = f"{offset} characters" if not raw else f"{got} bytes"
-                raise UnreadableInput(f"read failed after {done}: {exc}") from None
-            got += len(data)
+                raise UnreadableInput(f"read failed after {offset} characters: {exc}") from None
+
+
+def _raw_chunks(
+    fh: BinaryIO, first: bytes, info: TextFile | None, counter: ReplacementCounter
+) -> Generator[RawChunk, None, bytes | None]:
+    """``read_chunks``' raw mode: the bytes cut where the text would be cut (a newline byte is never part
+    of a longer UTF-8 sequence). Blocks are read into two buffers used in turn, so a chunk costs no fresh
+    memory and no copy beyond the partial line carried over; a chunk's bytes stay valid until the chunk
+    after the next one is read. Returns None at the end, or the bytes held when a line grows past
+    ``MAX_CHUNK_CHARS`` (the caller decodes from there on)."""
+    bufs = [bytearray(), bytearray()]
+    which = 0
+    block: bytes | bytearray = first  # held bytes then the block just read, block[:size]
+    size = len(first)
+    start = 0  # block[start:size] is what no chunk has taken yet
+    got = len(first)
+    read = size
+    while True:
+        if read == 0:  # the end of the file
+            if size > start:
+                yield RawChunk(memoryview(block)[start:size], info, counter)
+            return None
+        cut = block.rfind(b"\n", start, size) + 1
+        if cut == 0 and size - start > MAX_CHUNK_CHARS:
+            return bytes(memoryview(block)[start:size])
+        if cut > 0:
+            yield RawChunk(memoryview(block)[start:cut], info, counter)
+            start = cut
+        held = memoryview(block)[start:size]
+        buf = bufs[which]
+        need = len(held) + BLOCK_BYTES
+        if len(buf) < need:
+            try:
+                buf.extend(bytes(need - len(buf)))
+            except BufferError:  # a chunk of this buffer is still in use somewhere: take a new one
+                buf = bytearray(need)
+            bufs[which] = buf
+        which ^= 1
+        buf[: len(held)] = held
+        try:
+            with memoryview(buf) as view:
+                read = fh.readinto(view[len(held) : len(held) + BLOCK_BYTES]) or 0
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableInput(f"read failed after {got} bytes: {exc}") from None
+        got += read
+        block, start, size = buf, 0, len(held) + read
 
 
 def _safe_cut(text: str) -> int:
