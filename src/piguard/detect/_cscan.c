@@ -51,9 +51,11 @@ typedef struct {
     /* first-character buckets: indices into words, increasing */
     int *bucket[1024];
     int bucket_n[1024];
-    uint8_t first[512]; /* bit (c & 4095): some word starts with a character c (a filter, never a miss) */
+    uint32_t bit; /* this set's bit in g_first */
 } WordSet;
-static inline int may_start(const WordSet *ws, u32 c) { return ws->first[(c >> 3) & 511] >> (c & 7) & 1; }
+/* per (c & 4095): which word sets (bit 0 the negative words, 1 + e those of entity e) have a word starting
+ * with a character c; a filter that never misses, so the context search skips most of a window */
+static uint32_t g_first[4096];
 
 static WordSet g_neg, g_pos[N_ENT], g_after[N_ENT];
 static int g_has_pos[N_ENT], g_has_after[N_ENT];
@@ -1059,26 +1061,33 @@ static inline int word_at(const u32 *w, int wl, int q, const Word *x) {
         if (w[q + j] != x->chars[j]) return 0;
     return 1;
 }
-static int last_word_end(const u32 *w, int wl, const WordSet *ws) {
+/* the word of ws that ends last among those starting at p (or, bounded, at p + 1 after a non-letter): its
+ * end, or -1 */
+static inline int word_ending_at(const u32 *w, int wl, const WordSet *ws, int p) {
+    int best = -1, best_end = -1;
+    const int *b = ws->bucket[BUCKET(w[p])];
+    for (int j = 0; j < ws->bucket_n[BUCKET(w[p])]; j++) {
+        const Word *x = &ws->words[b[j]];
+        if (best >= 0 && b[j] > best) break;
+        if ((!x->bounded || p == 0) && word_at(w, wl, p, x)) { best = b[j]; best_end = p + x->len; break; }
+    }
+    if (p + 1 < wl && !is_alpha(w[p])) {
+        const int *b2 = ws->bucket[BUCKET(w[p + 1])];
+        for (int j = 0; j < ws->bucket_n[BUCKET(w[p + 1])]; j++) {
+            if (best >= 0 && b2[j] > best) break;
+            const Word *x = &ws->words[b2[j]];
+            if (x->bounded && word_at(w, wl, p + 1, x)) { best = b2[j]; best_end = p + 1 + x->len; break; }
+        }
+    }
+    return best >= 0 ? best_end : -1;
+}
+static int last_word_end(const u32 *w, const uint32_t *first, int wl, const WordSet *ws) {
+    uint32_t bit = ws->bit;
     for (int p = wl - 1; p >= 0; p--) {
         /* most characters start no word, here nor (a bounded word) just after a non-letter */
-        if (!may_start(ws, w[p]) && !(p + 1 < wl && may_start(ws, w[p + 1]) && !is_alpha(w[p]))) continue;
-        int best = -1, best_end = -1;
-        const int *b = ws->bucket[BUCKET(w[p])];
-        for (int j = 0; j < ws->bucket_n[BUCKET(w[p])]; j++) {
-            const Word *x = &ws->words[b[j]];
-            if (best >= 0 && b[j] > best) break;
-            if ((!x->bounded || p == 0) && word_at(w, wl, p, x)) { best = b[j]; best_end = p + x->len; break; }
-        }
-        if (p + 1 < wl && !is_alpha(w[p])) {
-            const int *b2 = ws->bucket[BUCKET(w[p + 1])];
-            for (int j = 0; j < ws->bucket_n[BUCKET(w[p + 1])]; j++) {
-                if (best >= 0 && b2[j] > best) break;
-                const Word *x = &ws->words[b2[j]];
-                if (x->bounded && word_at(w, wl, p + 1, x)) { best = b2[j]; best_end = p + 1 + x->len; break; }
-            }
-        }
-        if (best >= 0) return best_end;
+        if (!(first[p] & bit) && !(p + 1 < wl && (first[p + 1] & bit) && !is_alpha(w[p]))) continue;
+        int e = word_ending_at(w, wl, ws, p);
+        if (e >= 0) return e;
     }
     return -1;
 }
@@ -1129,12 +1138,14 @@ static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double
             if (t[i] == '\n') { lo = i + 1; break; }
     }
     int wl = (int)(end - lo);
+    uint32_t first[256];
     for (int i = 0; i < wl; i++) {
         u32 c = t[lo + i];
         w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        first[i] = g_first[w[i] & 4095];
     }
-    int neg = last_word_end(w, wl, &g_neg);
-    int pos = g_has_pos[entity] ? last_word_end(w, wl, &g_pos[entity]) : -1;
+    int neg = last_word_end(w, first, wl, &g_neg);
+    int pos = g_has_pos[entity] ? last_word_end(w, first, wl, &g_pos[entity]) : -1;
     int has_pos = (pos >= 0 && (neg < 0 || pos >= neg)) ||
                   (neg < 0 && g_has_after[entity] && after_word(t, N, start + len, &g_after[entity]));
     if (has_pos) return needs ? (conf > 0.85 ? conf : 0.85) : (conf + g_boost > 1.0 ? 1.0 : conf + g_boost);
@@ -1617,7 +1628,7 @@ static int load_words(PyObject *list, WordSet *ws) {
         if (!x->chars || x->len == 0) { PyErr_SetString(PyExc_ValueError, "empty context word"); return -1; }
         x->bounded = x->chars[0] < 128 && is_alpha(x->chars[0]);
         counts[BUCKET(x->chars[0])]++;
-        ws->first[(x->chars[0] >> 3) & 511] |= (uint8_t)(1u << (x->chars[0] & 7));
+        g_first[x->chars[0] & 4095] |= ws->bit;
     }
     for (int b = 0; b < 1024; b++) {
         ws->bucket[b] = calloc(counts[b] ? counts[b] : 1, sizeof(int));
@@ -1663,6 +1674,9 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
     g_window = window;
     g_boost = boost;
     g_penalty = penalty;
+    memset(g_first, 0, sizeof g_first);
+    g_neg.bit = 1;
+    for (int e = 0; e < N_ENT; e++) g_pos[e].bit = 1u << (1 + e);
     if (load_words(neg, &g_neg) < 0) return NULL;
     for (int e = 0; e < N_ENT; e++) {
         PyObject *l = PyList_GetItem(pos, e);
