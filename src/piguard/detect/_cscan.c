@@ -100,8 +100,10 @@ static inline int is_plate_suffix(u32 c) { /* 挂学警港澳 */
 }
 static inline int can_start(u32 c) {
     if (c < 128) return ASCII_CLASS[c] & A_START;
+    if (c - 0x4E00 < 0x5200u) return g_prov[c - 0x4E00]; /* CJK: only a province starts a plate */
+    if (c - 0xFF08 > 0xFF5Au - 0xFF08) return 0;          /* nothing else outside the full-width forms */
     return (c >= 0xFF10 && c <= 0xFF19) || (c >= 0xFF21 && c <= 0xFF3A) || (c >= 0xFF41 && c <= 0xFF5A) ||
-           c == 0xFF0B || c == 0xFF08 || is_prov(c);
+           c == 0xFF0B || c == 0xFF08;
 }
 
 /* Full-width digits, letters and the punctuation normalize_expr maps: one code point for one. */
