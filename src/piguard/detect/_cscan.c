@@ -315,7 +315,12 @@ static ssz alt_generic(const u32 *t, ssz n, ssz p) {
     int reps = 0;
     while (q < n) {
         u32 c = t[q];
-        if (is_D(c) || is_gletter(c)) q++;
+        if (c < 128) { /* the common case, one table load */
+            int f = ASCII_CLASS[c];
+            if (f & (A_DIGIT | A_ALPHA)) q++;
+            else if ((f & A_GSEP) && q + 1 < n && is_D(t[q + 1])) q += 2;
+            else break;
+        } else if (is_D(c) || is_gletter(c)) q++;
         else if (is_gsep(c) && q + 1 < n && is_D(t[q + 1])) q += 2;
         else break;
         reps++;
