@@ -26,6 +26,16 @@
 typedef uint32_t u32;
 typedef Py_ssize_t ssz;
 
+#if defined(__GNUC__) || defined(__clang__)
+#define ctz32(x) __builtin_ctz(x)
+#else
+static inline int ctz32(uint32_t x) { /* x != 0 */
+    int n = 0;
+    while (!(x & 1)) { x >>= 1; n++; }
+    return n;
+}
+#endif
+
 /* Entity ids: the order of ENTITIES in structured.py. */
 enum {
     E_NONE = -1, E_EMAIL = 0, E_RID, E_PHONE, E_CARD, E_IMEI, E_USCC, E_IP, E_MAC, E_PASSPORT, E_HKMO,
@@ -420,33 +430,36 @@ static void init_uscc(void) {
 }
 static inline int uscc_value(char c) { return (unsigned char)c < 128 ? g_uscc[(int)c] : -1; }
 
-static void features(Tok *k) {
-    const u32 *n = k->n;
-    int len = k->len;
+/* One character (normalized) of a token into its features; see features(). */
+#define FEATURE_STEP(k, c, colons, digits)                                                                   \
+    do {                                                                                                    \
+        if ((c) < 128) {                                                                                    \
+            int f_ = ASCII_CLASS[c];                                                                        \
+            if ((c) == '@') (k)->at = 1;                                                                    \
+            else if ((c) == ':') (colons)++;                                                                \
+            else if ((c) == ',') (k)->comma = 1;                                                            \
+            if (!(f_ & A_SEPC)) {                                                                           \
+                (digits) += f_ & A_DIGIT;                                                                   \
+                if ((k)->dchars < 63) (k)->d[(k)->dchars] = (char)(c);                                      \
+                (k)->dchars++;                                                                              \
+                (k)->dlen++;                                                                                \
+            }                                                                                               \
+        } else if (!is_sep_compact(c)) {                                                                    \
+            (k)->dascii = 0;                                                                                \
+            if ((k)->dchars < 63) (k)->d[(k)->dchars] = '?';                                                \
+            (k)->dchars++;                                                                                  \
+            (k)->dlen += utf8_len(c);                                                                       \
+        }                                                                                                   \
+    } while (0)
+
+static inline void features_start(Tok *k) {
     k->dlen = k->dchars = 0;
     k->dascii = 1;
     k->at = k->colon2 = k->comma = 0;
-    int colons = 0, digits = 0;
-    for (int i = 0; i < len; i++) {
-        u32 c = n[i];
-        if (c < 128) {
-            int f = ASCII_CLASS[c];
-            if (c == '@') k->at = 1;
-            else if (c == ':') colons++;
-            else if (c == ',') k->comma = 1;
-            if (f & A_SEPC) continue;
-            digits += f & A_DIGIT;
-            if (k->dchars < 63) k->d[k->dchars] = (char)c;
-            k->dchars++;
-            k->dlen++;
-            continue;
-        }
-        if (is_sep_compact(c)) continue;
-        k->dascii = 0;
-        if (k->dchars < 63) k->d[k->dchars] = '?';
-        k->dchars++;
-        k->dlen += utf8_len(c);
-    }
+}
+static void features_finish(Tok *k, int colons, int digits) {
+    const u32 *n = k->n;
+    int len = k->len;
     if (k->dchars > 63) k->dascii = 0;
     k->d[k->dchars < 63 ? k->dchars : 63] = 0;
     k->colon2 = colons >= 2;
@@ -485,6 +498,16 @@ static void features(Tok *k) {
             k->uscc_ck = (31 - s % 31) % 31 == v[17];
         }
     }
+}
+
+static void features(Tok *k) {
+    features_start(k);
+    int colons = 0, digits = 0;
+    for (int i = 0; i < k->len; i++) {
+        u32 c = k->n[i];
+        FEATURE_STEP(k, c, colons, digits);
+    }
+    features_finish(k, colons, digits);
 }
 
 /* Small full-match helpers over the normalized token. */
@@ -995,40 +1018,39 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
     return 0;
 }
 
-static void classify(const u32 *n, int len, Verdict *v) {
-    Tok k;
+/* classify() of a token whose features are known */
+static void classify_tok(Tok *k, Verdict *v) {
+    const u32 *n = k->n;
+    int len = k->len;
     Land L;
     int land_done = 0;
-    k.n = n;
-    k.len = len;
-    features(&k);
     int rule_of = -1, ctx1 = -1, ctx2 = -1;
     /* The rules that can hold, from the token's features: each condition is implied by its rule's gate in
      * rule_holds, so skipping the others changes nothing. The time stamps, hashes, versions and short
      * numbers that fill logs are settled here without trying every rule. */
-    int alld = k.alld, dl = k.dlen, pc = k.plus_cc;
+    int alld = k->alld, dl = k->dlen, pc = k->plus_cc;
     int in = alld && !pc;
     uint32_t can = 0;
-    if (k.at) can |= 1u << 0;
-    if (k.id_ck) can |= 3u << 1;
+    if (k->at) can |= 1u << 0;
+    if (k->id_ck) can |= 3u << 1;
     if (in && dl >= 11 && dl <= 15) can |= 1u << 3;
-    if (alld && k.luhn && dl >= 12 && dl <= 19) can |= 1u << 4;
-    if (alld && k.luhn && dl == 15) can |= 3u << 5;
+    if (alld && k->luhn && dl >= 12 && dl <= 19) can |= 1u << 4;
+    if (alld && k->luhn && dl == 15) can |= 3u << 5;
     if (alld && dl == 15) can |= 1u << 7;
     if (in && dl >= 10 && dl <= 19) can |= 1u << 8;
     if (alld && dl >= 11 && dl <= 12) can |= 1u << 9;
     if (in && dl >= 7 && dl <= 13) can |= (1u << 10) | (1u << 25);
-    if (k.uscc_ck) can |= alld ? 1u << 24 : 1u << 11;
+    if (k->uscc_ck) can |= alld ? 1u << 24 : 1u << 11;
     if (pc) can |= 1u << 12;
     if (alld && dl >= 4 && dl <= 12) can |= 1u << 13;
     if (dl == 12) can |= 3u << 14;
-    if (k.colon2) can |= 1u << 16;
+    if (k->colon2) can |= 1u << 16;
     if (!alld && dl == 9) can |= (1u << 17) | (1u << 19);
     if (!alld && (dl == 9 || dl == 11)) can |= 1u << 18;
     if (alld && dl == 8) can |= 1u << 20;
     if (!alld && dl >= 8 && dl <= 13) can |= 1u << 21;
-    if (k.comma) can |= 1u << 22;
-    if (k.dchars >= 2 && ((k.d[0] == '1' && k.d[1] == '9') || (k.d[0] == '2' && k.d[1] == '0'))) can |= 1u << 23;
+    if (k->comma) can |= 1u << 22;
+    if (k->dchars >= 2 && ((k->d[0] == '1' && k->d[1] == '9') || (k->d[0] == '2' && k->d[1] == '0'))) can |= 1u << 23;
     if (!can) {
         v->main = v->alt = E_NONE;
         v->conf = v->alt_conf = 0.0;
@@ -1036,10 +1058,10 @@ static void classify(const u32 *n, int len, Verdict *v) {
         return;
     }
     for (uint32_t left = can; left; left &= left - 1) {
-        int r = __builtin_ctz(left);
+        int r = ctz32(left);
         int needs = RULES[r].needs;
         if (rule_of >= 0 || (needs && ctx2 >= 0)) continue;
-        if (!rule_holds(r, &k, &L, &land_done)) continue;
+        if (!rule_holds(r, k, &L, &land_done)) continue;
         if (!needs) rule_of = r;
         else if (ctx1 < 0) ctx1 = r;
         else ctx2 = r;
@@ -1055,6 +1077,14 @@ static void classify(const u32 *n, int len, Verdict *v) {
     if (v->main == E_IP && has_char(n, len, ':') && !ipv6_valid(n, len)) {
         v->main = v->alt = E_NONE;
     }
+}
+
+static void classify(const u32 *n, int len, Verdict *v) {
+    Tok k;
+    k.n = n;
+    k.len = len;
+    features(&k);
+    classify_tok(&k, v);
 }
 
 /* ------------------------------------------------------------------------------------- context -- */
@@ -1333,13 +1363,21 @@ static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
                 buf = nb;
                 bufcap = L;
             }
-            int spaced = 0;
+            /* normalized and its features taken in one pass */
+            int spaced = 0, colons = 0, digits = 0;
+            Tok k;
+            k.n = buf;
+            k.len = (int)L;
+            features_start(&k);
             for (ssz i = 0; i < L; i++) {
-                buf[i] = norm(t[p + i]);
-                spaced |= buf[i] == ' ';
+                u32 c = norm(t[p + i]);
+                buf[i] = c;
+                spaced |= c == ' ';
+                FEATURE_STEP(&k, c, colons, digits);
             }
+            features_finish(&k, colons, digits);
             Verdict v;
-            classify(buf, (int)L, &v);
+            classify_tok(&k, &v);
             if (v.main != E_NONE) emit(h, t, N, p, (int)L, &v);
             else if (spaced || letter_glued(buf, (int)L)) pieces(h, t, N, p, buf, (int)L);
         }
@@ -1437,7 +1475,7 @@ static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
                 if (_mm_movemask_epi8(v)) break;
                 unsigned lines = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
                 for (; lines; lines &= lines - 1)
-                    if (!nl_push(k + __builtin_ctz(lines))) return -2;
+                    if (!nl_push(k + ctz32(lines))) return -2;
                 __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
                 _mm_storeu_si128((__m128i *)(out + k), _mm_unpacklo_epi16(lo, zero));
                 _mm_storeu_si128((__m128i *)(out + k + 4), _mm_unpackhi_epi16(lo, zero));
