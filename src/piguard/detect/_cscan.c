@@ -1506,6 +1506,16 @@ static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
             k += m;
             continue;
         }
+        /* a run of three-byte characters (CJK), without the ladder below for each */
+        while (i + 3 <= n && (s[i] & 0xF0) == 0xE0) {
+            uint8_t c0 = s[i], c1 = s[i + 1], c2 = s[i + 2];
+            if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80) return -1;
+            if ((c0 == 0xE0 && c1 < 0xA0) || (c0 == 0xED && c1 >= 0xA0)) return -1; /* overlong, surrogate */
+            out[k++] = ((u32)(c0 & 0x0F) << 12) | ((u32)(c1 & 0x3F) << 6) | (c2 & 0x3F);
+            i += 3;
+        }
+        if (i >= n) break;
+        if (s[i] < 0x80) continue;
         uint8_t c = s[i];
         if (c < 0xC2) {
             return -1;
