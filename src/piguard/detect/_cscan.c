@@ -1157,8 +1157,14 @@ static int after_word(const u32 *t, ssz N, ssz end, const WordSet *ws) {
 
 /* ContextRules.adjust_expr_frame for one candidate: the confidence, or -1 when it is dropped. */
 static int is_ws(u32 c);
-static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double conf, int needs) {
+/* The context window before a value, lowercased, and where the last negative word in it ends: what every
+ * reading of the value shares. */
+typedef struct {
     u32 w[256];
+    uint32_t first[256];
+    int wl, neg;
+} Window;
+static void window_at(const u32 *t, ssz start, Window *W) {
     ssz lo = start - g_window;
     if (lo < 0) lo = 0;
     for (ssz i = start - 1; i >= lo; i--)
@@ -1175,14 +1181,20 @@ static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double
             if (t[i] == '\n') { lo = i + 1; break; }
     }
     int wl = (int)(end - lo);
-    uint32_t first[256];
     for (int i = 0; i < wl; i++) {
         u32 c = t[lo + i];
-        w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
-        first[i] = g_first[w[i] & 4095];
+        W->w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        W->first[i] = g_first[W->w[i] & 4095];
     }
-    int neg = last_word_end(w, first, wl, &g_neg);
-    int pos = g_has_pos[entity] ? last_word_end(w, first, wl, &g_pos[entity]) : -1;
+    W->wl = wl;
+    W->neg = last_word_end(W->w, W->first, wl, &g_neg);
+}
+/* ContextRules.adjust_expr_frame for one reading of the value at start: its confidence, or -1 when it is
+ * dropped. */
+static double adjust_in(const Window *W, const u32 *t, ssz N, ssz start, int len, int entity, double conf,
+                        int needs) {
+    int neg = W->neg;
+    int pos = g_has_pos[entity] ? last_word_end(W->w, W->first, W->wl, &g_pos[entity]) : -1;
     int has_pos = (pos >= 0 && (neg < 0 || pos >= neg)) ||
                   (neg < 0 && g_has_after[entity] && after_word(t, N, start + len, &g_after[entity]));
     if (has_pos) return needs ? (conf > 0.85 ? conf : 0.85) : (conf + g_boost > 1.0 ? 1.0 : conf + g_boost);
@@ -1190,7 +1202,6 @@ static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double
     if (neg >= 0) return conf - g_penalty < 0 ? 0.0 : conf - g_penalty;
     return conf;
 }
-
 /* ---------------------------------------------------------------------------------- the scanner -- */
 typedef struct {
     int8_t *ent;
@@ -1222,12 +1233,14 @@ static void push(Hits *h, int ent, ssz s, ssz e, double c) {
 
 static void emit(Hits *h, const u32 *t, ssz N, ssz start, int len, const Verdict *v) {
     ssz end = start + len;
-    double c = adjust(t, N, start, len, v->main, v->conf, v->needs);
+    Window W;
+    window_at(t, start, &W);
+    double c = adjust_in(&W, t, N, start, len, v->main, v->conf, v->needs);
     /* a plate glued to more letters or digits is part of a longer code */
     int glued = end < N && t[end] < 128 && is_alnum(t[end]);
     if (c >= 0 && !(v->main == E_PLATE && glued)) push(h, v->main, start, end, c);
     if (v->alt != E_NONE) {
-        c = adjust(t, N, start, len, v->alt, v->alt_conf, 1);
+        c = adjust_in(&W, t, N, start, len, v->alt, v->alt_conf, 1);
         if (c >= 0 && !(v->alt == E_PLATE && glued)) push(h, v->alt, start, end, c);
     }
 }
