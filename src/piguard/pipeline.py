@@ -9,11 +9,9 @@ findings of a file are ever held whole; smaller files go to a process pool.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +29,7 @@ from piguard.sources.files import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from concurrent.futures import Future
 
 # Files at least this big are streamed in the main process (bounded memory); smaller ones use the pool.
 STREAM_THRESHOLD = 32 * 1024 * 1024
@@ -177,6 +176,9 @@ def scan_paths(paths: Iterable[str], opts: ScanOptions | None = None) -> Iterato
         for f in files:
             yield from (_scan_chunks(f, opts) if _streamed(f, sizes[f]) else scan_file(f, opts))
         return
+    import multiprocessing  # (the pool's modules: imported only by a scan that uses it)
+    from concurrent.futures import ProcessPoolExecutor
+
     ctx = multiprocessing.get_context("spawn")  # fork after polars' thread pool starts can deadlock
     small_set = set(small)
     ahead = workers * 4  # files in flight at once: the results of a whole tree are never held together
