@@ -1819,9 +1819,18 @@ static inline void buf_utf8(Buf *b, Py_UCS4 c) {
     }
 }
 static inline void buf_int(Buf *b, long long v) { /* "%lld", without printf's cost per call */
+    static const char pairs[] = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940"
+                                "4142434445464748495051525354555657585960616263646566676869707172737475767778798081"
+                                "828384858687888990919293949596979899";
     char t[24];
     int k = 24;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    while (u >= 100) { /* two digits a step */
+        unsigned d = (unsigned)(u % 100);
+        u /= 100;
+        t[--k] = pairs[2 * d + 1];
+        t[--k] = pairs[2 * d];
+    }
     do {
         t[--k] = (char)('0' + u % 10);
         u /= 10;
