@@ -1392,7 +1392,8 @@ static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
             Verdict v;
             classify_tok(&k, &v);
             if (v.main != E_NONE) emit(h, t, N, p, (int)L, &v);
-            else if (spaced || letter_glued(buf, (int)L)) pieces(h, t, N, p, buf, (int)L);
+            /* (a token of digits and separators has no letter to be glued to) */
+            else if (spaced || (!k.alld && letter_glued(buf, (int)L))) pieces(h, t, N, p, buf, (int)L);
         }
         p = e;
     }
