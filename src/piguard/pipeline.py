@@ -9,20 +9,27 @@ findings of a file are ever held whole; smaller files go to a process pool.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from piguard.detect import DEFAULT_MIN_CONFIDENCE, Registry, default_registry
-from piguard.detect.batch import FindingBatch, find_batch
-from piguard.sources.files import Skip, TextFile, UnreadableInput, file_size, iter_paths, read_chunks
+from piguard.detect.batch import FindingBatch, find_batch, find_batch_utf8, structured_only
+from piguard.sources.files import (
+    RawChunk,
+    Skip,
+    TextFile,
+    UnreadableInput,
+    file_size,
+    iter_paths,
+    read_chunks,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from concurrent.futures import Future
 
 # Files at least this big are streamed in the main process (bounded memory); smaller ones use the pool.
 STREAM_THRESHOLD = 32 * 1024 * 1024
@@ -87,18 +94,41 @@ def _scan_chunks(path: str, opts: ScanOptions) -> Iterator[FileEvent]:
     reg = _registry(opts)
     info = TextFile(path)
     ents = set(opts.entities) if opts.entities is not None else None
+    # Only the compiled structured engine runs: it takes the file's UTF-8 bytes and decodes them itself.
+    raw = structured_only(reg, ents)
+    offset, line = 0, 1
     try:
-        for chunk in read_chunks(path, info):
+        for chunk in read_chunks(path, info, raw=raw):
+            if isinstance(chunk, RawChunk):
+                found = find_batch_utf8(
+                    chunk.data,
+                    entities=ents,  # type: ignore[arg-type]  (structured_only: never None)
+                    min_confidence=opts.min_confidence,
+                    include_non_personal=opts.include_non_personal,
+                    base_offset=offset,
+                    base_line=line,
+                    with_values=opts.with_values,
+                )
+                if found is not None:
+                    batch, nchars, newlines = found
+                    offset, line = offset + nchars, line + newlines
+                    yield FileEvent(path, [batch] if batch.count else [], done=False, encoding=info.encoding)
+                    continue
+                text = chunk.decode()  # not valid UTF-8: with its bad bytes replaced, as any other text
+            else:
+                text = chunk.text
             batch = find_batch(
-                chunk.text,
+                text,
                 reg,
                 entities=ents,
                 min_confidence=opts.min_confidence,
                 include_non_personal=opts.include_non_personal,
-                base_offset=chunk.offset,
-                base_line=chunk.line,
+                base_offset=offset if raw else chunk.offset,  # type: ignore[union-attr]
+                base_line=line if raw else chunk.line,  # type: ignore[union-attr]
                 with_values=opts.with_values,
             )
+            if raw:
+                offset, line = offset + len(text), line + text.count("\n")
             yield FileEvent(path, [batch] if batch.count else [], done=False, encoding=info.encoding)
     except UnreadableInput as exc:
         yield FileEvent(path, [], done=True, encoding=info.encoding, skip=Skip(path, str(exc)))
@@ -146,6 +176,9 @@ def scan_paths(paths: Iterable[str], opts: ScanOptions | None = None) -> Iterato
         for f in files:
             yield from (_scan_chunks(f, opts) if _streamed(f, sizes[f]) else scan_file(f, opts))
         return
+    import multiprocessing  # (the pool's modules: imported only by a scan that uses it)
+    from concurrent.futures import ProcessPoolExecutor
+
     ctx = multiprocessing.get_context("spawn")  # fork after polars' thread pool starts can deadlock
     small_set = set(small)
     ahead = workers * 4  # files in flight at once: the results of a whole tree are never held together

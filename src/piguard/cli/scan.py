@@ -272,24 +272,26 @@ def _writer(fmt: Format, out: IO[bytes]) -> JsonlWriter | JsonWriter | SarifWrit
 def _scan_text_files(
     writer: Writer | None, text_files: list[str], opts: ScanOptions, summary: ScanSummary, progress: bool
 ) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from piguard.pipeline import scan_paths
     from piguard.sources.files import Skip
 
-    err = Console(stderr=True)
-    show_progress = progress and err.is_terminal and len(text_files) > 1
-    bar = Progress(
-        TextColumn("scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    task = bar.add_task("scan", total=len(text_files))
-    with bar if show_progress else contextlib.nullcontext():
+    bar: Any = None
+    if progress and len(text_files) > 1:  # (rich is imported only when a bar may be shown)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        err = Console(stderr=True)
+        if err.is_terminal:
+            bar = Progress(
+                TextColumn("scanning"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+    task = bar.add_task("scan", total=len(text_files)) if bar is not None else None
+    with bar if bar is not None else contextlib.nullcontext():
         for ev in scan_paths(text_files, opts):
             if isinstance(ev, Skip):
                 summary.skipped.append(ev)
@@ -298,7 +300,7 @@ def _scan_text_files(
             if writer is not None:
                 for batch in ev.batches:
                     writer.write(ev.path, batch)
-            if ev.done:
+            if ev.done and bar is not None:
                 bar.advance(task)
 
 

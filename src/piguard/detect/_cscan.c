@@ -19,9 +19,22 @@
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef uint32_t u32;
 typedef Py_ssize_t ssz;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ctz32(x) __builtin_ctz(x)
+#else
+static inline int ctz32(uint32_t x) { /* x != 0 */
+    int n = 0;
+    while (!(x & 1)) { x >>= 1; n++; }
+    return n;
+}
+#endif
 
 /* Entity ids: the order of ENTITIES in structured.py. */
 enum {
@@ -48,7 +61,11 @@ typedef struct {
     /* first-character buckets: indices into words, increasing */
     int *bucket[1024];
     int bucket_n[1024];
+    uint32_t bit; /* this set's bit in g_first */
 } WordSet;
+/* per (c & 4095): which word sets (bit 0 the negative words, 1 + e those of entity e) have a word starting
+ * with a character c; a filter that never misses, so the context search skips most of a window */
+static uint32_t g_first[4096];
 
 static WordSet g_neg, g_pos[N_ENT], g_after[N_ENT];
 static int g_has_pos[N_ENT], g_has_after[N_ENT];
@@ -56,20 +73,31 @@ static int g_window = 24;
 static double g_boost = 0.15, g_penalty = 0.45;
 
 /* ---------------------------------------------------------------------------- character classes -- */
-static inline int is_digit(u32 c) { return c >= '0' && c <= '9'; }
-static inline int is_D(u32 c) { return (c >= '0' && c <= '9') || (c >= 0xFF10 && c <= 0xFF19); }
-static inline int is_upper(u32 c) { return c >= 'A' && c <= 'Z'; }
-static inline int is_alpha(u32 c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-static inline int is_alnum(u32 c) { return is_digit(c) || is_alpha(c); }
-static inline int is_hex(u32 c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
-static inline int is_gletter(u32 c) {
-    return is_alpha(c) || (c >= 0xFF21 && c <= 0xFF3A) || (c >= 0xFF41 && c <= 0xFF5A);
-}
+/* ASCII character classes, one bit each (generated from the definitions they replace: a load instead of a
+ * chain of comparisons in the scanner's innermost loops) */
+enum { A_DIGIT = 1, A_ALPHA = 2, A_HEX = 4, A_LOCAL = 8, A_LABEL = 16, A_GSEP = 32, A_START = 64, A_SEPC = 128 };
+static const uint8_t ASCII_CLASS[128] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xa0, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0xc0, 0x80, 0x00, 0xc8, 0x00, 0xf8, 0xa8, 0xa0,
+    0x5d, 0x5d, 0x5d, 0x5d, 0x5d, 0x5d, 0x5d, 0x5d, 0x5d, 0x5d, 0xa0, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+    0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x00, 0x00, 0x00, 0x00, 0x08,
+    0x00, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5e, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+    0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x00, 0x00, 0x00, 0x00, 0x00};
+static inline int ascii_is(u32 c, int bit) { return c < 128 && (ASCII_CLASS[c] & bit); }
+static inline int is_digit(u32 c) { return c - '0' < 10u; }
+static inline int is_D(u32 c) { return c - '0' < 10u || c - 0xFF10 < 10u; }
+static inline int is_upper(u32 c) { return c - 'A' < 26u; }
+static inline int is_alpha(u32 c) { return (c | 0x20) - 'a' < 26u; }
+static inline int is_alnum(u32 c) { return ascii_is(c, A_DIGIT | A_ALPHA); }
+static inline int is_hex(u32 c) { return ascii_is(c, A_HEX); }
+static inline int is_gletter(u32 c) { return is_alpha(c) || c - 0xFF21 < 26u || c - 0xFF41 < 26u; }
 static inline int is_gsep(u32 c) {
-    return c == ' ' || c == '-' || c == 0xFF0D || c == '.' || c == 0xFF0E || c == '/' || c == ':' || c == 0xFF1A;
+    return c < 128 ? ASCII_CLASS[c] & A_GSEP : (c == 0xFF0D || c == 0xFF0E || c == 0xFF1A);
 }
-static inline int is_local(u32 c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; }
-static inline int is_label(u32 c) { return is_alnum(c) || c == '-'; }
+static inline int is_local(u32 c) { return ascii_is(c, A_LOCAL); }
+static inline int is_label(u32 c) { return ascii_is(c, A_LABEL); }
 static const u32 PROVINCES[] = {0x4eac, 0x6d25, 0x6caa, 0x6e1d, 0x5180, 0x8c6b, 0x4e91, 0x8fbd, 0x9ed1, 0x6e58,
                                 0x7696, 0x9c81, 0x65b0, 0x82cf, 0x6d59, 0x8d63, 0x9102, 0x6842, 0x7518, 0x664b,
                                 0x8499, 0x9655, 0x5409, 0x95fd, 0x8d35, 0x7ca4, 0x9752, 0x85cf, 0x5ddd, 0x5b81,
@@ -81,9 +109,11 @@ static inline int is_plate_suffix(u32 c) { /* 挂学警港澳 */
     return c == 0x6302 || c == 0x5B66 || c == 0x8B66 || c == 0x6E2F || c == 0x6FB3;
 }
 static inline int can_start(u32 c) {
-    if (c < 128) return is_alnum(c) || c == '+' || c == '-' || c == '(';
+    if (c < 128) return ASCII_CLASS[c] & A_START;
+    if (c - 0x4E00 < 0x5200u) return g_prov[c - 0x4E00]; /* CJK: only a province starts a plate */
+    if (c - 0xFF08 > 0xFF5Au - 0xFF08) return 0;          /* nothing else outside the full-width forms */
     return (c >= 0xFF10 && c <= 0xFF19) || (c >= 0xFF21 && c <= 0xFF3A) || (c >= 0xFF41 && c <= 0xFF5A) ||
-           c == 0xFF0B || c == 0xFF08 || is_prov(c);
+           c == 0xFF0B || c == 0xFF08;
 }
 
 /* Full-width digits, letters and the punctuation normalize_expr maps: one code point for one. */
@@ -295,7 +325,12 @@ static ssz alt_generic(const u32 *t, ssz n, ssz p) {
     int reps = 0;
     while (q < n) {
         u32 c = t[q];
-        if (is_D(c) || is_gletter(c)) q++;
+        if (c < 128) { /* the common case, one table load */
+            int f = ASCII_CLASS[c];
+            if (f & (A_DIGIT | A_ALPHA)) q++;
+            else if ((f & A_GSEP) && q + 1 < n && is_D(t[q + 1])) q += 2;
+            else break;
+        } else if (is_D(c) || is_gletter(c)) q++;
         else if (is_gsep(c) && q + 1 < n && is_D(t[q + 1])) q += 2;
         else break;
         reps++;
@@ -310,14 +345,24 @@ static ssz match_at(const u32 *t, ssz n, ssz p, ssz *no_email_until) {
     if (c < 128) {
         if (is_alnum(c)) {
             if (p >= *no_email_until && (e = alt_email(t, n, p, no_email_until)) >= 0) return e;
+            /* Each alternative below is tried only where its own first test passes: the Chinese date
+             * wants exactly four digits, coordinates one to three and a point, a MAC address a hex pair
+             * and a separator, IPv6 one to four hex digits and a colon. */
             if (is_digit(c)) {
-                if ((e = alt_cn_date(t, n, p)) >= 0) return e;
-                if ((e = alt_coords(t, n, p)) >= 0) return e;
+                int dr = run_upto(t, n, p, is_D_, 5);
+                if (dr == 4 && (e = alt_cn_date(t, n, p)) >= 0) return e;
+                if (dr <= 3 && p + dr < n && (t[p + dr] == '.' || t[p + dr] == 0xFF0E) &&
+                    (e = alt_coords(t, n, p)) >= 0)
+                    return e;
             }
             if (is_hex(c)) {
-                if ((e = alt_mac(t, n, p)) >= 0) return e;
-                if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
-                if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
+                int hr = run_upto(t, n, p, is_hex_, 5);
+                u32 after = p + hr < n ? t[p + hr] : 0;
+                if (hr == 2 && (after == ':' || after == '-') && (e = alt_mac(t, n, p)) >= 0) return e;
+                if (hr <= 4 && after == ':') {
+                    if ((e = alt_ipv6_full(t, n, p)) >= 0) return e;
+                    if ((e = alt_ipv6_compressed(t, n, p)) >= 0) return e;
+                }
             }
             return alt_generic(t, n, p);
         }
@@ -356,8 +401,7 @@ typedef struct {
 } Tok;
 
 static int is_sep_compact(u32 c) {
-    return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/' || c == ':' ||
-           c == '+' || c == 0xB7 || c == 0x2022 || c == 0x30FB;
+    return c < 128 ? ASCII_CLASS[c] & A_SEPC : (c == 0xB7 || c == 0x2022 || c == 0x30FB);
 }
 static inline int utf8_len(u32 c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4; }
 
@@ -386,25 +430,36 @@ static void init_uscc(void) {
 }
 static inline int uscc_value(char c) { return (unsigned char)c < 128 ? g_uscc[(int)c] : -1; }
 
-static void features(Tok *k) {
-    const u32 *n = k->n;
-    int len = k->len;
+/* One character (normalized) of a token into its features; see features(). */
+#define FEATURE_STEP(k, c, colons, digits)                                                                   \
+    do {                                                                                                    \
+        if ((c) < 128) {                                                                                    \
+            int f_ = ASCII_CLASS[c];                                                                        \
+            if ((c) == '@') (k)->at = 1;                                                                    \
+            else if ((c) == ':') (colons)++;                                                                \
+            else if ((c) == ',') (k)->comma = 1;                                                            \
+            if (!(f_ & A_SEPC)) {                                                                           \
+                (digits) += f_ & A_DIGIT;                                                                   \
+                if ((k)->dchars < 63) (k)->d[(k)->dchars] = (char)(c);                                      \
+                (k)->dchars++;                                                                              \
+                (k)->dlen++;                                                                                \
+            }                                                                                               \
+        } else if (!is_sep_compact(c)) {                                                                    \
+            (k)->dascii = 0;                                                                                \
+            if ((k)->dchars < 63) (k)->d[(k)->dchars] = '?';                                                \
+            (k)->dchars++;                                                                                  \
+            (k)->dlen += utf8_len(c);                                                                       \
+        }                                                                                                   \
+    } while (0)
+
+static inline void features_start(Tok *k) {
     k->dlen = k->dchars = 0;
     k->dascii = 1;
     k->at = k->colon2 = k->comma = 0;
-    int colons = 0, digits = 0;
-    for (int i = 0; i < len; i++) {
-        u32 c = n[i];
-        if (c == '@') k->at = 1;
-        else if (c == ':') colons++;
-        else if (c == ',') k->comma = 1;
-        if (is_sep_compact(c)) continue;
-        if (c >= 128) k->dascii = 0;
-        if (is_digit(c)) digits++;
-        if (k->dchars < 63) k->d[k->dchars] = (char)(c < 128 ? c : '?');
-        k->dchars++;
-        k->dlen += utf8_len(c);
-    }
+}
+static void features_finish(Tok *k, int colons, int digits) {
+    const u32 *n = k->n;
+    int len = k->len;
     if (k->dchars > 63) k->dascii = 0;
     k->d[k->dchars < 63 ? k->dchars : 63] = 0;
     k->colon2 = colons >= 2;
@@ -443,6 +498,16 @@ static void features(Tok *k) {
             k->uscc_ck = (31 - s % 31) % 31 == v[17];
         }
     }
+}
+
+static void features(Tok *k) {
+    features_start(k);
+    int colons = 0, digits = 0;
+    for (int i = 0; i < k->len; i++) {
+        u32 c = k->n[i];
+        FEATURE_STEP(k, c, colons, digits);
+    }
+    features_finish(k, colons, digits);
 }
 
 /* Small full-match helpers over the normalized token. */
@@ -953,28 +1018,50 @@ static int rule_holds(int r, Tok *k, Land *L, int *land_done) {
     return 0;
 }
 
-static void classify(const u32 *n, int len, Verdict *v) {
-    Tok k;
+/* classify() of a token whose features are known */
+static void classify_tok(Tok *k, Verdict *v) {
+    const u32 *n = k->n;
+    int len = k->len;
     Land L;
     int land_done = 0;
-    k.n = n;
-    k.len = len;
-    features(&k);
     int rule_of = -1, ctx1 = -1, ctx2 = -1;
-    /* A token with letters can only be an e-mail, an ID ending in X, a USCC, a MAC or IPv6 address, a
-     * passport or permit, a plate, coordinates or a date written with 年 (the gates of the rules below):
-     * the time stamps, hashes and versions that fill logs are settled here without trying every rule. */
-    if (!k.alld && !k.at && !k.colon2 && !k.comma && k.dlen != 9 && k.dlen != 11 && k.dlen != 12 &&
-        k.dlen != 18 && !(len && is_prov(n[0])) && !has_char(n, len, 0x5E74)) {
+    /* The rules that can hold, from the token's features: each condition is implied by its rule's gate in
+     * rule_holds, so skipping the others changes nothing. The time stamps, hashes, versions and short
+     * numbers that fill logs are settled here without trying every rule. */
+    int alld = k->alld, dl = k->dlen, pc = k->plus_cc;
+    int in = alld && !pc;
+    uint32_t can = 0;
+    if (k->at) can |= 1u << 0;
+    if (k->id_ck) can |= 3u << 1;
+    if (in && dl >= 11 && dl <= 15) can |= 1u << 3;
+    if (alld && k->luhn && dl >= 12 && dl <= 19) can |= 1u << 4;
+    if (alld && k->luhn && dl == 15) can |= 3u << 5;
+    if (alld && dl == 15) can |= 1u << 7;
+    if (in && dl >= 10 && dl <= 19) can |= 1u << 8;
+    if (alld && dl >= 11 && dl <= 12) can |= 1u << 9;
+    if (in && dl >= 7 && dl <= 13) can |= (1u << 10) | (1u << 25);
+    if (k->uscc_ck) can |= alld ? 1u << 24 : 1u << 11;
+    if (pc) can |= 1u << 12;
+    if (alld && dl >= 4 && dl <= 12) can |= 1u << 13;
+    if (dl == 12) can |= 3u << 14;
+    if (k->colon2) can |= 1u << 16;
+    if (!alld && dl == 9) can |= (1u << 17) | (1u << 19);
+    if (!alld && (dl == 9 || dl == 11)) can |= 1u << 18;
+    if (alld && dl == 8) can |= 1u << 20;
+    if (!alld && dl >= 8 && dl <= 13) can |= 1u << 21;
+    if (k->comma) can |= 1u << 22;
+    if (k->dchars >= 2 && ((k->d[0] == '1' && k->d[1] == '9') || (k->d[0] == '2' && k->d[1] == '0'))) can |= 1u << 23;
+    if (!can) {
         v->main = v->alt = E_NONE;
         v->conf = v->alt_conf = 0.0;
         v->needs = 0;
         return;
     }
-    for (int r = 0; r < N_RULES; r++) {
+    for (uint32_t left = can; left; left &= left - 1) {
+        int r = ctz32(left);
         int needs = RULES[r].needs;
         if (rule_of >= 0 || (needs && ctx2 >= 0)) continue;
-        if (!rule_holds(r, &k, &L, &land_done)) continue;
+        if (!rule_holds(r, k, &L, &land_done)) continue;
         if (!needs) rule_of = r;
         else if (ctx1 < 0) ctx1 = r;
         else ctx2 = r;
@@ -992,6 +1079,14 @@ static void classify(const u32 *n, int len, Verdict *v) {
     }
 }
 
+static void classify(const u32 *n, int len, Verdict *v) {
+    Tok k;
+    k.n = n;
+    k.len = len;
+    features(&k);
+    classify_tok(&k, v);
+}
+
 /* ------------------------------------------------------------------------------------- context -- */
 /* The nearest context word before a value: ContextRules' "^.*(?:words)" (greedy, so the alternation that
  * STARTS last wins; at one start, the longest word) with ASCII-letter words needing a non-letter or the
@@ -1003,24 +1098,33 @@ static inline int word_at(const u32 *w, int wl, int q, const Word *x) {
         if (w[q + j] != x->chars[j]) return 0;
     return 1;
 }
-static int last_word_end(const u32 *w, int wl, const WordSet *ws) {
+/* the word of ws that ends last among those starting at p (or, bounded, at p + 1 after a non-letter): its
+ * end, or -1 */
+static inline int word_ending_at(const u32 *w, int wl, const WordSet *ws, int p) {
+    int best = -1, best_end = -1;
+    const int *b = ws->bucket[BUCKET(w[p])];
+    for (int j = 0; j < ws->bucket_n[BUCKET(w[p])]; j++) {
+        const Word *x = &ws->words[b[j]];
+        if (best >= 0 && b[j] > best) break;
+        if ((!x->bounded || p == 0) && word_at(w, wl, p, x)) { best = b[j]; best_end = p + x->len; break; }
+    }
+    if (p + 1 < wl && !is_alpha(w[p])) {
+        const int *b2 = ws->bucket[BUCKET(w[p + 1])];
+        for (int j = 0; j < ws->bucket_n[BUCKET(w[p + 1])]; j++) {
+            if (best >= 0 && b2[j] > best) break;
+            const Word *x = &ws->words[b2[j]];
+            if (x->bounded && word_at(w, wl, p + 1, x)) { best = b2[j]; best_end = p + 1 + x->len; break; }
+        }
+    }
+    return best >= 0 ? best_end : -1;
+}
+static int last_word_end(const u32 *w, const uint32_t *first, int wl, const WordSet *ws) {
+    uint32_t bit = ws->bit;
     for (int p = wl - 1; p >= 0; p--) {
-        int best = -1, best_end = -1;
-        const int *b = ws->bucket[BUCKET(w[p])];
-        for (int j = 0; j < ws->bucket_n[BUCKET(w[p])]; j++) {
-            const Word *x = &ws->words[b[j]];
-            if (best >= 0 && b[j] > best) break;
-            if ((!x->bounded || p == 0) && word_at(w, wl, p, x)) { best = b[j]; best_end = p + x->len; break; }
-        }
-        if (p + 1 < wl && !is_alpha(w[p])) {
-            const int *b2 = ws->bucket[BUCKET(w[p + 1])];
-            for (int j = 0; j < ws->bucket_n[BUCKET(w[p + 1])]; j++) {
-                if (best >= 0 && b2[j] > best) break;
-                const Word *x = &ws->words[b2[j]];
-                if (x->bounded && word_at(w, wl, p + 1, x)) { best = b2[j]; best_end = p + 1 + x->len; break; }
-            }
-        }
-        if (best >= 0) return best_end;
+        /* most characters start no word, here nor (a bounded word) just after a non-letter */
+        if (!(first[p] & bit) && !(p + 1 < wl && (first[p + 1] & bit) && !is_alpha(w[p]))) continue;
+        int e = word_ending_at(w, wl, ws, p);
+        if (e >= 0) return e;
     }
     return -1;
 }
@@ -1053,8 +1157,14 @@ static int after_word(const u32 *t, ssz N, ssz end, const WordSet *ws) {
 
 /* ContextRules.adjust_expr_frame for one candidate: the confidence, or -1 when it is dropped. */
 static int is_ws(u32 c);
-static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double conf, int needs) {
+/* The context window before a value, lowercased, and where the last negative word in it ends: what every
+ * reading of the value shares. */
+typedef struct {
     u32 w[256];
+    uint32_t first[256];
+    int wl, neg;
+} Window;
+static void window_at(const u32 *t, ssz start, Window *W) {
     ssz lo = start - g_window;
     if (lo < 0) lo = 0;
     for (ssz i = start - 1; i >= lo; i--)
@@ -1073,10 +1183,18 @@ static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double
     int wl = (int)(end - lo);
     for (int i = 0; i < wl; i++) {
         u32 c = t[lo + i];
-        w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        W->w[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        W->first[i] = g_first[W->w[i] & 4095];
     }
-    int neg = last_word_end(w, wl, &g_neg);
-    int pos = g_has_pos[entity] ? last_word_end(w, wl, &g_pos[entity]) : -1;
+    W->wl = wl;
+    W->neg = last_word_end(W->w, W->first, wl, &g_neg);
+}
+/* ContextRules.adjust_expr_frame for one reading of the value at start: its confidence, or -1 when it is
+ * dropped. */
+static double adjust_in(const Window *W, const u32 *t, ssz N, ssz start, int len, int entity, double conf,
+                        int needs) {
+    int neg = W->neg;
+    int pos = g_has_pos[entity] ? last_word_end(W->w, W->first, W->wl, &g_pos[entity]) : -1;
     int has_pos = (pos >= 0 && (neg < 0 || pos >= neg)) ||
                   (neg < 0 && g_has_after[entity] && after_word(t, N, start + len, &g_after[entity]));
     if (has_pos) return needs ? (conf > 0.85 ? conf : 0.85) : (conf + g_boost > 1.0 ? 1.0 : conf + g_boost);
@@ -1084,7 +1202,6 @@ static double adjust(const u32 *t, ssz N, ssz start, int len, int entity, double
     if (neg >= 0) return conf - g_penalty < 0 ? 0.0 : conf - g_penalty;
     return conf;
 }
-
 /* ---------------------------------------------------------------------------------- the scanner -- */
 typedef struct {
     int8_t *ent;
@@ -1116,12 +1233,14 @@ static void push(Hits *h, int ent, ssz s, ssz e, double c) {
 
 static void emit(Hits *h, const u32 *t, ssz N, ssz start, int len, const Verdict *v) {
     ssz end = start + len;
-    double c = adjust(t, N, start, len, v->main, v->conf, v->needs);
+    Window W;
+    window_at(t, start, &W);
+    double c = adjust_in(&W, t, N, start, len, v->main, v->conf, v->needs);
     /* a plate glued to more letters or digits is part of a longer code */
     int glued = end < N && t[end] < 128 && is_alnum(t[end]);
     if (c >= 0 && !(v->main == E_PLATE && glued)) push(h, v->main, start, end, c);
     if (v->alt != E_NONE) {
-        c = adjust(t, N, start, len, v->alt, v->alt_conf, 1);
+        c = adjust_in(&W, t, N, start, len, v->alt, v->alt_conf, 1);
         if (c >= 0 && !(v->alt == E_PLATE && glued)) push(h, v->alt, start, end, c);
     }
 }
@@ -1201,21 +1320,43 @@ static void pieces(Hits *h, const u32 *t, ssz N, ssz tok_start, const u32 *n, in
 
 static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
     ssz no_email_until = 0, p = 0;
+    ssz at_pos = -1, at_from = 0; /* the next '@', and where the local-part run before it starts */
     u32 stack[256];
     u32 *buf = stack;
     ssz bufcap = 256;
     while (p < N && !h->oom) {
         if (!can_start(t[p])) { p++; continue; }
-        ssz e = match_at(t, N, p, &no_email_until);
+        if (p >= no_email_until) {
+            /* An e-mail address can start only where the local-part characters run on to the next '@':
+             * before that run no attempt is made (and none scans the text again). */
+            if (p > at_pos) {
+                at_pos = p;
+                while (at_pos < N && t[at_pos] != '@') at_pos++;
+                at_from = at_pos;
+                while (at_from > 0 && is_local(t[at_from - 1])) at_from--;
+            }
+            if (p < at_from) no_email_until = at_from;
+        }
+        ssz e, q = p; /* q: the end of the run of ASCII letters at p */
+        if (is_alpha(t[p])) {
+            q = p + 1;
+            while (q < N && is_alpha(t[q])) q++;
+        }
+        if (q - p >= 5) {
+            /* Five letters or more: the generic number (at most two letters first), a MAC address (a
+             * separator third) and IPv6 (a colon within four hex digits) cannot start here; only an
+             * e-mail's local part can. */
+            e = p >= no_email_until ? alt_email(t, N, p, &no_email_until) : -1;
+        } else {
+            e = match_at(t, N, p, &no_email_until);
+        }
         if (e < 0) {
             /* Inside a run of ASCII letters a token can only start where what follows the run allows one:
              * the generic number wants a digit within two letters, a MAC address a separator after a hex
              * pair, IPv6 a colon within four hex digits, and an e-mail's local part was tried from the
              * run's first letter. Skipping the rest of the run keeps words from costing a failed match
              * per letter (prose and logs are mostly words). */
-            if (t[p] < 128 && is_alpha(t[p])) {
-                ssz q = p + 1;
-                while (q < N && t[q] < 128 && is_alpha(t[q])) q++;
+            if (q > p) {
                 u32 c = q < N ? t[q] : 0;
                 ssz from = q;
                 if (is_D(c) || c >= 0xFF21) from = q - 2;   /* a digit (or a full-width letter) next */
@@ -1235,15 +1376,24 @@ static void scan_ucs4(const u32 *t, ssz N, Hits *h) {
                 buf = nb;
                 bufcap = L;
             }
-            int spaced = 0;
+            /* normalized and its features taken in one pass */
+            int spaced = 0, colons = 0, digits = 0;
+            Tok k;
+            k.n = buf;
+            k.len = (int)L;
+            features_start(&k);
             for (ssz i = 0; i < L; i++) {
-                buf[i] = norm(t[p + i]);
-                spaced |= buf[i] == ' ';
+                u32 c = norm(t[p + i]);
+                buf[i] = c;
+                spaced |= c == ' ';
+                FEATURE_STEP(&k, c, colons, digits);
             }
+            features_finish(&k, colons, digits);
             Verdict v;
-            classify(buf, (int)L, &v);
+            classify_tok(&k, &v);
             if (v.main != E_NONE) emit(h, t, N, p, (int)L, &v);
-            else if (spaced || letter_glued(buf, (int)L)) pieces(h, t, N, p, buf, (int)L);
+            /* (a token of digits and separators has no letter to be glued to) */
+            else if (spaced || (!k.alld && letter_glued(buf, (int)L))) pieces(h, t, N, p, buf, (int)L);
         }
         p = e;
     }
@@ -1263,34 +1413,184 @@ static PyObject *hits_result(Hits *h) {
     return r;
 }
 
+/* The code points of the text last scanned go into a buffer kept for this thread: a fresh 16 MB one per 4 MB
+ * chunk cost its page faults every time. After scan_utf8 it holds the decoded text (kept_len code points),
+ * which findings(None, ...) then reads instead of a str. */
+static _Thread_local u32 *g_kept;
+static _Thread_local ssz g_kept_cap;
+static _Thread_local ssz g_kept_len = -1; /* -1: the buffer holds no decoded text */
+/* where the newlines of that decoded text are (code-point offsets, increasing): findings take their line
+ * numbers from here instead of reading the text again */
+static _Thread_local ssz *g_nl;
+static _Thread_local ssz g_nl_n, g_nl_cap;
+
+static int kept_reserve(ssz n) {
+    if (n + 1 > g_kept_cap) {
+        u32 *nb = realloc(g_kept, (n + 1) * sizeof(u32));
+        if (!nb) return 0;
+        g_kept = nb;
+        g_kept_cap = n + 1;
+    }
+    return 1;
+}
+static void kept_trim(ssz n) {
+    if (g_kept_cap > (ssz)1 << 24 && n < g_kept_cap / 4) { /* a huge line once: give the memory back */
+        free(g_kept);
+        g_kept = NULL;
+        g_kept_cap = 0;
+        g_kept_len = -1;
+    }
+}
+
 static PyObject *py_scan(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *text;
     if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
     if (!g_configured) { PyErr_SetString(PyExc_RuntimeError, "_cscan.configure() was not called"); return NULL; }
     ssz N = PyUnicode_GET_LENGTH(text);
     Hits h = {0};
+    g_kept_len = -1;
     if (N == 0) return hits_result(&h);
-    /* The code points go into a buffer kept for this thread: a fresh 16 MB one per 4 MB chunk cost its
-     * page faults every time. */
-    static _Thread_local u32 *kept;
-    static _Thread_local ssz kept_cap;
-    if (N + 1 > kept_cap) {
-        u32 *nb = realloc(kept, (N + 1) * sizeof(u32));
-        if (!nb) return PyErr_NoMemory();
-        kept = nb;
-        kept_cap = N + 1;
-    }
-    u32 *t = kept;
-    if (!PyUnicode_AsUCS4(text, t, kept_cap, 0)) return NULL;
+    if (!kept_reserve(N)) return PyErr_NoMemory();
+    u32 *t = g_kept;
+    if (!PyUnicode_AsUCS4(text, t, g_kept_cap, 0)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     scan_ucs4(t, N, &h);
     Py_END_ALLOW_THREADS
-    if (kept_cap > (ssz)1 << 24 && N < kept_cap / 4) { /* a huge line once: give the memory back */
-        free(kept);
-        kept = NULL;
-        kept_cap = 0;
-    }
+    kept_trim(N);
     return hits_result(&h);
+}
+
+/* Strict UTF-8 (what bytes.decode('utf-8') accepts: no overlong forms, surrogates or code points past
+ * U+10FFFF) into code points; the number of code points, or -1 at the first invalid byte. The newlines'
+ * offsets are kept on the way (g_nl). */
+static int nl_push(ssz at) {
+    if (g_nl_n == g_nl_cap) {
+        ssz cap = g_nl_cap ? g_nl_cap * 2 : 4096;
+        ssz *p = realloc(g_nl, cap * sizeof(ssz));
+        if (!p) return 0;
+        g_nl = p;
+        g_nl_cap = cap;
+    }
+    g_nl[g_nl_n++] = at;
+    return 1;
+}
+/* Returns -2 when the newline positions found no memory. */
+static ssz utf8_decode(const uint8_t *s, ssz n, u32 *out, ssz *newlines) {
+    ssz i = 0, k = 0;
+    g_nl_n = 0;
+    while (i < n) {
+        /* a run of ASCII, measured eight bytes at a time, is copied in one loop the compiler vectorizes */
+        if (s[i] < 0x80) {
+#ifdef __SSE2__
+            /* sixteen ASCII bytes at a time: widened to code points, newlines counted from a mask */
+            const __m128i zero = _mm_setzero_si128(), lf = _mm_set1_epi8('\n');
+            while (i + 16 <= n) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+                if (_mm_movemask_epi8(v)) break;
+                unsigned lines = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+                for (; lines; lines &= lines - 1)
+                    if (!nl_push(k + ctz32(lines))) return -2;
+                __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
+                _mm_storeu_si128((__m128i *)(out + k), _mm_unpacklo_epi16(lo, zero));
+                _mm_storeu_si128((__m128i *)(out + k + 4), _mm_unpackhi_epi16(lo, zero));
+                _mm_storeu_si128((__m128i *)(out + k + 8), _mm_unpacklo_epi16(hi, zero));
+                _mm_storeu_si128((__m128i *)(out + k + 12), _mm_unpackhi_epi16(hi, zero));
+                i += 16;
+                k += 16;
+            }
+            if (i >= n || s[i] >= 0x80) continue;
+#endif
+            ssz r = i + 1;
+            for (;;) {
+                uint64_t w;
+                if (r + 8 > n) break;
+                memcpy(&w, s + r, 8);
+                if (w & 0x8080808080808080ULL) break;
+                r += 8;
+            }
+            while (r < n && s[r] < 0x80) r++;
+            ssz m = r - i;
+            const uint8_t *src = s + i;
+            u32 *dst = out + k;
+            for (ssz j = 0; j < m; j++) {
+                dst[j] = src[j];
+                if (src[j] == '\n' && !nl_push(k + j)) return -2;
+            }
+            i = r;
+            k += m;
+            continue;
+        }
+        /* a run of three-byte characters (CJK), without the ladder below for each */
+        while (i + 3 <= n && (s[i] & 0xF0) == 0xE0) {
+            uint8_t c0 = s[i], c1 = s[i + 1], c2 = s[i + 2];
+            if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80) return -1;
+            if ((c0 == 0xE0 && c1 < 0xA0) || (c0 == 0xED && c1 >= 0xA0)) return -1; /* overlong, surrogate */
+            out[k++] = ((u32)(c0 & 0x0F) << 12) | ((u32)(c1 & 0x3F) << 6) | (c2 & 0x3F);
+            i += 3;
+        }
+        if (i >= n) break;
+        if (s[i] < 0x80) continue;
+        uint8_t c = s[i];
+        if (c < 0xC2) {
+            return -1;
+        } else if (c < 0xE0) {
+            if (i + 2 > n || (s[i + 1] & 0xC0) != 0x80) return -1;
+            out[k++] = ((u32)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            i += 2;
+        } else if (c < 0xF0) {
+            if (i + 3 > n) return -1;
+            uint8_t c1 = s[i + 1], c2 = s[i + 2];
+            if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80) return -1;
+            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return -1; /* overlong, surrogate */
+            out[k++] = ((u32)(c & 0x0F) << 12) | ((u32)(c1 & 0x3F) << 6) | (c2 & 0x3F);
+            i += 3;
+        } else if (c < 0xF5) {
+            if (i + 4 > n) return -1;
+            uint8_t c1 = s[i + 1], c2 = s[i + 2], c3 = s[i + 3];
+            if ((c1 & 0xC0) != 0x80 || (c2 & 0xC0) != 0x80 || (c3 & 0xC0) != 0x80) return -1;
+            if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) return -1; /* overlong, past U+10FFFF */
+            out[k++] = ((u32)(c & 0x07) << 18) | ((u32)(c1 & 0x3F) << 12) | ((u32)(c2 & 0x3F) << 6) | (c3 & 0x3F);
+            i += 4;
+        } else {
+            return -1;
+        }
+    }
+    *newlines = g_nl_n;
+    return k;
+}
+
+/* scan_utf8(data) -> (characters, newlines, entity, start, end, confidence) for UTF-8 bytes, or None when
+ * they are not valid UTF-8 (the caller decodes them with replacement and calls scan). Decoding here spares
+ * the caller a str of the text; findings(None, ...) then reads the decoded text this scan kept. */
+static PyObject *py_scan_utf8(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    if (!g_configured) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_RuntimeError, "_cscan.configure() was not called");
+        return NULL;
+    }
+    g_kept_len = -1;
+    kept_trim(b.len);
+    if (!kept_reserve(b.len)) {
+        PyBuffer_Release(&b);
+        return PyErr_NoMemory();
+    }
+    Hits h = {0};
+    ssz N, nl = 0;
+    Py_BEGIN_ALLOW_THREADS
+    N = utf8_decode(b.buf, b.len, g_kept, &nl);
+    if (N > 0) scan_ucs4(g_kept, N, &h);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (N == -2) return PyErr_NoMemory();
+    if (N < 0) Py_RETURN_NONE;
+    g_kept_len = N;
+    PyObject *cols = hits_result(&h);
+    if (!cols) return NULL;
+    PyObject *res = Py_BuildValue("(nnO)", N, nl, cols);
+    Py_DECREF(cols);
+    return res;
 }
 
 static int is_ws(u32 c) {
@@ -1397,6 +1697,7 @@ static int load_words(PyObject *list, WordSet *ws) {
         if (!x->chars || x->len == 0) { PyErr_SetString(PyExc_ValueError, "empty context word"); return -1; }
         x->bounded = x->chars[0] < 128 && is_alpha(x->chars[0]);
         counts[BUCKET(x->chars[0])]++;
+        g_first[x->chars[0] & 4095] |= ws->bit;
     }
     for (int b = 0; b < 1024; b++) {
         ws->bucket[b] = calloc(counts[b] ? counts[b] : 1, sizeof(int));
@@ -1442,6 +1743,9 @@ static PyObject *py_configure(PyObject *Py_UNUSED(self), PyObject *args) {
     g_window = window;
     g_boost = boost;
     g_penalty = penalty;
+    memset(g_first, 0, sizeof g_first);
+    g_neg.bit = 1;
+    for (int e = 0; e < N_ENT; e++) g_pos[e].bit = 1u << (1 + e);
     if (load_words(neg, &g_neg) < 0) return NULL;
     for (int e = 0; e < N_ENT; e++) {
         PyObject *l = PyList_GetItem(pos, e);
@@ -1515,10 +1819,25 @@ static inline void buf_utf8(Buf *b, Py_UCS4 c) {
         b->n += 4;
     }
 }
-static inline void buf_int(Buf *b, long long v) {
+static inline void buf_int(Buf *b, long long v) { /* "%lld", without printf's cost per call */
+    static const char pairs[] = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940"
+                                "4142434445464748495051525354555657585960616263646566676869707172737475767778798081"
+                                "828384858687888990919293949596979899";
     char t[24];
-    int k = snprintf(t, sizeof t, "%lld", v);
-    buf_put(b, t, k);
+    int k = 24;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    while (u >= 100) { /* two digits a step */
+        unsigned d = (unsigned)(u % 100);
+        u /= 100;
+        t[--k] = pairs[2 * d + 1];
+        t[--k] = pairs[2 * d];
+    }
+    do {
+        t[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) t[--k] = '-';
+    buf_put(b, t + k, 24 - k);
 }
 
 /* A slice of the scanned text. */
@@ -1715,6 +2034,22 @@ static void sort_by_start(ssz *idx, ssz *tmp, ssz n, const int64_t *start) {
     memcpy(idx, tmp, n * sizeof(ssz));
 }
 
+/* newlines in text[a:b], one tight loop per string kind (counted across every character of a chunk) */
+static ssz count_newlines(int kind, const void *data, ssz a, ssz b) {
+    ssz n = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *t = data;
+        for (ssz i = a; i < b; i++) n += t[i] == '\n';
+    } else if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *t = data;
+        for (ssz i = a; i < b; i++) n += t[i] == '\n';
+    } else {
+        const Py_UCS4 *t = data;
+        for (ssz i = a; i < b; i++) n += t[i] == '\n';
+    }
+    return n;
+}
+
 #define N_FIRSTS 8
 /* findings(text, entity u8, start i64, end i64, confidence f64, detector u8, allowed, kinds, keep_first,
  *          keep_last, min_confidence, base_offset, base_line, with_values)
@@ -1728,9 +2063,13 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     double min_conf;
     long long base_offset, base_line;
     int with_values;
-    if (!PyArg_ParseTuple(args, "Uy*y*y*y*y*y*y*y*y*dLLp", &text, &eb, &sb, &nb, &cb, &db, &ab, &kb, &fb, &lb,
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*y*y*y*y*y*dLLp", &text, &eb, &sb, &nb, &cb, &db, &ab, &kb, &fb, &lb,
                           &min_conf, &base_offset, &base_line, &with_values))
         return NULL;
+    /* None: the text scan_utf8 decoded last in this thread */
+    int from_kept = text == Py_None;
+    ssz from_len = g_kept_len, nl_i = 0;
+    const u32 *from_buf = g_kept;
     PyObject *res = NULL;
     ssz *idx = NULL, *tmp = NULL, *kept = NULL;
     Buf mb = {0}, vb = {0}, cols[6] = {{0}};
@@ -1738,7 +2077,11 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     const uint8_t *ent = eb.buf, *det = db.buf, *allowed = ab.buf, *kinds = kb.buf, *kfirst = fb.buf, *klast = lb.buf;
     const int64_t *start = sb.buf, *end = nb.buf;
     const double *conf = cb.buf;
-    ssz len = PyUnicode_GET_LENGTH(text);
+    if (from_kept ? from_len < 0 : !PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, from_kept ? "findings: no text was decoded by scan_utf8" : "findings: text must be str");
+        goto done;
+    }
+    ssz len = from_kept ? from_len : PyUnicode_GET_LENGTH(text);
     if (sb.len != n * 8 || nb.len != n * 8 || cb.len != n * 8 || (db.len != n && db.len != 0) || kb.len != ncodes ||
         fb.len != ncodes || lb.len != ncodes || ncodes > 256) {
         PyErr_SetString(PyExc_ValueError, "findings: column lengths disagree");
@@ -1771,8 +2114,8 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
         }
         kept[k++] = h;
     }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    int kind = from_kept ? PyUnicode_4BYTE_KIND : PyUnicode_KIND(text);
+    const void *data = from_kept ? (const void *)from_buf : PyUnicode_DATA(text);
     int64_t counts[256] = {0}, firsts[256 * N_FIRSTS];
     for (ssz i = 0; i < 256 * N_FIRSTS; i++) firsts[i] = -1;
     int64_t moff = 0, voff = 0;
@@ -1784,8 +2127,13 @@ static PyObject *py_findings(PyObject *Py_UNUSED(self), PyObject *args) {
     for (ssz q = 0; q < k; q++) {
         ssz h = kept[q];
         uint8_t code = ent[h];
-        for (; pos < start[h]; pos++)
-            if (PyUnicode_READ(kind, data, pos) == '\n') line++;
+        if (from_kept) {
+            while (nl_i < g_nl_n && g_nl[nl_i] < start[h]) nl_i++;
+            line = base_line + nl_i;
+        } else if (start[h] > pos) {
+            line += count_newlines(kind, data, pos, start[h]);
+            pos = start[h];
+        }
         if (counts[code] < N_FIRSTS) firsts[code * N_FIRSTS + counts[code]] = q;
         counts[code]++;
         int64_t s64 = start[h] + base_offset, e64 = end[h] + base_offset, l64 = line;
@@ -2200,6 +2548,8 @@ done:
 static PyMethodDef methods[] = {
     {"configure", py_configure, METH_VARARGS, "Load the rule tables and context words (once)."},
     {"scan", py_scan, METH_VARARGS, "scan(text) -> (entity int8, start int64, end int64, confidence float64) as bytes"},
+    {"scan_utf8", py_scan_utf8, METH_VARARGS,
+     "scan_utf8(data) -> (characters, newlines, (entity, start, end, confidence)) of UTF-8 bytes, or None if invalid"},
     {"classify_arrow", py_classify_arrow, METH_VARARGS,
      "classify_arrow(offsets, data, count, wide) -> (entity int8, confidence float64, needs uint8) as bytes"},
     {"findings", py_findings, METH_VARARGS,

@@ -256,6 +256,47 @@ def find_batch(
                         values, voff, counts, firsts)  # fmt: skip
 
 
+def structured_only(registry: Any, entities: set[str] | frozenset[str] | None) -> bool:
+    """Whether the only detector that runs for ``entities`` is the compiled structured engine, so a file's
+    UTF-8 bytes can go to ``find_batch_utf8`` without a str of their text."""
+    engine = _engine()
+    if engine is None or not hasattr(engine, "scan_utf8") or entities is None:
+        return False
+    running = [det for det in registry.detectors if entities.intersection(det.entities)]
+    return len(running) == 1 and getattr(running[0], "name", "") == "structured" and _is_builtin(running[0])
+
+
+def find_batch_utf8(
+    data: bytes | memoryview,
+    *,
+    entities: set[str] | frozenset[str],
+    min_confidence: float = 0.5,
+    include_non_personal: bool = False,
+    base_offset: int = 0,
+    base_line: int = 1,
+    with_values: bool = False,
+) -> tuple[FindingBatch, int, int] | None:
+    """``find_batch`` of the text that the UTF-8 ``data`` holds, when only the compiled structured engine
+    runs (``structured_only``): the engine decodes and scans in one pass, and settles its hits from the
+    decoded text it kept, so no str of the text is made. Returns the batch with the text's length in
+    characters and its count of newlines, or None when ``data`` is not valid UTF-8 (decode it with
+    replacement and call ``find_batch``)."""
+    engine = _engine()
+    scanned = engine.scan_utf8(data)
+    if scanned is None:
+        return None
+    nchars, newlines, (ent, start, end, conf) = scanned
+    names = tuple(_ENTITIES)
+    allowed, kinds, first, last = _tables(names, frozenset(entities), include_non_personal)
+    (count, ent, dcol, start, end, line, conf, masked, moff, values, voff, counts, firsts) = engine.findings(
+        None, ent, start, end, conf, bytes(len(ent)), allowed, kinds, first, last,
+        float(min_confidence), base_offset, base_line, with_values,
+    )  # fmt: skip
+    batch = FindingBatch(count, names, tuple(_DETECTORS), ent, dcol, start, end, line, conf, masked, moff,
+                         values, voff, counts, firsts)  # fmt: skip
+    return batch, nchars, newlines
+
+
 def _is_builtin(det: object) -> bool:
     from piguard.detect.registry import StructuredDetector
 
@@ -383,6 +424,8 @@ __all__ = [
     "detector_code",
     "entity_code",
     "find_batch",
+    "find_batch_utf8",
     "json_path",
     "mask_value",
+    "structured_only",
 ]

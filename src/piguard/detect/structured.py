@@ -134,7 +134,7 @@ def region_codes() -> frozenset[str]:
     residence-permit codes, see ``_PERMIT_REGIONS``)."""
     # Read straight from the data file (two-digit province lines, indented four-digit county lines): stdnum's
     # generic reader takes a fifth of a second, most of a scan's startup. The test suite holds this to it.
-    text = resources.files("stdnum").joinpath("cn", "loc.dat").read_text("utf-8")
+    text = _stdnum_data("cn", "loc.dat")
     codes: set[str] = set(_PERMIT_REGIONS)
     province = ""
     for m in re.finditer(r"(?m)^([0-9]{2}) |^[ \t]+([0-9]{4}) ", text):
@@ -143,6 +143,20 @@ def region_codes() -> frozenset[str]:
         elif province:
             codes.add(province + m.group(2))
     return frozenset(codes)
+
+
+def _stdnum_data(*parts: str) -> str:
+    """A data file of python-stdnum, found without importing the package (its __init__ imports pydoc and
+    ssl, a tenth of a scan's startup); through importlib.resources when it is not a plain directory."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("stdnum")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = os.path.join(folder, *parts)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as fh:
+                return fh.read()
+    return resources.files("stdnum").joinpath(*parts).read_text("utf-8")
 
 
 def region_codes_from_stdnum() -> frozenset[str]:

@@ -21,7 +21,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -58,6 +58,24 @@ class Chunk:
     text: str
     offset: int  # character offset of text[0] in the decoded file
     line: int  # 1-based line number of text[0]
+
+
+class RawChunk:
+    """UTF-8 bytes of a file ending at a line boundary (or the file's end), not yet decoded."""
+
+    __slots__ = ("_counter", "_info", "data")
+
+    def __init__(self, data: memoryview, info: TextFile | None, counter: ReplacementCounter) -> None:
+        self.data = data
+        self._info, self._counter = info, counter
+
+    def decode(self) -> str:
+        """The text, invalid bytes replaced with U+FFFD and counted in the file's ``TextFile``."""
+        with self._counter:
+            text = str(self.data, "utf-8", ERRORS)
+        if self._info is not None and self._counter.bytes:
+            self._info.replaced_bytes, self._info.bad_bytes = True, self._counter.bytes
+        return text
 
 
 @dataclass(slots=True)
@@ -256,10 +274,17 @@ def is_probably_text(path: str) -> bool:
     return Path(name).suffix.lower() in TEXT_SUFFIXES
 
 
-def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | None = None) -> Iterator[Chunk]:
+def read_chunks(
+    path: str, info: TextFile | None = None, limits: ReadLimits | None = None, *, raw: bool = False
+) -> Iterator[Chunk | RawChunk]:
     """Stream ``path`` as decoded text chunks ending at line boundaries. Raises ``UnreadableInput``
     before the first chunk when the file is binary or cannot be opened; errors in mid-stream (a truncated
-    gzip, a decompression bomb) raise ``UnreadableInput`` too, after the chunks already read."""
+    gzip, a decompression bomb) raise ``UnreadableInput`` too, after the chunks already read.
+
+    With ``raw``, a UTF-8 file comes as ``RawChunk``s instead: its bytes, cut where the text chunks would
+    be cut, for a consumer that decodes them itself (``RawChunk.decode`` when they are not valid UTF-8)
+    and keeps count of offsets and lines (the ``Chunk``s of such a stream, after a line too long for one
+    chunk, carry no offsets of their own)."""
     try:
         fh, compressed = _open_binary(path, limits)
     except OSError as exc:
@@ -283,6 +308,14 @@ def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | No
         offset, line = 0, 1
         pending = ""
         data = head[found.skip :]
+        raw = raw and found.codec == "utf-8"
+        if raw and info is not None and counter.bytes:
+            info.replaced_bytes, info.bad_bytes = True, counter.bytes
+        if raw:
+            rest = yield from _raw_chunks(fh, data, info, counter)
+            if rest is None:
+                return
+            raw, data = False, rest  # a line too long for one chunk: decoded from here on, cut as text
         while True:
             final = not data
             with counter:
@@ -310,6 +343,52 @@ def read_chunks(path: str, info: TextFile | None = None, limits: ReadLimits | No
                 raise UnreadableInput(f"read failed after {offset} characters: {exc}") from None
 
 
+def _raw_chunks(
+    fh: BinaryIO, first: bytes, info: TextFile | None, counter: ReplacementCounter
+) -> Generator[RawChunk, None, bytes | None]:
+    """``read_chunks``' raw mode: the bytes cut where the text would be cut (a newline byte is never part
+    of a longer UTF-8 sequence). Blocks are read into two buffers used in turn, so a chunk costs no fresh
+    memory and no copy beyond the partial line carried over; a chunk's bytes stay valid until the chunk
+    after the next one is read. Returns None at the end, or the bytes held when a line grows past
+    ``MAX_CHUNK_CHARS`` (the caller decodes from there on)."""
+    bufs = [bytearray(), bytearray()]
+    which = 0
+    block: bytes | bytearray = first  # held bytes then the block just read, block[:size]
+    size = len(first)
+    start = 0  # block[start:size] is what no chunk has taken yet
+    got = len(first)
+    read = size
+    while True:
+        if read == 0:  # the end of the file
+            if size > start:
+                yield RawChunk(memoryview(block)[start:size], info, counter)
+            return None
+        cut = block.rfind(b"\n", start, size) + 1
+        if cut == 0 and size - start > MAX_CHUNK_CHARS:
+            return bytes(memoryview(block)[start:size])
+        if cut > 0:
+            yield RawChunk(memoryview(block)[start:cut], info, counter)
+            start = cut
+        held = memoryview(block)[start:size]
+        buf = bufs[which]
+        need = len(held) + BLOCK_BYTES
+        if len(buf) < need:
+            try:
+                buf.extend(bytes(need - len(buf)))
+            except BufferError:  # a chunk of this buffer is still in use somewhere: take a new one
+                buf = bytearray(need)
+            bufs[which] = buf
+        which ^= 1
+        buf[: len(held)] = held
+        try:
+            with memoryview(buf) as view:
+                read = fh.readinto(view[len(held) : len(held) + BLOCK_BYTES]) or 0
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableInput(f"read failed after {got} bytes: {exc}") from None
+        got += read
+        block, start, size = buf, 0, len(held) + read
+
+
 def _safe_cut(text: str) -> int:
     """Where to cut a huge line: just after a character that no structured token contains."""
     tail_start = max(0, len(text) - _SAFE_CUT_SEARCH)
@@ -332,6 +411,6 @@ def file_size(path: str) -> int:
 
 
 __all__ = [
-    "STDIN", "Chunk", "Skip", "TextFile", "UnreadableInput", "display_path", "file_size", "is_probably_text",
-    "iter_paths", "open_regular", "read_chunks",
+    "STDIN", "Chunk", "RawChunk", "Skip", "TextFile", "UnreadableInput", "display_path", "file_size",
+    "is_probably_text", "iter_paths", "open_regular", "read_chunks",
 ]  # fmt: skip
