@@ -213,7 +213,8 @@ def _chinese_cue_hits(d: _Data, text: str, name: str) -> list[RawHit]:
             end = _name_after_context(d, text, ke, True)
             if end > 0:
                 hits.append(RawHit("PERSON", ke, end, 0.9, name))
-    for t, _ in finditer_spans(text, d.rx_title.pattern):
+    # Titles are Chinese words: only lines holding a character beyond ASCII can hold one.
+    for t, _ in cjk_spans(text, d.rx_title.pattern):
         best = -1
         for length in (4, 3, 2):
             s = t - length
@@ -505,11 +506,11 @@ def _latin_handles(text: str, hits: list[RawHit], name: str) -> list[RawHit]:
     opens is a candidate, and in logs there are tens of thousands per megabyte; few have such a neighbour.)"""
     n = len(text)
     candidates: set[int] = set()  # token starts
-    for _rs, re_ in finditer_spans(text, _HANDLE_ROLE_WORDS):
+    for _rs, re_ in cjk_spans(text, _HANDLE_ROLE_WORDS):  # Chinese words: lines beyond ASCII only
         candidates.add(re_)
         if re_ < n and text[re_] in "：:":
             candidates.add(re_ + 1)
-    ends_at: set[int] = {vs for vs, _ in finditer_spans(text, _HANDLE_VERB.pattern)}
+    ends_at: set[int] = {vs for vs, _ in cjk_spans(text, _HANDLE_VERB.pattern)}
     ends = {h.end for h in hits}
     starts = {h.start for h in hits}
     candidates.update(e + 1 for e in ends if e < n and text[e] in _HANDLE_LIST)

@@ -46,10 +46,6 @@ def _rust_term(term: str) -> str:
     return "".join(f"[{c}{c.upper()}]" if c.isascii() and c.isalpha() else re.escape(c) for c in term)
 
 
-def _ascii_letter(c: str) -> bool:
-    return c.isascii() and c.isalpha()
-
-
 def _bounded(text: str, s: int, e: int) -> bool:
     # English terms need word boundaries ('hiv' must not match inside 'archive').
     if not text[s].isascii():
@@ -136,17 +132,17 @@ class SensitiveContextDetector:
         r = _rules()
         w = r.window
         n = len(text)
-        spans = [
-            (s, e)
-            for s, e in finditer_spans(text, r.terms_rust)
-            # English terms need word boundaries ('hiv' must not match inside 'archive'), and a segment of
-            # a URL path is a route, not a statement about anyone (a lender's logs: /api/v1/loan/…)
-            if not text[s].isascii()
-            or not (
-                (s and (_ascii_letter(text[s - 1]) or text[s - 1] == "/"))
-                or (e < n and (_ascii_letter(text[e]) or text[e] == "/"))
-            )
-        ]
+        # English terms need word boundaries ('hiv' must not match inside 'archive'), and a segment of a URL
+        # path is a route, not a statement about anyone (a lender's logs: /api/v1/loan/…). Inlined: a log
+        # can hold a term on every line.
+        spans = []
+        for s, e in finditer_spans(text, r.terms_rust):
+            if text[s] < "\x80":
+                if s and ((c := text[s - 1]) == "/" or (c < "\x80" and c.isalpha())):
+                    continue
+                if e < n and ((c := text[e]) == "/" or (c < "\x80" and c.isalpha())):
+                    continue
+            spans.append((s, e))
         if not spans:
             return []
         labels = _header_rows(text)
