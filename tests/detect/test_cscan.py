@@ -186,3 +186,17 @@ def test_crf_decoding_matches_the_numpy_definition(dtype: str) -> None:
     tol = 1e-12 if dtype == "float64" else 1e-5  # numpy exponentiates float32 transitions in float32
     for b in range(batch):
         assert post[b, : lengths[b]] == pytest.approx(ref[b, : lengths[b]], abs=tol)
+
+
+# Letters at the edges of [A-Z] and [a-z] in each string width, and characters whose low byte is a letter.
+CAP_PIECES = st.sampled_from(
+    ["A", "Z", "a", "z", "@", "[", "`", "{", " ", "\n", "中", "😀", "Ł", "š", "Ā", "ġ"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(CAP_PIECES, max_size=600).map("".join))
+def test_capitalised_pair_check_is_the_regex(text: str) -> None:
+    from piguard.detect._fastre import contains, has_capitalised
+
+    assert has_capitalised(text) == contains(text, r"[A-Z][a-z]")

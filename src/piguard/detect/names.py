@@ -26,7 +26,7 @@ from functools import cache
 from importlib import resources
 
 from piguard.detect import _lac
-from piguard.detect._fastre import cjk_spans, finditer_spans
+from piguard.detect._fastre import cjk_spans, finditer_spans, has_capitalised
 from piguard.detect._fastre import contains as _has
 from piguard.detect._lazy import LazyModule, load_yaml
 from piguard.detect.structured import RawHit
@@ -658,7 +658,7 @@ class NameDetector:
         hits = _chinese_cue_hits(d, text, self.name)
         if "：" in text or ":" in text:
             hits.extend(_speaker_hits(d, text, self.name))
-        if text.isascii() or _has(text, r"[A-Z][a-z]"):
+        if text.isascii() or has_capitalised(text):
             hits.extend(_english_hits(d, text, self.name))
         if self.use_model:
             model = self._model_hits(d, text, hits)
