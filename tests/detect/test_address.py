@@ -51,6 +51,19 @@ def test_english_addresses(text: str, address: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # all capitals: no capitalised word anywhere, the pass over English addresses must still run
+        ("addr=USS NIMITZ, FPO AP 96620 ts=1", "USS NIMITZ, FPO AP 96620"),
+        ("MAIL: PSC 1234, Box 5678, APO AE 09123", "PSC 1234, Box 5678, APO AE 09123"),
+        ("2024-03-01 INFO ship to 42 Oak St.", "42 Oak St."),
+    ],
+)
+def test_military_mail_and_streets_in_log_lines(text: str, address: str) -> None:
+    assert addresses_in(text) == [address]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "全市各区都在努力推进工作。",  # unit words without a place or house number

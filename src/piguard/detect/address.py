@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from piguard.detect._fastre import cjk_spans, finditer_spans
+from piguard.detect._fastre import cjk_spans, finditer_spans, has_capitalised
 from piguard.detect._lazy import load_yaml
 from piguard.detect.structured import RawHit
 
@@ -36,6 +36,9 @@ class _Data:
     rx_cue: re.Pattern[str]
     rx_cue_before: re.Pattern[str]
     en_pattern: str  # Rust regex syntax (run through polars only)
+    # Whether every English address holds [A-Z][a-z] or "FPO" (each street suffix is capitalised, so is
+    # "Box"; a ship's FPO line may be all capitals): a text with neither (a log) skips the pattern's pass.
+    en_needs_capitalised: bool
 
 
 def _lines(name: str) -> list[str]:
@@ -115,6 +118,7 @@ def _data() -> _Data:
         rx_cue=rx_cue,
         rx_cue_before=rx_cue_before,
         en_pattern=en_pattern,
+        en_needs_capitalised=all(re.match("[A-Z][a-z]", x) for x in suffixes),
     )
 
 
@@ -145,7 +149,9 @@ class AddressDetector:
             hit = self._zh_hit(d, text, s, e)
             if hit is not None:
                 hits.append(hit)
-        if re.search(r"[0-9]", text):
+        if re.search(r"[0-9]", text) and (
+            not d.en_needs_capitalised or has_capitalised(text) or "FPO" in text
+        ):
             for s, e in finditer_spans(text, d.en_pattern):
                 if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "#_"):
                     continue
