@@ -39,16 +39,14 @@ def finditer_spans(text: str, pattern: str) -> list[tuple[int, int]]:
     if found is None or len(found) == 0:
         return []
     spans: list[tuple[int, int]] = []
+    append, find = spans.append, text.find  # (a log can hold a match on every line)
     pos = 0
-    find = text.find
     for m in found.to_list():
-        if not m:
-            continue
-        i = find(m, pos)
-        if i < 0:  # cannot happen for look-around-free patterns; stay safe
-            continue
-        spans.append((i, i + len(m)))
-        pos = i + len(m)
+        if m:
+            i = find(m, pos)
+            if i >= 0:  # always, for look-around-free patterns; stay safe
+                pos = i + len(m)
+                append((i, pos))
     return spans
 
 
