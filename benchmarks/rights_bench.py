@@ -348,6 +348,10 @@ def main() -> None:
         "--reuse", metavar="TAG", help="measure again on the schemas a --keep run left (no build)"
     )
     args = ap.parse_args()
+    # A ledger on PostgreSQL needs the key that authenticates its audit log; the benchmark's ledger is
+    # thrown away, so a fresh key will do (the server process inherits it).
+    if not os.environ.get("PIGUARD_LEDGER_KEY") and not os.environ.get("PIGUARD_LEDGER_KEY_FILE"):
+        os.environ["PIGUARD_LEDGER_KEY"] = os.urandom(32).hex()
 
     load_before = os.getloadavg()
     tag = args.reuse or uuid.uuid4().hex[:8]
