@@ -20,6 +20,14 @@ def test_gb18030_and_utf8_read_alike() -> None:
     )
 
 
+def test_policy_bytes_behind_a_stray_mark_are_read_as_utf8(tmp_path: Path) -> None:
+    # FF FE before UTF-8 (an editor's leftover) is not UTF-16: read as such, the whole policy is lost.
+    text = read_policy(POLICIES / "lender_complete.txt")
+    p = tmp_path / "policy.txt"
+    p.write_bytes(b"\xff\xfe" + (POLICIES / "lender_complete.txt").read_bytes())
+    assert read_policy(p) == text
+
+
 def test_html_policy(tmp_path: Path) -> None:
     text = read_policy(POLICIES / "lender_complete.txt")
     body = "".join(f"<p>{line}</p>" for line in text.splitlines())

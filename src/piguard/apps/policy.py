@@ -62,26 +62,15 @@ def _zh_int(s: str) -> int:
 
 
 def _decode(data: bytes, name: str) -> str:
-    from charset_normalizer import from_bytes
+    # The scanner's sniffing (piguard.sources.encoding): a byte-order mark believed only when the text fits,
+    # damaged UTF-8 kept as UTF-8, GBK and GB2312 read as GB18030 (the usual encodings of Chinese policies).
+    from piguard.sources.encoding import SNIFF_BYTES, NotText, sniff
 
-    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
-        if data.startswith(bom):
-            return data.decode(enc, errors="replace")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        # GB18030 is a superset of GBK and GB2312, the usual encodings of Chinese policies saved as text.
-        text = data.decode("gb18030")
-        if len(_CJK.findall(text)) > len(text) * 0.05:
-            return text
-    except UnicodeDecodeError:
-        pass
-    best = from_bytes(data[: 1 << 20]).best()
-    if best is None:
-        raise PolicyError(f"{name}: not text in any known encoding")
-    return data.decode(best.encoding, errors="replace")
+        found = sniff(data[:SNIFF_BYTES])
+    except NotText as exc:
+        raise PolicyError(f"{name}: {exc}") from None
+    return data[found.skip :].decode(found.codec, errors="replace")
 
 
 def _html_text(data: bytes, name: str) -> str:
