@@ -31,6 +31,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,10 +55,10 @@ PUBLISHED = {
 }
 
 
-def classifier(capp130_dir: Path | None) -> dict:  # type: ignore[type-arg]
+def classifier(capp130_dir: Path | None) -> dict[str, Any]:
     from piguard.apps import train
 
-    out: dict = {"published": PUBLISHED}  # type: ignore[type-arg]
+    out: dict[str, Any] = {"published": PUBLISHED}
     texts, y = train.read_corpus(DEV)
     for name, cfg in (("baseline_tfidf_lr", train.BASELINE), ("piguard", train.Config())):
         t = time.perf_counter()
@@ -72,7 +73,7 @@ def classifier(capp130_dir: Path | None) -> dict:  # type: ignore[type-arg]
     if capp130_dir is not None:
         tr_x, tr_y = train.read_corpus(capp130_dir / "train.txt")
         te_x, te_y = train.read_corpus(capp130_dir / "test.txt")
-        split: dict = {"train": len(tr_x), "test": len(te_x)}  # type: ignore[type-arg]
+        split: dict[str, Any] = {"train": len(tr_x), "test": len(te_x)}
         for name, cfg in (("baseline_tfidf_lr", train.BASELINE), ("piguard", train.Config())):
             t = time.perf_counter()
             model = train.fit(tr_x, tr_y, cfg)
@@ -156,10 +157,10 @@ def build_large_apk(work: Path, dex_mb: float, apk_mb: float, seed: int = 0) -> 
     return apk
 
 
-def speed(dex_mb: float, apk_mb: float, workers: int) -> dict:  # type: ignore[type-arg]
+def speed(dex_mb: float, apk_mb: float, workers: int) -> dict[str, Any]:
     from piguard.apps import audit
 
-    out: dict = {}  # type: ignore[type-arg]
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="piguard-apps-bench-") as tmp:
         t = time.perf_counter()
         apk = build_large_apk(Path(tmp), dex_mb, apk_mb)
@@ -194,11 +195,11 @@ def speed(dex_mb: float, apk_mb: float, workers: int) -> dict:  # type: ignore[t
     return out
 
 
-def coverage(exodus_json: Path | None) -> dict:  # type: ignore[type-arg]
+def coverage(exodus_json: Path | None) -> dict[str, Any]:
     from piguard.apps.apk import sdk_catalogue
 
     cat = sdk_catalogue()
-    out: dict = {  # type: ignore[type-arg]
+    out: dict[str, Any] = {
         "exodus_source": "Exodus Privacy tracker list (ETIP) as snapshotted in whyorean/AuroraStore@3ab3943 "
         "app/src/main/assets/exodus_trackers.json: 432 trackers",
         "catalogue_sdks": len(cat),
@@ -244,7 +245,7 @@ def main() -> int:
     if not DEV.exists():
         print(f"needs the shared data: {DEV}", file=sys.stderr)
         return 2
-    result: dict = {"load_before": os.getloadavg()}  # type: ignore[type-arg]
+    result: dict[str, Any] = {"load_before": os.getloadavg()}
     # Each section records the load it ran under (sections may come from separate runs).
     if "coverage" not in args.skip:
         result["sdk_coverage"] = coverage(args.exodus_json)
